@@ -1,0 +1,227 @@
+// Package config reads FluxCode's configuration: environment variables named as in the deploy
+// files, an optional YAML file (CONFIG_FILE), and *_FILE variants for secrets.
+//
+// Every variable is declared once, in the table of vars.go: its type, default, validator,
+// whether it is secret and whether NAME_FILE may hold its value. Precedence, highest first:
+//
+//  1. the environment: NAME, or NAME_FILE (a file whose trimmed content is the value);
+//  2. the YAML file named by CONFIG_FILE: flat keys, the lower-case variable names
+//     (server_port: 8080, trusted_proxies: [10.0.0.0/8]), or name_file for a secret file;
+//  3. the default in the table.
+//
+// An empty environment variable counts as unset, because compose files pass optional
+// variables through as empty strings. Giving both NAME and NAME_FILE in one source is an
+// error. Load returns every problem at once, each naming the variable and what it accepts.
+//
+// The mode follows from the values: a configured PostgreSQL (DATABASE_URL or DATABASE_HOST)
+// means cluster mode, which also requires Redis and ENCRYPTION_KEY; otherwise FluxCode runs
+// as a single node on SQLite in DATA_DIR with in-process coordination.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Modes.
+const (
+	ModeSingle  = "single"
+	ModeCluster = "cluster"
+)
+
+// Config is the effective configuration. Build it with Load; the zero value is not useful.
+// Field comments name the variable; defaults and accepted values live in the table (vars.go).
+type Config struct {
+	ServerHost      string        // SERVER_HOST
+	ServerPort      int           // SERVER_PORT; 0 picks a free port (tests)
+	ServerMode      string        // SERVER_MODE: debug | release
+	ShutdownTimeout time.Duration // SERVER_SHUTDOWN_TIMEOUT: how long Close waits for requests
+	MaxBodyBytes    int64         // MAX_BODY_BYTES
+	TrustedProxies  []netip.Prefix
+	NodeName        string // NODE_NAME; empty = the host name
+
+	DatabaseURL          string
+	DatabaseHost         string
+	DatabasePort         int
+	DatabaseUser         string
+	DatabasePassword     string
+	DatabaseName         string // DATABASE_DBNAME
+	DatabaseSSLMode      string
+	DatabaseMaxOpenConns int
+	DatabaseMaxIdleConns int
+
+	RedisURL          string
+	RedisHost         string
+	RedisPort         int
+	RedisPassword     string
+	RedisDB           int
+	RedisPoolSize     int
+	RedisMinIdleConns int
+
+	DataDir       string
+	EncryptionKey string
+
+	JWTSecret     string
+	JWTExpireHour int
+
+	AdminEmail          string
+	AdminPassword       string
+	RegistrationEnabled bool
+
+	TZ        string
+	LogFormat string // json | text
+	LogLevel  string // debug | info | warn | error; empty = debug in SERVER_MODE=debug, else info
+
+	PriceFile string
+
+	GatewayStickyTTL          time.Duration
+	GatewayMaxAccountSwitches int
+	GatewayWaitQueueMax       int
+	GatewayWaitTimeout        time.Duration
+	GatewaySlotTTL            time.Duration
+	GatewayOverloadCooldown   time.Duration
+	GatewayRateLimitCooldown  time.Duration
+
+	UpstreamConnectTimeout time.Duration
+	UpstreamHeaderTimeout  time.Duration
+	UpstreamIdleTimeout    time.Duration
+
+	// ConfigFile is the YAML file that was read, if any.
+	ConfigFile string
+
+	// settings records the raw value and source of every variable, for Redacted.
+	settings map[string]setting
+}
+
+// setting is the raw text of one variable and where it came from.
+type setting struct {
+	raw    string
+	source string
+}
+
+// Mode is ModeCluster when a PostgreSQL database is configured, else ModeSingle.
+func (c Config) Mode() string {
+	if c.DatabaseURL != "" || c.DatabaseHost != "" {
+		return ModeCluster
+	}
+	return ModeSingle
+}
+
+// Cluster reports whether this node shares PostgreSQL and Redis with others.
+func (c Config) Cluster() bool { return c.Mode() == ModeCluster }
+
+// Addr is the listen address, host:port.
+func (c Config) Addr() string {
+	return net.JoinHostPort(c.ServerHost, strconv.Itoa(c.ServerPort))
+}
+
+// PostgresDSN is DATABASE_URL, or a URL built from the DATABASE_* parts; "" in single mode.
+func (c Config) PostgresDSN() string {
+	if c.DatabaseURL != "" {
+		return c.DatabaseURL
+	}
+	if c.DatabaseHost == "" {
+		return ""
+	}
+	u := url.URL{
+		Scheme: "postgres",
+		Host:   net.JoinHostPort(c.DatabaseHost, strconv.Itoa(c.DatabasePort)),
+		Path:   "/" + c.DatabaseName,
+	}
+	if c.DatabasePassword != "" {
+		u.User = url.UserPassword(c.DatabaseUser, c.DatabasePassword)
+	} else if c.DatabaseUser != "" {
+		u.User = url.User(c.DatabaseUser)
+	}
+	q := url.Values{}
+	q.Set("sslmode", c.DatabaseSSLMode)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// SQLitePath is the database file used in single mode.
+func (c Config) SQLitePath() string { return filepath.Join(c.DataDir, "fluxcode.db") }
+
+// EncryptionKeyPath is where a single node keeps its generated ENCRYPTION_KEY.
+func (c Config) EncryptionKeyPath() string { return filepath.Join(c.DataDir, "encryption.key") }
+
+// RedisAddr is REDIS_HOST:REDIS_PORT, or "" when Redis is configured by URL or not at all.
+func (c Config) RedisAddr() string {
+	if c.RedisHost == "" {
+		return ""
+	}
+	return net.JoinHostPort(c.RedisHost, strconv.Itoa(c.RedisPort))
+}
+
+// RedisConfigured reports whether REDIS_URL or REDIS_HOST is set.
+func (c Config) RedisConfigured() bool { return c.RedisURL != "" || c.RedisHost != "" }
+
+// SlogLevel is the log level; LOG_LEVEL unset means debug in debug mode, info otherwise.
+func (c Config) SlogLevel() slog.Level {
+	switch c.LogLevel {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	case "info":
+		return slog.LevelInfo
+	}
+	if c.ServerMode == "debug" {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+// Location is the TZ time zone for log timestamps; time.Local when TZ is unset.
+func (c Config) Location() *time.Location {
+	if c.TZ == "" {
+		return time.Local
+	}
+	loc, err := time.LoadLocation(c.TZ)
+	if err != nil { // Validate has already refused such a value
+		return time.Local
+	}
+	return loc
+}
+
+// JWTTTL is the lifetime of a login token.
+func (c Config) JWTTTL() time.Duration { return time.Duration(c.JWTExpireHour) * time.Hour }
+
+// Validate checks the rules that involve more than one variable. Load calls it.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if c.DatabaseURL != "" && c.DatabaseHost != "" {
+		add("DATABASE_URL and DATABASE_HOST are both set: configure PostgreSQL one way only")
+	}
+	if c.RedisURL != "" && c.RedisHost != "" {
+		add("REDIS_URL and REDIS_HOST are both set: configure Redis one way only")
+	}
+	if c.DatabaseMaxIdleConns > c.DatabaseMaxOpenConns {
+		add("DATABASE_MAX_IDLE_CONNS (%d) must not exceed DATABASE_MAX_OPEN_CONNS (%d)", c.DatabaseMaxIdleConns, c.DatabaseMaxOpenConns)
+	}
+	if c.RedisMinIdleConns > c.RedisPoolSize {
+		add("REDIS_MIN_IDLE_CONNS (%d) must not exceed REDIS_POOL_SIZE (%d)", c.RedisMinIdleConns, c.RedisPoolSize)
+	}
+	if c.Cluster() {
+		if !c.RedisConfigured() {
+			add("cluster mode (PostgreSQL configured) requires Redis: set REDIS_URL or REDIS_HOST")
+		}
+		if c.EncryptionKey == "" {
+			add("cluster mode (PostgreSQL configured) requires ENCRYPTION_KEY, the same on every node (generate one with: openssl rand -hex 32)")
+		}
+	} else if c.RedisConfigured() {
+		add("Redis is configured (REDIS_URL or REDIS_HOST) but PostgreSQL is not: Redis is used only in cluster mode; set DATABASE_URL or DATABASE_HOST, or unset Redis")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,405 @@
+package config_test
+
+import (
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fluxcode/fluxcode/internal/config"
+)
+
+const (
+	testKey    = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+	testSecret = "jwt-secret-that-is-long-enough-0123456789"
+)
+
+func mustLoad(t *testing.T, env map[string]string) config.Config {
+	t.Helper()
+	c, err := config.Load(config.MapEnv(env))
+	if err != nil {
+		t.Fatalf("Load(%v): %v", env, err)
+	}
+	return c
+}
+
+// clusterEnv is a valid cluster configuration that tests extend.
+func clusterEnv() map[string]string {
+	return map[string]string{
+		"DATABASE_HOST":     "10.0.0.10",
+		"DATABASE_PASSWORD": "pg-pass-WORD",
+		"REDIS_HOST":        "10.0.0.10",
+		"REDIS_PASSWORD":    "redis-pass-WORD",
+		"ENCRYPTION_KEY":    testKey,
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c := mustLoad(t, nil)
+	if c.Mode() != config.ModeSingle {
+		t.Errorf("Mode() = %q, want single", c.Mode())
+	}
+	if c.ServerPort != 8080 || c.ServerHost != "0.0.0.0" || c.Addr() != "0.0.0.0:8080" {
+		t.Errorf("listen = %s:%d (%s), want 0.0.0.0:8080", c.ServerHost, c.ServerPort, c.Addr())
+	}
+	if c.AdminEmail != "admin@fluxcode.local" || c.JWTExpireHour != 24 || c.JWTTTL() != 24*time.Hour {
+		t.Errorf("admin/jwt defaults = %q %d", c.AdminEmail, c.JWTExpireHour)
+	}
+	if c.DataDir != "./data" || c.SQLitePath() != filepath.Join("data", "fluxcode.db") {
+		t.Errorf("data dir = %q, sqlite = %q", c.DataDir, c.SQLitePath())
+	}
+	if c.GatewaySlotTTL != 30*time.Second || c.MaxBodyBytes != 104857600 || c.RegistrationEnabled {
+		t.Errorf("gateway defaults = %v %d %v", c.GatewaySlotTTL, c.MaxBodyBytes, c.RegistrationEnabled)
+	}
+	if c.PostgresDSN() != "" || c.RedisConfigured() {
+		t.Errorf("single mode has PostgreSQL %q or Redis", c.PostgresDSN())
+	}
+}
+
+// invalidValues gives, per variable whose text is checked beyond its type, values it refuses.
+var invalidValues = map[string][]string{
+	"DATABASE_URL":   {"mysql://u:p@h/db", "not a url", "postgres:///nohost"},
+	"REDIS_URL":      {"http://h:6379", "h:6379"},
+	"ENCRYPTION_KEY": {"short", "zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"},
+	"JWT_SECRET":     {"too-short"},
+	"ADMIN_EMAIL":    {"nobody", "Admin <a@b.c>"},
+	"ADMIN_PASSWORD": {"short"},
+	"TZ":             {"Mars/Olympus_Mons"},
+	"PRICE_FILE":     {"/nonexistent/prices.json"},
+}
+
+// TestEveryInvalidValueNamesTheVariable feeds every typed variable values of the wrong shape
+// and every checked string its refused values: Load must fail naming the variable, and
+// enums must list what they accept.
+func TestEveryInvalidValueNamesTheVariable(t *testing.T) {
+	for _, v := range config.Vars() {
+		var bad []string
+		switch v.Type() {
+		case "integer":
+			bad = []string{"abc", "1.5", "9999999999999999999999"}
+			if v.Max > v.Min {
+				bad = append(bad, strconv.FormatInt(v.Min-1, 10), strconv.FormatInt(v.Max+1, 10))
+			}
+		case "bool":
+			bad = []string{"maybe", "2", "enabled"}
+		case "duration":
+			bad = []string{"soon", "0", "-5s", "0s", "10 minutes"}
+		case "list of IPs/CIDRs":
+			bad = []string{"not-an-ip", "10.0.0.0/33", "10.0.0.1,proxy.local"}
+		case "string":
+			bad = invalidValues[v.Name]
+		default: // an enum
+			bad = []string{"bogus", strings.ToUpper(v.Enum[0]) + "X"}
+		}
+		if len(bad) == 0 {
+			if _, listed := invalidValues[v.Name]; !listed && v.Name != "SERVER_HOST" && !freeText[v.Name] {
+				t.Errorf("%s: no invalid values tested; add them to invalidValues or freeText", v.Name)
+			}
+			continue
+		}
+		for _, val := range bad {
+			t.Run(v.Name+"="+val, func(t *testing.T) {
+				_, err := config.Load(config.MapEnv(map[string]string{v.Name: val}))
+				if err == nil {
+					t.Fatalf("Load accepted %s=%q", v.Name, val)
+				}
+				if !strings.Contains(err.Error(), v.Name) {
+					t.Errorf("error %q does not name %s", err, v.Name)
+				}
+				for _, e := range v.Enum {
+					if !strings.Contains(err.Error(), e) {
+						t.Errorf("error %q does not list accepted value %q", err, e)
+					}
+				}
+			})
+		}
+	}
+}
+
+// freeText variables accept any string.
+var freeText = map[string]bool{
+	"NODE_NAME": true, "DATABASE_HOST": true, "DATABASE_USER": true, "DATABASE_PASSWORD": true,
+	"DATABASE_DBNAME": true, "REDIS_HOST": true, "REDIS_PASSWORD": true, "DATA_DIR": true,
+}
+
+func TestValidValuesParse(t *testing.T) {
+	c := mustLoad(t, map[string]string{
+		"SERVER_PORT":          "0",
+		"SERVER_MODE":          "debug",
+		"REGISTRATION_ENABLED": "yes",
+		"GATEWAY_WAIT_TIMEOUT": "90",
+		"GATEWAY_STICKY_TTL":   "1h30m",
+		"TRUSTED_PROXIES":      " 10.0.0.0/8, 127.0.0.1 ,::1,172.16.5.4/12",
+		"TZ":                   "Asia/Shanghai",
+		"ADMIN_PASSWORD":       "correct horse battery",
+		"JWT_SECRET":           testSecret,
+		"ENCRYPTION_KEY":       testKey,
+	})
+	if c.ServerPort != 0 || !c.RegistrationEnabled || c.GatewayWaitTimeout != 90*time.Second || c.GatewayStickyTTL != 90*time.Minute {
+		t.Errorf("parsed %d %v %v %v", c.ServerPort, c.RegistrationEnabled, c.GatewayWaitTimeout, c.GatewayStickyTTL)
+	}
+	var got []string
+	for _, p := range c.TrustedProxies {
+		got = append(got, p.String())
+	}
+	if want := "10.0.0.0/8 127.0.0.1/32 ::1/128 172.16.0.0/12"; strings.Join(got, " ") != want {
+		t.Errorf("TrustedProxies = %v, want %s", got, want)
+	}
+	if c.Location().String() != "Asia/Shanghai" {
+		t.Errorf("Location = %v", c.Location())
+	}
+	if c.SlogLevel().String() != "DEBUG" {
+		t.Errorf("debug mode without LOG_LEVEL: level %v, want DEBUG", c.SlogLevel())
+	}
+	if lvl := mustLoad(t, map[string]string{"SERVER_MODE": "debug", "LOG_LEVEL": "warn"}).SlogLevel(); lvl.String() != "WARN" {
+		t.Errorf("LOG_LEVEL=warn gave %v", lvl)
+	}
+}
+
+func TestEmptyEnvironmentValueIsUnset(t *testing.T) {
+	c := mustLoad(t, map[string]string{"SERVER_PORT": "", "ADMIN_PASSWORD": "", "JWT_SECRET": ""})
+	if c.ServerPort != 8080 || c.AdminPassword != "" || c.JWTSecret != "" {
+		t.Errorf("empty values not treated as unset: port %d", c.ServerPort)
+	}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestFileAndEnvironmentPrecedence(t *testing.T) {
+	jwtFile := writeFile(t, "jwt", "  file-jwt-secret-that-is-long-enough-xyz\n")
+	cfgFile := writeFile(t, "fluxcode.yaml", `
+server_port: 9000
+log_format: json
+log_level: warn
+trusted_proxies:
+  - 10.0.0.0/8
+  - 192.168.1.1
+jwt_secret_file: `+jwtFile+`
+admin_email: ops@example.com
+tz: ~
+`)
+
+	t.Run("file over default", func(t *testing.T) {
+		c := mustLoad(t, map[string]string{"CONFIG_FILE": cfgFile})
+		if c.ServerPort != 9000 || c.LogFormat != "json" || c.AdminEmail != "ops@example.com" || len(c.TrustedProxies) != 2 {
+			t.Errorf("file values not applied: %d %q %q %v", c.ServerPort, c.LogFormat, c.AdminEmail, c.TrustedProxies)
+		}
+		if c.JWTSecret != "file-jwt-secret-that-is-long-enough-xyz" {
+			t.Errorf("jwt_secret_file: got %q", c.JWTSecret)
+		}
+		if c.TZ != "" {
+			t.Errorf("null tz gave %q", c.TZ)
+		}
+	})
+	t.Run("environment over file", func(t *testing.T) {
+		c := mustLoad(t, map[string]string{"CONFIG_FILE": cfgFile, "SERVER_PORT": "9100", "JWT_SECRET": testSecret, "LOG_FORMAT": ""})
+		if c.ServerPort != 9100 || c.JWTSecret != testSecret {
+			t.Errorf("env did not win: port %d", c.ServerPort)
+		}
+		if c.LogFormat != "json" {
+			t.Errorf("empty env LOG_FORMAT hid the file's value: %q", c.LogFormat)
+		}
+		r := c.Redacted()
+		if !strings.Contains(r, "SERVER_PORT=9100") || !strings.Contains(r, "# env") || !strings.Contains(r, "# config file") {
+			t.Errorf("Redacted does not show sources:\n%s", r)
+		}
+	})
+	t.Run("env _FILE over file value", func(t *testing.T) {
+		pw := writeFile(t, "pw", "from-env-file-pw\n")
+		c := mustLoad(t, map[string]string{"CONFIG_FILE": cfgFile, "ADMIN_PASSWORD_FILE": pw})
+		if c.AdminPassword != "from-env-file-pw" {
+			t.Errorf("ADMIN_PASSWORD_FILE: got %q", c.AdminPassword)
+		}
+	})
+	t.Run("invalid file value names the variable and the file", func(t *testing.T) {
+		bad := writeFile(t, "bad.yaml", "server_mode: fast\n")
+		_, err := config.Load(config.MapEnv(map[string]string{"CONFIG_FILE": bad}))
+		if err == nil || !strings.Contains(err.Error(), "SERVER_MODE") || !strings.Contains(err.Error(), "config file") {
+			t.Errorf("err = %v", err)
+		}
+	})
+	for name, content := range map[string]string{
+		"unknown key":   "server_prot: 80\n",
+		"nested map":    "server_port:\n  value: 80\n",
+		"not a mapping": "- a\n- b\n",
+		"both forms":    "jwt_secret: " + testSecret + "\njwt_secret_file: /x\n",
+		"bad yaml":      "server_port: [\n",
+	} {
+		t.Run("refused: "+name, func(t *testing.T) {
+			p := writeFile(t, "c.yaml", content)
+			if _, err := config.Load(config.MapEnv(map[string]string{"CONFIG_FILE": p})); err == nil {
+				t.Errorf("Load accepted %q", content)
+			}
+		})
+	}
+	t.Run("missing file", func(t *testing.T) {
+		_, err := config.Load(config.MapEnv(map[string]string{"CONFIG_FILE": "/nonexistent.yaml"}))
+		if err == nil || !strings.Contains(err.Error(), "CONFIG_FILE") {
+			t.Errorf("err = %v", err)
+		}
+	})
+	t.Run("env NAME and NAME_FILE both set", func(t *testing.T) {
+		_, err := config.Load(config.MapEnv(map[string]string{"JWT_SECRET": testSecret, "JWT_SECRET_FILE": jwtFile}))
+		if err == nil || !strings.Contains(err.Error(), "JWT_SECRET_FILE") {
+			t.Errorf("err = %v", err)
+		}
+	})
+	t.Run("unreadable _FILE", func(t *testing.T) {
+		_, err := config.Load(config.MapEnv(map[string]string{"REDIS_PASSWORD_FILE": "/nonexistent"}))
+		if err == nil || !strings.Contains(err.Error(), "REDIS_PASSWORD_FILE") {
+			t.Errorf("err = %v", err)
+		}
+	})
+}
+
+func TestCrossFieldRules(t *testing.T) {
+	with := func(changes map[string]string) map[string]string {
+		env := clusterEnv()
+		for k, v := range changes {
+			if v == "-" {
+				delete(env, k)
+			} else {
+				env[k] = v
+			}
+		}
+		return env
+	}
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want []string
+	}{
+		"cluster without redis":       {with(map[string]string{"REDIS_HOST": "-"}), []string{"REDIS_URL", "REDIS_HOST"}},
+		"cluster without key":         {with(map[string]string{"ENCRYPTION_KEY": "-"}), []string{"ENCRYPTION_KEY"}},
+		"database url and host":       {with(map[string]string{"DATABASE_URL": "postgres://u@h/db"}), []string{"DATABASE_URL", "DATABASE_HOST"}},
+		"redis url and host":          {with(map[string]string{"REDIS_URL": "redis://h:6379"}), []string{"REDIS_URL", "REDIS_HOST"}},
+		"idle above open":             {with(map[string]string{"DATABASE_MAX_OPEN_CONNS": "5", "DATABASE_MAX_IDLE_CONNS": "6"}), []string{"DATABASE_MAX_IDLE_CONNS"}},
+		"redis idle above pool":       {with(map[string]string{"REDIS_POOL_SIZE": "2", "REDIS_MIN_IDLE_CONNS": "3"}), []string{"REDIS_MIN_IDLE_CONNS"}},
+		"redis without postgres":      {map[string]string{"REDIS_HOST": "127.0.0.1"}, []string{"REDIS_URL", "DATABASE_URL"}},
+		"zero pool size":              {with(map[string]string{"DATABASE_MAX_OPEN_CONNS": "0"}), []string{"DATABASE_MAX_OPEN_CONNS"}},
+		"several problems all listed": {map[string]string{"SERVER_PORT": "x", "LOG_LEVEL": "loud"}, []string{"SERVER_PORT", "LOG_LEVEL"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := config.Load(config.MapEnv(tc.env))
+			if err == nil {
+				t.Fatalf("Load accepted %v", tc.env)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %s", err, w)
+				}
+			}
+		})
+	}
+
+	c := mustLoad(t, clusterEnv())
+	if !c.Cluster() || c.RedisAddr() != "10.0.0.10:6379" {
+		t.Errorf("cluster = %v, redis %q", c.Cluster(), c.RedisAddr())
+	}
+}
+
+func TestPostgresDSNFromParts(t *testing.T) {
+	env := clusterEnv()
+	env["DATABASE_PASSWORD"] = "p@ss:w/rd?"
+	env["DATABASE_USER"] = "flux"
+	env["DATABASE_DBNAME"] = "prod"
+	env["DATABASE_SSLMODE"] = "disable"
+	c := mustLoad(t, env)
+	u, err := url.Parse(c.PostgresDSN())
+	if err != nil {
+		t.Fatalf("DSN %q does not parse: %v", c.PostgresDSN(), err)
+	}
+	pw, _ := u.User.Password()
+	if u.Scheme != "postgres" || u.Host != "10.0.0.10:5432" || u.Path != "/prod" || u.User.Username() != "flux" ||
+		pw != "p@ss:w/rd?" || u.Query().Get("sslmode") != "disable" {
+		t.Errorf("DSN = %q", c.PostgresDSN())
+	}
+	env = clusterEnv()
+	delete(env, "DATABASE_HOST")
+	env["DATABASE_URL"] = "postgresql://a:b@db:6543/x"
+	if got := mustLoad(t, env).PostgresDSN(); got != env["DATABASE_URL"] {
+		t.Errorf("DSN = %q, want DATABASE_URL", got)
+	}
+}
+
+func TestRedactedHidesSecrets(t *testing.T) {
+	env := clusterEnv()
+	delete(env, "DATABASE_HOST")
+	delete(env, "REDIS_HOST")
+	env["DATABASE_URL"] = "postgres://flux:url-pg-SECRET@db:5432/x?sslmode=disable"
+	env["REDIS_URL"] = "redis://:url-redis-SECRET@cache:6379/0"
+	env["JWT_SECRET"] = testSecret
+	env["ADMIN_PASSWORD"] = "admin-pass-SECRET"
+	c := mustLoad(t, env)
+	r := c.Redacted()
+	for _, s := range []string{"url-pg-SECRET", "url-redis-SECRET", "pg-pass-WORD", "redis-pass-WORD", testKey, testSecret, "admin-pass-SECRET"} {
+		if strings.Contains(r, s) {
+			t.Errorf("Redacted shows secret %q:\n%s", s, r)
+		}
+	}
+	for _, s := range []string{"mode: cluster", "DATABASE_URL=postgres://flux:***@db:5432/x", "REDIS_URL=redis://:***@cache:6379/0", "JWT_SECRET=***", "ENCRYPTION_KEY=***", "DATABASE_PASSWORD=***"} {
+		if !strings.Contains(r, s) {
+			t.Errorf("Redacted lacks %q:\n%s", s, r)
+		}
+	}
+	if !strings.Contains(mustLoad(t, nil).Redacted(), "JWT_SECRET= ") {
+		t.Errorf("an unset secret should show empty")
+	}
+}
+
+// TestTableCoversConfig checks that EnvNames and the Markdown table list every variable.
+func TestTableCoversConfig(t *testing.T) {
+	names := map[string]bool{}
+	for _, n := range config.EnvNames() {
+		if names[n] {
+			t.Errorf("EnvNames lists %s twice", n)
+		}
+		names[n] = true
+	}
+	if !names["CONFIG_FILE"] {
+		t.Error("EnvNames lacks CONFIG_FILE")
+	}
+	for _, v := range config.Vars() {
+		if !names[v.Name] {
+			t.Errorf("EnvNames lacks %s", v.Name)
+		}
+		if v.File && !names[v.Name+"_FILE"] {
+			t.Errorf("EnvNames lacks %s_FILE", v.Name)
+		}
+		if v.Doc == "" {
+			t.Errorf("%s has no doc", v.Name)
+		}
+	}
+	for _, want := range []string{"SERVER_HOST", "SERVER_PORT", "SERVER_MODE", "DATABASE_HOST", "DATABASE_PORT",
+		"DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_DBNAME", "DATABASE_SSLMODE", "DATABASE_MAX_OPEN_CONNS",
+		"DATABASE_MAX_IDLE_CONNS", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB", "REDIS_POOL_SIZE",
+		"REDIS_MIN_IDLE_CONNS", "JWT_SECRET", "JWT_EXPIRE_HOUR", "ADMIN_EMAIL", "ADMIN_PASSWORD", "TZ", "LOG_FORMAT",
+		"LOG_LEVEL", "DATABASE_URL", "REDIS_URL", "DATA_DIR", "ENCRYPTION_KEY", "CONFIG_FILE", "TRUSTED_PROXIES",
+		"REGISTRATION_ENABLED", "PRICE_FILE", "NODE_NAME", "GATEWAY_STICKY_TTL", "GATEWAY_MAX_ACCOUNT_SWITCHES",
+		"GATEWAY_WAIT_QUEUE_MAX", "GATEWAY_WAIT_TIMEOUT", "GATEWAY_SLOT_TTL", "GATEWAY_OVERLOAD_COOLDOWN",
+		"GATEWAY_RATE_LIMIT_COOLDOWN", "UPSTREAM_CONNECT_TIMEOUT", "UPSTREAM_HEADER_TIMEOUT", "UPSTREAM_IDLE_TIMEOUT",
+		"MAX_BODY_BYTES"} {
+		if !names[want] {
+			t.Errorf("EnvNames lacks agreed name %s", want)
+		}
+	}
+
+	var md strings.Builder
+	if err := config.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range config.Vars() {
+		if !strings.Contains(md.String(), "`"+v.Name+"`") {
+			t.Errorf("markdown table lacks %s", v.Name)
+		}
+	}
+}

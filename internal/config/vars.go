@@ -1,0 +1,242 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/fluxcode/fluxcode/internal/secret"
+)
+
+// Var declares one configuration variable.
+type Var struct {
+	Name    string
+	Default string // the text parsed when nothing sets the variable; "" = empty/zero
+	Doc     string
+	// Secret values are shown as "***" by Redacted and must never be logged.
+	Secret bool
+	// File: NAME_FILE may name a file holding the value (Docker/Kubernetes secrets).
+	File bool
+	// Enum lists the accepted values of a string variable; nil = any string.
+	Enum []string
+	// Min and Max bound integers (inclusive) when Max > Min.
+	Min, Max int64
+	// redactURL hides only the password of a URL value.
+	redactURL bool
+	// check validates a non-empty raw string beyond its type.
+	check func(string) error
+	// field returns a pointer to the Config field the variable fills.
+	field func(*Config) any
+}
+
+// Type names the variable's type for documentation and error messages.
+func (v Var) Type() string {
+	var c Config
+	switch v.field(&c).(type) {
+	case *int, *int64:
+		return "integer"
+	case *bool:
+		return "bool"
+	case *time.Duration:
+		return "duration"
+	case *[]netip.Prefix:
+		return "list of IPs/CIDRs"
+	}
+	if len(v.Enum) > 0 {
+		return strings.Join(v.Enum, "|")
+	}
+	return "string"
+}
+
+// Vars is the table of every variable FluxCode reads, besides CONFIG_FILE.
+// It is built on each call so that no caller can change it for another.
+func Vars() []Var {
+	return []Var{
+		// Server.
+		{Name: "SERVER_HOST", Default: "0.0.0.0", Doc: "Address to listen on; 127.0.0.1 keeps the node local.",
+			field: func(c *Config) any { return &c.ServerHost }},
+		{Name: "SERVER_PORT", Default: "8080", Min: 0, Max: 65535, Doc: "TCP port to listen on (0 picks a free one).",
+			field: func(c *Config) any { return &c.ServerPort }},
+		{Name: "SERVER_MODE", Default: "release", Enum: []string{"debug", "release"},
+			Doc:   "debug lowers the default log level to debug; release is for production.",
+			field: func(c *Config) any { return &c.ServerMode }},
+		{Name: "SERVER_SHUTDOWN_TIMEOUT", Default: "30s", Doc: "On stop, how long in-flight requests (streams) may finish before they are cut.",
+			field: func(c *Config) any { return &c.ShutdownTimeout }},
+		{Name: "MAX_BODY_BYTES", Default: "104857600", Min: 1024, Max: 1 << 40, Doc: "Largest accepted request body, in bytes.",
+			field: func(c *Config) any { return &c.MaxBodyBytes }},
+		{Name: "TRUSTED_PROXIES", Doc: "Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is believed; empty = none.",
+			field: func(c *Config) any { return &c.TrustedProxies }},
+		{Name: "NODE_NAME", Doc: "Name of this node in logs and metrics; empty = the host name.",
+			field: func(c *Config) any { return &c.NodeName }},
+
+		// PostgreSQL (cluster mode).
+		{Name: "DATABASE_URL", Secret: true, File: true, redactURL: true, check: checkPostgresURL,
+			Doc:   "PostgreSQL URL (postgres://user:pass@host:5432/db?sslmode=disable). Setting it, or DATABASE_HOST, selects cluster mode.",
+			field: func(c *Config) any { return &c.DatabaseURL }},
+		{Name: "DATABASE_HOST", Doc: "PostgreSQL host, instead of DATABASE_URL. Setting it selects cluster mode.",
+			field: func(c *Config) any { return &c.DatabaseHost }},
+		{Name: "DATABASE_PORT", Default: "5432", Min: 1, Max: 65535, Doc: "PostgreSQL port.",
+			field: func(c *Config) any { return &c.DatabasePort }},
+		{Name: "DATABASE_USER", Default: "fluxcode", Doc: "PostgreSQL user.",
+			field: func(c *Config) any { return &c.DatabaseUser }},
+		{Name: "DATABASE_PASSWORD", Secret: true, File: true, Doc: "PostgreSQL password.",
+			field: func(c *Config) any { return &c.DatabasePassword }},
+		{Name: "DATABASE_DBNAME", Default: "fluxcode", Doc: "PostgreSQL database name.",
+			field: func(c *Config) any { return &c.DatabaseName }},
+		{Name: "DATABASE_SSLMODE", Default: "prefer", Enum: []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"},
+			Doc: "PostgreSQL TLS mode.", field: func(c *Config) any { return &c.DatabaseSSLMode }},
+		{Name: "DATABASE_MAX_OPEN_CONNS", Default: "20", Min: 1, Max: 10000,
+			Doc:   "Connections one node may open; the cluster total is nodes × this.",
+			field: func(c *Config) any { return &c.DatabaseMaxOpenConns }},
+		{Name: "DATABASE_MAX_IDLE_CONNS", Default: "10", Min: 0, Max: 10000, Doc: "Idle connections kept per node (≤ DATABASE_MAX_OPEN_CONNS).",
+			field: func(c *Config) any { return &c.DatabaseMaxIdleConns }},
+
+		// Redis (cluster mode).
+		{Name: "REDIS_URL", Secret: true, File: true, redactURL: true, check: checkRedisURL,
+			Doc:   "Redis URL (redis://:pass@host:6379/0, rediss:// for TLS), instead of REDIS_HOST.",
+			field: func(c *Config) any { return &c.RedisURL }},
+		{Name: "REDIS_HOST", Doc: "Redis host, instead of REDIS_URL. Required in cluster mode (one of the two).",
+			field: func(c *Config) any { return &c.RedisHost }},
+		{Name: "REDIS_PORT", Default: "6379", Min: 1, Max: 65535, Doc: "Redis port.",
+			field: func(c *Config) any { return &c.RedisPort }},
+		{Name: "REDIS_PASSWORD", Secret: true, File: true, Doc: "Redis password.",
+			field: func(c *Config) any { return &c.RedisPassword }},
+		{Name: "REDIS_DB", Default: "0", Min: 0, Max: 15, Doc: "Redis database number.",
+			field: func(c *Config) any { return &c.RedisDB }},
+		{Name: "REDIS_POOL_SIZE", Default: "64", Min: 1, Max: 10000, Doc: "Redis connections per node.",
+			field: func(c *Config) any { return &c.RedisPoolSize }},
+		{Name: "REDIS_MIN_IDLE_CONNS", Default: "4", Min: 0, Max: 10000, Doc: "Idle Redis connections kept per node (≤ REDIS_POOL_SIZE).",
+			field: func(c *Config) any { return &c.RedisMinIdleConns }},
+
+		// Data and secrets.
+		{Name: "DATA_DIR", Default: "./data", Doc: "Directory for the SQLite database and the generated encryption key (single node).",
+			field: func(c *Config) any { return &c.DataDir }},
+		{Name: "ENCRYPTION_KEY", Secret: true, File: true, check: checkMasterKey,
+			Doc:   "32 bytes as 64 hex characters (openssl rand -hex 32): seals upstream credentials and keys API key hashes. Single node: generated into DATA_DIR/encryption.key when unset. Cluster: required, the same on every node.",
+			field: func(c *Config) any { return &c.EncryptionKey }},
+		{Name: "JWT_SECRET", Secret: true, File: true, check: checkJWTSecret,
+			Doc:   "Signing key of login tokens (at least 32 characters). Unset: one is generated and shared through the database.",
+			field: func(c *Config) any { return &c.JWTSecret }},
+		{Name: "JWT_EXPIRE_HOUR", Default: "24", Min: 1, Max: 8760, Doc: "Lifetime of a login token, in hours.",
+			field: func(c *Config) any { return &c.JWTExpireHour }},
+
+		// First start and accounts.
+		{Name: "ADMIN_EMAIL", Default: "admin@fluxcode.local", check: checkEmail, Doc: "E-mail of the admin created on first start.",
+			field: func(c *Config) any { return &c.AdminEmail }},
+		{Name: "ADMIN_PASSWORD", Secret: true, File: true, check: checkPassword,
+			Doc:   "Password of the admin created on first start (at least 8 characters). Unset: one is generated and printed once, by the node that creates the admin.",
+			field: func(c *Config) any { return &c.AdminPassword }},
+		{Name: "REGISTRATION_ENABLED", Default: "false", Doc: "Whether anyone may register a user account.",
+			field: func(c *Config) any { return &c.RegistrationEnabled }},
+
+		// Logs.
+		{Name: "TZ", check: checkTZ, Doc: "IANA time zone of log timestamps (Asia/Shanghai); the ledger is always UTC. Empty = the system zone.",
+			field: func(c *Config) any { return &c.TZ }},
+		{Name: "LOG_FORMAT", Default: "text", Enum: []string{"json", "text"}, Doc: "Log line format.",
+			field: func(c *Config) any { return &c.LogFormat }},
+		{Name: "LOG_LEVEL", Enum: []string{"debug", "info", "warn", "error"}, Doc: "Lowest level logged; empty = debug in SERVER_MODE=debug, info otherwise.",
+			field: func(c *Config) any { return &c.LogLevel }},
+
+		// Billing.
+		{Name: "PRICE_FILE", check: checkReadableFile, Doc: "A LiteLLM-format price JSON that extends and overrides the built-in prices.",
+			field: func(c *Config) any { return &c.PriceFile }},
+
+		// Gateway.
+		{Name: "GATEWAY_STICKY_TTL", Default: "1h", Doc: "How long a conversation stays on the account that served it.",
+			field: func(c *Config) any { return &c.GatewayStickyTTL }},
+		{Name: "GATEWAY_MAX_ACCOUNT_SWITCHES", Default: "3", Min: 0, Max: 50, Doc: "Other accounts tried after a failure, before the first byte.",
+			field: func(c *Config) any { return &c.GatewayMaxAccountSwitches }},
+		{Name: "GATEWAY_WAIT_QUEUE_MAX", Default: "100", Min: 0, Max: 1000000, Doc: "Requests that may wait for a concurrency slot per user or key; 0 = refuse at once.",
+			field: func(c *Config) any { return &c.GatewayWaitQueueMax }},
+		{Name: "GATEWAY_WAIT_TIMEOUT", Default: "30s", Doc: "How long a request waits for a concurrency slot.",
+			field: func(c *Config) any { return &c.GatewayWaitTimeout }},
+		{Name: "GATEWAY_SLOT_TTL", Default: "30s", Doc: "Lease of a concurrency slot, refreshed while the request runs; a crashed node's slots free after it.",
+			field: func(c *Config) any { return &c.GatewaySlotTTL }},
+		{Name: "GATEWAY_OVERLOAD_COOLDOWN", Default: "5m", Doc: "How long an account that answered 529 (overloaded) is skipped.",
+			field: func(c *Config) any { return &c.GatewayOverloadCooldown }},
+		{Name: "GATEWAY_RATE_LIMIT_COOLDOWN", Default: "60s", Doc: "How long an account that answered 429 is skipped when the answer names no reset time.",
+			field: func(c *Config) any { return &c.GatewayRateLimitCooldown }},
+		{Name: "UPSTREAM_CONNECT_TIMEOUT", Default: "10s", Doc: "Bound on connecting to an upstream.",
+			field: func(c *Config) any { return &c.UpstreamConnectTimeout }},
+		{Name: "UPSTREAM_HEADER_TIMEOUT", Default: "5m", Doc: "Bound on waiting for an upstream's response headers.",
+			field: func(c *Config) any { return &c.UpstreamHeaderTimeout }},
+		{Name: "UPSTREAM_IDLE_TIMEOUT", Default: "5m", Doc: "Bound on silence between two events of an upstream stream.",
+			field: func(c *Config) any { return &c.UpstreamIdleTimeout }},
+	}
+}
+
+// EnvNames lists every environment variable FluxCode reads, NAME_FILE variants and
+// CONFIG_FILE included, in table order.
+func EnvNames() []string {
+	names := []string{"CONFIG_FILE"}
+	for _, v := range Vars() {
+		names = append(names, v.Name)
+		if v.File {
+			names = append(names, v.Name+"_FILE")
+		}
+	}
+	return names
+}
+
+func checkPostgresURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		return errors.New("must be a URL like postgres://user:password@host:5432/dbname?sslmode=disable")
+	}
+	return nil
+}
+
+func checkRedisURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") || (u.Host == "" && u.Scheme != "unix") {
+		return errors.New("must be a URL like redis://:password@host:6379/0 (or rediss:// for TLS)")
+	}
+	return nil
+}
+
+func checkMasterKey(s string) error {
+	_, err := secret.ParseMasterKey(s)
+	return err
+}
+
+func checkJWTSecret(s string) error {
+	if len(s) < 32 {
+		return errors.New("must be at least 32 characters (openssl rand -hex 32)")
+	}
+	return nil
+}
+
+func checkEmail(s string) error {
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s {
+		return errors.New("must be a plain e-mail address like admin@example.com")
+	}
+	return nil
+}
+
+func checkPassword(s string) error {
+	if len([]rune(s)) < 8 {
+		return errors.New("must be at least 8 characters")
+	}
+	return nil
+}
+
+func checkTZ(s string) error {
+	if _, err := time.LoadLocation(s); err != nil {
+		return errors.New("must be an IANA time zone name like UTC or Asia/Shanghai")
+	}
+	return nil
+}
+
+func checkReadableFile(s string) error {
+	f, err := os.Open(s)
+	if err != nil {
+		return fmt.Errorf("must name a readable file: %w", err)
+	}
+	return f.Close()
+}
