@@ -1,0 +1,159 @@
+package testenv
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const redisPackage = "redis-server"
+
+// RedisOption configures StartRedis.
+type RedisOption func(*redisConfig)
+
+type redisConfig struct {
+	password string
+	persist  bool
+}
+
+// WithPassword makes the server require password (requirepass).
+func WithPassword(password string) RedisOption {
+	return func(c *redisConfig) { c.password = password }
+}
+
+// WithPersistence turns on the append-only file with fsync on every write,
+// so data survives Stop/Start and Restart. Without it the server keeps
+// nothing on disk and restarts empty.
+func WithPersistence() RedisOption {
+	return func(c *redisConfig) { c.persist = true }
+}
+
+// Redis is a redis-server on 127.0.0.1 with a private directory. Stop, Start
+// and Restart keep its port.
+type Redis struct {
+	server // Stop, Start, Restart, LogTail
+	cfg    redisConfig
+	dir    string
+	port   int
+}
+
+// StartRedis starts a fresh server for t; it is stopped and its files removed
+// when t ends.
+func StartRedis(t testing.TB, opts ...RedisOption) *Redis {
+	t.Helper()
+	path := RequireBinary(t, "redis-server", redisPackage)
+	var cfg redisConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	dir, err := os.MkdirTemp("", "fluxcode-redis-")
+	if err != nil {
+		t.Fatalf("testenv: redis temp dir: %v", err)
+	}
+	r := &Redis{cfg: cfg, dir: dir}
+	t.Cleanup(func() {
+		_ = r.Stop()
+		_ = os.RemoveAll(dir)
+	})
+	for try := 1; ; try++ {
+		if r.port, err = freePortOn("127.0.0.1"); err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		r.server = server{
+			probe:     r.ping,
+			portTaken: "Address already in use",
+			proc: &process{
+				name: "redis-server", path: path, args: r.args(), env: []string{"PATH=/usr/bin:/bin"},
+				dir: dir, logPath: filepath.Join(dir, "redis.log"), stopSig: syscall.SIGTERM,
+			},
+		}
+		err = r.Start()
+		if err == nil {
+			return r
+		}
+		if !errors.Is(err, errPortTaken) || try == 4 {
+			t.Fatalf("testenv: %v", err)
+		}
+	}
+}
+
+func (r *Redis) args() []string {
+	args := []string{
+		"--port", strconv.Itoa(r.port),
+		"--bind", "127.0.0.1",
+		"--dir", r.dir,
+		"--daemonize", "no",
+		"--save", "",
+		"--logfile", "", // stdout, captured into redis.log
+	}
+	if r.cfg.persist {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	if r.cfg.password != "" {
+		args = append(args, "--requirepass", r.cfg.password)
+	}
+	return args
+}
+
+// Addr is the server's host:port on 127.0.0.1.
+func (r *Redis) Addr() string { return loopbackAddr(r.port) }
+
+// Password is the password the server requires ("" for none).
+func (r *Redis) Password() string { return r.cfg.password }
+
+// URL is a redis:// URL for database 0, with the password when one is set.
+func (r *Redis) URL() string {
+	u := url.URL{Scheme: "redis", Host: r.Addr(), Path: "/0"}
+	if r.cfg.password != "" {
+		u.User = url.UserPassword("", r.cfg.password)
+	}
+	return u.String()
+}
+
+// ping speaks just enough RESP to know the server is ready: AUTH when a
+// password is set, then PING. (A loading server answers -LOADING.)
+func (r *Redis) ping() error {
+	conn, err := net.DialTimeout("tcp", r.Addr(), 2*time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	rd := bufio.NewReader(conn)
+	if r.cfg.password != "" {
+		if err := redisCommand(conn, rd, "+OK", "AUTH", r.cfg.password); err != nil {
+			return err
+		}
+	}
+	return redisCommand(conn, rd, "+PONG", "PING")
+}
+
+func redisCommand(conn net.Conn, rd *bufio.Reader, want string, args ...string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := conn.Write([]byte(b.String())); err != nil {
+		return err
+	}
+	line, err := rd.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if got := strings.TrimRight(line, "\r\n"); got != want {
+		return fmt.Errorf("redis %s: got %q, want %q", args[0], got, want)
+	}
+	return nil
+}
