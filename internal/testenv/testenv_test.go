@@ -327,3 +327,16 @@ func TestDBName(t *testing.T) {
 		t.Errorf("len(dbName(long)) = %d, want 63", len(got))
 	}
 }
+
+func TestPostgresDSNParallel(t *testing.T) {
+	for i := range 8 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			conn := mustConnectPG(t, PostgresDSN(t))
+			var one int
+			if err := conn.QueryRow(context.Background(), "SELECT 1").Scan(&one); err != nil || one != 1 {
+				t.Fatalf("SELECT 1 = %d, %v", one, err)
+			}
+		})
+	}
+}
