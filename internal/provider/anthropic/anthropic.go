@@ -1,0 +1,110 @@
+// Package anthropic is the Anthropic Messages protocol for the gateway: reading client
+// requests, building upstream requests for API-key and subscription (OAuth) accounts,
+// metering usage from JSON and SSE responses, classifying upstream errors and writing errors
+// in Anthropic's format. Wire facts: shared/reference/protocols.md §1.
+package anthropic
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strings"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/fluxcode/fluxcode/internal/provider"
+	"github.com/fluxcode/fluxcode/internal/store"
+)
+
+// DefaultBaseURL is used for accounts without their own base URL.
+const DefaultBaseURL = "https://api.anthropic.com"
+
+// Provider implements provider.Provider for Anthropic. The zero value is ready to use.
+type Provider struct{}
+
+// New returns the Anthropic provider.
+func New() *Provider { return &Provider{} }
+
+var _ provider.Provider = (*Provider)(nil)
+
+// Platform implements provider.Provider.
+func (*Provider) Platform() string { return store.PlatformAnthropic }
+
+// ParseRequest implements provider.Provider. It reads model, stream and the session without
+// decoding the whole body: Claude Code bodies are ~50 KB of tools and prompts we never need.
+func (*Provider) ParseRequest(op provider.Operation, h http.Header, body []byte) (provider.Request, error) {
+	if op == provider.OpModels {
+		return provider.Request{}, nil
+	}
+	if len(body) == 0 {
+		return provider.Request{}, errors.New("request body is empty")
+	}
+	if !gjson.ValidBytes(body) {
+		return provider.Request{}, errors.New("request body is not valid JSON")
+	}
+	// GetBytes below reads the body in place; ParseBytes would copy 50 KB first.
+	root := gjson.Result{Type: gjson.JSON, Raw: unsafeString(body)}
+	if !root.IsObject() {
+		return provider.Request{}, errors.New("request body must be a JSON object")
+	}
+	model := root.Get("model")
+	if model.Type != gjson.String || model.Str == "" {
+		return provider.Request{}, errors.New("model: field required (a non-empty string)")
+	}
+	req := provider.Request{Model: strings.Clone(model.Str)}
+	if op == provider.OpMessages {
+		switch s := root.Get("stream"); s.Type {
+		case gjson.True:
+			req.Stream = true
+		case gjson.False, gjson.Null:
+		default:
+			return provider.Request{}, errors.New("stream: must be a boolean")
+		}
+	}
+	req.Session = sessionOf(h, root)
+	return req, nil
+}
+
+// sessionOf derives the sticky-session identity of a request: Claude Code's session header,
+// else the session inside metadata.user_id (the JSON form Claude Code sends now, or the
+// older "user_<hash>_account_<uuid>_session_<uuid>"), else the system prompt and first
+// message, which stay the same for every turn of one conversation. The result is hashed so
+// that sticky keys have a fixed size and carry no client text.
+func sessionOf(h http.Header, root gjson.Result) string {
+	if id := strings.TrimSpace(h.Get("X-Claude-Code-Session-Id")); id != "" {
+		return hashSession("s:", id)
+	}
+	if uid := root.Get("metadata.user_id"); uid.Type == gjson.String && uid.Str != "" {
+		if id := sessionFromUserID(uid.Str); id != "" {
+			return hashSession("s:", id)
+		}
+	}
+	system, first := root.Get("system"), root.Get("messages.0")
+	if !system.Exists() && !first.Exists() {
+		return ""
+	}
+	return hashSession("c:", system.Raw+"\x00"+first.Raw)
+}
+
+// sessionFromUserID returns the session id in a metadata.user_id value, or "".
+func sessionFromUserID(uid string) string {
+	if strings.HasPrefix(uid, "{") {
+		return gjson.Get(uid, "session_id").String()
+	}
+	if _, after, ok := strings.Cut(uid, "_session_"); ok {
+		return after
+	}
+	return ""
+}
+
+func hashSession(prefix, s string) string {
+	sum := sha256.Sum256([]byte(prefix + s))
+	return hex.EncodeToString(sum[:16])
+}
+
+// unsafeString views b as a string without copying. Safe here because the body is never
+// modified while the view is in use, and every value kept from it (model, session) is copied
+// out by gjson or hashed.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

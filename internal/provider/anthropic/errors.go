@@ -1,0 +1,191 @@
+package anthropic
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/fluxcode/fluxcode/internal/provider"
+)
+
+// errorTypes names each error kind the way the Messages API does (protocols.md §1.7).
+var errorTypes = map[provider.ErrorKind]string{
+	provider.KindInvalidRequest: "invalid_request_error",
+	provider.KindAuthentication: "authentication_error",
+	provider.KindPermission:     "permission_error",
+	provider.KindNotFound:       "not_found_error",
+	provider.KindTooLarge:       "request_too_large",
+	provider.KindBilling:        "billing_error",
+	provider.KindRateLimit:      "rate_limit_error",
+	provider.KindAPI:            "api_error",
+	provider.KindOverloaded:     "overloaded_error",
+	provider.KindTimeout:        "api_error",
+}
+
+// kindOf reads an upstream error.type back into a kind.
+func kindOf(errType string, status int) provider.ErrorKind {
+	for k, t := range errorTypes {
+		if t == errType && k != provider.KindTimeout {
+			return k
+		}
+	}
+	switch {
+	case status == http.StatusUnauthorized:
+		return provider.KindAuthentication
+	case status == http.StatusForbidden:
+		return provider.KindPermission
+	case status == http.StatusNotFound:
+		return provider.KindNotFound
+	case status == http.StatusRequestEntityTooLarge:
+		return provider.KindTooLarge
+	case status == http.StatusTooManyRequests:
+		return provider.KindRateLimit
+	case status == 529:
+		return provider.KindOverloaded
+	case status >= 500:
+		return provider.KindAPI
+	}
+	return provider.KindInvalidRequest
+}
+
+type errorBody struct {
+	Type      string      `json:"type"`
+	Error     errorDetail `json:"error"`
+	RequestID string      `json:"request_id,omitempty"`
+}
+
+type errorDetail struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+func errorJSON(kind provider.ErrorKind, message, requestID string) []byte {
+	t, ok := errorTypes[kind]
+	if !ok {
+		t = "api_error"
+	}
+	b, _ := json.Marshal(errorBody{Type: "error", Error: errorDetail{Type: t, Message: message}, RequestID: requestID})
+	return b
+}
+
+// WriteError implements provider.Provider.
+func (*Provider) WriteError(w http.ResponseWriter, kind provider.ErrorKind, status int, message, requestID string) {
+	if status == 0 {
+		status = kind.Status()
+	}
+	body := errorJSON(kind, message, requestID)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body) // a client that is gone cannot be told anything else
+}
+
+// ErrorEvent implements provider.Provider.
+func (*Provider) ErrorEvent(kind provider.ErrorKind, message, requestID string) []byte {
+	body := errorJSON(kind, message, requestID)
+	out := make([]byte, 0, len(body)+24)
+	out = append(out, "event: error\ndata: "...)
+	out = append(out, body...)
+	return append(out, "\n\n"...)
+}
+
+var pingEvent = []byte("event: ping\ndata: {\"type\": \"ping\"}\n\n")
+
+// PingEvent implements provider.Provider.
+func (*Provider) PingEvent() []byte { return pingEvent }
+
+// Classify implements provider.Provider. Whose fault: 401/403 (bad or revoked credentials),
+// 402 (the account cannot pay), 429 and 529 (the account is limited or Anthropic is busy),
+// 408 and 5xx (transient) belong to the account or upstream, so another account is tried;
+// any other 4xx is about the request itself and goes back to the client unchanged.
+func (*Provider) Classify(status int, h http.Header, body []byte, now time.Time) provider.Failure {
+	errType := gjson.GetBytes(body, "error.type").Str
+	f := provider.Failure{
+		Verdict: provider.Failover,
+		Status:  status,
+		Kind:    kindOf(errType, status),
+		Message: messageOf(body),
+	}
+	switch {
+	case status == http.StatusUnauthorized, status == http.StatusForbidden, status == http.StatusPaymentRequired:
+		f.Mark = provider.Mark{Kind: provider.MarkError}
+	case status == http.StatusTooManyRequests:
+		f.Mark = provider.Mark{Kind: provider.MarkRateLimited, Until: RateLimitReset(h, now)}
+	case status == 529:
+		f.Mark = provider.Mark{Kind: provider.MarkOverloaded}
+	case status == http.StatusRequestTimeout, status >= 500:
+	default:
+		f.Verdict = provider.PassThrough
+	}
+	return f
+}
+
+// ClassifyEvent implements provider.Provider: an error event inside a 200 stream.
+func (*Provider) ClassifyEvent(data []byte, now time.Time) provider.Failure {
+	errType := gjson.GetBytes(data, "error.type").Str
+	f := provider.Failure{Verdict: provider.Failover, Kind: kindOf(errType, 0), Message: messageOf(data)}
+	switch f.Kind {
+	case provider.KindOverloaded:
+		f.Mark = provider.Mark{Kind: provider.MarkOverloaded}
+	case provider.KindRateLimit:
+		f.Mark = provider.Mark{Kind: provider.MarkRateLimited}
+	case provider.KindAuthentication, provider.KindPermission, provider.KindBilling:
+		f.Mark = provider.Mark{Kind: provider.MarkError}
+	case provider.KindAPI, provider.KindTimeout:
+	default:
+		f.Verdict = provider.PassThrough
+	}
+	return f
+}
+
+// messageOf returns the error message of an Anthropic error body, or a short prefix of a
+// body in another shape (a proxy's HTML page), so that an account's error state says why.
+func messageOf(body []byte) string {
+	if m := gjson.GetBytes(body, "error.message"); m.Type == gjson.String {
+		return m.Str
+	}
+	s := strings.TrimSpace(string(body))
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// RateLimitReset returns when a 429'd account may be used again, from the answer's headers,
+// or the zero time when they do not say. A subscription account's unified reset (epoch
+// seconds) wins, then retry-after (seconds or an HTTP date), then the latest reset (RFC 3339)
+// of the API-key buckets that are exhausted (protocols.md §1.8). Resets in the past are
+// ignored; the older implementation read only the unified header (its defect 7.2 #12).
+func RateLimitReset(h http.Header, now time.Time) time.Time {
+	if v := h.Get("Anthropic-Ratelimit-Unified-Reset"); v != "" {
+		if sec, err := strconv.ParseFloat(v, 64); err == nil {
+			if t := time.Unix(int64(sec), 0); t.After(now) {
+				return t
+			}
+		}
+	}
+	if v := h.Get("Retry-After"); v != "" {
+		if sec, err := strconv.ParseFloat(v, 64); err == nil && sec > 0 {
+			return now.Add(time.Duration(sec * float64(time.Second)))
+		}
+		if t, err := http.ParseTime(v); err == nil && t.After(now) {
+			return t
+		}
+	}
+	var latest time.Time
+	for _, bucket := range []string{"requests", "tokens", "input-tokens", "output-tokens"} {
+		prefix := "Anthropic-Ratelimit-" + bucket
+		if strings.TrimSpace(h.Get(prefix+"-Remaining")) != "0" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, h.Get(prefix+"-Reset"))
+		if err == nil && t.After(now) && t.After(latest) {
+			latest = t
+		}
+	}
+	return latest
+}

@@ -1,0 +1,196 @@
+// Package provider declares what the gateway needs to know about one upstream protocol
+// (Anthropic Messages, OpenAI, Gemini): how to read a client's request, how to build the
+// upstream request for an account, how to meter usage from responses, how to tell whose
+// fault an upstream error is, and how to write errors in the client's own format.
+//
+// Each protocol lives in its own package (provider/anthropic, later provider/openai and
+// provider/gemini) and implements Provider. The gateway's request path is the same for all.
+package provider
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/fluxcode/fluxcode/internal/store"
+)
+
+// Operation is one gateway route of a protocol.
+type Operation int
+
+const (
+	OpMessages    Operation = iota // create a response (JSON or stream); billed
+	OpCountTokens                  // count input tokens; not billed
+	OpModels                       // list models
+)
+
+func (o Operation) String() string {
+	switch o {
+	case OpMessages:
+		return "messages"
+	case OpCountTokens:
+		return "count_tokens"
+	case OpModels:
+		return "models"
+	}
+	return "unknown"
+}
+
+// Usage is what one response consumed, in the buckets every price table knows. Input
+// excludes cache reads and writes (Anthropic's convention; other protocols convert).
+type Usage struct {
+	Input           int64
+	Output          int64
+	CacheCreation5m int64
+	CacheCreation1h int64
+	CacheRead       int64
+}
+
+// IsZero reports whether nothing was consumed.
+func (u Usage) IsZero() bool { return u == Usage{} }
+
+// Request is what the gateway reads from a client's request body before choosing an account.
+type Request struct {
+	Model  string
+	Stream bool
+	// Session identifies a conversation for sticky scheduling, already hashed to a short
+	// fixed-size string; empty means the request carries nothing to stick on.
+	Session string
+}
+
+// Target is the account and upstream model one attempt is sent to.
+type Target struct {
+	Account *store.Account
+	Model   string // the upstream model after the account's mapping
+	// Rewrite is true when Model differs from the client's and the body must be patched.
+	Rewrite bool
+}
+
+// Verdict says what the gateway does with a non-success upstream answer.
+type Verdict int
+
+const (
+	// PassThrough: the client's own fault (a 400, a 404): relay the upstream answer as is,
+	// no failover, no mark on the account.
+	PassThrough Verdict = iota
+	// Failover: the account's fault or a transient upstream problem: try another account
+	// while nothing has reached the client, and apply Mark.
+	Failover
+)
+
+// Failure is a provider's reading of one upstream error answer.
+type Failure struct {
+	Verdict Verdict
+	Status  int       // the upstream HTTP status (0 for a transport error)
+	Kind    ErrorKind // how the error is reported to the client if no account is left
+	Message string    // the upstream's error message (never credentials)
+	Mark    Mark      // what to record on the account
+}
+
+// MarkKind is the health state an upstream answer puts an account in.
+type MarkKind int
+
+const (
+	MarkNone        MarkKind = iota
+	MarkRateLimited          // until Until (from the answer's headers) or the default cooldown
+	MarkOverloaded           // for the overload cooldown
+	MarkError                // an error status (bad credentials): out until an admin acts
+)
+
+// Mark is a requested account health change. Until is zero when the answer did not say.
+type Mark struct {
+	Kind  MarkKind
+	Until time.Time
+}
+
+// ErrorKind is a protocol-neutral error class. Each provider renders it in its own format.
+type ErrorKind string
+
+const (
+	KindInvalidRequest ErrorKind = "invalid_request"
+	KindAuthentication ErrorKind = "authentication"
+	KindPermission     ErrorKind = "permission"
+	KindNotFound       ErrorKind = "not_found"
+	KindTooLarge       ErrorKind = "request_too_large"
+	KindBilling        ErrorKind = "billing"
+	KindRateLimit      ErrorKind = "rate_limit"
+	KindAPI            ErrorKind = "api"
+	KindOverloaded     ErrorKind = "overloaded"
+	KindTimeout        ErrorKind = "timeout"
+)
+
+// Status is the HTTP status the gateway answers with for k.
+func (k ErrorKind) Status() int {
+	switch k {
+	case KindInvalidRequest:
+		return http.StatusBadRequest
+	case KindAuthentication:
+		return http.StatusUnauthorized
+	case KindPermission:
+		return http.StatusForbidden
+	case KindNotFound:
+		return http.StatusNotFound
+	case KindTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case KindBilling:
+		return http.StatusPaymentRequired
+	case KindRateLimit:
+		return http.StatusTooManyRequests
+	case KindOverloaded:
+		return 529
+	case KindTimeout:
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
+}
+
+// Provider is one upstream protocol. Implementations are stateless and safe for concurrent use.
+type Provider interface {
+	// Platform is the store.Platform* value of the groups and accounts this protocol serves.
+	Platform() string
+
+	// ParseRequest reads the fields the gateway needs from a client request body. The error
+	// message is safe to show the client (KindInvalidRequest).
+	ParseRequest(op Operation, h http.Header, body []byte) (Request, error)
+
+	// NewUpstreamRequest builds the request for one attempt: the account's URL and
+	// credentials, the allowed client headers (never the client's credentials) and the body
+	// with only the fields the gateway must change rewritten. clientQuery is the raw query
+	// string of the client's request.
+	NewUpstreamRequest(ctx context.Context, op Operation, t Target, clientHeader http.Header, clientQuery string, body []byte) (*http.Request, error)
+
+	// ResponseHeaders lists the upstream response headers relayed to the client.
+	ResponseHeaders() []string
+
+	// Classify reads an upstream answer whose status is not 2xx. body is at most a bounded
+	// prefix of the error body. now anchors relative reset times.
+	Classify(status int, h http.Header, body []byte, now time.Time) Failure
+	// ClassifyEvent reads an error event received inside a 200 stream (data is the event's
+	// data payload).
+	ClassifyEvent(data []byte, now time.Time) Failure
+
+	// NewMeter returns a fresh meter for one streamed response.
+	NewMeter() Meter
+	// JSONUsage reads the usage of a complete non-streamed response body.
+	JSONUsage(body []byte) Usage
+
+	// WriteError answers the client with an error in this protocol's format.
+	WriteError(w http.ResponseWriter, kind ErrorKind, status int, message, requestID string)
+	// ErrorEvent is one complete stream event that reports an error, for failures after the
+	// stream has started.
+	ErrorEvent(kind ErrorKind, message, requestID string) []byte
+	// PingEvent is one complete keep-alive stream event, sent while a request waits for a slot.
+	PingEvent() []byte
+}
+
+// Meter extracts usage from a stream's events as they pass. It sees each event once, in
+// order; it must be cheap for events that carry no usage.
+type Meter interface {
+	// Event reads one event: name is its "event:" field (may be empty), data the joined
+	// "data:" lines. It reports whether the event is an error event.
+	Event(name, data []byte) (isError bool)
+	// Usage is what the events seen so far consumed.
+	Usage() Usage
+	// Complete reports whether the stream's normal end (e.g. message_stop) was seen.
+	Complete() bool
+}
