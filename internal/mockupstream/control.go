@@ -1,0 +1,129 @@
+package mockupstream
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// controlPrefix starts the paths through which tests script and inspect a mock in another
+// process (the cluster harness, benchmarks).
+const controlPrefix = "/_mock/"
+
+// ScriptRequest is the body of POST /_mock/script.
+type ScriptRequest struct {
+	// Key is the upstream key the script is for; ignored when Default is set.
+	Key string `json:"key"`
+	// Default sets the script of every key without its own.
+	Default bool   `json:"default"`
+	Script  Script `json:"script"`
+}
+
+// RecordedRequestJSON is one entry of GET /_mock/requests.
+type RecordedRequestJSON struct {
+	RecordedRequest
+	// Body is the body as text (bytes that are not UTF-8 are replaced).
+	Body string `json:"body"`
+	// BodySHA256 is the hex SHA-256 of the exact body bytes, for byte-for-byte checks.
+	BodySHA256 string `json:"body_sha256"`
+}
+
+// serveControl answers:
+//
+//	POST   /_mock/script                  ScriptRequest → {"ok":true}
+//	DELETE /_mock/script?key=K            the key returns to the default script
+//	GET    /_mock/stats?key=K             Stats of K; without key: {"key": Stats, ...}
+//	POST   /_mock/reset                   everything back to the state after start
+//	POST   /_mock/reset?key=K             K's script, counters and recorded requests
+//	POST   /_mock/reset?key=K&peak=1      only K's peak in flight
+//	GET    /_mock/log?key=K&n=N           the last N request log entries (of K, or all)
+//	GET    /_mock/requests?key=K&n=N      the last N requests K sent (headers and body)
+func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	key := q.Get("key")
+	n := 0
+	if v := q.Get("n"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			controlError(w, http.StatusBadRequest, fmt.Errorf("n: %w", err))
+			return
+		}
+	}
+	switch op := strings.TrimPrefix(r.URL.Path, controlPrefix); r.Method + " " + op {
+	case "POST script":
+		var req ScriptRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			controlError(w, http.StatusBadRequest, fmt.Errorf("script request: %w", err))
+			return
+		}
+		var err error
+		switch {
+		case req.Default:
+			err = s.SetDefaultScript(req.Script)
+		case req.Key == "":
+			err = fmt.Errorf("script request: key is required (or default: true)")
+		default:
+			err = s.SetScript(req.Key, req.Script)
+		}
+		if err != nil {
+			controlError(w, http.StatusBadRequest, err)
+			return
+		}
+		controlJSON(w, map[string]bool{"ok": true})
+	case "DELETE script":
+		s.ClearScript(key)
+		controlJSON(w, map[string]bool{"ok": true})
+	case "GET stats":
+		if key == "" {
+			controlJSON(w, s.AllStats())
+			return
+		}
+		controlJSON(w, s.Stats(key))
+	case "POST reset":
+		switch {
+		case key == "":
+			s.Reset()
+		case q.Get("peak") != "":
+			s.ResetPeak(key)
+		default:
+			s.ResetKey(key)
+		}
+		controlJSON(w, map[string]bool{"ok": true})
+	case "GET log":
+		entries := s.Log(key, n)
+		if entries == nil {
+			entries = []LogEntry{}
+		}
+		controlJSON(w, entries)
+	case "GET requests":
+		reqs := s.Requests(key, n)
+		out := make([]RecordedRequestJSON, len(reqs))
+		for i, rr := range reqs {
+			sum := sha256.Sum256(rr.Body)
+			out[i] = RecordedRequestJSON{RecordedRequest: rr, Body: string(rr.Body), BodySHA256: hex.EncodeToString(sum[:])}
+		}
+		controlJSON(w, out)
+	default:
+		controlError(w, http.StatusNotFound, fmt.Errorf("no control endpoint %s %s", r.Method, r.URL.Path))
+	}
+}
+
+func controlJSON(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		controlError(w, http.StatusInternalServerError, err)
+		return
+	}
+	_ = writeJSONBytes(w, http.StatusOK, b)
+}
+
+func controlError(w http.ResponseWriter, status int, err error) {
+	b, _ := json.Marshal(map[string]string{"error": err.Error()})
+	_ = writeJSONBytes(w, status, b)
+}

@@ -1,0 +1,79 @@
+// Package mockupstream is a faithful stand-in for the AI providers, the one emulated thing
+// in FluxCode's tests and benchmarks. It speaks the Anthropic Messages API as
+// shared/reference/protocols.md §1 describes it; it is scriptable per upstream key (the
+// credential the caller presents) and counts what it served, so that tests can check the
+// gateway's limits, failover and billing from outside.
+//
+// # Provider API
+//
+//	POST /v1/messages[?beta=true]              JSON answer, or SSE when "stream": true
+//	POST /v1/messages/count_tokens[?beta=true] {"input_tokens": N}
+//	GET  /v1/models[?limit=&after_id=&before_id=], GET /v1/models/{id}
+//	HEAD /api/hello                            200
+//
+// Every answer carries a request-id header (req_…). The credential is x-api-key or
+// Authorization: Bearer (any non-empty value is accepted unless a script says otherwise);
+// anthropic-version is required. Bad JSON, a missing model, messages or max_tokens give 400
+// invalid_request_error in Anthropic's body {"type":"error","error":{"type","message"},
+// "request_id"}. Unknown body fields and role "system" messages are accepted.
+//
+// A stream is, exactly: message_start (usage with input_tokens, cache_creation_input_tokens,
+// cache_read_input_tokens, cache_creation{ephemeral_5m_input_tokens,
+// ephemeral_1h_input_tokens}, output_tokens ≤ 1), content_block_start, ping, N
+// content_block_delta text_delta events, content_block_stop, message_delta (stop_reason
+// end_turn and the cumulative usage: output_tokens plus input and cache totals),
+// message_stop. Each event is flushed on its own. A JSON answer carries the same text
+// (ReplyText(N)) and the full usage.
+//
+// # Scripts
+//
+// A Script (SetScript, SetDefaultScript, or POST /_mock/script) sets, per key: latency
+// before the headers, N and the pacing between events, the usage (fixed, or derived
+// deterministically from the request body and a seed: DeriveUsage), and a Failure —
+// an HTTP status (400, 401, 403, 404, 413, 429 with retry-after and the
+// anthropic-ratelimit-* and unified reset headers, 500, 529 overloaded_error, ...), a
+// connection reset before any byte, a mid-stream `event: error` after K events, a stall
+// after K events, or a connection reset after K events; for every request, or for the
+// next FailTimes requests it applies to.
+//
+// # Per-request directives
+//
+// For mixed load, a request can choose its own behaviour: a directive anywhere in
+// metadata.user_id or in a system text (the string, or the text of any system block):
+//
+//	mock:name=value[,name=value...]
+//
+// The directive ends at the first byte that is not a letter, digit or one of _ = , . / + -.
+// Several directives apply in order. Settings:
+//
+//	latency=D       wait D before the headers (Go duration "250ms", or seconds "0.25")
+//	events=N        N text deltas (N ≥ 0)
+//	interval=D      pause D between stream events
+//	usage=I/O/W5/W1/R   fixed usage: input/output/cache 5m/cache 1h/cache read
+//	                (trailing fields may be left out and are 0)
+//	seed=S          usage derived from the body with seed S
+//	fail=F          F is an HTTP status (529, 429, ...) or reset, error, stall, drop
+//	after=K         mid-stream failures come after K events
+//	retry_after=D   429: retry-after and reset distance (default 60s)
+//	ratelimit=R     429 header families: both (default), api, unified, none
+//	no_retry_after=true  429 without retry-after
+//	error_type=T    error type in the body or error event
+//
+// e.g. "mock:fail=529", "mock:events=20,interval=5ms", "mock:fail=error,after=3",
+// "mock:usage=1200/300/1000/0/5000". A directive's failure replaces the key's scripted
+// failure for that request and does not use up a FailTimes count. An invalid directive is
+// answered with 400 invalid_request_error naming it.
+//
+// # Counters and logs
+//
+// Per key (Stats, GET /_mock/stats?key=): requests, in flight now, peak in flight
+// (ResetPeak), errors, scripted failures, completed answers, answers the peer aborted,
+// and the sum per usage bucket of the final usage the mock reported in completed answers
+// (a JSON body written and flushed; a stream's message_delta written and flushed). A
+// bounded request log (Log, GET /_mock/log) has one entry per answer with its request id,
+// key, model, usage and how far it got; the last requests of each key are recorded with
+// headers and body (Requests, GET /_mock/requests) for byte-for-byte assertions.
+//
+// A write that succeeded may still not reach a peer that is closing at that moment; the
+// mock checks the request context before each event to keep that window small.
+package mockupstream
