@@ -1,0 +1,150 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/fluxcode/fluxcode/internal/invalidate"
+	"github.com/fluxcode/fluxcode/internal/secret"
+	"github.com/fluxcode/fluxcode/internal/store"
+)
+
+func (a *api) getMe(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, viewUser(currentUser(r.Context())))
+}
+
+// updateMeReq changes the user's email; the current password confirms it, so a stolen token
+// alone cannot move the account to another address.
+type updateMeReq struct {
+	Email    *string `json:"email"`
+	Password string  `json:"password"`
+}
+
+func (a *api) updateMe(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	u := *currentUser(ctx)
+	var req updateMeReq
+	if err := decodeJSON(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if req.Email == nil {
+		writeJSON(w, http.StatusOK, viewUser(&u))
+		return
+	}
+	email, err := normalizeEmail("email", *req.Email)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if !secret.CheckPassword(u.PasswordHash, req.Password) {
+		a.writeError(w, r, invalid("password", "the current password is required to change the email"))
+		return
+	}
+	u.Email = email
+	if err := a.store.UpdateUser(ctx, &u); err != nil {
+		a.writeError(w, r, emailConflict(err))
+		return
+	}
+	a.publish(ctx, invalidate.User, u.ID)
+	writeJSON(w, http.StatusOK, viewUser(&u))
+}
+
+type changePasswordReq struct {
+	OldPassword string `json:"old_password"`
+	NewPassword string `json:"new_password"`
+}
+
+// changePassword replaces the password and bumps the token version, which revokes every
+// token issued before; the answer carries a fresh token.
+func (a *api) changePassword(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	u := currentUser(ctx)
+	var req changePasswordReq
+	if err := decodeJSON(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if err := checkPassword("new_password", req.NewPassword); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if !secret.CheckPassword(u.PasswordHash, req.OldPassword) {
+		a.writeError(w, r, invalid("old_password", "the current password is wrong"))
+		return
+	}
+	if err := a.store.SetPassword(ctx, u.ID, secret.HashPassword(req.NewPassword)); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	a.publish(ctx, invalidate.User, u.ID)
+	fresh, err := a.store.GetUser(ctx, u.ID)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	a.writeToken(w, r, http.StatusOK, fresh)
+}
+
+func (a *api) listMySubscriptions(w http.ResponseWriter, r *http.Request) {
+	listRoute(a, ofUser(a.store.ListSubscriptions, currentUser(r.Context()).ID), viewSubscription)(w, r)
+}
+
+// listUsableGroups lists the groups the user may bind a key to.
+func (a *api) listUsableGroups(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	u := currentUser(ctx)
+	groups, err := a.allGroups(ctx)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	var usable []store.Group
+	for i := range groups {
+		ok, err := a.groupUsable(ctx, u, &groups[i])
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		if ok {
+			usable = append(usable, groups[i])
+		}
+	}
+	writeList(w, usable, viewGroup)
+}
+
+// groupUsable: a user may use an active balance-billed group, or an active subscription
+// group they hold a current subscription to.
+func (a *api) groupUsable(ctx context.Context, u *store.User, g *store.Group) (bool, error) {
+	if g.Status != store.StatusActive {
+		return false, nil
+	}
+	if g.BillingType != store.BillingSubscription {
+		return true, nil
+	}
+	sub, err := a.store.GetSubscription(ctx, u.ID, g.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	now := a.now()
+	return sub.Status == store.StatusActive && !now.Before(sub.StartsAt) && now.Before(sub.ExpiresAt), nil
+}
+
+// allGroups reads every group, page by page.
+func (a *api) allGroups(ctx context.Context) ([]store.Group, error) {
+	var all []store.Group
+	for off := 0; ; off += maxPageSize {
+		page, total, err := a.store.ListGroups(ctx, store.Page{Offset: off, Limit: maxPageSize})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if len(page) < maxPageSize || len(all) >= total {
+			return all, nil
+		}
+	}
+}

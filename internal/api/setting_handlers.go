@@ -1,0 +1,120 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/fluxcode/fluxcode/internal/invalidate"
+)
+
+// The settings an admin may read and write. Other keys in the settings table (the shared JWT
+// secret, for one) are internal and never leave the server.
+const (
+	settingRegistration       = "registration_enabled"
+	settingDefaultConcurrency = "default_concurrency"
+	settingDefaultBalance     = "default_balance"
+	settingSiteName           = "site_name"
+)
+
+// settingsView holds the effective value of every admin setting.
+type settingsView struct {
+	RegistrationEnabled bool   `json:"registration_enabled"`
+	DefaultConcurrency  int    `json:"default_concurrency"`
+	DefaultBalance      money  `json:"default_balance"`
+	SiteName            string `json:"site_name"`
+}
+
+// loadSettings reads the admin settings, with defaults for those never saved. Registration
+// defaults to the configuration (REGISTRATION_ENABLED) until an admin saves a value.
+func (a *api) loadSettings(ctx context.Context) (settingsView, error) {
+	all, err := a.store.ListSettings(ctx)
+	if err != nil {
+		return settingsView{}, err
+	}
+	v := settingsView{RegistrationEnabled: a.regOn(), SiteName: "FluxCode"}
+	// Stored values were validated when written; an unreadable one keeps its default.
+	if s, ok := all[settingRegistration]; ok {
+		if b, err := strconv.ParseBool(s); err == nil {
+			v.RegistrationEnabled = b
+		}
+	}
+	if n, err := strconv.Atoi(all[settingDefaultConcurrency]); err == nil {
+		v.DefaultConcurrency = n
+	}
+	if n, ok := parseDecimal(all[settingDefaultBalance], moneyScale); ok {
+		v.DefaultBalance = money(n)
+	}
+	if s, ok := all[settingSiteName]; ok {
+		v.SiteName = s
+	}
+	return v, nil
+}
+
+func (a *api) registrationOpen(ctx context.Context) (bool, error) {
+	s, err := a.loadSettings(ctx)
+	return s.RegistrationEnabled, err
+}
+
+func (a *api) getSettings(w http.ResponseWriter, r *http.Request) {
+	v, err := a.loadSettings(r.Context())
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+type settingsReq struct {
+	RegistrationEnabled *bool   `json:"registration_enabled"`
+	DefaultConcurrency  *int    `json:"default_concurrency"`
+	DefaultBalance      *money  `json:"default_balance"`
+	SiteName            *string `json:"site_name"`
+}
+
+// putSettings saves the settings present in the body; absent ones keep their values. Every
+// value is validated before any is written.
+func (a *api) putSettings(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var req settingsReq
+	if err := decodeJSON(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	set := map[string]string{}
+	if req.RegistrationEnabled != nil {
+		set[settingRegistration] = strconv.FormatBool(*req.RegistrationEnabled)
+	}
+	if req.DefaultConcurrency != nil {
+		if err := checkConcurrency("default_concurrency", *req.DefaultConcurrency); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		set[settingDefaultConcurrency] = strconv.Itoa(*req.DefaultConcurrency)
+	}
+	if req.DefaultBalance != nil {
+		if *req.DefaultBalance < 0 {
+			a.writeError(w, r, invalid("default_balance", "default_balance must not be negative"))
+			return
+		}
+		set[settingDefaultBalance] = formatDecimal(int64(*req.DefaultBalance), moneyScale)
+	}
+	if req.SiteName != nil {
+		name, err := checkText("site_name", *req.SiteName, true, maxNameLen)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		set[settingSiteName] = name
+	}
+	for k, v := range set {
+		if err := a.store.SetSetting(ctx, k, v); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+	}
+	if len(set) > 0 {
+		a.publish(ctx, invalidate.Settings, 0)
+	}
+	a.getSettings(w, r)
+}
