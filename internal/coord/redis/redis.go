@@ -1,0 +1,221 @@
+// Package redis implements coord.Coordinator on Redis (standalone, Sentinel or Cluster), so
+// that N FluxCode nodes share slots, leases, sticky bindings, counters and invalidations.
+//
+// Every multi-step operation is one Lua script, one round trip, timed by Redis's own clock
+// (TIME), so node clocks never matter. Keys touched by one script share a hash tag, so the
+// scripts also run on Redis Cluster. Every call is bounded by Options.OpTimeout and fails
+// with coord.ErrUnavailable, so a node with Redis down fails fast instead of hanging.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/fluxcode/fluxcode/internal/coord"
+)
+
+// DefaultOpTimeout bounds one call when Options.OpTimeout is zero: far above a healthy
+// loopback or LAN round trip, short enough that a request waiting on it still fails fast.
+const DefaultOpTimeout = 500 * time.Millisecond
+
+// DefaultKeyPrefix starts every key and channel name when Options.KeyPrefix is empty.
+const DefaultKeyPrefix = "fc"
+
+// Options says where Redis is and how to use it. Zero values take the defaults named.
+type Options struct {
+	// URL is redis://[user:password@]host:port[/db] (rediss:// for TLS). Password and DB
+	// below, when set, win over the URL's. Either URL or Addrs is required.
+	URL string
+	// Addrs lists host:port seeds: one for a standalone server, several for Cluster, the
+	// Sentinels when MasterName is set.
+	Addrs []string
+	// MasterName selects Sentinel: the name of the monitored master.
+	MasterName string
+	// Cluster forces Cluster mode with a single seed address.
+	Cluster bool
+
+	Username string
+	Password string
+	DB       int
+	// SentinelPassword authenticates to the Sentinels, when they require it.
+	SentinelPassword string
+
+	// PoolSize and MinIdleConns come from REDIS_POOL_SIZE / REDIS_MIN_IDLE_CONNS; zero keeps
+	// go-redis's defaults (10 per CPU, none idle).
+	PoolSize     int
+	MinIdleConns int
+
+	// KeyPrefix names every key and channel (default DefaultKeyPrefix), so deployments can
+	// share a server. It must not contain braces: it is the Cluster hash tag of slot keys.
+	KeyPrefix string
+	// OpTimeout bounds each call, retries included (default DefaultOpTimeout).
+	OpTimeout time.Duration
+	// Counter, when set, counts the commands and round trips the coordinator sends.
+	Counter *CommandCounter
+}
+
+// Coordinator is the Redis coordination backend. Create it with New.
+type Coordinator struct {
+	client    goredis.UniversalClient
+	prefix    string
+	opTimeout time.Duration
+
+	mu     sync.Mutex
+	closed bool
+	subs   map[*subscription]struct{}
+}
+
+var _ coord.Coordinator = (*Coordinator)(nil)
+
+// New connects and pings once, so a wrong address or password is reported at start.
+func New(ctx context.Context, opts Options) (*Coordinator, error) {
+	uopts, err := universalOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	prefix := opts.KeyPrefix
+	if prefix == "" {
+		prefix = DefaultKeyPrefix
+	}
+	if strings.ContainsAny(prefix, "{}") {
+		return nil, fmt.Errorf("redis coordinator: key prefix %q must not contain braces", prefix)
+	}
+	c := &Coordinator{
+		client:    goredis.NewUniversalClient(uopts),
+		prefix:    prefix,
+		opTimeout: uopts.ReadTimeout,
+		subs:      make(map[*subscription]struct{}),
+	}
+	if opts.Counter != nil {
+		c.client.AddHook(opts.Counter)
+	}
+	if err := c.Ping(ctx); err != nil {
+		_ = c.client.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// universalOptions merges URL and fields into go-redis options with our timeouts.
+func universalOptions(opts Options) (*goredis.UniversalOptions, error) {
+	u := &goredis.UniversalOptions{
+		Addrs:         opts.Addrs,
+		MasterName:    opts.MasterName,
+		IsClusterMode: opts.Cluster,
+	}
+	if opts.URL != "" {
+		parsed, err := goredis.ParseURL(opts.URL)
+		if err != nil {
+			// go-redis errors may quote the URL, password included: name the field only.
+			return nil, errors.New("redis coordinator: URL is not a valid redis:// or rediss:// URL")
+		}
+		if len(u.Addrs) == 0 {
+			u.Addrs = []string{parsed.Addr}
+		}
+		u.Username, u.Password, u.DB, u.TLSConfig = parsed.Username, parsed.Password, parsed.DB, parsed.TLSConfig
+	}
+	if len(u.Addrs) == 0 {
+		return nil, errors.New("redis coordinator: neither URL nor Addrs is set")
+	}
+	if opts.Username != "" {
+		u.Username = opts.Username
+	}
+	if opts.Password != "" {
+		u.Password = opts.Password
+	}
+	u.SentinelPassword = opts.SentinelPassword
+	if opts.DB != 0 {
+		u.DB = opts.DB
+	}
+	if opts.PoolSize < 0 || opts.MinIdleConns < 0 {
+		return nil, fmt.Errorf("redis coordinator: pool size %d and min idle %d must not be negative", opts.PoolSize, opts.MinIdleConns)
+	}
+	u.PoolSize, u.MinIdleConns = opts.PoolSize, opts.MinIdleConns
+
+	timeout := opts.OpTimeout
+	if timeout == 0 {
+		timeout = DefaultOpTimeout
+	}
+	if timeout < 0 {
+		return nil, fmt.Errorf("redis coordinator: op timeout %v must be positive", timeout)
+	}
+	// Every socket wait is bounded by the call's own deadline (ContextTimeoutEnabled) and
+	// by timeout, so a dead server costs one timeout, never go-redis's 3 s defaults.
+	u.ContextTimeoutEnabled = true
+	u.DialTimeout, u.ReadTimeout, u.WriteTimeout, u.PoolTimeout = timeout, timeout, timeout, timeout
+	// A refused dial means the server is down: say so at once instead of retrying it five
+	// times. One command retry remains for the stale pooled connection a restart leaves.
+	u.DialerRetries = 1
+	u.MaxRetries = 1
+	// CLIENT SETINFO and maintenance notifications cost a round trip per new connection and
+	// are unknown to Redis 7.0 (Debian's); we need neither.
+	u.DisableIdentity = true
+	u.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	return u, nil
+}
+
+// Ping answers nil when Redis answers within the op timeout.
+func (c *Coordinator) Ping(ctx context.Context) error {
+	ctx, cancel := c.op(ctx)
+	defer cancel()
+	if err := c.client.Ping(ctx).Err(); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
+// Close ends every subscription and closes the connections. It is safe to call twice.
+func (c *Coordinator) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	subs := c.subs
+	c.subs = nil
+	c.mu.Unlock()
+	for s := range subs {
+		s.cancel()
+	}
+	if err := c.client.Close(); err != nil {
+		return fmt.Errorf("close redis client: %w", err)
+	}
+	return nil
+}
+
+// op bounds one call.
+func (c *Coordinator) op(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.opTimeout)
+}
+
+// unavailable wraps a backend failure so callers can test it with errors.Is.
+func unavailable(op string, err error) error {
+	return fmt.Errorf("redis %s: %w: %w", op, coord.ErrUnavailable, err)
+}
+
+// Key layout. Slot sets all carry the hash tag {prefix}, because one acquire spans any
+// sets; a lease and its fence share a tag of their own; the rest are single-key.
+func (c *Coordinator) slotKey(key string) string   { return "{" + c.prefix + "}:slot:" + key }
+func (c *Coordinator) leaseKey(name string) string { return "{" + c.prefix + ":lease:" + name + "}" }
+func (c *Coordinator) stickyKey(key string) string { return c.prefix + ":sticky:" + key }
+func (c *Coordinator) counterKey(key string) string {
+	return c.prefix + ":counter:" + key
+}
+func (c *Coordinator) channelName(ch string) string { return c.prefix + ":" + ch }
+
+// millis turns a TTL into whole milliseconds, rounding up so that a positive TTL never
+// becomes 0 (which Redis would refuse or treat as "expire now").
+func millis(what string, ttl time.Duration) (int64, error) {
+	if ttl <= 0 {
+		return 0, fmt.Errorf("%s: ttl must be positive, got %v", what, ttl)
+	}
+	return int64((ttl + time.Millisecond - 1) / time.Millisecond), nil
+}

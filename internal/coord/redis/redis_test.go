@@ -1,0 +1,385 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/fluxcode/fluxcode/internal/coord"
+	"github.com/fluxcode/fluxcode/internal/coord/coordtest"
+	"github.com/fluxcode/fluxcode/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// prefixes keeps every coordinator of one test binary in its own key space.
+var prefixes atomic.Int64
+
+func uniquePrefix() string { return fmt.Sprintf("t%d", prefixes.Add(1)) }
+
+func mustNew(t testing.TB, opts Options) *Coordinator {
+	t.Helper()
+	c, err := New(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// rawClient talks to the server directly, to look at what the coordinator stored.
+func rawClient(t testing.TB, r *testenv.Redis) *goredis.Client {
+	t.Helper()
+	cl := goredis.NewClient(&goredis.Options{Addr: r.Addr(), Password: r.Password(), DisableIdentity: true})
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
+func TestContract(t *testing.T) {
+	r := testenv.StartRedis(t)
+	coordtest.Run(t, func(t *testing.T) coord.Coordinator {
+		return mustNew(t, Options{URL: r.URL(), KeyPrefix: uniquePrefix()})
+	})
+}
+
+func TestSharedBetweenNodes(t *testing.T) {
+	r := testenv.StartRedis(t)
+	prefix := uniquePrefix()
+	coordtest.RunShared(t, func(t *testing.T) (coord.Coordinator, coord.Coordinator) {
+		a, err := New(context.Background(), Options{URL: r.URL(), KeyPrefix: prefix})
+		if err != nil {
+			t.Fatalf("New a: %v", err)
+		}
+		b, err := New(context.Background(), Options{Addrs: []string{r.Addr()}, KeyPrefix: prefix})
+		if err != nil {
+			t.Fatalf("New b: %v", err)
+		}
+		return a, b
+	})
+}
+
+// Scenario 6 of issue 4, at this layer: with Redis down every call fails with
+// ErrUnavailable instead of hanging; once it is back, calls work again by themselves and the
+// subscriber reports the gap with "" before new messages.
+func TestRedisRestart(t *testing.T) {
+	r := testenv.StartRedis(t)
+	c := mustNew(t, Options{URL: r.URL(), KeyPrefix: uniquePrefix(), OpTimeout: 300 * time.Millisecond})
+	ctx := context.Background()
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sub, err := c.Subscribe(subCtx, "inv")
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	if err := c.Publish(ctx, "inv", "before"); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	if got := coordtest.Receive(t, sub); got != "before" {
+		t.Fatalf("received %q, want %q", got, "before")
+	}
+
+	if err := r.Stop(); err != nil {
+		t.Fatalf("stop redis: %v", err)
+	}
+	calls := map[string]func() error{
+		"Ping": func() error { return c.Ping(ctx) },
+		"AcquireSlots": func() error {
+			_, _, err := c.AcquireSlots(ctx, "h", time.Minute, coord.SlotReq{Key: "a", Limit: 3})
+			return err
+		},
+		"ReleaseSlots": func() error { return c.ReleaseSlots(ctx, "h", "a") },
+		"RefreshSlots": func() error { return c.RefreshSlots(ctx, time.Minute, []coord.Held{{Key: "a", Holder: "h"}}) },
+		"SlotCount":    func() error { _, err := c.SlotCount(ctx, "a"); return err },
+		"AcquireLease": func() error { _, _, err := c.AcquireLease(ctx, "job", "me", time.Minute); return err },
+		"ReleaseLease": func() error { return c.ReleaseLease(ctx, "job", "me") },
+		"StickyGet":    func() error { _, err := c.StickyGet(ctx, "s"); return err },
+		"StickySet":    func() error { return c.StickySet(ctx, "s", 1, time.Minute) },
+		"StickyDelete": func() error { return c.StickyDelete(ctx, "s", 1) },
+		"Incr":         func() error { _, err := c.Incr(ctx, "n", 1, time.Minute); return err },
+		"Get":          func() error { _, err := c.Get(ctx, "n"); return err },
+		"Publish":      func() error { return c.Publish(ctx, "inv", "lost") },
+		"Subscribe": func() error {
+			sctx, scancel := context.WithCancel(ctx)
+			defer scancel()
+			_, err := c.Subscribe(sctx, "other")
+			return err
+		},
+	}
+	for name, call := range calls {
+		if err := call(); !errors.Is(err, coord.ErrUnavailable) {
+			t.Errorf("%s with Redis down: err = %v, want ErrUnavailable", name, err)
+		}
+	}
+
+	if err := r.Start(); err != nil {
+		t.Fatalf("start redis: %v", err)
+	}
+	coordtest.Eventually(t, "calls succeed again", func() bool { return c.Ping(ctx) == nil })
+	ok, _, err := c.AcquireSlots(ctx, "h", time.Minute, coord.SlotReq{Key: "a", Limit: 1})
+	if err != nil || !ok {
+		t.Fatalf("AcquireSlots after restart: ok=%v err=%v", ok, err)
+	}
+	if got := coordtest.Receive(t, sub); got != "" {
+		t.Fatalf("first message after the restart = %q, want the flush signal \"\"", got)
+	}
+	if err := c.Publish(ctx, "inv", "after"); err != nil {
+		t.Fatalf("Publish after restart: %v", err)
+	}
+	for {
+		got := coordtest.Receive(t, sub)
+		if got == "after" {
+			break
+		}
+		if got != "" {
+			t.Fatalf("received %q, want \"after\" (or more flush signals)", got)
+		}
+	}
+}
+
+func TestPassword(t *testing.T) {
+	const password = "s3cret-coord-pw"
+	r := testenv.StartRedis(t, testenv.WithPassword(password))
+	ctx := context.Background()
+	use := func(t *testing.T, c *Coordinator) {
+		t.Helper()
+		ok, _, err := c.AcquireSlots(ctx, "h", time.Minute, coord.SlotReq{Key: "k", Limit: 1})
+		if err != nil || !ok {
+			t.Fatalf("AcquireSlots: ok=%v err=%v", ok, err)
+		}
+	}
+	t.Run("ViaURL", func(t *testing.T) {
+		if !strings.Contains(r.URL(), password) {
+			t.Fatalf("test setup: URL %q carries no password", r.URL())
+		}
+		use(t, mustNew(t, Options{URL: r.URL(), KeyPrefix: uniquePrefix()}))
+	})
+	t.Run("ViaOption", func(t *testing.T) {
+		use(t, mustNew(t, Options{Addrs: []string{r.Addr()}, Password: password, KeyPrefix: uniquePrefix()}))
+	})
+	t.Run("OptionWinsOverURL", func(t *testing.T) {
+		url := "redis://:wrong@" + r.Addr() + "/0"
+		use(t, mustNew(t, Options{URL: url, Password: password, KeyPrefix: uniquePrefix()}))
+	})
+	for name, opts := range map[string]Options{
+		"Missing": {Addrs: []string{r.Addr()}},
+		"Wrong":   {Addrs: []string{r.Addr()}, Password: "not-" + password},
+	} {
+		t.Run(name+"Refused", func(t *testing.T) {
+			c, err := New(ctx, opts)
+			if err == nil {
+				_ = c.Close()
+				t.Fatalf("New succeeded without the right password")
+			}
+			if !errors.Is(err, coord.ErrUnavailable) {
+				t.Fatalf("err = %v, want ErrUnavailable", err)
+			}
+			if strings.Contains(err.Error(), password) {
+				t.Fatalf("error reveals the password: %v", err)
+			}
+		})
+	}
+}
+
+func TestOptionsRefused(t *testing.T) {
+	for name, opts := range map[string]Options{
+		"NoAddress":    {},
+		"BracePrefix":  {Addrs: []string{"127.0.0.1:1"}, KeyPrefix: "{x}"},
+		"BadURL":       {URL: "http://:hunter2@127.0.0.1:1/0"},
+		"NegativePool": {Addrs: []string{"127.0.0.1:1"}, PoolSize: -1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := New(context.Background(), opts)
+			if err == nil {
+				_ = c.Close()
+				t.Fatalf("New accepted %+v", opts)
+			}
+			if errors.Is(err, coord.ErrUnavailable) {
+				t.Fatalf("a configuration error reported as unavailability: %v", err)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("error reveals the password: %v", err)
+			}
+		})
+	}
+}
+
+// The scripts survive a server that forgot them (restart, SCRIPT FLUSH): EVALSHA fails,
+// EVAL runs it, and the next call is back to one EVALSHA.
+func TestScriptCacheFlushed(t *testing.T) {
+	r := testenv.StartRedis(t)
+	var counter CommandCounter
+	c := mustNew(t, Options{URL: r.URL(), KeyPrefix: uniquePrefix(), Counter: &counter})
+	ctx := context.Background()
+	acquire := func() {
+		t.Helper()
+		ok, _, err := c.AcquireSlots(ctx, "h", time.Minute, coord.SlotReq{Key: "k", Limit: 1})
+		if err != nil || !ok {
+			t.Fatalf("AcquireSlots: ok=%v err=%v", ok, err)
+		}
+	}
+	acquire()
+	if err := rawClient(t, r).ScriptFlush(ctx).Err(); err != nil {
+		t.Fatalf("SCRIPT FLUSH: %v", err)
+	}
+	counter.Reset()
+	acquire()
+	if got := counter.Commands(); got != 2 {
+		t.Fatalf("commands after a flush = %d, want 2 (EVALSHA, then EVAL)", got)
+	}
+	counter.Reset()
+	acquire()
+	if got := counter.Commands(); got != 1 {
+		t.Fatalf("commands once cached again = %d, want 1", got)
+	}
+}
+
+// Each operation is one round trip, which is what keeps the request path cheap.
+func TestOneRoundTripEach(t *testing.T) {
+	r := testenv.StartRedis(t)
+	var counter CommandCounter
+	c := mustNew(t, Options{URL: r.URL(), KeyPrefix: uniquePrefix(), Counter: &counter})
+	ctx := context.Background()
+	reqs := []coord.SlotReq{{Key: "account:1", Limit: 3}, {Key: "user:1", Limit: 2}, {Key: "key:1", Limit: 1}}
+	ops := []struct {
+		name string
+		call func() error
+	}{
+		{"AcquireSlots", func() error { _, _, err := c.AcquireSlots(ctx, "h", time.Minute, reqs...); return err }},
+		{"RefreshSlots", func() error {
+			return c.RefreshSlots(ctx, time.Minute, []coord.Held{{Key: "account:1", Holder: "h"}, {Key: "user:1", Holder: "h"}})
+		}},
+		{"ReleaseSlots", func() error { return c.ReleaseSlots(ctx, "h", "account:1", "user:1", "key:1") }},
+		{"AcquireLease", func() error { _, _, err := c.AcquireLease(ctx, "job", "me", time.Minute); return err }},
+		{"Incr", func() error { _, err := c.Incr(ctx, "n", 1, time.Minute); return err }},
+		{"StickyDelete", func() error { return c.StickyDelete(ctx, "s", 1) }},
+	}
+	for _, op := range ops {
+		if err := op.call(); err != nil { // loads the script
+			t.Fatalf("%s: %v", op.name, err)
+		}
+		counter.Reset()
+		if err := op.call(); err != nil {
+			t.Fatalf("%s: %v", op.name, err)
+		}
+		if got := counter.RoundTrips(); got != 1 {
+			t.Errorf("%s took %d round trips, want 1", op.name, got)
+		}
+	}
+}
+
+// Keys one script touches must share a Redis Cluster hash tag, or Cluster refuses the
+// script (CROSSSLOT). Checked on the names actually written.
+func TestKeysShareHashTag(t *testing.T) {
+	r := testenv.StartRedis(t)
+	prefix := uniquePrefix()
+	c := mustNew(t, Options{URL: r.URL(), KeyPrefix: prefix})
+	ctx := context.Background()
+	ok, _, err := c.AcquireSlots(ctx, "h", time.Minute,
+		coord.SlotReq{Key: "account:1", Limit: 3}, coord.SlotReq{Key: "user:{odd}", Limit: 2}, coord.SlotReq{Key: "key:9", Limit: 1})
+	if err != nil || !ok {
+		t.Fatalf("AcquireSlots: ok=%v err=%v", ok, err)
+	}
+	if ok, _, err := c.AcquireLease(ctx, "refresh}tokens", "me", time.Minute); err != nil || !ok {
+		t.Fatalf("AcquireLease: ok=%v err=%v", ok, err)
+	}
+	keys, err := rawClient(t, r).Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatalf("KEYS: %v", err)
+	}
+	var slotKeys, leaseKeys []string
+	for _, k := range keys {
+		switch {
+		case strings.Contains(k, ":slot:"):
+			slotKeys = append(slotKeys, k)
+		case strings.Contains(k, ":lease:"):
+			leaseKeys = append(leaseKeys, k)
+		}
+	}
+	if len(slotKeys) != 3 || len(leaseKeys) != 2 {
+		t.Fatalf("keys written: %q; want 3 slot sets and a lease with its fence", keys)
+	}
+	for _, group := range [][]string{slotKeys, leaseKeys} {
+		for _, k := range group[1:] {
+			if hashTag(k) != hashTag(group[0]) {
+				t.Errorf("keys %q and %q hash to different tags %q and %q", group[0], k, hashTag(group[0]), hashTag(k))
+			}
+		}
+	}
+	if hashTag(slotKeys[0]) != prefix {
+		t.Errorf("slot tag = %q, want %q", hashTag(slotKeys[0]), prefix)
+	}
+}
+
+// hashTag is the part of a key Redis Cluster hashes: between the first "{" and the next
+// "}" when that is non-empty, else the whole key.
+func hashTag(key string) string {
+	open := strings.IndexByte(key, '{')
+	if open < 0 {
+		return key
+	}
+	end := strings.IndexByte(key[open+1:], '}')
+	if end <= 0 {
+		return key
+	}
+	return key[open+1 : open+1+end]
+}
+
+// Expiry is judged by Redis's clock: a holder whose slot outlived its TTL is gone for every
+// node, and the set's key itself disappears once its last holder expired.
+func TestIdleSetsVanish(t *testing.T) {
+	r := testenv.StartRedis(t)
+	prefix := uniquePrefix()
+	c := mustNew(t, Options{URL: r.URL(), KeyPrefix: prefix})
+	ctx := context.Background()
+	if ok, _, err := c.AcquireSlots(ctx, "h", 200*time.Millisecond, coord.SlotReq{Key: "k", Limit: 1}); err != nil || !ok {
+		t.Fatalf("AcquireSlots: ok=%v err=%v", ok, err)
+	}
+	raw := rawClient(t, r)
+	coordtest.Eventually(t, "the idle set expires from Redis", func() bool {
+		n, err := raw.Exists(ctx, "{"+prefix+"}:slot:k").Result()
+		if err != nil {
+			t.Fatalf("EXISTS: %v", err)
+		}
+		return n == 0
+	})
+}
+
+func BenchmarkAcquireRelease(b *testing.B) {
+	r := testenv.StartRedis(b)
+	var counter CommandCounter
+	c := mustNew(b, Options{URL: r.URL(), KeyPrefix: uniquePrefix(), Counter: &counter})
+	ctx := context.Background()
+	reqs := []coord.SlotReq{{Key: "account:1", Limit: 1 << 30}, {Key: "user:1", Limit: 1 << 30}, {Key: "key:1", Limit: 1 << 30}}
+	keys := []string{"account:1", "user:1", "key:1"}
+	// Warm the script cache so the numbers show the steady state.
+	if _, _, err := c.AcquireSlots(ctx, "warm", time.Minute, reqs...); err != nil {
+		b.Fatalf("AcquireSlots: %v", err)
+	}
+	if err := c.ReleaseSlots(ctx, "warm", keys...); err != nil {
+		b.Fatalf("ReleaseSlots: %v", err)
+	}
+	counter.Reset()
+	var holders atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		holder := fmt.Sprintf("h%d", holders.Add(1))
+		for pb.Next() {
+			ok, _, err := c.AcquireSlots(ctx, holder, time.Minute, reqs...)
+			if err != nil || !ok {
+				b.Fatalf("AcquireSlots: ok=%v err=%v", ok, err)
+			}
+			if err := c.ReleaseSlots(ctx, holder, keys...); err != nil {
+				b.Fatalf("ReleaseSlots: %v", err)
+			}
+		}
+	})
+	b.ReportMetric(float64(counter.RoundTrips())/float64(b.N), "roundtrips/op")
+	b.ReportMetric(float64(counter.Commands())/float64(b.N), "cmds/op")
+}

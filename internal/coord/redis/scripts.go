@@ -1,0 +1,112 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// The scripts run with EVALSHA, falling back to EVAL once when the server has not cached
+// them (a restart, SCRIPT FLUSH): one round trip in the steady state. Each reads the time
+// from the server (TIME) so that every node agrees on what has expired. A slot member is
+// live while its score (expiry, ms) is above now.
+
+// nowMillis is the prelude that reads Redis's clock in milliseconds.
+const nowMillis = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// acquireScript: KEYS are slot sets; ARGV[1] holder, ARGV[2] ttl ms, ARGV[2+i] limit of
+// KEYS[i]. Purges expired holders, checks every limit, then adds to all sets. Returns 0 on
+// success, else the 1-based index of the first full set (nothing was added).
+var acquireScript = goredis.NewScript(nowMillis + `
+local holder = ARGV[1]
+local ttl = tonumber(ARGV[2])
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if not redis.call('ZSCORE', key, holder) then
+    if redis.call('ZCARD', key) >= tonumber(ARGV[2 + i]) then
+      return i
+    end
+  end
+end
+local exp = now + ttl
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, exp, holder)
+  -- the set lives as long as its longest holder, so an idle set vanishes on its own
+  if redis.call('PTTL', key) < ttl then
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+return 0
+`)
+
+// releaseScript: KEYS are slot sets; ARGV[1] holder.
+var releaseScript = goredis.NewScript(`
+for _, key in ipairs(KEYS) do
+  redis.call('ZREM', key, ARGV[1])
+end
+return 0
+`)
+
+// refreshScript: KEYS[i] a slot set, ARGV[1] ttl ms, ARGV[1+i] its holder. Extends live
+// holders only: an expired one may already have been replaced, so it is not revived.
+var refreshScript = goredis.NewScript(nowMillis + `
+local ttl = tonumber(ARGV[1])
+local exp = now + ttl
+for i, key in ipairs(KEYS) do
+  local holder = ARGV[1 + i]
+  local score = redis.call('ZSCORE', key, holder)
+  if score and tonumber(score) > now then
+    redis.call('ZADD', key, 'XX', exp, holder)
+    if redis.call('PTTL', key) < ttl then
+      redis.call('PEXPIRE', key, ttl)
+    end
+  end
+end
+return 0
+`)
+
+// countScript: KEYS[1] a slot set. Counts holders alive now.
+var countScript = goredis.NewScript(nowMillis + `
+return redis.call('ZCOUNT', KEYS[1], '(' .. string.format('%d', now), '+inf')
+`)
+
+// leaseScript: KEYS[1] the lease (value = owner), KEYS[2] its fence; ARGV[1] owner,
+// ARGV[2] ttl ms. Returns {granted 0|1, fence}. The owner extends; a free lease is granted
+// with a new fence. The fence never falls below Redis's clock in ms, so it keeps growing
+// even if Redis lost its data in between (grants of one name are far rarer than 1 per ms).
+var leaseScript = goredis.NewScript(nowMillis + `
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, tonumber(redis.call('GET', KEYS[2]) or '0')}
+end
+if cur then
+  return {0, 0}
+end
+local fence = redis.call('INCR', KEYS[2])
+if fence < now then
+  fence = now
+  redis.call('SET', KEYS[2], string.format('%d', now))
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return {1, fence}
+`)
+
+// deleteIfEqualScript: KEYS[1], ARGV[1] expected value. Deletes only a value still equal,
+// so a late release never removes what someone else now holds.
+var deleteIfEqualScript = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// incrScript: KEYS[1] counter, ARGV[1] delta, ARGV[2] ttl ms (<= 0: keep). A key without
+// expiry gets ttl; a running window is never extended.
+var incrScript = goredis.NewScript(`
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if ttl > 0 and redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return v
+`)

@@ -1,0 +1,97 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/fluxcode/fluxcode/internal/coord"
+)
+
+// AcquireSlots takes one slot in every limited set for holder, or none, in one script.
+func (c *Coordinator) AcquireSlots(ctx context.Context, holder string, ttl time.Duration, reqs ...coord.SlotReq) (bool, int, error) {
+	ms, err := millis("acquire slots", ttl)
+	if err != nil {
+		return false, -1, err
+	}
+	keys := make([]string, 0, len(reqs))
+	args := make([]any, 2, 2+len(reqs))
+	args[0], args[1] = holder, ms
+	index := make([]int, 0, len(reqs)) // position in keys -> position in reqs
+	for i, r := range reqs {
+		if r.Limit <= 0 {
+			continue // unlimited: always granted, nothing stored
+		}
+		keys = append(keys, c.slotKey(r.Key))
+		args = append(args, r.Limit)
+		index = append(index, i)
+	}
+	if len(keys) == 0 {
+		return true, -1, nil
+	}
+	ctx, cancel := c.op(ctx)
+	defer cancel()
+	full, err := acquireScript.Run(ctx, c.client, keys, args...).Int()
+	if err != nil {
+		return false, -1, unavailable("acquire slots", err)
+	}
+	if full == 0 {
+		return true, -1, nil
+	}
+	if full < 1 || full > len(index) {
+		return false, -1, fmt.Errorf("redis acquire slots: script answered set %d of %d", full, len(index))
+	}
+	return false, index[full-1], nil
+}
+
+// ReleaseSlots removes holder from each set in one script.
+func (c *Coordinator) ReleaseSlots(ctx context.Context, holder string, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	rkeys := make([]string, len(keys))
+	for i, k := range keys {
+		rkeys[i] = c.slotKey(k)
+	}
+	ctx, cancel := c.op(ctx)
+	defer cancel()
+	if err := releaseScript.Run(ctx, c.client, rkeys, holder).Err(); err != nil {
+		return unavailable("release slots", err)
+	}
+	return nil
+}
+
+// RefreshSlots extends every live (key, holder) in one script.
+func (c *Coordinator) RefreshSlots(ctx context.Context, ttl time.Duration, held []coord.Held) error {
+	ms, err := millis("refresh slots", ttl)
+	if err != nil {
+		return err
+	}
+	if len(held) == 0 {
+		return nil
+	}
+	keys := make([]string, len(held))
+	args := make([]any, 1+len(held))
+	args[0] = ms
+	for i, h := range held {
+		keys[i] = c.slotKey(h.Key)
+		args[1+i] = h.Holder
+	}
+	ctx, cancel := c.op(ctx)
+	defer cancel()
+	if err := refreshScript.Run(ctx, c.client, keys, args...).Err(); err != nil {
+		return unavailable("refresh slots", err)
+	}
+	return nil
+}
+
+// SlotCount counts the holders of key alive by Redis's clock.
+func (c *Coordinator) SlotCount(ctx context.Context, key string) (int, error) {
+	ctx, cancel := c.op(ctx)
+	defer cancel()
+	n, err := countScript.Run(ctx, c.client, []string{c.slotKey(key)}).Int()
+	if err != nil {
+		return 0, unavailable("slot count", err)
+	}
+	return n, nil
+}
