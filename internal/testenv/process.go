@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -65,7 +66,7 @@ func (p *process) start() error {
 		Pdeathsig:  syscall.SIGKILL,
 		Credential: p.cred,
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startOnSpawnerThread(cmd); err != nil {
 		return fmt.Errorf("%s: start: %w", p.name, err)
 	}
 	p.cmd = cmd
@@ -153,6 +154,36 @@ func (p *process) logContains(s string) bool {
 }
 
 var errPortTaken = errors.New("port taken")
+
+// Pdeathsig fires when the OS thread that forked the child exits, not the
+// process (golang/go#27505), and Go ends a thread whenever a goroutine exits
+// while locked to it. So every child is forked from one goroutine locked
+// to its thread for the life of the test binary. Package state because the
+// thread must outlive every test.
+var spawner struct {
+	once sync.Once
+	reqs chan spawnRequest
+}
+
+type spawnRequest struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func startOnSpawnerThread(cmd *exec.Cmd) error {
+	spawner.once.Do(func() {
+		spawner.reqs = make(chan spawnRequest)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread lives until exit
+			for req := range spawner.reqs {
+				req.done <- req.cmd.Start()
+			}
+		}()
+	})
+	done := make(chan error, 1)
+	spawner.reqs <- spawnRequest{cmd: cmd, done: done}
+	return <-done
+}
 
 // server gives a started process its public life cycle: Stop, Start,
 // Restart (same arguments, so same port and data) and LogTail. Postgres,
