@@ -1,0 +1,251 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fluxcode/fluxcode/internal/store"
+)
+
+const accountCols = "id, name, platform, type, credentials, base_url, proxy_id, priority, concurrency, model_mapping, " +
+	"status, error_message, schedulable, rate_limited_until, overloaded_until, temp_unsched_until, temp_unsched_reason, " +
+	"last_used_at, created_at, updated_at"
+
+// accountSelect reads accounts with their group ids folded into one text column, so a list
+// needs a single query. The aggregate is the one place the dialects differ here.
+func (d *DB) accountSelect() string {
+	agg := "(SELECT group_concat(group_id, ',') FROM account_groups ag WHERE ag.account_id = a.id)"
+	if d.pg {
+		agg = "(SELECT string_agg(group_id::text, ',') FROM account_groups ag WHERE ag.account_id = a.id)"
+	}
+	cols := strings.Split(accountCols, ", ")
+	for i, c := range cols {
+		cols[i] = "a." + c
+	}
+	return "SELECT " + strings.Join(cols, ", ") + ", COALESCE(" + agg + ", '') FROM accounts a"
+}
+
+// scanAccount reads a row of accountSelect and opens the sealed credentials.
+func (d *DB) scanAccount(s scanner, a *store.Account) error {
+	var sealed, mapping, groups string
+	err := s.Scan(&a.ID, &a.Name, &a.Platform, &a.Type, &sealed, &a.BaseURL, &a.ProxyID, &a.Priority, &a.Concurrency,
+		&mapping, &a.Status, &a.ErrorMessage, &a.Schedulable, nullTimeDst{&a.RateLimitedUntil},
+		nullTimeDst{&a.OverloadedUntil}, nullTimeDst{&a.TempUnschedUntil}, &a.TempUnschedReason,
+		nullTimeDst{&a.LastUsedAt}, timeDst{&a.CreatedAt}, timeDst{&a.UpdatedAt}, &groups)
+	if err != nil {
+		return err
+	}
+	plain, err := d.keys.OpenString(sealed)
+	if err != nil {
+		return fmt.Errorf("account %d credentials: %w", a.ID, err)
+	}
+	a.Credentials = store.Credentials{}
+	if plain != "" {
+		if err := json.Unmarshal([]byte(plain), &a.Credentials); err != nil {
+			return fmt.Errorf("account %d credentials: %w", a.ID, err)
+		}
+	}
+	a.ModelMapping = nil
+	if err := json.Unmarshal([]byte(mapping), &a.ModelMapping); err != nil {
+		return fmt.Errorf("account %d model mapping: %w", a.ID, err)
+	}
+	if len(a.ModelMapping) == 0 {
+		a.ModelMapping = nil
+	}
+	a.GroupIDs = nil
+	for g := range strings.SplitSeq(groups, ",") {
+		if g == "" {
+			continue
+		}
+		id, err := strconv.ParseInt(g, 10, 64)
+		if err != nil {
+			return fmt.Errorf("account %d groups: %w", a.ID, err)
+		}
+		a.GroupIDs = append(a.GroupIDs, id)
+	}
+	slices.Sort(a.GroupIDs)
+	return nil
+}
+
+// sealedAccount returns the stored forms of the credentials and the model mapping.
+func (d *DB) sealedAccount(a *store.Account) (creds, mapping string, err error) {
+	c, err := json.Marshal(a.Credentials)
+	if err != nil {
+		return "", "", fmt.Errorf("encode credentials: %w", err)
+	}
+	m := a.ModelMapping
+	if m == nil {
+		m = map[string]string{}
+	}
+	mb, err := json.Marshal(m)
+	if err != nil {
+		return "", "", fmt.Errorf("encode model mapping: %w", err)
+	}
+	return d.keys.SealString(string(c)), string(mb), nil
+}
+
+// CreateAccount inserts a with its credentials sealed and its group memberships; an empty
+// Status means StatusActive. ErrInvalid for an unknown platform, type, proxy or group.
+func (d *DB) CreateAccount(ctx context.Context, a *store.Account) error {
+	a.Status = orDefault(a.Status, store.StatusActive)
+	creds, mapping, err := d.sealedAccount(a)
+	if err != nil {
+		return wrap("create account", err)
+	}
+	now := d.clock()
+	err = d.inTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `INSERT INTO accounts (name, platform, type, credentials, base_url, proxy_id,
+			priority, concurrency, model_mapping, status, error_message, schedulable, temp_unsched_reason,
+			created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '', $13, $13) RETURNING id`,
+			a.Name, a.Platform, a.Type, creds, a.BaseURL, a.ProxyID, a.Priority, a.Concurrency, mapping,
+			a.Status, a.ErrorMessage, a.Schedulable, d.tv(now)).Scan(&a.ID)
+		if err != nil {
+			return err
+		}
+		return d.setAccountGroups(ctx, tx, a.ID, a.GroupIDs, false)
+	})
+	if err != nil {
+		return wrap("create account", err)
+	}
+	a.CreatedAt, a.UpdatedAt = now, now
+	return nil
+}
+
+// setAccountGroups makes groups the account's memberships.
+func (d *DB) setAccountGroups(ctx context.Context, tx *sql.Tx, accountID int64, groups []int64, replace bool) error {
+	if replace {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM account_groups WHERE account_id = $1", accountID); err != nil {
+			return err
+		}
+	}
+	groups = slices.Compact(slices.Sorted(slices.Values(groups)))
+	if len(groups) == 0 {
+		return nil
+	}
+	values := make([]string, len(groups))
+	args := make([]any, 0, len(groups)+1)
+	args = append(args, accountID)
+	for i, g := range groups {
+		values[i] = fmt.Sprintf("($1, $%d)", i+2)
+		args = append(args, g)
+	}
+	_, err := tx.ExecContext(ctx, "INSERT INTO account_groups (account_id, group_id) VALUES "+strings.Join(values, ", "), args...)
+	return err
+}
+
+func (d *DB) GetAccount(ctx context.Context, id int64) (*store.Account, error) {
+	var a store.Account
+	if err := d.scanAccount(d.r.QueryRowContext(ctx, d.accountSelect()+" WHERE a.id = $1", id), &a); err != nil {
+		return nil, wrap(fmt.Sprintf("get account %d", id), err)
+	}
+	return &a, nil
+}
+
+func (d *DB) ListAccounts(ctx context.Context, p store.Page) ([]store.Account, int, error) {
+	var total int
+	if err := d.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM accounts").Scan(&total); err != nil {
+		return nil, 0, wrap("count accounts", err)
+	}
+	limit, offset := pageArgs(p)
+	out, err := queryAll(ctx, d, "list accounts", d.accountSelect()+" ORDER BY a.id LIMIT $1 OFFSET $2",
+		[]any{limit, offset}, d.scanAccount)
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, total, nil
+}
+
+// AccountsByGroup returns every account of the group, whatever its state, credentials opened,
+// ordered by priority then id.
+func (d *DB) AccountsByGroup(ctx context.Context, groupID int64) ([]store.Account, error) {
+	return queryAll(ctx, d, fmt.Sprintf("accounts of group %d", groupID), d.accountSelect()+
+		" WHERE a.id IN (SELECT account_id FROM account_groups WHERE group_id = $1) ORDER BY a.priority, a.id",
+		[]any{groupID}, d.scanAccount)
+}
+
+// UpdateAccount writes everything but the health marks and LastUsedAt, replaces the group
+// memberships, and sets a.UpdatedAt.
+func (d *DB) UpdateAccount(ctx context.Context, a *store.Account) error {
+	creds, mapping, err := d.sealedAccount(a)
+	if err != nil {
+		return wrap("update account", err)
+	}
+	now := d.clock()
+	err = d.inTx(ctx, func(tx *sql.Tx) error {
+		err := mustAffect(tx.ExecContext(ctx, `UPDATE accounts SET name = $1, platform = $2, type = $3, credentials = $4,
+			base_url = $5, proxy_id = $6, priority = $7, concurrency = $8, model_mapping = $9, status = $10,
+			error_message = $11, schedulable = $12, updated_at = $13 WHERE id = $14`,
+			a.Name, a.Platform, a.Type, creds, a.BaseURL, a.ProxyID, a.Priority, a.Concurrency, mapping,
+			a.Status, a.ErrorMessage, a.Schedulable, d.tv(now), a.ID))
+		if err != nil {
+			return err
+		}
+		return d.setAccountGroups(ctx, tx, a.ID, a.GroupIDs, true)
+	})
+	if err != nil {
+		return wrap(fmt.Sprintf("update account %d", a.ID), err)
+	}
+	a.UpdatedAt = now
+	return nil
+}
+
+// MarkAccount writes the non-nil fields of m, and nothing else: marks from the gateway never
+// overwrite what an admin changed meanwhile.
+func (d *DB) MarkAccount(ctx context.Context, id int64, m store.AccountMark) error {
+	var sets []string
+	var args []any
+	add := func(col string, v any) {
+		args = append(args, v)
+		sets = append(sets, fmt.Sprintf("%s = $%d", col, len(args)))
+	}
+	if m.RateLimitedUntil != nil {
+		add("rate_limited_until", d.tv(*m.RateLimitedUntil))
+	}
+	if m.OverloadedUntil != nil {
+		add("overloaded_until", d.tv(*m.OverloadedUntil))
+	}
+	if m.TempUnschedUntil != nil {
+		add("temp_unsched_until", d.tv(*m.TempUnschedUntil))
+	}
+	if m.TempUnschedReason != nil {
+		add("temp_unsched_reason", *m.TempUnschedReason)
+	}
+	if m.Status != nil {
+		add("status", *m.Status)
+	}
+	if m.ErrorMessage != nil {
+		add("error_message", *m.ErrorMessage)
+	}
+	if len(sets) == 0 {
+		sets = append(sets, "id = id") // still report a missing account
+	}
+	args = append(args, id)
+	q := fmt.Sprintf("UPDATE accounts SET %s WHERE id = $%d", strings.Join(sets, ", "), len(args))
+	return wrap(fmt.Sprintf("mark account %d", id), mustAffect(d.w.ExecContext(ctx, q, args...)))
+}
+
+// ClearAccountMarks lifts every health mark and an error status (a disabled account stays
+// disabled: that is the admin's switch, not a mark).
+func (d *DB) ClearAccountMarks(ctx context.Context, id int64) error {
+	err := mustAffect(d.w.ExecContext(ctx, `UPDATE accounts SET rate_limited_until = NULL, overloaded_until = NULL,
+		temp_unsched_until = NULL, temp_unsched_reason = '', error_message = '',
+		status = CASE WHEN status = 'error' THEN 'active' ELSE status END, updated_at = $1 WHERE id = $2`,
+		d.tv(d.clock()), id))
+	return wrap(fmt.Sprintf("clear marks of account %d", id), err)
+}
+
+// TouchAccounts records when accounts were last used; a time never moves backwards.
+func (d *DB) TouchAccounts(ctx context.Context, used map[int64]time.Time) error {
+	return wrap("touch accounts", d.touch(ctx, "accounts", used))
+}
+
+// DeleteAccount removes the account and its group memberships; its ledger rows stay.
+func (d *DB) DeleteAccount(ctx context.Context, id int64) error {
+	return d.deleteByID(ctx, "accounts", "account", id)
+}

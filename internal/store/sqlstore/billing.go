@@ -1,0 +1,285 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fluxcode/fluxcode/internal/store"
+)
+
+// Subscription window lengths: a window restarts when its start is at least this old at
+// the time of the usage being billed.
+const (
+	dailyWindow   = 24 * time.Hour
+	weeklyWindow  = 7 * dailyWindow
+	monthlyWindow = 30 * dailyWindow
+)
+
+// usageInsertCols are written by RecordUsage, in this order; usageCols adds the id.
+const usageInsertCols = "request_id, user_id, api_key_id, account_id, group_id, platform, model, upstream_model, " +
+	"input_tokens, output_tokens, cache_creation_5m_tokens, cache_creation_1h_tokens, cache_read_tokens, " +
+	"cost, rate_multiplier_ppm, charged, billing_type, stream, partial, status_code, duration_ms, first_byte_ms, created_at"
+
+const usageCols = "id, " + usageInsertCols
+
+var usageInsertColCount = strings.Count(usageInsertCols, ",") + 1
+
+// usageChunk bounds the rows of one INSERT, keeping its parameters far below the limits of
+// both dialects (SQLite 32766, PostgreSQL 65535).
+const usageChunk = 500
+
+func (d *DB) usageArgs(u *store.Usage) []any {
+	return []any{u.RequestID, u.UserID, u.APIKeyID, u.AccountID, u.GroupID, u.Platform, u.Model, u.UpstreamModel,
+		u.InputTokens, u.OutputTokens, u.CacheCreation5mTokens, u.CacheCreation1hTokens, u.CacheReadTokens,
+		int64(u.Cost), u.RateMultiplierPPM, int64(u.Charged), u.BillingType, u.Stream, u.Partial, u.StatusCode,
+		u.DurationMS, u.FirstByteMS, d.tv(u.CreatedAt)}
+}
+
+func scanUsage(s scanner, u *store.Usage) error {
+	return s.Scan(&u.ID, &u.RequestID, &u.UserID, &u.APIKeyID, &u.AccountID, &u.GroupID, &u.Platform, &u.Model,
+		&u.UpstreamModel, &u.InputTokens, &u.OutputTokens, &u.CacheCreation5mTokens, &u.CacheCreation1hTokens,
+		&u.CacheReadTokens, &u.Cost, &u.RateMultiplierPPM, &u.Charged, &u.BillingType, &u.Stream, &u.Partial,
+		&u.StatusCode, &u.DurationMS, &u.FirstByteMS, timeDst{&u.CreatedAt})
+}
+
+// RecordUsage writes the batch in one transaction and bills each row whose request id is new:
+// a multi-row INSERT … ON CONFLICT (request_id) DO NOTHING RETURNING tells which rows are new,
+// then one UPDATE per user debits the summed balance charges, and each subscription's windows
+// are advanced row by row in order under a row lock. A request id repeated inside the batch
+// counts once (its first row). Rows with a zero CreatedAt get the current time; rows[i].ID is
+// set for inserted rows. ErrInvalid (and nothing written) for an empty request id or an
+// unknown billing type. A row whose user or subscription no longer exists is still recorded.
+func (d *DB) RecordUsage(ctx context.Context, rows []store.Usage) ([]store.RecordResult, error) {
+	results := make([]store.RecordResult, len(rows))
+	if len(rows) == 0 {
+		return results, nil
+	}
+	now := d.clock()
+	first := make(map[string]int, len(rows)) // request id → index of its first row
+	var fresh []int                          // indexes of first occurrences, in order
+	for i := range rows {
+		u := &rows[i]
+		results[i].RequestID = u.RequestID
+		if u.RequestID == "" {
+			return nil, invalid("record usage", "row %d has no request id", i)
+		}
+		if u.BillingType != store.BillingBalance && u.BillingType != store.BillingSubscription {
+			return nil, invalid("record usage", "row %d (%s) has billing type %q", i, u.RequestID, u.BillingType)
+		}
+		if u.CreatedAt.IsZero() {
+			u.CreatedAt = now
+		}
+		u.CreatedAt = u.CreatedAt.UTC().Truncate(time.Microsecond)
+		if _, dup := first[u.RequestID]; !dup {
+			first[u.RequestID] = i
+			fresh = append(fresh, i)
+		}
+	}
+
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		inserted, err := d.insertLedger(ctx, tx, rows, fresh)
+		if err != nil {
+			return err
+		}
+		debits := map[int64]int64{}              // user → summed balance charges
+		subRows := map[[2]int64][]*store.Usage{} // (user, group) → subscription rows in order
+		for _, i := range fresh {
+			id, ok := inserted[rows[i].RequestID]
+			if !ok {
+				continue
+			}
+			rows[i].ID = id
+			results[i].Inserted = true
+			u := &rows[i]
+			if u.Charged == 0 {
+				continue
+			}
+			if u.BillingType == store.BillingBalance {
+				debits[u.UserID] += int64(u.Charged)
+			} else {
+				key := [2]int64{u.UserID, u.GroupID}
+				subRows[key] = append(subRows[key], u)
+			}
+		}
+		// Fixed order (ascending ids) so that concurrent batches lock rows alike: no deadlock.
+		for _, userID := range sortedKeys(debits) {
+			if _, err := tx.ExecContext(ctx, "UPDATE users SET balance = balance - $1 WHERE id = $2",
+				debits[userID], userID); err != nil {
+				return fmt.Errorf("debit user %d: %w", userID, err)
+			}
+		}
+		keys := make([][2]int64, 0, len(subRows))
+		for k := range subRows {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(a, b [2]int64) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
+		for _, k := range keys {
+			if err := d.chargeSubscription(ctx, tx, k[0], k[1], subRows[k]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("record usage", err)
+	}
+	return results, nil
+}
+
+// insertLedger inserts rows[i] for i in idx, skipping request ids already in the ledger, and
+// returns the ids of the rows it inserted by request id.
+func (d *DB) insertLedger(ctx context.Context, tx *sql.Tx, rows []store.Usage, idx []int) (map[string]int64, error) {
+	inserted := make(map[string]int64, len(idx))
+	for chunk := range slices.Chunk(idx, usageChunk) {
+		values := make([]string, len(chunk))
+		args := make([]any, 0, len(chunk)*usageInsertColCount)
+		for j, i := range chunk {
+			values[j] = "(" + placeholders(len(args)+1, usageInsertColCount) + ")"
+			args = append(args, d.usageArgs(&rows[i])...)
+		}
+		q := "INSERT INTO usage_ledger (" + usageInsertCols + ") VALUES " + strings.Join(values, ", ") +
+			" ON CONFLICT (request_id) DO NOTHING RETURNING id, request_id"
+		res, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("insert ledger rows: %w", err)
+		}
+		for res.Next() {
+			var id int64
+			var requestID string
+			if err := res.Scan(&id, &requestID); err != nil {
+				res.Close()
+				return nil, fmt.Errorf("insert ledger rows: %w", err)
+			}
+			inserted[requestID] = id
+		}
+		if err := res.Close(); err != nil {
+			return nil, fmt.Errorf("insert ledger rows: %w", err)
+		}
+		if err := res.Err(); err != nil {
+			return nil, fmt.Errorf("insert ledger rows: %w", err)
+		}
+	}
+	return inserted, nil
+}
+
+// chargeSubscription adds the rows' charges to the windows of the user's subscription to the
+// group. The row is locked (FOR UPDATE on PostgreSQL; SQLite's write lock is already held),
+// so computing the new windows in Go cannot lose a concurrent charge.
+func (d *DB) chargeSubscription(ctx context.Context, tx *sql.Tx, userID, groupID int64, rows []*store.Usage) error {
+	q := "SELECT " + subscriptionCols + " FROM subscriptions WHERE user_id = $1 AND group_id = $2"
+	if d.pg {
+		q += " FOR UPDATE"
+	}
+	var s store.Subscription
+	err := scanSubscription(tx.QueryRowContext(ctx, q, userID, groupID), &s)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Deleted while the request ran: the ledger row stands, there is no window to charge.
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read subscription of user %d to group %d: %w", userID, groupID, err)
+	}
+	for _, u := range rows {
+		chargeWindow(&s.DailyStart, &s.DailyUsed, dailyWindow, u.CreatedAt, u.Charged)
+		chargeWindow(&s.WeeklyStart, &s.WeeklyUsed, weeklyWindow, u.CreatedAt, u.Charged)
+		chargeWindow(&s.MonthlyStart, &s.MonthlyUsed, monthlyWindow, u.CreatedAt, u.Charged)
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE subscriptions SET daily_used = $1, daily_start = $2, weekly_used = $3,
+		weekly_start = $4, monthly_used = $5, monthly_start = $6 WHERE id = $7`,
+		int64(s.DailyUsed), d.tv(s.DailyStart), int64(s.WeeklyUsed), d.tv(s.WeeklyStart),
+		int64(s.MonthlyUsed), d.tv(s.MonthlyStart), s.ID)
+	if err != nil {
+		return fmt.Errorf("charge subscription %d: %w", s.ID, err)
+	}
+	return nil
+}
+
+// chargeWindow adds amount used at time at to a window of the given length, restarting the
+// window at at when its start is length or more before at.
+func chargeWindow(start *time.Time, used *store.Nanos, length time.Duration, at time.Time, amount store.Nanos) {
+	if at.Sub(*start) >= length {
+		*start, *used = at, amount
+		return
+	}
+	*used += amount
+}
+
+// usageWhere builds the WHERE clause (without the keyword; "1=1" when empty) of a filter.
+func (d *DB) usageWhere(f store.UsageFilter) (string, []any) {
+	var conds []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		conds = append(conds, fmt.Sprintf(cond, len(args)))
+	}
+	if f.UserID != 0 {
+		add("user_id = $%d", f.UserID)
+	}
+	if f.APIKeyID != 0 {
+		add("api_key_id = $%d", f.APIKeyID)
+	}
+	if f.AccountID != 0 {
+		add("account_id = $%d", f.AccountID)
+	}
+	if f.GroupID != 0 {
+		add("group_id = $%d", f.GroupID)
+	}
+	if f.Model != "" {
+		add("model = $%d", f.Model)
+	}
+	if !f.From.IsZero() {
+		add("created_at >= $%d", d.tv(f.From))
+	}
+	if !f.To.IsZero() {
+		add("created_at < $%d", d.tv(f.To))
+	}
+	if len(conds) == 0 {
+		return "1=1", nil
+	}
+	return strings.Join(conds, " AND "), args
+}
+
+// ListUsage lists ledger rows matching f, newest first.
+func (d *DB) ListUsage(ctx context.Context, f store.UsageFilter, p store.Page) ([]store.Usage, int, error) {
+	where, args := d.usageWhere(f)
+	return listPage(ctx, d, "list usage", usageCols, "usage_ledger", where, args, "created_at DESC, id DESC", p, scanUsage)
+}
+
+// usageSums are the aggregate columns of UsageTotals and DailyUsageByModel. CAST keeps
+// PostgreSQL's SUM(bigint) (a numeric) an integer.
+const usageSums = "COUNT(*), CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), " +
+	"CAST(COALESCE(SUM(cache_creation_5m_tokens + cache_creation_1h_tokens), 0) AS BIGINT), " +
+	"CAST(COALESCE(SUM(cache_read_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(cost), 0) AS BIGINT), " +
+	"CAST(COALESCE(SUM(charged), 0) AS BIGINT)"
+
+func sumsDest(t *store.DailyModelUsage) []any {
+	return []any{&t.Requests, &t.InputTokens, &t.OutputTokens, &t.CacheCreationTokens, &t.CacheReadTokens, &t.Cost, &t.Charged}
+}
+
+// UsageTotals sums the ledger rows matching f.
+func (d *DB) UsageTotals(ctx context.Context, f store.UsageFilter) (store.DailyModelUsage, error) {
+	where, args := d.usageWhere(f)
+	var t store.DailyModelUsage
+	err := d.r.QueryRowContext(ctx, "SELECT "+usageSums+" FROM usage_ledger WHERE "+where, args...).Scan(sumsDest(&t)...)
+	return t, wrap("usage totals", err)
+}
+
+// DailyUsageByModel sums the ledger rows matching f per UTC day and model, by day then model.
+func (d *DB) DailyUsageByModel(ctx context.Context, f store.UsageFilter) ([]store.DailyModelUsage, error) {
+	day := "strftime('%Y-%m-%d', created_at / 1000000, 'unixepoch')"
+	if d.pg {
+		day = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+	}
+	where, args := d.usageWhere(f)
+	q := "SELECT " + day + " AS day, model, " + usageSums + " FROM usage_ledger WHERE " + where +
+		" GROUP BY day, model ORDER BY day, model"
+	return queryAll(ctx, d, "daily usage by model", q, args, func(s scanner, t *store.DailyModelUsage) error {
+		return s.Scan(append([]any{&t.Day, &t.Model}, sumsDest(t)...)...)
+	})
+}

@@ -1,0 +1,277 @@
+package sqlstore_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/fluxcode/fluxcode/internal/secret"
+	"github.com/fluxcode/fluxcode/internal/store"
+	"github.com/fluxcode/fluxcode/internal/store/sqlstore"
+	"github.com/fluxcode/fluxcode/internal/store/storetest"
+	"github.com/fluxcode/fluxcode/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func testKeys(t testing.TB) *secret.Keys {
+	t.Helper()
+	master, err := secret.ParseMasterKey(secret.NewMasterKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := secret.NewKeys(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// MustOpen opens a migrated store on dsn, closed when t ends.
+func MustOpen(t testing.TB, dsn string) *sqlstore.DB {
+	t.Helper()
+	db, err := sqlstore.Open(context.Background(), sqlstore.Config{DSN: dsn, Keys: testKeys(t), MaxOpenConns: 8})
+	if err != nil {
+		t.Fatalf("Open(%s): %v", dsn, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func sqliteDSN(t testing.TB) string { return filepath.Join(t.TempDir(), "fluxcode.db") }
+
+func TestContractSQLite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return MustOpen(t, sqliteDSN(t)) })
+}
+
+func TestContractPostgres(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return MustOpen(t, testenv.PostgresDSN(t)) })
+}
+
+func TestOpenRefusesWithoutKeys(t *testing.T) {
+	_, err := sqlstore.Open(context.Background(), sqlstore.Config{DSN: sqliteDSN(t)})
+	if err == nil || !strings.Contains(err.Error(), "Keys") {
+		t.Fatalf("Open without keys: %v, want an error naming Keys", err)
+	}
+}
+
+func TestOpenSQLiteForms(t *testing.T) {
+	dir := t.TempDir()
+	for _, dsn := range []string{
+		filepath.Join(dir, "nested", "plain.db"),
+		"file:" + filepath.Join(dir, "file.db"),
+		"sqlite://" + filepath.Join(dir, "url.db"),
+		":memory:",
+	} {
+		t.Run(dsn, func(t *testing.T) {
+			db := MustOpen(t, dsn)
+			if db.Dialect() != sqlstore.DriverSQLite {
+				t.Fatalf("Dialect = %s", db.Dialect())
+			}
+			var mode string
+			if err := db.RawDB().QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+				t.Fatalf("journal_mode = %q, %v; want wal", mode, err)
+			}
+			var fk int
+			if err := db.RawDB().QueryRow("PRAGMA foreign_keys").Scan(&fk); err != nil || fk != 1 {
+				t.Fatalf("foreign_keys = %d, %v; want 1", fk, err)
+			}
+		})
+	}
+}
+
+func TestMigrationsRecordedOnceAndRerunsApplyNothing(t *testing.T) {
+	for name, dsn := range map[string]func(testing.TB) string{"SQLite": sqliteDSN, "Postgres": testenv.PostgresDSN} {
+		t.Run(name, func(t *testing.T) {
+			dsn := dsn(t)
+			first := MustOpen(t, dsn)
+			if len(first.Applied()) == 0 {
+				t.Fatal("the first Open applied no migration")
+			}
+			second := MustOpen(t, dsn)
+			if len(second.Applied()) != 0 {
+				t.Fatalf("the second Open applied %v again", second.Applied())
+			}
+			again, err := second.Migrate(t.Context())
+			if err != nil || len(again) != 0 {
+				t.Fatalf("Migrate on a migrated database: applied %v, err %v", again, err)
+			}
+			recorded, err := second.Migrations(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recorded) != len(first.Applied()) {
+				t.Fatalf("recorded %d migrations, the first Open applied %d", len(recorded), len(first.Applied()))
+			}
+		})
+	}
+}
+
+// Five nodes starting at once against one empty PostgreSQL database: the advisory lock lets
+// exactly one apply each migration; the others wait and find it recorded.
+func TestMigrationRacePostgres(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	const nodes = 5
+	dbs := make([]*sqlstore.DB, nodes)
+	errs := make([]error, nodes)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range nodes {
+		wg.Go(func() {
+			<-start
+			dbs[i], errs[i] = sqlstore.Open(context.Background(), sqlstore.Config{DSN: dsn, Keys: testKeys(t), MaxOpenConns: 2})
+		})
+	}
+	close(start)
+	wg.Wait()
+	appliedBy := map[string]int{}
+	for i := range nodes {
+		if errs[i] != nil {
+			t.Fatalf("node %d: Open: %v", i, errs[i])
+		}
+		defer dbs[i].Close()
+		for _, v := range dbs[i].Applied() {
+			appliedBy[v]++
+		}
+	}
+	recorded, err := dbs[0].Migrations(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recorded) == 0 {
+		t.Fatal("no migration recorded")
+	}
+	for _, m := range recorded {
+		if appliedBy[m.Version] != 1 {
+			t.Errorf("migration %s applied by %d nodes, want 1", m.Version, appliedBy[m.Version])
+		}
+	}
+	if len(appliedBy) != len(recorded) {
+		t.Errorf("applied %v, recorded %v", appliedBy, recorded)
+	}
+}
+
+// Issue 2, must-show 5: credentials, proxy passwords and API keys are not readable in the
+// database, neither in the rows (read with plain SQL) nor, for SQLite, in the files.
+func TestSecretsAreNotStoredInPlaintext(t *testing.T) {
+	const (
+		apiKeySecret  = "sk-ant-api03-PLAINTEXT-APIKEY-0123456789"
+		accessToken   = "sk-ant-oat01-PLAINTEXT-ACCESS-0123456789"
+		refreshToken  = "sk-ant-ort01-PLAINTEXT-REFRESH-0123456789"
+		proxyPassword = "PLAINTEXT-PROXY-PASSWORD-0123456789"
+	)
+	userKey := secret.NewAPIKey()
+	secrets := []string{apiKeySecret, accessToken, refreshToken, proxyPassword, userKey}
+
+	for name, dsn := range map[string]func(testing.TB) string{"SQLite": sqliteDSN, "Postgres": testenv.PostgresDSN} {
+		t.Run(name, func(t *testing.T) {
+			dsn := dsn(t)
+			keys := testKeys(t)
+			db, err := sqlstore.Open(t.Context(), sqlstore.Config{DSN: dsn, Keys: keys})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			ctx := t.Context()
+			u := storetest.MustUser(t, db)
+			g := storetest.MustGroup(t, db, store.BillingBalance)
+			k := &store.APIKey{UserID: u.ID, GroupID: g.ID, Hash: keys.HashAPIKey(userKey), Prefix: userKey[:7]}
+			must(t, db.CreateAPIKey(ctx, k))
+			p := &store.Proxy{Protocol: "socks5", Host: "127.0.0.1", Port: 1080, Username: "u", Password: proxyPassword}
+			must(t, db.CreateProxy(ctx, p))
+			for _, c := range []store.Credentials{{APIKey: apiKeySecret}, {AccessToken: accessToken, RefreshToken: refreshToken}} {
+				a := &store.Account{Name: "a", Platform: store.PlatformAnthropic, Type: store.AccountTypeOAuth,
+					Credentials: c, ProxyID: &p.ID, Schedulable: true, GroupIDs: []int64{g.ID}}
+				must(t, db.CreateAccount(ctx, a))
+			}
+			// The store itself still hands the secrets back.
+			ka, err := db.KeyAuthByHash(ctx, keys.HashAPIKey(userKey))
+			must(t, err)
+			if ka.Key.ID != k.ID {
+				t.Fatalf("key lookup by hash found key %d, want %d", ka.Key.ID, k.ID)
+			}
+			accounts, err := db.AccountsByGroup(ctx, g.ID)
+			must(t, err)
+			if accounts[0].Credentials.APIKey != apiKeySecret || accounts[1].Credentials.RefreshToken != refreshToken {
+				t.Fatalf("credentials did not round-trip: %+v", accounts)
+			}
+
+			dump := dumpTables(t, db.RawDB(), "users", "api_keys", "accounts", "proxies", "account_groups")
+			for _, s := range secrets {
+				if bytes.Contains(dump, []byte(s)) {
+					t.Errorf("plaintext secret %q found in the raw rows", s)
+				}
+			}
+			if !bytes.Contains(dump, keys.HashAPIKey(userKey)) {
+				t.Error("the API key's hash is not in the raw rows: the dump reads nothing")
+			}
+			if !bytes.Contains(dump, []byte("v1:")) {
+				t.Error("no sealed value in the raw rows: the dump reads nothing")
+			}
+
+			if name == "SQLite" {
+				must(t, db.Close())
+				for _, suffix := range []string{"", "-wal"} {
+					raw, err := os.ReadFile(dsn + suffix)
+					if err != nil && suffix == "" {
+						t.Fatal(err)
+					}
+					for _, s := range secrets {
+						if bytes.Contains(raw, []byte(s)) {
+							t.Errorf("plaintext secret %q found in the database file %s", s, filepath.Base(dsn+suffix))
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// dumpTables reads every column of every row of the tables as raw bytes.
+func dumpTables(t *testing.T, db *sql.DB, tables ...string) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	for _, table := range tables {
+		rows, err := db.Query("SELECT * FROM " + table)
+		must(t, err)
+		cols, err := rows.Columns()
+		must(t, err)
+		vals := make([]any, len(cols))
+		for i := range vals {
+			vals[i] = new(any)
+		}
+		n := 0
+		for rows.Next() {
+			must(t, rows.Scan(vals...))
+			for _, v := range vals {
+				switch x := (*v.(*any)).(type) {
+				case []byte:
+					out.Write(x)
+				default:
+					fmt.Fprint(&out, x)
+				}
+				out.WriteByte('|')
+			}
+			n++
+		}
+		must(t, rows.Err())
+		rows.Close()
+		if n == 0 {
+			t.Fatalf("table %s is empty: nothing to inspect", table)
+		}
+	}
+	return out.Bytes()
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
