@@ -397,6 +397,19 @@ func testLeases(t *testing.T, fresh func(*testing.T) coord.Coordinator) {
 		}
 	})
 
+	t.Run("FenceGrowsAcrossLostState", func(t *testing.T) {
+		// A backend that lost its data (a restart without persistence) must still grant a
+		// higher fence than it did before, or a job's fenced writes would be refused forever.
+		ok, before, err := fresh(t).AcquireLease(ctx, "job", "a", longTTL)
+		mustOK(t, "grant before the loss", ok, err)
+		time.Sleep(5 * time.Millisecond)
+		ok, after, err := fresh(t).AcquireLease(ctx, "job", "a", longTTL)
+		mustOK(t, "grant after the loss", ok, err)
+		if after <= before {
+			t.Fatalf("fence after losing state %d, not above %d", after, before)
+		}
+	})
+
 	t.Run("ReleaseByNonOwnerDoesNothing", func(t *testing.T) {
 		c := fresh(t)
 		ok, _, err := c.AcquireLease(ctx, "job", "a", longTTL)

@@ -14,7 +14,7 @@ type lease struct {
 type leaseTable struct {
 	mu     sync.Mutex
 	m      map[string]lease
-	fences map[string]int64 // never shrinks: a fence must grow across the process lifetime
+	fences map[string]int64 // last fence granted per name; never shrinks
 }
 
 // AcquireLease grants or extends name for owner.
@@ -37,9 +37,12 @@ func (c *Coordinator) AcquireLease(ctx context.Context, name, owner string, ttl 
 		l.m[name] = lease{owner: owner, expires: now.Add(ttl)}
 		return true, l.fences[name], nil
 	}
-	l.fences[name]++
+	// A fence never falls below the wall clock in ms, so it keeps growing across a restart
+	// of the process that forgot the old ones, like the Redis backend after a data loss.
+	fence := max(l.fences[name]+1, now.UnixMilli())
+	l.fences[name] = fence
 	l.m[name] = lease{owner: owner, expires: now.Add(ttl)}
-	return true, l.fences[name], nil
+	return true, fence, nil
 }
 
 // ReleaseLease frees name when owner holds it.

@@ -97,7 +97,7 @@ func (s *subscription) run(ps *goredis.PubSub) {
 	backoff := minBackoff
 	awaitingPong := false
 	for {
-		reply, err := ps.ReceiveTimeout(s.ctx, idleProbe)
+		reply, err := ps.ReceiveTimeout(s.ctx, s.c.probeIdle)
 		if s.ctx.Err() != nil {
 			return
 		}

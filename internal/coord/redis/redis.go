@@ -66,6 +66,9 @@ type Coordinator struct {
 	client    goredis.UniversalClient
 	prefix    string
 	opTimeout time.Duration
+	// probeIdle is how long a subscriber waits on a silent connection before it sends PING
+	// (idleProbe; tests shorten it).
+	probeIdle time.Duration
 
 	mu     sync.Mutex
 	closed bool
@@ -91,6 +94,7 @@ func New(ctx context.Context, opts Options) (*Coordinator, error) {
 		client:    goredis.NewUniversalClient(uopts),
 		prefix:    prefix,
 		opTimeout: uopts.ReadTimeout,
+		probeIdle: idleProbe,
 		subs:      make(map[*subscription]struct{}),
 	}
 	if opts.Counter != nil {

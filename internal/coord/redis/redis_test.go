@@ -383,3 +383,60 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	b.ReportMetric(float64(counter.RoundTrips())/float64(b.N), "roundtrips/op")
 	b.ReportMetric(float64(counter.Commands())/float64(b.N), "cmds/op")
 }
+
+// A subscriber whose connection is cut reconnects by itself and reports the gap.
+func TestSubscriberReconnectsAfterKill(t *testing.T) {
+	r := testenv.StartRedis(t)
+	c := mustNew(t, Options{URL: r.URL(), KeyPrefix: uniquePrefix()})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sub, err := c.Subscribe(ctx, "inv")
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	if err := rawClient(t, r).ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+		t.Fatalf("CLIENT KILL: %v", err)
+	}
+	if got := coordtest.Receive(t, sub); got != "" {
+		t.Fatalf("first message after the kill = %q, want \"\"", got)
+	}
+	publishUntilReceived(t, c, sub, "after-kill")
+}
+
+// A server that stops answering without closing the socket (here: CLIENT PAUSE) is found
+// by the idle probe; the subscriber starts over and reports the gap once it answers again.
+func TestSubscriberProbesSilentServer(t *testing.T) {
+	r := testenv.StartRedis(t)
+	c := mustNew(t, Options{URL: r.URL(), KeyPrefix: uniquePrefix()})
+	c.probeIdle = 100 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sub, err := c.Subscribe(ctx, "inv")
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	if err := rawClient(t, r).Do(ctx, "CLIENT", "PAUSE", "1000", "ALL").Err(); err != nil {
+		t.Fatalf("CLIENT PAUSE: %v", err)
+	}
+	if got := coordtest.Receive(t, sub); got != "" {
+		t.Fatalf("first message after the pause = %q, want \"\"", got)
+	}
+	publishUntilReceived(t, c, sub, "after-pause")
+}
+
+// publishUntilReceived publishes msg and expects it next, skipping further flush signals.
+func publishUntilReceived(t *testing.T, c *Coordinator, sub <-chan string, msg string) {
+	t.Helper()
+	if err := c.Publish(context.Background(), "inv", msg); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	for {
+		got := coordtest.Receive(t, sub)
+		if got == msg {
+			return
+		}
+		if got != "" {
+			t.Fatalf("received %q, want %q (or more flush signals)", got, msg)
+		}
+	}
+}
