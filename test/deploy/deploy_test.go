@@ -1,0 +1,24 @@
+// Package deploy tests the files in deploy/: the compose files are loaded with the Compose
+// specification's own loader, the Caddyfile is adapted and run by the real Caddy binary in
+// front of small HTTP servers, and the docs are checked against both.
+package deploy
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// deployDir is the deploy/ directory; go test runs in test/deploy.
+var deployDir = filepath.Join("..", "..", "deploy")
+
+func deployPath(name string) string { return filepath.Join(deployDir, name) }
+
+func readDeployFile(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(deployPath(name))
+	if err != nil {
+		t.Fatalf("read deploy/%s: %v", name, err)
+	}
+	return string(b)
+}
