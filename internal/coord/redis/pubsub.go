@@ -90,8 +90,10 @@ func (s *subscription) run(ps *goredis.PubSub) {
 		s.c.mu.Unlock()
 		close(s.out)
 	}()
-	// Closing the PubSub unblocks a Receive in progress when the subscription ends.
-	stop := context.AfterFunc(s.ctx, func() { _ = ps.Close() })
+	// Closing the PubSub unblocks a Receive in progress when the subscription ends. Each
+	// watch captures its own PubSub, as the loop may replace ps.
+	watch := func(p *goredis.PubSub) func() bool { return context.AfterFunc(s.ctx, func() { _ = p.Close() }) }
+	stop := watch(ps)
 	defer func() { stop() }()
 
 	backoff := minBackoff
@@ -119,7 +121,7 @@ func (s *subscription) run(ps *goredis.PubSub) {
 			stop()
 			_ = ps.Close()
 			ps = s.c.client.Subscribe(s.ctx, s.channel)
-			stop = context.AfterFunc(s.ctx, func() { _ = ps.Close() })
+			stop = watch(ps)
 			continue
 		default:
 			// Connection lost or server unreachable: go-redis dials and re-subscribes on
