@@ -140,7 +140,7 @@ func (d *DB) insertLedger(ctx context.Context, tx *sql.Tx, rows []store.Usage, i
 		values := make([]string, len(chunk))
 		args := make([]any, 0, len(chunk)*usageInsertColCount)
 		for j, i := range chunk {
-			values[j] = "(" + placeholders(len(args)+1, usageInsertColCount) + ")"
+			values[j] = "(" + d.placeholders(len(args)+1, usageInsertColCount) + ")"
 			args = append(args, d.usageArgs(&rows[i])...)
 		}
 		q := "INSERT INTO usage_ledger (" + usageInsertCols + ") VALUES " + strings.Join(values, ", ") +

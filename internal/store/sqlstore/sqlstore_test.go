@@ -5,11 +5,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/store"
@@ -19,6 +21,9 @@ import (
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
+
+// quiet drops the store's migration log lines from test output.
+var quiet = slog.New(slog.DiscardHandler)
 
 func testKeys(t testing.TB) *secret.Keys {
 	t.Helper()
@@ -36,7 +41,7 @@ func testKeys(t testing.TB) *secret.Keys {
 // MustOpen opens a migrated store on dsn, closed when t ends.
 func MustOpen(t testing.TB, dsn string) *sqlstore.DB {
 	t.Helper()
-	db, err := sqlstore.Open(context.Background(), sqlstore.Config{DSN: dsn, Keys: testKeys(t), MaxOpenConns: 8})
+	db, err := sqlstore.Open(context.Background(), sqlstore.Config{DSN: dsn, Keys: testKeys(t), MaxOpenConns: 8, Logger: quiet})
 	if err != nil {
 		t.Fatalf("Open(%s): %v", dsn, err)
 	}
@@ -125,7 +130,7 @@ func TestMigrationRacePostgres(t *testing.T) {
 	for i := range nodes {
 		wg.Go(func() {
 			<-start
-			dbs[i], errs[i] = sqlstore.Open(context.Background(), sqlstore.Config{DSN: dsn, Keys: testKeys(t), MaxOpenConns: 2})
+			dbs[i], errs[i] = sqlstore.Open(context.Background(), sqlstore.Config{DSN: dsn, Keys: testKeys(t), MaxOpenConns: 2, Logger: quiet})
 		})
 	}
 	close(start)
@@ -173,7 +178,7 @@ func TestSecretsAreNotStoredInPlaintext(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dsn := dsn(t)
 			keys := testKeys(t)
-			db, err := sqlstore.Open(t.Context(), sqlstore.Config{DSN: dsn, Keys: keys})
+			db, err := sqlstore.Open(t.Context(), sqlstore.Config{DSN: dsn, Keys: keys, Logger: quiet})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -274,4 +279,51 @@ func must(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The pool never opens more than MaxOpenConns connections to PostgreSQL, however many
+// goroutines query at once (the deployment sizes PostgreSQL as nodes × this number).
+func TestPostgresPoolSizeBoundsConnections(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	const maxOpen = 3
+	db, err := sqlstore.Open(t.Context(), sqlstore.Config{DSN: dsn, Keys: testKeys(t), MaxOpenConns: maxOpen, Logger: quiet})
+	must(t, err)
+	defer db.Close()
+	monitor, err := sql.Open("pgx", dsn)
+	must(t, err)
+	defer monitor.Close()
+	monitor.SetMaxOpenConns(1)
+
+	// Each query holds its connection until release is closed, so the pool saturates.
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 12 {
+		wg.Go(func() {
+			conn, err := db.RawDB().Conn(t.Context())
+			if err != nil {
+				t.Errorf("Conn: %v", err)
+				return
+			}
+			defer conn.Close()
+			if _, err := conn.ExecContext(t.Context(), "SELECT 1"); err != nil {
+				t.Errorf("query: %v", err)
+			}
+			<-release
+		})
+	}
+	count := func() int {
+		var n int
+		must(t, monitor.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n))
+		return n
+	}
+	// Wait until the pool is full (the goroutines beyond maxOpen are queued in Go).
+	for count() < maxOpen {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := count(); n != maxOpen {
+		t.Errorf("%d connections with 12 concurrent users, want exactly MaxOpenConns=%d", n, maxOpen)
+	}
+	close(release)
+	wg.Wait()
 }
