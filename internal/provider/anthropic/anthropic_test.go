@@ -402,3 +402,11 @@ func TestErrors(t *testing.T) {
 		t.Errorf("error event reads back as %+v", f)
 	}
 }
+
+func TestMeterKeepsCacheSplitWhenDeltaHasOnlyTotal(t *testing.T) {
+	m := meterStream(t, "event: message_start\ndata: {\"message\":{\"usage\":{\"input_tokens\":5,\"cache_creation_input_tokens\":30,\"cache_creation\":{\"ephemeral_5m_input_tokens\":10,\"ephemeral_1h_input_tokens\":20},\"output_tokens\":1}}}\n\n"+
+		"event: message_delta\ndata: {\"usage\":{\"input_tokens\":5,\"cache_creation_input_tokens\":30,\"output_tokens\":9}}\n\n")
+	if want := (provider.Usage{Input: 5, Output: 9, CacheCreation5m: 10, CacheCreation1h: 20}); m.Usage() != want {
+		t.Fatalf("usage %+v, want %+v", m.Usage(), want)
+	}
+}

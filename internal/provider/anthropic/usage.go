@@ -48,7 +48,7 @@ func (*Provider) JSONUsage(body []byte) provider.Usage {
 // applyUsage overwrites u with every count the usage object carries; absent and null fields
 // leave u unchanged, so a message_delta that only reports output keeps message_start's input.
 // Cache creation is split 5m/1h from the cache_creation object; tokens the split does not
-// account for are billed as 5m writes, the cheaper and default TTL.
+// account for are billed as 5m writes, the default TTL.
 func applyUsage(u *provider.Usage, usage gjson.Result) {
 	if !usage.IsObject() {
 		return
@@ -80,7 +80,13 @@ func applyUsage(u *provider.Usage, usage gjson.Result) {
 		}
 		return
 	}
-	u.CacheCreation5m, u.CacheCreation1h = total.Int(), 0
+	// A total without its split (message_delta carries only the total): keep the split
+	// already known from message_start and put any difference on 5m.
+	if t := total.Int(); u.CacheCreation1h <= t {
+		u.CacheCreation5m = t - u.CacheCreation1h
+	} else {
+		u.CacheCreation5m, u.CacheCreation1h = t, 0
+	}
 }
 
 func setCount(dst *int64, v gjson.Result) {

@@ -1,0 +1,77 @@
+package gateway
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/fluxcode/fluxcode/internal/provider"
+	"github.com/fluxcode/fluxcode/internal/store"
+)
+
+// Subscription window lengths, as the store rolls them: a window restarts when its start is
+// at least this old.
+const (
+	dailyWindow   = 24 * time.Hour
+	weeklyWindow  = 7 * dailyWindow
+	monthlyWindow = 30 * dailyWindow
+)
+
+// admit checks that the key's owner may spend: a positive balance for a balance group, an
+// active subscription with room in every window for a subscription group. Concurrency is
+// admitted together with the account (schedule.go), in one atomic acquire.
+//
+// The balance read is the node's cached copy (AuthCacheTTL): the ledger may go a little
+// negative when many requests start at once, never the other way round. Charges are never
+// skipped for lack of balance (the older implementation's 7.2 #4).
+func (c *call) admit() bool {
+	a := c.auth
+	now := c.g.now()
+	switch a.Group.BillingType {
+	case store.BillingSubscription:
+		s := a.Subscription
+		if s == nil || s.Status != store.StatusActive || now.Before(s.StartsAt) || !now.Before(s.ExpiresAt) {
+			c.reject(RejectSubscription, provider.KindPermission, "FluxCode: no active subscription for this key's group", 0)
+			return false
+		}
+		if name, wait := fullWindow(a.Group, s, now); name != "" {
+			c.reject(RejectSubscription, provider.KindRateLimit,
+				fmt.Sprintf("FluxCode: the %s usage limit of your subscription is reached", name), wait)
+			return false
+		}
+	default:
+		if a.User.Balance <= 0 {
+			c.reject(RejectBalance, provider.KindBilling, "FluxCode: your balance is used up; top it up to continue", 0)
+			return false
+		}
+	}
+	return true
+}
+
+// fullWindow returns the name of the first window whose limit is reached, and how long until
+// it restarts; "" when every window has room.
+func fullWindow(g store.Group, s *store.Subscription, now time.Time) (string, time.Duration) {
+	windows := []struct {
+		name  string
+		limit store.Nanos
+		used  store.Nanos
+		start time.Time
+		len   time.Duration
+	}{
+		{"daily", g.DailyLimit, s.DailyUsed, s.DailyStart, dailyWindow},
+		{"weekly", g.WeeklyLimit, s.WeeklyUsed, s.WeeklyStart, weeklyWindow},
+		{"monthly", g.MonthlyLimit, s.MonthlyUsed, s.MonthlyStart, monthlyWindow},
+	}
+	for _, w := range windows {
+		if w.limit <= 0 {
+			continue
+		}
+		end := w.start.Add(w.len)
+		if !now.Before(end) {
+			continue // the window restarts with the next charge
+		}
+		if w.used >= w.limit {
+			return w.name, end.Sub(now)
+		}
+	}
+	return "", 0
+}

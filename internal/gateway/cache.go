@@ -1,0 +1,167 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/fluxcode/fluxcode/internal/invalidate"
+	"github.com/fluxcode/fluxcode/internal/store"
+)
+
+const invalidationChannel = invalidate.Channel
+
+// cache keeps values a node reads on every request (key lookups, a group's accounts, error
+// rules) for a short TTL. Concurrent misses of one key share one load. Invalidation drops
+// entries and bumps a generation, so a load that started before an invalidation does not
+// store what it read. With negTTL > 0, store.ErrNotFound is remembered too.
+type cache[K comparable, V any] struct {
+	ttl, negTTL time.Duration
+	now         func() time.Time
+
+	mu      sync.Mutex
+	gen     uint64
+	entries map[K]cacheEntry[V]
+	flights map[K]*flight[V]
+}
+
+type cacheEntry[V any] struct {
+	v       V
+	missing bool
+	expires time.Time
+}
+
+type flight[V any] struct {
+	done chan struct{}
+	v    V
+	err  error
+}
+
+func newCache[K comparable, V any](ttl, negTTL time.Duration, now func() time.Time) *cache[K, V] {
+	return &cache[K, V]{ttl: ttl, negTTL: negTTL, now: now,
+		entries: make(map[K]cacheEntry[V]), flights: make(map[K]*flight[V])}
+}
+
+func (c *cache[K, V]) get(k K, load func() (V, error)) (V, error) {
+	c.mu.Lock()
+	if e, ok := c.entries[k]; ok && c.now().Before(e.expires) {
+		c.mu.Unlock()
+		if e.missing {
+			var zero V
+			return zero, store.ErrNotFound
+		}
+		return e.v, nil
+	}
+	if f, ok := c.flights[k]; ok {
+		c.mu.Unlock()
+		<-f.done
+		return f.v, f.err
+	}
+	f := &flight[V]{done: make(chan struct{})}
+	c.flights[k] = f
+	gen := c.gen
+	c.mu.Unlock()
+
+	f.v, f.err = load()
+
+	c.mu.Lock()
+	if c.flights[k] == f {
+		delete(c.flights, k)
+	}
+	if gen == c.gen {
+		switch {
+		case f.err == nil:
+			c.entries[k] = cacheEntry[V]{v: f.v, expires: c.now().Add(c.ttl)}
+		case c.negTTL > 0 && errors.Is(f.err, store.ErrNotFound):
+			c.entries[k] = cacheEntry[V]{missing: true, expires: c.now().Add(c.negTTL)}
+		}
+	}
+	c.mu.Unlock()
+	close(f.done)
+	return f.v, f.err
+}
+
+// drop removes the entries match selects (missing reports a remembered ErrNotFound, with
+// the zero V); a nil match drops everything. Loads in flight will not store their result.
+func (c *cache[K, V]) drop(match func(k K, v V, missing bool) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.flights)
+	for k, e := range c.entries {
+		if match == nil || match(k, e.v, e.missing) {
+			delete(c.entries, k)
+		}
+	}
+}
+
+type (
+	authCache    = cache[string, *store.KeyAuth]
+	accountCache = cache[int64, []store.Account]
+	rulesCache   = cache[struct{}, []store.ErrorRule]
+	proxyCache   = cache[int64, *store.Proxy]
+)
+
+// dropUsers removes the cached keys of the given users (their balance changed).
+func dropUsers(ac *authCache, users map[int64]bool) {
+	ac.drop(func(_ string, a *store.KeyAuth, missing bool) bool { return !missing && users[a.User.ID] })
+}
+
+// groupAccounts returns the group's accounts, from the node cache. The slice is shared:
+// callers must not modify it.
+func (g *Gateway) groupAccounts(ctx context.Context, groupID int64) ([]store.Account, error) {
+	return g.accounts.get(groupID, func() ([]store.Account, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+		defer cancel()
+		return g.store.AccountsByGroup(ctx, groupID)
+	})
+}
+
+// errorRules returns the admins' error rules, from the node cache.
+func (g *Gateway) errorRules(ctx context.Context) ([]store.ErrorRule, error) {
+	return g.rules.get(struct{}{}, func() ([]store.ErrorRule, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+		defer cancel()
+		return g.store.ListErrorRules(ctx)
+	})
+}
+
+// proxy returns an account's proxy, from the node cache.
+func (g *Gateway) proxy(ctx context.Context, id int64) (*store.Proxy, error) {
+	return g.proxies.get(id, func() (*store.Proxy, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+		defer cancel()
+		return g.store.GetProxy(ctx, id)
+	})
+}
+
+// listen applies invalidations from every node (this one included) to the caches. The
+// empty message after a reconnection, and anything unreadable, drops everything.
+func (g *Gateway) listen(events <-chan string) {
+	for msg := range events {
+		m := invalidate.Parse(msg)
+		switch m.Kind {
+		case invalidate.Key:
+			// A new key may have been remembered as unknown: drop those too.
+			g.auth.drop(func(_ string, a *store.KeyAuth, missing bool) bool { return missing || a.Key.ID == m.ID })
+		case invalidate.User:
+			g.auth.drop(func(_ string, a *store.KeyAuth, missing bool) bool { return !missing && a.User.ID == m.ID })
+		case invalidate.Group:
+			g.auth.drop(func(_ string, a *store.KeyAuth, missing bool) bool { return !missing && a.Group.ID == m.ID })
+			g.accounts.drop(func(id int64, _ []store.Account, _ bool) bool { return id == m.ID })
+		case invalidate.Account:
+			// An account may have joined or left groups: every group's list may change.
+			g.accounts.drop(nil)
+			g.proxies.drop(nil)
+		case invalidate.ErrorRules:
+			g.rules.drop(nil)
+		case invalidate.Settings:
+		default:
+			g.auth.drop(nil)
+			g.accounts.drop(nil)
+			g.rules.drop(nil)
+			g.proxies.drop(nil)
+		}
+	}
+}

@@ -1,0 +1,122 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/fluxcode/fluxcode/internal/provider"
+	"github.com/fluxcode/fluxcode/internal/store"
+)
+
+// HeaderRequestID carries the gateway request id in every relay answer: the id of the ledger
+// row, generated here once per request (never taken from the client, which could otherwise
+// replay one id to make the ledger skip its requests).
+const HeaderRequestID = "X-Fluxcode-Request-Id"
+
+// call is one client request on its way through the gateway.
+type call struct {
+	g     *Gateway
+	op    provider.Operation
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	r     *http.Request
+	id    string
+	start time.Time
+
+	body []byte
+	auth *store.KeyAuth
+	req  provider.Request
+
+	// held are the user and key slots (and wait-queue places) this request holds; released
+	// by finish.
+	held []string
+	// committed is set once the response status has been sent; from then on an error can
+	// only be an SSE event (streams) or a cut connection.
+	committed bool
+	// sse is set when the committed response is an event stream.
+	sse bool
+	// gone is set when the client has disconnected.
+	gone   atomic.Bool
+	sticky stickyState
+	// abort asks finish to cut the connection (a JSON body broke off after its headers).
+	abort bool
+	// outcome labels the request in metrics.
+	outcome string
+}
+
+func (g *Gateway) newCall(w http.ResponseWriter, r *http.Request, op provider.Operation) *call {
+	c := &call{g: g, op: op, w: w, rc: http.NewResponseController(w), r: r, id: newRequestID(), start: g.now(), outcome: "ok"}
+	w.Header().Set(HeaderRequestID, c.id)
+	return c
+}
+
+// finish releases what the request holds and counts it. It runs deferred, so no early
+// return can leak a slot.
+func (c *call) finish() {
+	if len(c.held) > 0 {
+		c.g.releaseSlots(c.id, c.held)
+	}
+	c.g.metrics.requests.WithLabelValues(c.op.String(), c.outcome).Inc()
+	if c.abort {
+		panic(http.ErrAbortHandler) // the only honest end of a body that broke off
+	}
+}
+
+// ctx is the request's context: done when the client leaves.
+func (c *call) ctx() context.Context { return c.r.Context() }
+
+// readBody reads the whole body before anything goes upstream, bounded by MaxBodyBytes: a
+// failover needs the body again, and streaming a body upstream lost answers (issue 5).
+func (c *call) readBody() bool {
+	if c.op == provider.OpModels {
+		return true
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, c.g.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			c.fail(provider.KindTooLarge, 0, "request body is larger than the gateway's limit", "")
+			return false
+		}
+		c.outcome = "client_gone"
+		return false // the client stopped sending: there is no one to answer
+	}
+	c.body = body
+	return true
+}
+
+// parse reads the fields the gateway needs from the body.
+func (c *call) parse() bool {
+	req, err := c.g.prov.ParseRequest(c.op, c.r.Header, c.body)
+	if err != nil {
+		c.fail(provider.KindInvalidRequest, 0, err.Error(), "")
+		return false
+	}
+	c.req = req
+	return true
+}
+
+// newRequestID returns a random UUID (version 4).
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand panics rather than return short)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:16])
+	return string(out[:])
+}

@@ -1,0 +1,124 @@
+package gateway
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config tunes the request path. Start from Default(); internal/config maps the GATEWAY_*,
+// UPSTREAM_* and MAX_BODY_BYTES variables onto it.
+type Config struct {
+	// StickyTTL is how long a conversation stays bound to the account that served it.
+	// Default 1h.
+	StickyTTL time.Duration
+	// MaxAccountSwitches is how many other accounts are tried after a failure before the
+	// first byte reaches the client. Default 3; 0 means a failure is final.
+	MaxAccountSwitches int
+	// WaitQueueMax is how many requests of one user (and of one key) may wait for a
+	// concurrency slot at once. Default 100; 0 refuses at once when no slot is free.
+	WaitQueueMax int
+	// WaitTimeout is how long a request waits for a slot before it is refused. Default 30s.
+	WaitTimeout time.Duration
+	// PingInterval is how often a waiting streaming client gets an SSE ping. Default 10s.
+	PingInterval time.Duration
+	// SlotTTL is the lease of a concurrency slot. One heartbeat per node refreshes every held
+	// slot each SlotTTL/3, so a crashed node's slots free within SlotTTL. Default 30s.
+	SlotTTL time.Duration
+	// OverloadCooldown is how long an account that answered 529 is skipped. Default 5m.
+	OverloadCooldown time.Duration
+	// RateLimitCooldown is how long an account that answered 429 is skipped when the answer
+	// names no reset time. Default 60s.
+	RateLimitCooldown time.Duration
+	// ConnectTimeout bounds dialing (and the TLS handshake with) an upstream. Default 10s.
+	ConnectTimeout time.Duration
+	// HeaderTimeout bounds the wait for an upstream's response headers. Default 5m: a large
+	// non-streamed answer only sends headers when it is complete.
+	HeaderTimeout time.Duration
+	// IdleTimeout bounds the silence between two reads of an upstream body. Default 5m.
+	IdleTimeout time.Duration
+	// MaxBodyBytes is the largest request body accepted (413 beyond). Default 100 MiB.
+	MaxBodyBytes int64
+	// DrainTimeout bounds how long the gateway keeps reading an upstream answer after the
+	// client left, so that the usage it reports can still be billed. Default 2m.
+	DrainTimeout time.Duration
+	// BillFlushInterval is how long a usage row may wait in the per-node batch. Default 200ms.
+	BillFlushInterval time.Duration
+	// BillBatchSize is the most rows written in one transaction. Default 500.
+	BillBatchSize int
+	// BillQueueSize is how many rows may wait to be written before requests block on
+	// billing (back-pressure, never loss). Default 10000.
+	BillQueueSize int
+	// AuthCacheTTL is how long a node trusts a cached key lookup; invalidations drop entries
+	// sooner. Default 10s. Unknown keys are remembered for NegativeCacheTTL (default 2s).
+	AuthCacheTTL     time.Duration
+	NegativeCacheTTL time.Duration
+	// AccountCacheTTL is how long a node trusts its copy of a group's accounts. Default 10s.
+	AccountCacheTTL time.Duration
+}
+
+// Default returns the documented defaults.
+func Default() Config {
+	return Config{
+		StickyTTL:          time.Hour,
+		MaxAccountSwitches: 3,
+		WaitQueueMax:       100,
+		WaitTimeout:        30 * time.Second,
+		PingInterval:       10 * time.Second,
+		SlotTTL:            30 * time.Second,
+		OverloadCooldown:   5 * time.Minute,
+		RateLimitCooldown:  time.Minute,
+		ConnectTimeout:     10 * time.Second,
+		HeaderTimeout:      5 * time.Minute,
+		IdleTimeout:        5 * time.Minute,
+		MaxBodyBytes:       100 << 20,
+		DrainTimeout:       2 * time.Minute,
+		BillFlushInterval:  200 * time.Millisecond,
+		BillBatchSize:      500,
+		BillQueueSize:      10000,
+		AuthCacheTTL:       10 * time.Second,
+		NegativeCacheTTL:   2 * time.Second,
+		AccountCacheTTL:    10 * time.Second,
+	}
+}
+
+// withDefaults fills every zero duration and size from Default(): none of them has a useful
+// zero. The counts MaxAccountSwitches and WaitQueueMax keep their zero, which means "none".
+func (c Config) withDefaults() Config {
+	d := Default()
+	fill := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	fill(&c.StickyTTL, d.StickyTTL)
+	fill(&c.WaitTimeout, d.WaitTimeout)
+	fill(&c.PingInterval, d.PingInterval)
+	fill(&c.SlotTTL, d.SlotTTL)
+	fill(&c.OverloadCooldown, d.OverloadCooldown)
+	fill(&c.RateLimitCooldown, d.RateLimitCooldown)
+	fill(&c.ConnectTimeout, d.ConnectTimeout)
+	fill(&c.HeaderTimeout, d.HeaderTimeout)
+	fill(&c.IdleTimeout, d.IdleTimeout)
+	fill(&c.DrainTimeout, d.DrainTimeout)
+	fill(&c.BillFlushInterval, d.BillFlushInterval)
+	fill(&c.AuthCacheTTL, d.AuthCacheTTL)
+	fill(&c.NegativeCacheTTL, d.NegativeCacheTTL)
+	fill(&c.AccountCacheTTL, d.AccountCacheTTL)
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.BillBatchSize <= 0 {
+		c.BillBatchSize = d.BillBatchSize
+	}
+	if c.BillQueueSize <= 0 {
+		c.BillQueueSize = d.BillQueueSize
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	if c.MaxAccountSwitches < 0 || c.WaitQueueMax < 0 {
+		return fmt.Errorf("gateway config: MaxAccountSwitches and WaitQueueMax must not be negative")
+	}
+	return nil
+}

@@ -1,0 +1,73 @@
+// Package gateway is FluxCode's request path: every relay request is authenticated, admitted,
+// scheduled onto an upstream account, forwarded, metered and billed, in that order, by
+// gateway.go's handlers with each step in a sibling file (auth.go, admit.go, schedule.go and
+// slots.go, forward.go and failover.go, stream.go and meter.go, bill.go). Protocol details
+// live in internal/provider; this package is the same for every protocol.
+//
+// # Routes
+//
+//	POST /v1/messages               relayed and billed (JSON or SSE)
+//	POST /v1/messages/count_tokens  relayed like a message: no slots, no billing
+//	GET  /v1/models                 see "Models" below
+//
+// The query string plays no part in routing and is passed upstream unchanged (Claude Code
+// sends ?beta=true). Keys are read from x-api-key, else Authorization: Bearer.
+//
+// # Telling the gateway's refusals from the upstream's
+//
+// Every answer in which the gateway itself refused a request carries the header
+// X-Fluxcode-Reject; an upstream answer relayed to the client never does. Errors are always in
+// Anthropic's shape ({"type":"error","error":{"type","message"},"request_id"}), and the
+// gateway's own messages start with "FluxCode:".
+//
+//	X-Fluxcode-Reject  status  error.type        when
+//	concurrency        429     rate_limit_error  no slot (user, key or every account) freed
+//	                                             within the wait timeout, or WaitQueueMax is 0
+//	queue_full         429     rate_limit_error  WaitQueueMax requests of the user or key wait
+//	balance            402     billing_error     a balance group and the balance is not positive
+//	subscription       403     permission_error  a subscription group and no active subscription
+//	subscription       429     rate_limit_error  a subscription window is full; Retry-After says
+//	                                             when it restarts
+//
+// Refusals a retry can cure (concurrency, queue_full) carry x-should-retry: true, the others
+// x-should-retry: false; the Anthropic SDKs honour the header.
+//
+// An upstream 429 (every account of the group rate-limited) is relayed as 429
+// rate_limit_error without X-Fluxcode-Reject. When no account can serve at all, the answer is
+// the last upstream failure in Anthropic's format; an account's 401/403 is the operator's
+// problem, not the client's, so it becomes 502 api_error (the account's error state keeps the
+// upstream text); with no account tried, 503 overloaded_error.
+//
+// # Forwarding
+//
+// The body goes upstream byte for byte; only "model" is rewritten when the account maps the
+// requested model to another (the answer is relayed as the upstream sent it, so it names the
+// upstream model). Request headers are allowlisted (provider/anthropic: anthropic-version,
+// anthropic-beta, anthropic-dangerous-direct-browser-access, content-type, accept,
+// accept-language, user-agent, x-app, x-claude-code-session-id, x-stainless-*); the client's
+// credentials never go upstream. Subscription (OAuth) accounts send Authorization: Bearer,
+// anthropic-beta with claude-code-20250219 and oauth-2025-04-20 merged into the client's list,
+// x-app: cli and a claude-cli user agent. Response headers relayed: content-type, request-id,
+// retry-after; plus X-Fluxcode-Request-Id, the gateway's id of the request (its ledger row).
+//
+// # Failover
+//
+// Before anything from an upstream reaches the client (SSE pings sent while waiting for a
+// slot do not count), a network error, 401, 402, 403, 408, 429, 529 or 5xx — or a stream whose
+// first event is such an error — moves the request to another account of the group, at most
+// MaxAccountSwitches times and never to the same account twice. Marks, shared by all nodes
+// through the store and invalidate.Account: 429 → rate-limited until the reset the headers
+// give (unified reset, retry-after, exhausted anthropic-ratelimit-*-reset) or
+// RateLimitCooldown; 529 → overloaded for OverloadCooldown; 401/402/403 → error state with the
+// upstream message; an enabled admin error rule (status + keyword) → temporarily
+// unschedulable for its minutes instead. 400 and other client errors pass through unchanged.
+// After the first byte, an upstream failure becomes exactly one error event and the stream
+// ends. A client that leaves is not failed over and costs no account a mark; the upstream
+// answer is still read to its end (DrainTimeout) and billed, flagged partial.
+//
+// # Models
+//
+// GET /v1/models lists the union of the group's model mappings when every usable account of
+// the group has a mapping (that is exactly what the group serves); otherwise it is relayed to
+// an account, whose list is then the truth.
+package gateway

@@ -1,0 +1,96 @@
+package gateway
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/fluxcode/fluxcode/internal/provider"
+)
+
+// HeaderReject marks every answer in which the gateway itself refused a request, so a client
+// can tell an admission refusal from an upstream answer with the same status (doc.go).
+const HeaderReject = "X-Fluxcode-Reject"
+
+// Reasons carried by HeaderReject.
+const (
+	RejectConcurrency  = "concurrency"  // no slot freed within the wait timeout
+	RejectQueueFull    = "queue_full"   // too many requests already waiting
+	RejectBalance      = "balance"      // the balance is not positive
+	RejectSubscription = "subscription" // no active subscription, or a usage window is full
+)
+
+// fail answers the client with an error of kind. status 0 means the kind's status. reject,
+// when set, is the admission reason for HeaderReject. After the response has started as an
+// event stream, the error becomes one error event; after a JSON answer started, nothing more
+// can be said.
+func (c *call) fail(kind provider.ErrorKind, status int, message, reject string) {
+	if c.outcome == "ok" {
+		c.outcome = string(kind)
+		if reject != "" {
+			c.outcome = "rejected_" + reject
+		}
+	}
+	if c.gone.Load() {
+		return
+	}
+	if c.committed {
+		if c.sse {
+			c.writeEvent(c.g.prov.ErrorEvent(kind, message, c.id))
+		}
+		return
+	}
+	if reject != "" {
+		c.w.Header().Set(HeaderReject, reject)
+	}
+	c.committed = true
+	c.g.prov.WriteError(c.w, kind, status, message, c.id)
+}
+
+// reject refuses a request at admission. Refusals that a retry may cure (a slot, the queue)
+// let the SDKs retry; the others tell them not to (x-should-retry, honoured by the
+// Stainless SDKs, protocols.md §1.7).
+func (c *call) reject(reason string, kind provider.ErrorKind, message string, retryAfter time.Duration) {
+	h := c.w.Header()
+	switch reason {
+	case RejectConcurrency, RejectQueueFull:
+		h.Set("X-Should-Retry", "true")
+	default:
+		h.Set("X-Should-Retry", "false")
+	}
+	if retryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64((retryAfter+time.Second-1)/time.Second), 10))
+	}
+	c.fail(kind, 0, message, reason)
+}
+
+// failUpstream ends a request none of whose attempts succeeded, reporting the last upstream
+// failure in the client's format. A 401/403 of an account is not the client's credential
+// problem, so it is reported as a gateway-side 502 without the upstream's text; the account's
+// error state keeps that text for the admins.
+func (c *call) failUpstream(last *provider.Failure) {
+	if last == nil {
+		c.fail(provider.KindOverloaded, http.StatusServiceUnavailable, "no upstream account of this group is available", "")
+		return
+	}
+	switch last.Kind {
+	case provider.KindAuthentication, provider.KindPermission, provider.KindBilling:
+		c.fail(provider.KindAPI, http.StatusBadGateway, "the upstream accounts of this group refused the gateway's credentials", "")
+	case provider.KindRateLimit, provider.KindOverloaded:
+		c.fail(last.Kind, 0, upstreamMessage(last), "")
+	default:
+		status := last.Status
+		if status < 500 {
+			status = http.StatusBadGateway
+		}
+		c.fail(provider.KindAPI, status, upstreamMessage(last), "")
+	}
+	c.outcome = "upstream_error"
+}
+
+func upstreamMessage(f *provider.Failure) string {
+	if f.Message == "" {
+		return "upstream error"
+	}
+	return "upstream: " + f.Message
+}

@@ -1,0 +1,172 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fluxcode/fluxcode/internal/billing"
+	"github.com/fluxcode/fluxcode/internal/coord"
+	"github.com/fluxcode/fluxcode/internal/provider"
+	"github.com/fluxcode/fluxcode/internal/provider/anthropic"
+	"github.com/fluxcode/fluxcode/internal/secret"
+	"github.com/fluxcode/fluxcode/internal/store"
+)
+
+// Options are what a Gateway is built from. Store, Coord, Keys and Prices are required.
+type Options struct {
+	Store  store.Store
+	Coord  coord.Coordinator
+	Keys   *secret.Keys
+	Prices *billing.Table
+	Logger *slog.Logger
+	// Metrics receives the gateway's collectors; nil keeps them unregistered.
+	Metrics  prometheus.Registerer
+	Config   Config
+	NodeName string
+	// Now is the clock; nil means time.Now. Tests move it to check mark expiry.
+	Now func() time.Time
+}
+
+// Gateway serves the relay routes of every provider it knows.
+type Gateway struct {
+	store  store.Store
+	coord  coord.Coordinator
+	keys   *secret.Keys
+	prices *billing.Table
+	log    *slog.Logger
+	cfg    Config
+	node   string
+	now    func() time.Time
+	prov   provider.Provider // anthropic; openai and gemini will sit beside it
+
+	auth      *authCache
+	accounts  *accountCache
+	rules     *rulesCache
+	proxies   *proxyCache
+	slots     *slotBook
+	upstreams *transports
+	biller    *biller
+	metrics   *metrics
+	unpriced  sync.Map // models already warned about
+
+	stop      context.CancelFunc
+	bg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New builds a gateway and starts its background work: the invalidation listener, the slot
+// heartbeat and the billing batcher. Close stops them.
+func New(opts Options) (*Gateway, error) {
+	if opts.Store == nil || opts.Coord == nil || opts.Keys == nil || opts.Prices == nil {
+		return nil, errors.New("gateway: Store, Coord, Keys and Prices are required")
+	}
+	cfg := opts.Config.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	m, err := newMetrics(opts.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		store: opts.Store, coord: opts.Coord, keys: opts.Keys, prices: opts.Prices,
+		log: log.With("component", "gateway"), cfg: cfg, node: opts.NodeName, now: now,
+		prov:      anthropic.New(),
+		auth:      newCache[string, *store.KeyAuth](cfg.AuthCacheTTL, cfg.NegativeCacheTTL, now),
+		accounts:  newCache[int64, []store.Account](cfg.AccountCacheTTL, 0, now),
+		rules:     newCache[struct{}, []store.ErrorRule](cfg.AccountCacheTTL, 0, now),
+		proxies:   newCache[int64, *store.Proxy](cfg.AccountCacheTTL, 0, now),
+		slots:     newSlotBook(),
+		upstreams: newTransports(cfg),
+		metrics:   m,
+	}
+	g.biller = newBiller(opts.Store, cfg, g.log, m, g.auth)
+	m.queueDepth(g.biller.depth)
+
+	ctx, stop := context.WithCancel(context.Background())
+	g.stop = stop
+	events, err := g.coord.Subscribe(ctx, invalidationChannel)
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("gateway: subscribe to invalidations: %w", err)
+	}
+	g.bg.Add(3)
+	go func() { defer g.bg.Done(); g.listen(events) }()
+	go func() { defer g.bg.Done(); g.heartbeat(ctx) }()
+	go func() { defer g.bg.Done(); g.biller.run() }()
+	return g, nil
+}
+
+// Routes registers the relay routes. The query string (Claude Code's ?beta=true) plays no
+// part in routing; it is passed upstream as it came.
+func (g *Gateway) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/messages", g.serveMessages)
+	mux.HandleFunc("POST /v1/messages/count_tokens", g.serveCountTokens)
+	mux.HandleFunc("GET /v1/models", g.serveModels)
+}
+
+// Close stops background work and writes every pending usage row, retrying transient
+// database errors until ctx ends. Call it after the HTTP server has stopped taking requests.
+func (g *Gateway) Close(ctx context.Context) error {
+	var err error
+	g.closeOnce.Do(func() {
+		err = g.biller.close(ctx)
+		g.stop()
+		g.bg.Wait()
+		g.upstreams.closeIdle()
+	})
+	return err
+}
+
+// serveMessages is the life of one request: authenticate → admit → schedule → forward
+// (stream and meter, failing over before the first byte) → bill. Each step answers the
+// client itself when it ends the request.
+func (g *Gateway) serveMessages(w http.ResponseWriter, r *http.Request) {
+	c := g.newCall(w, r, provider.OpMessages)
+	defer c.finish()
+	if !c.readBody() || !c.authenticate() || !c.parse() || !c.admit() {
+		return
+	}
+	res := c.relay() // schedule → forward → stream → meter, with failover
+	if res != nil {
+		c.bill(res)
+	}
+}
+
+// serveCountTokens relays a token count like a message, without slots or billing.
+func (g *Gateway) serveCountTokens(w http.ResponseWriter, r *http.Request) {
+	c := g.newCall(w, r, provider.OpCountTokens)
+	defer c.finish()
+	if !c.readBody() || !c.authenticate() || !c.parse() || !c.admit() {
+		return
+	}
+	c.relay()
+}
+
+// serveModels lists the models of the key's group (see models.go).
+func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request) {
+	c := g.newCall(w, r, provider.OpModels)
+	defer c.finish()
+	if !c.authenticate() || !c.parse() {
+		return
+	}
+	if c.listModels() {
+		return
+	}
+	c.relay()
+}

@@ -1,0 +1,332 @@
+package gateway
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/fluxcode/fluxcode/internal/coord"
+	"github.com/fluxcode/fluxcode/internal/provider"
+)
+
+// storeTimeout bounds bookkeeping calls (release, marks, sticky writes) made on a context
+// detached from the client, so a departed client cannot leave them undone.
+const storeTimeout = 5 * time.Second
+
+// Slot set names. One AcquireSlots call takes a user's, a key's and an account's slot
+// together, so a request never holds a user slot while it waits for an account.
+func userSlot(id int64) string    { return "slot:user:" + strconv.FormatInt(id, 10) }
+func keySlot(id int64) string     { return "slot:key:" + strconv.FormatInt(id, 10) }
+func accountSlot(id int64) string { return "slot:account:" + strconv.FormatInt(id, 10) }
+func userQueue(id int64) string   { return "wait:user:" + strconv.FormatInt(id, 10) }
+func keyQueue(id int64) string    { return "wait:key:" + strconv.FormatInt(id, 10) }
+
+// AccountSlotKey names the slot set of an account, for tools and tests that watch it.
+func AccountSlotKey(id int64) string { return accountSlot(id) }
+
+// slotBook is this node's record of the slots it holds: the heartbeat refreshes them all in
+// one call, the ranking reads the per-account counts, and local waiters are woken when one
+// is released.
+type slotBook struct {
+	mu       sync.Mutex
+	held     map[string]map[string]struct{} // holder → slot keys
+	inFlight map[int64]int
+	lastUsed map[int64]time.Time
+	freed    chan struct{} // closed (and replaced) whenever a slot is released
+}
+
+func newSlotBook() *slotBook {
+	return &slotBook{held: make(map[string]map[string]struct{}), inFlight: make(map[int64]int),
+		lastUsed: make(map[int64]time.Time), freed: make(chan struct{})}
+}
+
+func (b *slotBook) add(holder string, keys []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := b.held[holder]
+	if m == nil {
+		m = make(map[string]struct{}, len(keys))
+		b.held[holder] = m
+	}
+	for _, k := range keys {
+		m[k] = struct{}{}
+	}
+}
+
+func (b *slotBook) remove(holder string, keys []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if m := b.held[holder]; m != nil {
+		for _, k := range keys {
+			delete(m, k)
+		}
+		if len(m) == 0 {
+			delete(b.held, holder)
+		}
+	}
+	close(b.freed)
+	b.freed = make(chan struct{})
+}
+
+func (b *slotBook) all() []coord.Held {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []coord.Held
+	for holder, keys := range b.held {
+		for k := range keys {
+			out = append(out, coord.Held{Key: k, Holder: holder})
+		}
+	}
+	return out
+}
+
+// released returns a channel closed at the next local release.
+func (b *slotBook) released() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.freed
+}
+
+func (b *slotBook) load(account int64) (int, time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.inFlight[account], b.lastUsed[account]
+}
+
+func (b *slotBook) use(account int64, delta int, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.inFlight[account] += delta
+	if b.inFlight[account] <= 0 {
+		delete(b.inFlight, account)
+	}
+	if delta > 0 {
+		b.lastUsed[account] = now
+	}
+}
+
+// heartbeat refreshes every slot this node holds, in one call each SlotTTL/3, so slots live
+// while their requests run and expire within SlotTTL after a crash (invariant 2).
+func (g *Gateway) heartbeat(ctx context.Context) {
+	t := time.NewTicker(g.cfg.SlotTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		held := g.slots.all()
+		if len(held) == 0 {
+			continue
+		}
+		if err := g.coord.RefreshSlots(ctx, g.cfg.SlotTTL, held); err != nil && ctx.Err() == nil {
+			g.log.Warn("slot heartbeat failed", "slots", len(held), "err", err)
+		}
+	}
+}
+
+// releaseSlots gives back slots of holder. It runs detached from the client: a departed
+// client must not leave its slots to the TTL.
+func (g *Gateway) releaseSlots(holder string, keys []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := g.coord.ReleaseSlots(ctx, holder, keys...); err != nil {
+		g.log.Warn("slot release failed; the lease will expire", "err", err)
+	}
+	g.slots.remove(holder, keys)
+}
+
+// lease is an account slot held for one attempt.
+type lease struct {
+	cand Candidate
+	keys []string // the account slot key, when the account has a limit
+}
+
+// needsSlots: only billed generation counts against concurrency limits. A token count or a
+// model list is short and cheap, and must not queue behind long streams.
+func (c *call) needsSlots() bool { return c.op == provider.OpMessages }
+
+// tryAcquire takes the user, key and account slots for the first candidate with room, in one
+// atomic call per candidate. userFull reports that the user's or key's own limit is what
+// stops the request, so no other account would help.
+func (c *call) tryAcquire(cands []Candidate) (l *lease, userFull bool, err error) {
+	a := c.auth
+	base := make([]coord.SlotReq, 0, 3)
+	if a.User.Concurrency > 0 {
+		base = append(base, coord.SlotReq{Key: userSlot(a.User.ID), Limit: a.User.Concurrency})
+	}
+	if a.Key.Concurrency > 0 {
+		base = append(base, coord.SlotReq{Key: keySlot(a.Key.ID), Limit: a.Key.Concurrency})
+	}
+	for _, cand := range cands {
+		acct := cand.Account
+		reqs := base
+		if acct.Concurrency > 0 {
+			if cand.InFlight >= acct.Concurrency {
+				continue // this node alone fills it: no need to ask
+			}
+			reqs = append(reqs[:len(base):len(base)], coord.SlotReq{Key: accountSlot(acct.ID), Limit: acct.Concurrency})
+		}
+		if len(reqs) > 0 {
+			ok, full, err := c.g.coord.AcquireSlots(c.ctx(), c.id, c.g.cfg.SlotTTL, reqs...)
+			if err != nil {
+				return nil, false, err
+			}
+			if !ok {
+				if full < len(base) {
+					return nil, true, nil
+				}
+				continue
+			}
+		}
+		c.g.slots.add(c.id, slotKeys(base))
+		c.held = appendMissing(c.held, slotKeys(base))
+		l := &lease{cand: cand}
+		if acct.Concurrency > 0 {
+			l.keys = []string{accountSlot(acct.ID)}
+			c.g.slots.add(c.id, l.keys)
+		}
+		c.g.slots.use(acct.ID, 1, c.g.now())
+		return l, false, nil
+	}
+	return nil, false, nil
+}
+
+// release gives back the account slot of one attempt.
+func (c *call) release(l *lease) {
+	c.g.slots.use(l.cand.Account.ID, -1, c.g.now())
+	if len(l.keys) > 0 {
+		c.g.releaseSlots(c.id, l.keys)
+	}
+}
+
+func slotKeys(reqs []coord.SlotReq) []string {
+	keys := make([]string, len(reqs))
+	for i, r := range reqs {
+		keys[i] = r.Key
+	}
+	return keys
+}
+
+// appendMissing appends the keys dst does not have yet.
+func appendMissing(dst, keys []string) []string {
+	for _, k := range keys {
+		if !slices.Contains(dst, k) {
+			dst = append(dst, k)
+		}
+	}
+	return dst
+}
+
+// waiter is a request's place in the wait queue.
+type waiter struct {
+	joined   bool
+	deadline time.Time
+	nextPing time.Time
+	backoff  time.Duration
+	started  time.Time
+}
+
+// wait blocks until a slot may have freed, joining the wait queue on the first call. It
+// answers the client and returns false when the request must give up: the queue is full,
+// the wait timed out, or the client left.
+func (c *call) wait(w *waiter) bool {
+	g := c.g
+	now := g.now()
+	if !w.joined {
+		if g.cfg.WaitQueueMax <= 0 {
+			c.reject(RejectConcurrency, provider.KindRateLimit, "FluxCode: concurrency limit reached; retry shortly", 0)
+			return false
+		}
+		a := c.auth
+		queues := []coord.SlotReq{
+			{Key: userQueue(a.User.ID), Limit: g.cfg.WaitQueueMax},
+			{Key: keyQueue(a.Key.ID), Limit: g.cfg.WaitQueueMax},
+		}
+		ok, _, err := g.coord.AcquireSlots(c.ctx(), c.id, g.cfg.SlotTTL, queues...)
+		if err != nil {
+			c.coordFailed(err)
+			return false
+		}
+		if !ok {
+			c.reject(RejectQueueFull, provider.KindRateLimit, "FluxCode: too many requests are waiting for a concurrency slot", 0)
+			return false
+		}
+		keys := slotKeys(queues)
+		g.slots.add(c.id, keys)
+		c.held = appendMissing(c.held, keys)
+		*w = waiter{joined: true, started: now, deadline: now.Add(g.cfg.WaitTimeout),
+			nextPing: now.Add(g.cfg.PingInterval), backoff: 20 * time.Millisecond}
+		g.metrics.slotWaits.Inc()
+	}
+	if !now.Before(w.deadline) {
+		g.metrics.slotWaitSeconds.Observe(now.Sub(w.started).Seconds())
+		c.reject(RejectConcurrency, provider.KindRateLimit, "FluxCode: concurrency limit reached and no slot freed in time; retry shortly", 0)
+		return false
+	}
+	// Local releases wake us at once; releases on other nodes are seen by polling with a
+	// jittered backoff.
+	sleep := min(w.backoff, w.deadline.Sub(now))
+	if c.pings() {
+		sleep = min(sleep, max(w.nextPing.Sub(now), 0))
+	}
+	sleep = sleep/2 + rand.N(sleep/2+1)
+	w.backoff = min(w.backoff*2, 500*time.Millisecond)
+	timer := time.NewTimer(sleep)
+	defer timer.Stop()
+	select {
+	case <-c.ctx().Done():
+		c.gone.Store(true)
+		c.outcome = "client_gone"
+		return false
+	case <-g.slots.released():
+	case <-timer.C:
+	}
+	if c.pings() && !g.now().Before(w.nextPing) {
+		w.nextPing = g.now().Add(g.cfg.PingInterval)
+		if !c.ping() {
+			return false
+		}
+	}
+	return true
+}
+
+// leaveQueue gives back the request's wait-queue place once it has its slots.
+func (c *call) leaveQueue(w *waiter) {
+	if !w.joined {
+		return
+	}
+	g := c.g
+	g.metrics.slotWaitSeconds.Observe(g.now().Sub(w.started).Seconds())
+	keys := []string{userQueue(c.auth.User.ID), keyQueue(c.auth.Key.ID)}
+	g.releaseSlots(c.id, keys)
+	c.held = slices.DeleteFunc(c.held, func(k string) bool { return slices.Contains(keys, k) })
+	w.joined = false
+}
+
+// pings: only a streaming client can be kept waiting with keep-alive events.
+func (c *call) pings() bool { return c.req.Stream && c.op == provider.OpMessages }
+
+// ping sends one keep-alive event, starting the event stream if needed. From the first ping
+// on the status is 200, so a later failure must be an error event.
+func (c *call) ping() bool {
+	if !c.committed {
+		c.startStream(nil)
+	}
+	if !c.writeEvent(c.g.prov.PingEvent()) {
+		c.outcome = "client_gone"
+		return false
+	}
+	return true
+}
+
+// coordFailed answers when the coordination backend cannot be reached: no slot can be
+// checked, so nothing is admitted (limits hold cluster-wide, invariant 2).
+func (c *call) coordFailed(err error) {
+	c.g.log.ErrorContext(c.ctx(), "coordination backend failed", "err", err)
+	c.fail(provider.KindAPI, 0, "the gateway cannot check concurrency limits right now", "")
+}

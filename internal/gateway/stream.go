@@ -1,0 +1,128 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/fluxcode/fluxcode/internal/provider"
+)
+
+// relayStream copies an event stream to the client event by event, flushing each one as it
+// arrives, while the meter reads usage from the events that carry it. It returns a failure
+// only when the upstream's first event is already an error that another account may not
+// have: nothing from this upstream has reached the client then, so failing over cannot
+// corrupt the stream (invariant 4).
+//
+// After the first event is out, an upstream failure becomes exactly one error event and the
+// stream ends: the upstream's own error event when it sent one, else ours. A client that
+// leaves stops the writing, not the reading: the rest is drained (DrainTimeout) and billed
+// as partial.
+func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body io.Reader) *provider.Failure {
+	res.stream = true
+	meter := c.g.prov.NewMeter()
+	er := provider.NewEventReader(body)
+	defer er.Release()
+
+	ev, err := er.Next()
+	if err != nil {
+		return &provider.Failure{Verdict: provider.Failover, Kind: provider.KindAPI,
+			Message: "the upstream stream ended before its first event"}
+	}
+	if meter.Event(ev.Name, ev.Data) {
+		f := c.g.prov.ClassifyEvent(ev.Data, c.g.now())
+		if f.Verdict == provider.Failover {
+			c.g.markAccount(res.account, &f, nil)
+			return &f
+		}
+	}
+	if !c.committed {
+		c.startStream(resp.Header)
+	}
+	res.firstByte = c.g.now().Sub(c.start)
+	c.send(at, ev.Raw)
+
+	sawError := false
+	for {
+		ev, err = er.Next()
+		if err != nil {
+			break
+		}
+		if meter.Event(ev.Name, ev.Data) && !sawError {
+			sawError = true
+			f := c.g.prov.ClassifyEvent(ev.Data, c.g.now())
+			c.g.markAccount(res.account, &f, nil)
+		}
+		c.send(at, ev.Raw)
+	}
+
+	res.usage = meter.Usage()
+	ended := errors.Is(err, io.EOF) && meter.Complete()
+	if !ended && !sawError {
+		// The upstream broke off (reset, idle timeout, cut mid-event, or an end without
+		// message_stop): tell the client once, in the protocol's own terms.
+		kind, msg := provider.KindAPI, "the upstream stream broke off"
+		if errors.Is(errorCause(at, err), errIdleTimeout) {
+			kind, msg = provider.KindTimeout, "the upstream stream went silent"
+		}
+		c.send(at, c.g.prov.ErrorEvent(kind, msg, c.id))
+	}
+	res.partial = !ended || sawError || c.gone.Load()
+	if res.partial && c.outcome == "ok" {
+		c.outcome = "partial"
+	}
+	return nil
+}
+
+// errorCause prefers the cause the gateway gave the attempt's context (idle, drain) over the
+// read error it produced.
+func errorCause(at *attempt, err error) error {
+	if cause := context.Cause(at.ctx); cause != nil {
+		return cause
+	}
+	return err
+}
+
+// startStream sends the status and headers of an event stream. upstream (nil while waiting
+// with pings) supplies the relayed headers.
+func (c *call) startStream(upstream http.Header) {
+	if upstream != nil {
+		c.copyHeaders(upstream)
+	}
+	h := c.w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	if upstream != nil && upstream.Get("Content-Type") != "" {
+		h.Set("Content-Type", upstream.Get("Content-Type"))
+	}
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // tell nginx-like proxies not to buffer the stream
+	c.committed, c.sse = true, true
+	c.w.WriteHeader(http.StatusOK)
+}
+
+// send writes one event and flushes it, unless the client is gone; a failed write means the
+// client left, which starts the drain bound of the attempt.
+func (c *call) send(at *attempt, event []byte) {
+	if c.gone.Load() {
+		return
+	}
+	if !c.writeEvent(event) {
+		c.clientLeft(at)
+	}
+}
+
+// writeEvent writes and flushes one event: SSE is flushed per event, always (flush policy:
+// an event held in a buffer is latency the client sees; Caddy's streaming.go does the same
+// for text/event-stream).
+func (c *call) writeEvent(event []byte) bool {
+	if _, err := c.w.Write(event); err != nil {
+		c.gone.Store(true)
+		return false
+	}
+	if err := c.rc.Flush(); err != nil {
+		c.gone.Store(true)
+		return false
+	}
+	return true
+}
