@@ -49,18 +49,36 @@ type Caddy struct {
 func StartCaddy(t testing.TB, caddyfile string, env map[string]string) *Caddy {
 	t.Helper()
 	path := RequireBinary(t, "caddy", caddyPackage)
+	c, err := newCaddy(path, caddyfile, env)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(c.close)
+	return c
+}
+
+// newCaddy starts the caddy binary at path on caddyfile (see StartCaddy).
+func newCaddy(path, caddyfile string, env map[string]string) (*Caddy, error) {
 	dir, err := os.MkdirTemp("", "fluxcode-caddy-")
 	if err != nil {
-		t.Fatalf("testenv: caddy temp dir: %v", err)
+		return nil, fmt.Errorf("caddy temp dir: %w", err)
 	}
 	c := &Caddy{path: path, dir: dir, file: filepath.Join(dir, "Caddyfile")}
-	t.Cleanup(func() {
-		_ = c.Stop()
-		_ = os.RemoveAll(dir)
-	})
+	fail := func(err error) (*Caddy, error) {
+		c.close()
+		return nil, err
+	}
+	sitePort, err := freePortOn("127.0.0.1")
+	if err != nil {
+		return fail(err)
+	}
+	adminPort, err := freePortOn("127.0.0.1")
+	if err != nil {
+		return fail(err)
+	}
 	vars := map[string]string{
-		"CADDY_ADDR":      loopbackAddr(FreePort(t)),
-		"CADDY_ADMIN":     loopbackAddr(FreePort(t)),
+		"CADDY_ADDR":      loopbackAddr(sitePort),
+		"CADDY_ADMIN":     loopbackAddr(adminPort),
 		"XDG_CONFIG_HOME": filepath.Join(dir, "config"),
 		"XDG_DATA_HOME":   filepath.Join(dir, "data"),
 		"HOME":            dir,
@@ -78,7 +96,7 @@ func StartCaddy(t testing.TB, caddyfile string, env map[string]string) *Caddy {
 	}
 	sort.Strings(c.env)
 	if err := c.writeCaddyfile(caddyfile); err != nil {
-		t.Fatalf("testenv: %v", err)
+		return fail(err)
 	}
 	c.server = server{
 		probe: c.adminReady,
@@ -90,9 +108,17 @@ func StartCaddy(t testing.TB, caddyfile string, env map[string]string) *Caddy {
 		},
 	}
 	if err := c.Start(); err != nil {
-		t.Fatalf("testenv: %v", err)
+		return fail(err)
 	}
-	return c
+	return c, nil
+}
+
+// close stops Caddy and removes its files.
+func (c *Caddy) close() {
+	if c.proc != nil {
+		_ = c.Stop()
+	}
+	_ = os.RemoveAll(c.dir)
 }
 
 // Addr is the site address offered to the Caddyfile as {$CADDY_ADDR}.

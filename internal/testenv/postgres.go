@@ -35,10 +35,11 @@ const (
 // server runs with fsync, synchronous_commit and full_page_writes off, which
 // is safe because its data dies with the test.
 type Postgres struct {
-	server         // Stop (fast shutdown: open sessions are terminated), Start, Restart, LogTail
-	dir     string // temporary root: data directory, socket, log
-	port    int
-	counter atomic.Int64
+	server          // Stop (fast shutdown: open sessions are terminated), Start, Restart, LogTail
+	dir      string // temporary root: data directory, socket, log
+	port     int
+	settings []string // extra "name=value" server settings (LaunchPostgres)
+	counter  atomic.Int64
 }
 
 // StartPostgres starts a dedicated server for t; it is stopped and its files
@@ -101,7 +102,8 @@ func (p *Postgres) close() {
 
 // newPostgres initialises a data directory and starts a server on a free
 // port, trying a few ports when one is taken between FreePort and bind.
-func newPostgres() (*Postgres, error) {
+// settings are extra "name=value" server settings.
+func newPostgres(settings ...string) (*Postgres, error) {
 	for _, name := range []string{"postgres", "initdb"} {
 		if _, err := findBinary(filepath.Join(pgBinDir, name)); err != nil {
 			return nil, fmt.Errorf("%s not found: install the Debian package %s (apt-get install %s)", filepath.Join(pgBinDir, name), pgPackage, pgPackage)
@@ -111,7 +113,7 @@ func newPostgres() (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres temp dir: %w", err)
 	}
-	p, err := initPostgres(dir)
+	p, err := initPostgres(dir, settings)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
@@ -129,13 +131,13 @@ func newPostgres() (*Postgres, error) {
 			_ = os.RemoveAll(dir)
 			return nil, err
 		}
-		p.proc.args = postgresArgs(dir, p.port)
+		p.proc.args = postgresArgs(dir, p.port, p.settings)
 	}
 }
 
 // initPostgres runs initdb in dir/data and prepares (without starting) the
 // server process.
-func initPostgres(dir string) (*Postgres, error) {
+func initPostgres(dir string, settings []string) (*Postgres, error) {
 	cred, err := serverCredential()
 	if err != nil {
 		return nil, err
@@ -177,13 +179,13 @@ func initPostgres(dir string) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Postgres{dir: dir, port: port}
+	p := &Postgres{dir: dir, port: port, settings: settings}
 	p.server = server{
 		probe:     p.probe,
 		portTaken: "could not bind",
 		proc: &process{
 			name: "postgres", path: filepath.Join(pgBinDir, "postgres"),
-			args: postgresArgs(dir, port), env: env, dir: dir,
+			args: postgresArgs(dir, port, settings), env: env, dir: dir,
 			logPath: filepath.Join(dir, "postgres.log"), cred: cred,
 			// SIGINT is PostgreSQL's fast shutdown; SIGTERM ("smart") would
 			// wait for every pooled test connection to go away.
@@ -193,8 +195,8 @@ func initPostgres(dir string) (*Postgres, error) {
 	return p, nil
 }
 
-func postgresArgs(dir string, port int) []string {
-	return []string{
+func postgresArgs(dir string, port int, settings []string) []string {
+	args := []string{
 		"-D", filepath.Join(dir, "data"),
 		"-p", strconv.Itoa(port),
 		"-k", dir, // unix socket beside the data, never /var/run
@@ -206,6 +208,10 @@ func postgresArgs(dir string, port int) []string {
 		"-c", "shared_buffers=64MB",
 		"-c", "log_min_messages=warning",
 	}
+	for _, kv := range settings {
+		args = append(args, "-c", kv)
+	}
+	return args
 }
 
 // serverCredential is the postgres OS user when running as root, nil

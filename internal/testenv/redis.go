@@ -51,22 +51,30 @@ type Redis struct {
 func StartRedis(t testing.TB, opts ...RedisOption) *Redis {
 	t.Helper()
 	path := RequireBinary(t, "redis-server", redisPackage)
+	r, err := newRedis(path, opts)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(r.close)
+	return r
+}
+
+// newRedis starts a server from the binary at path on a free port, trying a
+// few ports when one is taken between FreePort and bind.
+func newRedis(path string, opts []RedisOption) (*Redis, error) {
 	var cfg redisConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
 	dir, err := os.MkdirTemp("", "fluxcode-redis-")
 	if err != nil {
-		t.Fatalf("testenv: redis temp dir: %v", err)
+		return nil, fmt.Errorf("redis temp dir: %w", err)
 	}
 	r := &Redis{cfg: cfg, dir: dir}
-	t.Cleanup(func() {
-		_ = r.Stop()
-		_ = os.RemoveAll(dir)
-	})
 	for try := 1; ; try++ {
 		if r.port, err = freePortOn("127.0.0.1"); err != nil {
-			t.Fatalf("testenv: %v", err)
+			_ = os.RemoveAll(dir)
+			return nil, err
 		}
 		r.server = server{
 			probe:     r.ping,
@@ -78,12 +86,19 @@ func StartRedis(t testing.TB, opts ...RedisOption) *Redis {
 		}
 		err = r.Start()
 		if err == nil {
-			return r
+			return r, nil
 		}
 		if !errors.Is(err, errPortTaken) || try == 4 {
-			t.Fatalf("testenv: %v", err)
+			_ = os.RemoveAll(dir)
+			return nil, err
 		}
 	}
+}
+
+// close stops the server and removes its files.
+func (r *Redis) close() {
+	_ = r.Stop()
+	_ = os.RemoveAll(r.dir)
 }
 
 func (r *Redis) args() []string {
