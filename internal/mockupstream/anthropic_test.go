@@ -1,6 +1,7 @@
 package mockupstream
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -61,6 +62,9 @@ func TestMessagesJSON(t *testing.T) {
 				t.Errorf("cache_creation_input_tokens = %d, want 5m+1h", msg.Usage.CacheCreationInputTokens)
 			}
 		})
+	}
+	if err := s.WaitIdle(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	st := s.Stats("k1")
 	want := Stats{Requests: 2, PeakInFlight: 1, Completed: 2, Usage: fixedUsage.Add(fixedUsage)}
@@ -319,9 +323,10 @@ func TestCountTokensModelsHello(t *testing.T) {
 	}
 	t.Run("model by id", func(t *testing.T) {
 		resp := call(t, context.Background(), "GET", s.URL()+"/v1/models/claude-opus-5-5", "k", "", nil)
-		var m map[string]string
+		var m map[string]any
 		decode(t, readAll(t, resp), &m)
-		if resp.StatusCode != 200 || m["id"] != "claude-opus-5-5" || m["display_name"] != "Claude Opus 5.5" || m["created_at"] == "" {
+		if resp.StatusCode != 200 || m["id"] != "claude-opus-5-5" || m["display_name"] != "Claude Opus 5.5" ||
+			m["created_at"] != "2026-09-22T00:00:00Z" || m["line"] != "opus" || m["max_tokens"] != 128000.0 {
 			t.Errorf("status %d, model %v", resp.StatusCode, m)
 		}
 		resp = call(t, context.Background(), "GET", s.URL()+"/v1/models/nope", "k", "", nil)
@@ -569,21 +574,24 @@ func TestMidStreamFailures(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		resp := call(t, ctx, "POST", s.URL()+"/v1/messages", "stall", streamBody(""), nil)
-		got := make(chan []sseEvent)
-		go func() {
-			events, _ := readSSE(resp.Body)
-			got <- events
-		}()
-		waitFor(t, "the stall", func() bool {
-			l := s.Requests("stall", 0)
-			return len(l) == 1 && s.Stats("stall").InFlight == 1
-		})
-		cancel()
-		events := <-got
-		resp.Body.Close()
-		if len(events) != 3 {
-			t.Errorf("got %d events before the stall, want 3", len(events))
+		br := bufio.NewReader(resp.Body)
+		for i := range 3 {
+			if _, err := nextEvent(br); err != nil {
+				t.Fatalf("event %d: %v", i, err)
+			}
 		}
+		next := make(chan error)
+		go func() {
+			_, err := nextEvent(br)
+			next <- err
+		}()
+		// the stream is held open: nothing more arrives until we leave
+		waitFor(t, "the stall", func() bool { return s.Stats("stall").InFlight == 1 })
+		cancel()
+		if err := <-next; !errors.Is(err, context.Canceled) {
+			t.Errorf("after the stall: %v, want our own cancellation", err)
+		}
+		resp.Body.Close()
 		waitFor(t, "the handler to see the peer leave", func() bool { return s.Stats("stall").InFlight == 0 })
 		if st := s.Stats("stall"); st.Aborted != 1 || st.Completed != 0 {
 			t.Errorf("stats = %+v", st)

@@ -1,6 +1,7 @@
 package mockupstream
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // controlPrefix starts the paths through which tests script and inspect a mock in another
@@ -37,6 +39,7 @@ type RecordedRequestJSON struct {
 //	POST   /_mock/script                  ScriptRequest → {"ok":true}
 //	DELETE /_mock/script?key=K            the key returns to the default script
 //	GET    /_mock/stats?key=K             Stats of K; without key: {"key": Stats, ...}
+//	GET    /_mock/idle?timeout=D          waits (default 10s) until nothing is in flight
 //	POST   /_mock/reset                   everything back to the state after start
 //	POST   /_mock/reset?key=K             K's script, counters and recorded requests
 //	POST   /_mock/reset?key=K&peak=1      only K's peak in flight
@@ -85,6 +88,23 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		controlJSON(w, s.Stats(key))
+	case "GET idle":
+		timeout := 10 * time.Second
+		if v := q.Get("timeout"); v != "" {
+			d, err := parseDuration(v)
+			if err != nil {
+				controlError(w, http.StatusBadRequest, fmt.Errorf("timeout: %w", err))
+				return
+			}
+			timeout = d
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		if err := s.WaitIdle(ctx); err != nil {
+			controlError(w, http.StatusGatewayTimeout, err)
+			return
+		}
+		controlJSON(w, map[string]bool{"ok": true})
 	case "POST reset":
 		switch {
 		case key == "":

@@ -61,8 +61,9 @@
 //
 // e.g. "mock:fail=529", "mock:events=20,interval=5ms", "mock:fail=error,after=3",
 // "mock:usage=1200/300/1000/0/5000". A directive's failure replaces the key's scripted
-// failure for that request and does not use up a FailTimes count. An invalid directive is
-// answered with 400 invalid_request_error naming it.
+// failure for that request and does not use up a FailTimes count; a failure that cannot act
+// on the request (fail=error on a JSON request, a mid-stream kind on count_tokens) is
+// ignored. An invalid directive is answered with 400 invalid_request_error naming it.
 //
 // # Counters and logs
 //
@@ -73,6 +74,8 @@
 // bounded request log (Log, GET /_mock/log) has one entry per answer with its request id,
 // key, model, usage and how far it got; the last requests of each key are recorded with
 // headers and body (Requests, GET /_mock/requests) for byte-for-byte assertions.
+// The mock books an answer only after its last byte is flushed, a moment after a client
+// may already hold it: call WaitIdle (GET /_mock/idle) before reading counters.
 //
 // A write that succeeded may still not reach a peer that is closing at that moment; the
 // mock checks the request context before each event to keep that window small.

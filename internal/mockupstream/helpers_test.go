@@ -74,25 +74,43 @@ type sseEvent struct {
 
 // readSSE parses a whole event stream; it returns the events and the read error, if any.
 func readSSE(r io.Reader) ([]sseEvent, error) {
+	br := bufio.NewReader(r)
 	var events []sseEvent
+	for {
+		ev, err := nextEvent(br)
+		if err == io.EOF {
+			return events, nil
+		}
+		if err != nil {
+			return events, err
+		}
+		events = append(events, ev)
+	}
+}
+
+// nextEvent reads one event; io.EOF when the stream ended cleanly between events.
+func nextEvent(br *bufio.Reader) (sseEvent, error) {
 	var cur sseEvent
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			if err == io.EOF && (line != "" || cur != (sseEvent{})) {
+				err = io.ErrUnexpectedEOF
+			}
+			return cur, err
+		}
+		line = strings.TrimSuffix(line, "\n")
 		switch {
 		case line == "":
-			if cur.name != "" || cur.data != "" {
-				events = append(events, cur)
+			if cur != (sseEvent{}) {
+				return cur, nil
 			}
-			cur = sseEvent{}
 		case strings.HasPrefix(line, "event: "):
 			cur.name = strings.TrimPrefix(line, "event: ")
 		case strings.HasPrefix(line, "data: "):
 			cur.data += strings.TrimPrefix(line, "data: ")
 		}
 	}
-	return events, sc.Err()
 }
 
 // waitFor polls cond until it holds; it fails the test if it never does. It waits for

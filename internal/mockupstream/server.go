@@ -38,9 +38,11 @@ type Options struct {
 
 // Model is one entry of GET /v1/models.
 type Model struct {
-	ID          string
-	DisplayName string
-	CreatedAt   time.Time
+	ID             string
+	DisplayName    string
+	CreatedAt      time.Time
+	MaxInputTokens int64 // default 200000
+	MaxTokens      int64 // default 128000
 }
 
 // DefaultModels are listed when Options.Models is empty. The mock answers for any model
@@ -318,6 +320,31 @@ func (s *Server) Reset() {
 	s.logMu.Lock()
 	s.log.clear()
 	s.logMu.Unlock()
+}
+
+// WaitIdle waits until no request is in flight on any key, so that counters include every
+// answer a client has already read (the mock books usage only after the last byte is
+// flushed, a moment after the client may have it).
+func (s *Server) WaitIdle(ctx context.Context) error {
+	for {
+		busy := false
+		s.mu.RLock()
+		for _, st := range s.keys {
+			if st.inFlight.Load() > 0 {
+				busy = true
+				break
+			}
+		}
+		s.mu.RUnlock()
+		if !busy {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("mockupstream: wait for idle: %w", ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // Log returns up to n of the latest request log entries (oldest first), of one key or,
