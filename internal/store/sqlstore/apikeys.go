@@ -97,13 +97,19 @@ func keyAuthQuery() string {
 		WHERE k.hash = $1`
 }
 
-// prepare readies the hot-path statements once per Open.
-func (d *DB) prepare(ctx context.Context) error {
-	var err error
-	if d.keyAuth, err = d.r.PrepareContext(ctx, keyAuthQuery()); err != nil {
-		return fmt.Errorf("sqlstore: prepare key lookup: %w", err)
+// keyAuthStmt returns the prepared key lookup, preparing it on first use: the tables may
+// not exist yet when Open runs with SkipMigrate. A failed preparation is retried next time.
+func (d *DB) keyAuthStmt(ctx context.Context) (*sql.Stmt, error) {
+	d.keyAuthMu.Lock()
+	defer d.keyAuthMu.Unlock()
+	if d.keyAuth == nil {
+		stmt, err := d.r.PrepareContext(ctx, keyAuthQuery())
+		if err != nil {
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		d.keyAuth = stmt
 	}
-	return nil
+	return d.keyAuth, nil
 }
 
 // KeyAuthByHash reads key, user, group and (for subscription groups) the active subscription
@@ -115,7 +121,11 @@ func (d *DB) KeyAuthByHash(ctx context.Context, hash []byte) (*store.KeyAuth, er
 	dest = append(dest, userDest(&ka.User)...)
 	dest = append(dest, groupDest(&ka.Group)...)
 	dest = append(dest, subscriptionDest(&sub)...)
-	if err := d.keyAuth.QueryRowContext(ctx, hash, d.tv(d.clock())).Scan(dest...); err != nil {
+	stmt, err := d.keyAuthStmt(ctx)
+	if err != nil {
+		return nil, wrap("authenticate api key", err)
+	}
+	if err := stmt.QueryRowContext(ctx, hash, d.tv(d.clock())).Scan(dest...); err != nil {
 		return nil, wrap("authenticate api key", err)
 	}
 	if sub.ID != 0 {

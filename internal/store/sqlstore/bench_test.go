@@ -8,13 +8,7 @@ import (
 
 	"github.com/fluxcode/fluxcode/internal/store"
 	"github.com/fluxcode/fluxcode/internal/store/sqlstore"
-	"github.com/fluxcode/fluxcode/internal/testenv"
 )
-
-var dialects = []struct {
-	name string
-	dsn  func(testing.TB) string
-}{{"SQLite", sqliteDSN}, {"Postgres", testenv.PostgresDSN}}
 
 // BenchmarkKeyAuthByHash measures the lookup every gateway request starts with: one
 // prepared query for key, user, group and subscription, from parallel goroutines.

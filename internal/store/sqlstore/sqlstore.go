@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -76,12 +77,13 @@ type DB struct {
 	tempFile string // set for ":memory:": removed on Close
 	applied  []string
 
-	keyAuth *sql.Stmt // the gateway's hot path, prepared once
+	keyAuthMu sync.Mutex
+	keyAuth   *sql.Stmt // the gateway's hot path, prepared once
 }
 
 var _ store.Store = (*DB)(nil)
 
-// Open connects, migrates (unless cfg.SkipMigrate) and prepares the hot-path statements.
+// Open connects and migrates (unless cfg.SkipMigrate).
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.Keys == nil {
 		return nil, errors.New("sqlstore: Config.Keys is required to seal credentials")
@@ -129,10 +131,6 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			d.Close()
 			return nil, err
 		}
-	}
-	if err := d.prepare(ctx); err != nil {
-		d.Close()
-		return nil, err
 	}
 	return d, nil
 }

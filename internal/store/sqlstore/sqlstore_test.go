@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -51,6 +52,12 @@ func MustOpen(t testing.TB, dsn string) *sqlstore.DB {
 
 func sqliteDSN(t testing.TB) string { return filepath.Join(t.TempDir(), "fluxcode.db") }
 
+// dialects are the two databases every dialect-sensitive test runs on.
+var dialects = []struct {
+	name string
+	dsn  func(testing.TB) string
+}{{"SQLite", sqliteDSN}, {"Postgres", testenv.PostgresDSN}}
+
 func TestContractSQLite(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return MustOpen(t, sqliteDSN(t)) })
 }
@@ -92,9 +99,9 @@ func TestOpenSQLiteForms(t *testing.T) {
 }
 
 func TestMigrationsRecordedOnceAndRerunsApplyNothing(t *testing.T) {
-	for name, dsn := range map[string]func(testing.TB) string{"SQLite": sqliteDSN, "Postgres": testenv.PostgresDSN} {
-		t.Run(name, func(t *testing.T) {
-			dsn := dsn(t)
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			dsn := d.dsn(t)
 			first := MustOpen(t, dsn)
 			if len(first.Applied()) == 0 {
 				t.Fatal("the first Open applied no migration")
@@ -113,6 +120,36 @@ func TestMigrationsRecordedOnceAndRerunsApplyNothing(t *testing.T) {
 			}
 			if len(recorded) != len(first.Applied()) {
 				t.Fatalf("recorded %d migrations, the first Open applied %d", len(recorded), len(first.Applied()))
+			}
+
+			// A released migration must never change: a different checksum stops start-up.
+			_, err = second.RawDB().Exec("UPDATE schema_migrations SET checksum = 'edited' WHERE version = $1", recorded[0].Version)
+			must(t, err)
+			if _, err := second.Migrate(t.Context()); err == nil || !strings.Contains(err.Error(), "changed after it was applied") {
+				t.Fatalf("Migrate with an altered checksum: %v, want a refusal", err)
+			}
+		})
+	}
+}
+
+// `fluxcode migrate` opens without migrating, then migrates explicitly.
+func TestOpenWithoutMigrationThenMigrate(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			db, err := sqlstore.Open(t.Context(), sqlstore.Config{DSN: d.dsn(t), Keys: testKeys(t), SkipMigrate: true, Logger: quiet})
+			must(t, err)
+			defer db.Close()
+			if _, err := db.KeyAuthByHash(t.Context(), []byte("x")); err == nil {
+				t.Fatal("KeyAuthByHash on an unmigrated database succeeded")
+			}
+			applied, err := db.Migrate(t.Context())
+			must(t, err)
+			if len(applied) == 0 {
+				t.Fatal("Migrate applied nothing on an empty database")
+			}
+			_, err = db.KeyAuthByHash(t.Context(), []byte("x"))
+			if !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("KeyAuthByHash after Migrate: %v, want ErrNotFound", err)
 			}
 		})
 	}
@@ -174,9 +211,9 @@ func TestSecretsAreNotStoredInPlaintext(t *testing.T) {
 	userKey := secret.NewAPIKey()
 	secrets := []string{apiKeySecret, accessToken, refreshToken, proxyPassword, userKey}
 
-	for name, dsn := range map[string]func(testing.TB) string{"SQLite": sqliteDSN, "Postgres": testenv.PostgresDSN} {
-		t.Run(name, func(t *testing.T) {
-			dsn := dsn(t)
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			dsn := d.dsn(t)
 			keys := testKeys(t)
 			db, err := sqlstore.Open(t.Context(), sqlstore.Config{DSN: dsn, Keys: keys, Logger: quiet})
 			if err != nil {
@@ -220,7 +257,7 @@ func TestSecretsAreNotStoredInPlaintext(t *testing.T) {
 				t.Error("no sealed value in the raw rows: the dump reads nothing")
 			}
 
-			if name == "SQLite" {
+			if d.name == "SQLite" {
 				must(t, db.Close())
 				for _, suffix := range []string{"", "-wal"} {
 					raw, err := os.ReadFile(dsn + suffix)
