@@ -100,7 +100,8 @@ func (m *Main) Err() <-chan error { return m.serveErr }
 // serving. It returns once the node listens; on error everything opened is closed again.
 func (m *Main) Run(ctx context.Context) (err error) {
 	defer func() {
-		if err != nil {
+		if err != nil { // undo what was started, in reverse
+			m.runClosers(context.WithoutCancel(ctx))
 			m.closeBackends()
 		}
 	}()
@@ -175,6 +176,9 @@ func (m *Main) handler() (http.Handler, error) {
 		Logger:       m.logger,
 		Registration: func() bool { return m.cfg.RegistrationEnabled },
 	}))
+	if err := m.mountGateway(mux); err != nil {
+		return nil, err
+	}
 
 	metrics, err := httpx.NewMetrics(m.registry)
 	if err != nil {
@@ -224,15 +228,23 @@ func (m *Main) close(ctx context.Context) error {
 		// is billed); wait for them, boundedly, before flushing billing.
 		waitBounded(&m.inFlight, flushTimeout)
 	}
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+	errs = append(errs, m.runClosers(ctx), m.closeBackends())
+	m.logger.InfoContext(ctx, "stopped")
+	return errors.Join(errs...)
+}
+
+// runClosers stops what was started on top of the backends (the gateway, flushing its
+// billing), newest first, within flushTimeout even when ctx has already ended.
+func (m *Main) runClosers(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
 	defer cancel()
+	var errs []error
 	for i := len(m.closers) - 1; i >= 0; i-- {
-		if err := m.closers[i](fctx); err != nil {
+		if err := m.closers[i](ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, m.closeBackends())
-	m.logger.InfoContext(ctx, "stopped")
+	m.closers = nil
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,54 @@
+package app
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/fluxcode/fluxcode/internal/billing"
+	"github.com/fluxcode/fluxcode/internal/config"
+	"github.com/fluxcode/fluxcode/internal/gateway"
+)
+
+// mountGateway starts the relay (/v1/messages and friends) and registers its routes. Its
+// Close, which flushes pending billing, runs when the node closes, after the HTTP server has
+// stopped taking requests.
+func (m *Main) mountGateway(mux *http.ServeMux) error {
+	prices, err := billing.Open(m.cfg.PriceFile)
+	if err != nil {
+		return fmt.Errorf("load prices (PRICE_FILE): %w", err)
+	}
+	g, err := gateway.New(gateway.Options{
+		Store:    m.store,
+		Coord:    m.coord,
+		Keys:     m.keys,
+		Prices:   prices,
+		Logger:   m.logger,
+		Metrics:  m.registry,
+		Config:   GatewayConfig(m.cfg),
+		NodeName: m.nodeName,
+	})
+	if err != nil {
+		return fmt.Errorf("start the gateway: %w", err)
+	}
+	m.closers = append(m.closers, g.Close)
+	g.Routes(mux)
+	return nil
+}
+
+// GatewayConfig maps the GATEWAY_*, UPSTREAM_* and MAX_BODY_BYTES variables onto the
+// gateway's configuration; everything else keeps the gateway's defaults.
+func GatewayConfig(cfg config.Config) gateway.Config {
+	g := gateway.Default()
+	g.StickyTTL = cfg.GatewayStickyTTL
+	g.MaxAccountSwitches = cfg.GatewayMaxAccountSwitches
+	g.WaitQueueMax = cfg.GatewayWaitQueueMax
+	g.WaitTimeout = cfg.GatewayWaitTimeout
+	g.SlotTTL = cfg.GatewaySlotTTL
+	g.OverloadCooldown = cfg.GatewayOverloadCooldown
+	g.RateLimitCooldown = cfg.GatewayRateLimitCooldown
+	g.ConnectTimeout = cfg.UpstreamConnectTimeout
+	g.HeaderTimeout = cfg.UpstreamHeaderTimeout
+	g.IdleTimeout = cfg.UpstreamIdleTimeout
+	g.MaxBodyBytes = cfg.MaxBodyBytes
+	return g
+}
