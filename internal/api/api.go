@@ -75,6 +75,10 @@ func New(o Options) http.Handler {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	// Times are kept as the store keeps them (UTC, microseconds), so an answer built from a
+	// record just written shows what a later read will.
+	clock := a.now
+	a.now = func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
 	if a.loginMax <= 0 {
 		a.loginMax = 10
 	}
@@ -166,7 +170,8 @@ func (a *api) jsonFallbacks(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
 		if pattern != "" {
-			h.ServeHTTP(w, r)
+			// Through the mux itself: only its ServeHTTP sets the path values.
+			mux.ServeHTTP(w, r)
 			return
 		}
 		// Ask the mux's own handler what it would answer (404, 405 with Allow, or a

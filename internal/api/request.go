@@ -139,7 +139,8 @@ func (t *timestamp) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return &json.UnmarshalTypeError{Value: "string " + strconv.Quote(s), Type: reflect.TypeFor[timestamp]()}
 	}
-	*t = timestamp(v)
+	// As the store keeps times: UTC, microseconds.
+	*t = timestamp(v.UTC().Truncate(time.Microsecond))
 	return nil
 }
 
