@@ -101,6 +101,15 @@ func TestAccountsAndProxies(t *testing.T) {
 		}
 	})
 
+	t.Run("GroupKeepsItsAccountsPlatform", func(t *testing.T) {
+		before := e.snapshot()
+		e.do("PATCH", fmt.Sprintf("/api/v1/admin/groups/%d", gid), e.adminToken, map[string]any{"platform": "openai"}).
+			wantError(t, 409, "conflict", "platform")
+		if e.snapshot() != before {
+			t.Error("a refused platform change changed the store")
+		}
+	})
+
 	t.Run("Recover", func(t *testing.T) {
 		until := time.Now().Add(time.Hour)
 		msg := "401 from upstream"

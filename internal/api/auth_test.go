@@ -152,6 +152,10 @@ func TestPasswordChangeRevokesOlderTokens(t *testing.T) {
 	e.wantMessage(fmt.Sprintf("user:%d", id))
 	e.do("GET", "/api/v1/me", oldToken, nil).wantError(t, 401, "unauthenticated", "")
 	e.do("GET", "/api/v1/me", tb.Token, nil).ok(t, 200, nil)
+	// Another node on the same store refuses the old token as well, at once.
+	other := &env{t: t, h: api.New(api.Options{Store: e.st, Keys: e.keys, Tokens: e.tokens, Coord: e.co})}
+	other.do("GET", "/api/v1/me", oldToken, nil).ok(t, 401, nil)
+	other.do("GET", "/api/v1/me", tb.Token, nil).ok(t, 200, nil)
 	e.do("POST", "/api/v1/auth/login", "", map[string]string{"email": "u@example.com", "password": "user-password-1"}).
 		wantError(t, 401, "unauthenticated", "")
 	fresh := e.login("u@example.com", "new-password-1")

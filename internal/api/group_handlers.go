@@ -121,9 +121,23 @@ func (a *api) updateGroup(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	oldPlatform := g.Platform
 	if err := req.apply(g); err != nil {
 		a.writeError(w, r, err)
 		return
+	}
+	if g.Platform != oldPlatform {
+		// A group's accounts serve its platform; moving the group would strand them.
+		accs, err := a.store.AccountsByGroup(ctx, g.ID)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		if len(accs) > 0 {
+			a.writeError(w, r, &apiError{kind: kindConflict, field: "platform",
+				message: "the group has accounts of its current platform; remove them first"})
+			return
+		}
 	}
 	if err := a.store.UpdateGroup(ctx, g); err != nil {
 		a.writeError(w, r, nameConflict(err))
