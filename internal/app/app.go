@@ -15,6 +15,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,6 +168,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 // handler assembles the routes and the middleware around them.
 func (m *Main) handler() (http.Handler, error) {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/", notFound)
 	mux.HandleFunc("GET /health", m.health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry}))
 	mux.Handle("/api/v1/", api.New(api.Options{
@@ -192,6 +195,19 @@ func (m *Main) handler() (http.Handler, error) {
 	h = httpx.WithRequestIDs(h)
 	h = m.track(h)
 	return h, nil
+}
+
+// notFound answers a path no route serves, as JSON: in Anthropic's error shape under /v1/
+// (SDKs parse it), in the API's shape elsewhere.
+func notFound(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusNotFound)
+	msg := strconv.Quote("no route for " + r.Method + " " + r.URL.Path)
+	if strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/v1" {
+		fmt.Fprintf(w, `{"type":"error","error":{"type":"not_found_error","message":%s},"request_id":%q}`+"\n", msg, httpx.RequestID(r.Context()))
+		return
+	}
+	fmt.Fprintf(w, `{"error":{"code":"not_found","message":%s},"request_id":%q}`+"\n", msg, httpx.RequestID(r.Context()))
 }
 
 // track counts requests in flight, so Close can wait for handlers (and the billing they

@@ -177,6 +177,18 @@ func TestSingleNodeFirstStartAndRestart(t *testing.T) {
 		t.Errorf("/metrics = %d, lacks the request counter:\n%.2000s", resp.StatusCode, body)
 	}
 
+	for path, want := range map[string]string{
+		"/nope":         `"code":"not_found"`,
+		"/v1/nope":      `"type":"not_found_error"`,
+		"/api/v1/nope?": `"code":"not_found"`,
+	} {
+		resp, body := do(t, "GET", base+path, "", nil)
+		var v map[string]any
+		if resp.StatusCode != 404 || json.Unmarshal(body, &v) != nil || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s = %d %s, want a JSON 404 with %s", path, resp.StatusCode, body, want)
+		}
+	}
+
 	if err := m.Close(context.Background()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
