@@ -83,7 +83,11 @@ func (d *DB) RecordUsage(ctx context.Context, rows []store.Usage) ([]store.Recor
 	}
 
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		inserted, err := d.insertLedger(ctx, tx, rows, fresh)
+		// Insert in request-id order: two batches sharing ids then wait on each other in the
+		// same order and cannot deadlock on PostgreSQL's unique index.
+		byID := slices.Clone(fresh)
+		slices.SortFunc(byID, func(a, b int) int { return strings.Compare(rows[a].RequestID, rows[b].RequestID) })
+		inserted, err := d.insertLedger(ctx, tx, rows, byID)
 		if err != nil {
 			return err
 		}

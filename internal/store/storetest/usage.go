@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -165,6 +167,44 @@ func testRecordUsage(t *testing.T, open Open) {
 		_, total, _ := s.ListUsage(ctx, store.UsageFilter{}, store.Page{})
 		equal(t, "ledger rows", total, 1)
 		equal(t, "balance", balanceOf(t, s, u.ID), store.Nanos(1_000_000-777))
+	})
+
+	t.Run("OverlappingBatchesInAnyOrderChargeEachRowOnce", func(t *testing.T) {
+		s := open(t)
+		users := []*store.User{MustUser(t, s), MustUser(t, s)}
+		var rows []store.Usage
+		for i := range 40 {
+			rows = append(rows, usageRow(users[i%2], base, store.Nanos(i+1)))
+		}
+		const writers = 8
+		inserted := make([]int, writers)
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				batch := slices.Clone(rows)
+				if w%2 == 1 {
+					slices.Reverse(batch)
+				}
+				rand.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
+				res, err := s.RecordUsage(ctx, batch)
+				if err != nil {
+					t.Errorf("RecordUsage: %v", err)
+					return
+				}
+				for _, r := range res {
+					if r.Inserted {
+						inserted[w]++
+					}
+				}
+			})
+		}
+		wg.Wait()
+		total := 0
+		for _, n := range inserted {
+			total += n
+		}
+		equal(t, "rows inserted across writers", total, len(rows))
+		equal(t, "sum of balances", balanceOf(t, s, users[0].ID)+balanceOf(t, s, users[1].ID), -store.Nanos(40*41/2))
 	})
 
 	t.Run("ConcurrentBatchesChargeEveryRowExactly", func(t *testing.T) {
