@@ -288,31 +288,6 @@ func (e *exchange) anthropicModels() {
 	e.writeJSON(page)
 }
 
-func modelJSON(m Model) any {
-	line := ""
-	for _, l := range [...]string{"opus", "sonnet", "haiku", "fable", "mythos"} {
-		if strings.Contains(m.ID, l) {
-			line = l
-		}
-	}
-	return struct {
-		Type           string  `json:"type"`
-		ID             string  `json:"id"`
-		DisplayName    string  `json:"display_name"`
-		CreatedAt      string  `json:"created_at"`
-		Lifecycle      string  `json:"lifecycle"`
-		Line           string  `json:"line,omitempty"`
-		MaxInputTokens int64   `json:"max_input_tokens"`
-		MaxTokens      int64   `json:"max_tokens"`
-		DeprecatedAt   *string `json:"deprecated_at"`
-		RetiresAt      *string `json:"retires_at"`
-	}{
-		Type: "model", ID: m.ID, DisplayName: m.DisplayName, CreatedAt: m.CreatedAt.UTC().Format(time.RFC3339),
-		Lifecycle: "active", Line: line, MaxInputTokens: cmp.Or(m.MaxInputTokens, 200000),
-		MaxTokens: cmp.Or(m.MaxTokens, 128000),
-	}
-}
-
 func anthropicModelJSON(m Model) any {
 	line := ""
 	for _, l := range [...]string{"opus", "sonnet", "haiku", "fable", "mythos"} {
