@@ -64,6 +64,7 @@ func BenchmarkRecordUsageBatch(b *testing.B) {
 				users = append(users, u)
 			}
 			seq := 0
+			statements := db.Statements()
 			b.ResetTimer()
 			for b.Loop() {
 				rows := make([]store.Usage, batch)
@@ -82,6 +83,9 @@ func BenchmarkRecordUsageBatch(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/row")
+			if d.name == "Postgres" {
+				b.ReportMetric(float64(db.Statements()-statements)/float64(b.N*batch), "stmts/row")
+			}
 		})
 	}
 }

@@ -14,10 +14,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/store"
@@ -76,6 +78,8 @@ type DB struct {
 
 	tempFile string // set for ":memory:": removed on Close
 	applied  []string
+
+	statements statementCounter // PostgreSQL only
 
 	keyAuthMu sync.Mutex
 	keyAuth   *sql.Stmt // the gateway's hot path, prepared once
@@ -143,10 +147,12 @@ func guessDriver(dsn string) string {
 }
 
 func (d *DB) openPostgres(dsn string, maxOpen, maxIdle int) error {
-	db, err := sql.Open("pgx", dsn)
+	pc, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return fmt.Errorf("sqlstore: open postgres: %w", err)
+		return fmt.Errorf("sqlstore: postgres DSN: %w", err)
 	}
+	pc.Tracer = &d.statements
+	db := stdlib.OpenDB(*pc)
 	db.SetMaxOpenConns(maxOpen)
 	db.SetMaxIdleConns(maxIdle)
 	// Recycle connections now and then so a PostgreSQL failover or restart is picked up.
@@ -227,6 +233,20 @@ func sqlitePath(dsn string) (string, error) {
 	}
 	return p, nil
 }
+
+// statementCounter counts the statements sent to PostgreSQL, BEGIN and COMMIT included:
+// statements per gateway request is a figure the cluster's capacity depends on.
+type statementCounter struct{ n atomic.Int64 }
+
+func (c *statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+func (c *statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// Statements is how many statements this DB has sent to PostgreSQL (always 0 on SQLite).
+func (d *DB) Statements() int64 { return d.statements.n.Load() }
 
 // Dialect names the SQL dialect in use: DriverSQLite or DriverPostgres.
 func (d *DB) Dialect() string {

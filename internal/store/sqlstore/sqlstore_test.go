@@ -364,3 +364,49 @@ func TestPostgresPoolSizeBoundsConnections(t *testing.T) {
 	close(release)
 	wg.Wait()
 }
+
+// Billing a batch costs PostgreSQL a fixed number of statements, not one per row: BEGIN, one
+// multi-row INSERT, one UPDATE per user, a locked read and an UPDATE per subscription, COMMIT.
+func TestPostgresRecordUsageStatementsPerBatch(t *testing.T) {
+	db := MustOpen(t, testenv.PostgresDSN(t))
+	ctx := t.Context()
+	subGroup := storetest.MustGroup(t, db, store.BillingSubscription)
+	var users []*store.User
+	for i := range 10 {
+		u := storetest.MustUser(t, db)
+		if i < 3 {
+			must(t, db.CreateSubscription(ctx, &store.Subscription{UserID: u.ID, GroupID: subGroup.ID,
+				ExpiresAt: time.Now().Add(time.Hour)}))
+		}
+		users = append(users, u)
+	}
+	var rows []store.Usage
+	for i := range 100 {
+		u := users[i%len(users)]
+		r := store.Usage{RequestID: fmt.Sprintf("stmt-%d", i), UserID: u.ID, Charged: 10, BillingType: store.BillingBalance}
+		if i%len(users) < 3 && (i/len(users))%2 == 1 { // half the rows of the first three users
+			r.GroupID, r.BillingType = subGroup.ID, store.BillingSubscription
+		}
+		rows = append(rows, r)
+	}
+	before := db.Statements()
+	_, err := db.RecordUsage(ctx, rows)
+	must(t, err)
+	got := db.Statements() - before
+	want := int64(1 + 1 + 10 + 2*3 + 1)
+	if got > want {
+		t.Fatalf("RecordUsage of %d rows sent %d statements, want at most %d", len(rows), got, want)
+	}
+	if got < 3 {
+		t.Fatalf("counted %d statements: the counter does not see the store's queries", got)
+	}
+	balances := int64(0)
+	for _, u := range users {
+		got, err := db.GetUser(ctx, u.ID)
+		must(t, err)
+		balances += int64(got.Balance)
+	}
+	if balances != -int64(10*(100-15)) { // 15 of the 100 rows bill subscriptions
+		t.Fatalf("sum of balances = %d, want %d", balances, -10*(100-15))
+	}
+}
