@@ -29,14 +29,15 @@ type env struct {
 	node   *gatewaytest.Node
 	tenant *gatewaytest.Tenant
 	tap    *gatewaytest.Tap
+	clock  *gatewaytest.Clock
 }
 
 // newEnv starts one node with one tenant; accounts reach the mock through a tap.
 func newEnv(t *testing.T, cfg gateway.Config, o gatewaytest.TenantOptions) *env {
 	t.Helper()
 	d := gatewaytest.NewDeps(t, gatewaytest.Deps{})
-	e := &env{Deps: d, tap: gatewaytest.NewTap(t, d.Mock)}
-	e.node = gatewaytest.Start(t, d, cfg, "n1")
+	e := &env{Deps: d, tap: gatewaytest.NewTap(t, d.Mock), clock: &gatewaytest.Clock{}}
+	e.node = gatewaytest.Start(t, d, cfg, "n1", e.clock.Now)
 	e.tenant = gatewaytest.NewTenant(t, d, o)
 	return e
 }

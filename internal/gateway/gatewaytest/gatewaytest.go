@@ -113,13 +113,13 @@ type Node struct {
 	closed  atomic.Bool
 }
 
-// Start starts a gateway node on d with cfg (zero fields take the defaults). Set
-// FLUXCODE_TEST_LOG=1 to see its logs.
-func Start(t testing.TB, d *Deps, cfg gateway.Config, name string) *Node {
+// Start starts a gateway node on d with cfg (zero fields take the defaults). now, when not
+// nil, is the node's clock. Set FLUXCODE_TEST_LOG=1 to see its logs.
+func Start(t testing.TB, d *Deps, cfg gateway.Config, name string, now func() time.Time) *Node {
 	t.Helper()
 	gw, err := gateway.New(gateway.Options{
 		Store: d.Store, Coord: d.Coord, Keys: d.Keys, Prices: d.Prices,
-		Logger: quietLogger().With("node", name), Config: cfg, NodeName: name,
+		Logger: quietLogger().With("node", name), Config: cfg, NodeName: name, Now: now,
 	})
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
@@ -157,7 +157,7 @@ type Tenant struct {
 // TenantOptions shape a tenant. Zero values: balance $100, no concurrency limits, a balance
 // group at 1.0×.
 type TenantOptions struct {
-	Balance         store.Nanos
+	Balance         store.Nanos // negative: leave the balance at zero
 	UserConcurrency int
 	KeyConcurrency  int
 	Group           *store.Group // an existing group to join; nil creates one
@@ -240,3 +240,12 @@ func Balance(t testing.TB, st store.Store, userID int64) store.Nanos {
 	}
 	return u.Balance
 }
+
+// Clock is a settable clock for nodes: it runs with real time, shifted by Advance.
+type Clock struct{ offset atomic.Int64 }
+
+// Now is the shifted time.
+func (c *Clock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }

@@ -3,6 +3,7 @@ package gatewaytest
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ type Tap struct {
 
 	mu        sync.Mutex
 	exchanges []*Exchange
+	gates     map[string]chan struct{}
 }
 
 // Exchange is one request through the tap and the answer as sent.
@@ -46,14 +48,45 @@ func NewTap(t testing.TB, h http.Handler) *Tap {
 			key = r.Header.Get("Authorization")
 		}
 		ex := &Exchange{Path: r.URL.Path, UpstreamK: key}
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		tp.mu.Lock()
 		tp.exchanges = append(tp.exchanges, ex)
+		var gate chan struct{}
+		for marker, ch := range tp.gates {
+			if bytes.Contains(body, []byte(marker)) {
+				gate = ch
+			}
+		}
 		tp.mu.Unlock()
+		if gate != nil {
+			<-gate
+		}
 		h.ServeHTTP(&tapWriter{ResponseWriter: w, ex: ex}, r)
 	}))
 	t.Cleanup(srv.Close)
 	tp.URL = srv.URL
 	return tp
+}
+
+// Hold makes requests whose body contains marker wait before they reach the handler, until
+// the returned release is called (also at the end of the test).
+func (tp *Tap) Hold(t testing.TB, marker string) (release func()) {
+	ch := make(chan struct{})
+	tp.mu.Lock()
+	if tp.gates == nil {
+		tp.gates = make(map[string]chan struct{})
+	}
+	tp.gates[marker] = ch
+	tp.mu.Unlock()
+	release = sync.OnceFunc(func() {
+		tp.mu.Lock()
+		delete(tp.gates, marker)
+		tp.mu.Unlock()
+		close(ch)
+	})
+	t.Cleanup(release)
+	return release
 }
 
 // Exchanges returns every exchange so far, oldest first.
