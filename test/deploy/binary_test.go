@@ -1,0 +1,167 @@
+package deploy
+
+import (
+	"context"
+	"debug/elf"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The Dockerfile's build, run here: the same flags, so that what the image gets is tested.
+
+// testVersion and testCommit are what the test passes as the Dockerfile's build args.
+const (
+	testVersion = "9.8.7-deploytest"
+	testCommit  = "abc1234"
+)
+
+var built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// dockerfileBuild returns the ldflags and package of the Dockerfile's "go build", with the
+// build args substituted.
+func dockerfileBuild(t testing.TB) (ldflags, pkg string) {
+	t.Helper()
+	src := strings.ReplaceAll(readDeployFile(t, "Dockerfile"), "\\\n", " ")
+	m := regexp.MustCompile(`RUN CGO_ENABLED=0 go build ([^\n]*?)-ldflags "([^"]*)"[^\n]*?-o \S+ (\./cmd/\S+)`).FindStringSubmatch(src)
+	if m == nil {
+		t.Fatal(`deploy/Dockerfile has no "RUN CGO_ENABLED=0 go build ... -ldflags "..." -o ... ./cmd/..." step`)
+	}
+	ldflags = strings.NewReplacer("${VERSION}", testVersion, "${COMMIT}", testCommit).Replace(m[2])
+	return ldflags, m[3]
+}
+
+// fluxcodeBinary builds cmd/fluxcode once per test binary, as the Dockerfile does.
+func fluxcodeBinary(t testing.TB) string {
+	t.Helper()
+	ldflags, pkg := dockerfileBuild(t)
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "fluxcode-deploytest-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.path = filepath.Join(dir, "fluxcode")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", ldflags, "-o", built.path, pkg)
+		cmd.Dir = filepath.Join("..", "..")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.path != "" {
+		os.RemoveAll(filepath.Dir(built.path))
+	}
+	os.Exit(code)
+}
+
+func TestDockerfileShape(t *testing.T) {
+	src := readDeployFile(t, "Dockerfile")
+	froms := regexp.MustCompile(`(?m)^FROM (\S+)`).FindAllStringSubmatch(src, -1)
+	if len(froms) != 2 || !strings.HasPrefix(froms[0][1], "golang:1.26") {
+		t.Errorf("stages %v: want a golang:1.26 build stage and one runtime stage", froms)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^USER [1-9][0-9]*:[1-9][0-9]*$`),                                          // non-root
+		regexp.MustCompile(`(?m)^EXPOSE 8080$`),                                                           // FluxCode's container port
+		regexp.MustCompile(`(?m)^VOLUME \["/data"\]$`),                                                    // DATA_DIR
+		regexp.MustCompile(`DATA_DIR=/data`),                                                              // ...used
+		regexp.MustCompile(`(?m)^\s*CMD \["/usr/local/bin/fluxcode", "health"\]`),                         // health check
+		regexp.MustCompile(`(?m)^ENTRYPOINT \["/usr/local/bin/fluxcode"\]`),                               // the binary
+		regexp.MustCompile(`COPY --from=build /out/fluxcode /usr/local/bin/fluxcode`),                     // from the build stage
+		regexp.MustCompile(`COPY --from=build --chown=65532:65532 /out/data /data`),                       // writable by USER
+		regexp.MustCompile(`(?m)^USER 65532:65532$`),                                                      // the same user
+		regexp.MustCompile(`(?m)^HEALTHCHECK --interval=\S+ --timeout=\S+ --start-period=\S+ --retries=`), // bounded
+	} {
+		if !want.MatchString(src) {
+			t.Errorf("deploy/Dockerfile lacks %s", want)
+		}
+	}
+}
+
+func TestDockerfileBuildsAStaticBinaryWithItsVersion(t *testing.T) {
+	bin := fluxcodeBinary(t)
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("the binary asks for a dynamic loader; the distroless static image has none")
+		}
+	}
+	out, err := exec.Command(bin, "version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("fluxcode version: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), testVersion) || !strings.Contains(string(out), testCommit) {
+		t.Errorf("fluxcode version = %q; the Dockerfile's -X flags name no variable the binary has", out)
+	}
+}
+
+func TestImageHealthCheckFollowsTheNode(t *testing.T) {
+	// The HEALTHCHECK runs "fluxcode health" with the image's environment
+	// (SERVER_HOST=0.0.0.0, SERVER_PORT=8080): it must probe this node's /health and
+	// exit 0 only when that answers 200.
+	bin := fluxcodeBinary(t)
+	status := http.StatusOK
+	var mu sync.Mutex
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.URL.Path != "/health" {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(status)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+
+	probe := func() error {
+		cmd := exec.Command(bin, "health")
+		cmd.Env = []string{"SERVER_HOST=0.0.0.0", "SERVER_PORT=" + port, "DATA_DIR=/data"}
+		return cmd.Run()
+	}
+	if err := probe(); err != nil {
+		t.Errorf("healthy node: fluxcode health failed: %v", err)
+	}
+	mu.Lock()
+	status = http.StatusServiceUnavailable
+	mu.Unlock()
+	if err := probe(); err == nil {
+		t.Errorf("node answering 503: fluxcode health exited 0")
+	}
+	srv.Close()
+	if err := probe(); err == nil {
+		t.Errorf("node down: fluxcode health exited 0")
+	}
+}
