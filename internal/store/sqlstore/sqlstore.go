@@ -45,7 +45,7 @@ type Config struct {
 	// Driver is DriverSQLite or DriverPostgres; empty means: guess from DSN
 	// (postgres:// and postgresql:// are PostgreSQL, everything else is a SQLite path).
 	Driver string
-	// DSN is a PostgreSQL URL or key=value string, or a SQLite file path ("data/fluxcode.db",
+	// DSN is a PostgreSQL URL or key=value string ("host=… dbname=…"), or a SQLite file path ("data/fluxcode.db",
 	// "file:data/fluxcode.db", "sqlite:data/fluxcode.db"). ":memory:" opens a private
 	// temporary file that is removed on Close (a real in-memory database could not be shared
 	// between the writer and the reader pools).
@@ -140,7 +140,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 }
 
 func guessDriver(dsn string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") ||
+		strings.Contains(dsn, "host=") || strings.Contains(dsn, "dbname=") { // key=value form
 		return DriverPostgres
 	}
 	return DriverSQLite

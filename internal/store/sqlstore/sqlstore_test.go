@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -408,5 +409,17 @@ func TestPostgresRecordUsageStatementsPerBatch(t *testing.T) {
 	}
 	if balances != -int64(10*(100-15)) { // 15 of the 100 rows bill subscriptions
 		t.Fatalf("sum of balances = %d, want %d", balances, -10*(100-15))
+	}
+}
+
+func TestOpenPostgresKeyValueDSN(t *testing.T) {
+	u, err := url.Parse(testenv.PostgresDSN(t))
+	must(t, err)
+	pw, _ := u.User.Password()
+	kv := fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable",
+		u.Hostname(), u.Port(), u.User.Username(), pw, strings.TrimPrefix(u.Path, "/"))
+	db := MustOpen(t, kv)
+	if db.Dialect() != sqlstore.DriverPostgres {
+		t.Fatalf("key=value DSN opened %s, want postgres", db.Dialect())
 	}
 }
