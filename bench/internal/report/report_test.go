@@ -1,0 +1,226 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"image/color"
+	"image/png"
+	"math"
+	"strings"
+	"testing"
+)
+
+func round(rps, p50, p99 float64) Round {
+	return Round{Requests: int64(rps), Total: int64(rps) + 10, RPS: rps, P50: p50, P99: p99,
+		CPU: CPU{Target: 100, Postgres: NaN(), Redis: NaN(), Caddy: NaN()}, RedisCommands: NaN(), PGStatements: NaN()}
+}
+
+func TestAggregateTakesMediansOverRounds(t *testing.T) {
+	rs := []Round{round(1000, 300, 900), round(1200, 200, 800), round(900, 400, 1000)}
+	rs[0].TTFBP50, rs[1].TTFBP50, rs[2].TTFBP50 = 50, 70, 60
+	rs[1].Errors, rs[1].ErrorSample = 2, "status 529"
+	c := Aggregate(PGRedis, true, 32, rs)
+	if c.RPS != 1000 || c.P50 != 300 || c.P99 != 900 || c.TTFBP50 != 60 {
+		t.Errorf("medians: rps %v p50 %v p99 %v ttfb %v; want 1000 300 900 60", c.RPS, c.P50, c.P99, c.TTFBP50)
+	}
+	if c.Errors != 2 || c.ErrorSample != "status 529" {
+		t.Errorf("errors %d %q, want 2 and the sample", c.Errors, c.ErrorSample)
+	}
+	if !c.CPU.Postgres.Missing() || c.CPU.Target != 100 {
+		t.Errorf("CPU = %+v, want target 100 and postgres missing", c.CPU)
+	}
+	// A round without requests has no latency: it must not drag the median to zero.
+	empty := Round{RPS: 0, CPU: CPU{Target: NaN()}}
+	c = Aggregate(SQLite, false, 1, []Round{round(500, 100, 200), empty, round(700, 300, 400)})
+	if c.P50 != 200 {
+		t.Errorf("p50 with an empty round = %v, want 200 (median of 100 and 300)", c.P50)
+	}
+	if c.RPS != 500 {
+		t.Errorf("rps with an empty round = %v, want 500 (median of 0, 500, 700)", c.RPS)
+	}
+}
+
+func TestAggregateRedisCommandsByName(t *testing.T) {
+	a, b := round(1, 1, 1), round(1, 1, 1)
+	a.RedisCommands, a.RedisByCmd = 3, map[string]Num{"evalsha": 2, "get": 1}
+	b.RedisCommands, b.RedisByCmd = 2, map[string]Num{"evalsha": 2}
+	c := Aggregate(PGRedis, false, 32, []Round{a, b, a})
+	if c.RedisCommands != 3 || c.RedisByCmd["evalsha"] != 2 || c.RedisByCmd["get"] != 1 {
+		t.Errorf("redis = %v %v, want 3, evalsha 2, get 1", c.RedisCommands, c.RedisByCmd)
+	}
+	c = Aggregate(PGRedis, false, 32, []Round{a, b, b})
+	if c.RedisByCmd["get"] != 0 {
+		t.Errorf("get absent from two of three rounds: median %v, want 0", c.RedisByCmd["get"])
+	}
+}
+
+// sample builds results where the gateway targets miss some goals and meet others.
+func sample() *Results {
+	r := &Results{Date: "2026-01-02T03:04:05Z", Mode: "quick", Settings: Settings{Rounds: 3, Concurrency: []int{1, 32}}}
+	for _, n := range []string{Mock, Bare, SQLite, PGRedis, TwoNodes} {
+		r.Targets = append(r.Targets, Target{Name: n, Description: n + " process"})
+	}
+	add := func(target string, stream bool, conc int, rps, p50 float64, mod func(*Round)) {
+		rd := round(rps, p50, p50*3)
+		if mod != nil {
+			mod(&rd)
+		}
+		r.Cells = append(r.Cells, Aggregate(target, stream, conc, []Round{rd}))
+	}
+	for _, stream := range []bool{false, true} {
+		add(Mock, stream, 1, 9000, 100, nil)
+		add(Bare, stream, 1, 4000, 250, nil)
+		add(SQLite, stream, 1, 3000, 900, nil)  // +0.65 ms: met
+		add(PGRedis, stream, 1, 1000, 1750, nil) // +1.5 ms: missed by 0.5
+		add(Mock, stream, 32, 20000, 1000, nil)
+		add(Bare, stream, 32, 10000, 3000, nil)
+		add(SQLite, stream, 32, 7000, 4000, nil) // 70 %: met
+		add(PGRedis, stream, 32, 4000, 8000, func(rd *Round) { // 40 %: missed by 10 points
+			rd.RedisCommands, rd.PGStatements = 4, 0.5
+			rd.RedisByCmd = map[string]Num{"evalsha": 3, "get": 1}
+			rd.PGTop = []Statement{{Query: "INSERT INTO usage_log\n  VALUES ($1)", PerRequest: 0.01}}
+		})
+		add(TwoNodes, stream, 32, 3500, 9000, nil)
+	}
+	r.Memory = []Memory{
+		{Target: SQLite, Streams: 1000, Open: 1000, IdleRSS: 40 << 20, LoadedRSS: 90 << 20, PerStream: Num(50 << 10)},
+		{Target: PGRedis, Streams: 1000, Open: 1000, IdleRSS: 40 << 20, LoadedRSS: 120 << 20, PerStream: Num(80 << 10)},
+		{Target: TwoNodes, Streams: 1000, Open: 10, Error: "990 streams failed: status 429", PerStream: NaN()},
+	}
+	r.Compare()
+	r.Evaluate()
+	return r
+}
+
+func verdict(t *testing.T, r *Results, goalPrefix, target string) Verdict {
+	t.Helper()
+	for _, v := range r.Verdicts {
+		if strings.HasPrefix(v.Goal, goalPrefix) && v.Target == target {
+			return v
+		}
+	}
+	t.Fatalf("no verdict %q for %s in %+v", goalPrefix, target, r.Verdicts)
+	return Verdict{}
+}
+
+func TestCompareWithBare(t *testing.T) {
+	r := sample()
+	c, _ := r.Cell(PGRedis, false, 1)
+	if c.AddedP50 != 1500 || c.RPSOfBare != 0.25 {
+		t.Errorf("pg c=1: added p50 %v, rps share %v; want 1500, 0.25", c.AddedP50, c.RPSOfBare)
+	}
+	b, _ := r.Cell(Bare, false, 1)
+	if !b.AddedP50.Missing() || !b.RPSOfBare.Missing() {
+		t.Errorf("the bare proxy compared with itself: %v %v", b.AddedP50, b.RPSOfBare)
+	}
+}
+
+func TestEvaluate(t *testing.T) {
+	r := sample()
+	cases := []struct {
+		goal, target string
+		met          bool
+		miss         string
+	}{
+		{"req/s at c=32, JSON ≥ 50", PGRedis, false, "10.0 points short: 1,000 req/s more needed"},
+		{"req/s at c=32, JSON ≥ 60", SQLite, true, ""},
+		{"added median latency at c=1, JSON", SQLite, true, ""},
+		{"added median latency at c=1, JSON", PGRedis, false, "0.500 ms over the 1 ms budget"},
+		{"added median latency at c=1, stream", PGRedis, false, "0.500 ms over the 1 ms budget"},
+		{"Redis commands per request ≤ 3 (c=32, JSON)", PGRedis, false, "1.00 commands per request too many"},
+		{"PostgreSQL statements per request < 1 (c=32, JSON)", PGRedis, true, ""},
+		{"memory per open stream", SQLite, true, ""},
+		{"memory per open stream", PGRedis, false, "16.0 KiB over"},
+	}
+	for _, c := range cases {
+		v := verdict(t, r, c.goal, c.target)
+		if v.Met != c.met || v.Miss != c.miss {
+			t.Errorf("%s / %s: met %v miss %q; want %v %q (measured %s)", c.goal, c.target, v.Met, v.Miss, c.met, c.miss, v.Measured)
+		}
+	}
+	v := verdict(t, r, "memory per open stream", TwoNodes)
+	if v.Met || !strings.Contains(v.Measured, "not measured") || !strings.Contains(v.Measured, "status 429") {
+		t.Errorf("failed memory measurement: %+v; want not measured, with the reason", v)
+	}
+}
+
+func TestJSONRoundTripKeepsMissingFigures(t *testing.T) {
+	r := sample()
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(`"postgres":null`)) {
+		t.Errorf("a missing figure is not null in JSON: %.300s", b)
+	}
+	var back Results
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := back.Cell(PGRedis, false, 32)
+	if c.RPS != 4000 || !c.CPU.Postgres.Missing() || c.RedisByCmd["evalsha"] != 3 {
+		t.Errorf("after a round trip: rps %v postgres %v evalsha %v", c.RPS, c.CPU.Postgres, c.RedisByCmd["evalsha"])
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	md := sample().Markdown("chart.png")
+	for _, want := range []string{
+		"# FluxCode benchmark — 2026-01-02T03:04:05Z",
+		"| 32 | fluxcode-pg-redis | 4,000 | 40.0 % | 8.000 | 24.0 | +5.000 | +15.0 |",
+		"**missed**: 10.0 points short",
+		"![req/s as a share of the bare proxy](chart.png)",
+		"| fluxcode-sqlite | 40.0 | 90.0 | 1000 of 1000 | 50.0 |",
+		"evalsha 3.00, get 1.00",
+		"0.01 × `INSERT INTO usage_log VALUES ($1)`",
+		"## Streaming answers (SSE)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q", want)
+		}
+	}
+	// JSON table rows come by concurrency, then in target order.
+	i1, i32 := strings.Index(md, "| 1 | mock |"), strings.Index(md, "| 32 | mock |")
+	if i1 < 0 || i32 < 0 || i1 > i32 {
+		t.Errorf("row order: c=1 at %d, c=32 at %d", i1, i32)
+	}
+}
+
+func TestChart(t *testing.T) {
+	r := sample()
+	var buf bytes.Buffer
+	if err := r.WriteChart(&buf); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != chartW || b.Dy() != chartH {
+		t.Fatalf("size %v, want %dx%d", b, chartW, chartH)
+	}
+	// The SQLite bar at c=32 JSON (70 %) must be drawn in its colour just above the axis,
+	// and nothing of that colour may stand above its top.
+	panelW := (chartW - panelLeft - panelGap - 30) / 2
+	groupW := panelW / len(r.Settings.Concurrency)
+	barW := (groupW - 20) / len(r.Targets)
+	x := panelLeft + 1*groupW + 10 + 2*barW + barW/2
+	want := palettes[2]
+	if got := color.RGBAModel.Convert(img.At(x, panelBottom-3)).(color.RGBA); got != want {
+		t.Errorf("pixel at the SQLite bar's foot = %v, want %v", got, want)
+	}
+	top := 1.2 // the largest share is the mock's 2.0 → scale to 2.0
+	for _, c := range r.Cells {
+		if !c.RPSOfBare.Missing() {
+			top = math.Max(top, float64(c.RPSOfBare))
+		}
+	}
+	top = math.Ceil(top/0.2) * 0.2
+	barTop := panelBottom - int(math.Round(0.7/top*float64(panelBottom-panelTop)))
+	if got := color.RGBAModel.Convert(img.At(x, barTop+2)).(color.RGBA); got != want {
+		t.Errorf("pixel just inside the bar's top = %v, want %v", got, want)
+	}
+	if got := color.RGBAModel.Convert(img.At(x, barTop-20)).(color.RGBA); got == want {
+		t.Errorf("bar colour found 20px above a 70 %% bar's top")
+	}
+}
