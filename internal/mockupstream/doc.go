@@ -1,6 +1,7 @@
 // Package mockupstream is a faithful stand-in for the AI providers, the one emulated thing
 // in FluxCode's tests and benchmarks. It speaks the Anthropic Messages API as
-// shared/reference/protocols.md §1 describes it; it is scriptable per upstream key (the
+// shared/reference/protocols.md §1 describes it, and the OpenAI and Gemini APIs beside it;
+// it is scriptable per upstream key (the
 // credential the caller presents) and counts what it served, so that tests can check the
 // gateway's limits, failover and billing from outside.
 //
@@ -10,6 +11,21 @@
 //	POST /v1/messages/count_tokens[?beta=true] {"input_tokens": N}
 //	GET  /v1/models[?limit=&after_id=&before_id=], GET /v1/models/{id}
 //	HEAD /api/hello                            200
+//
+// OpenAI (protocols.md §2), keyed by Authorization: Bearer:
+//
+//	POST /v1/chat/completions   JSON, or data-only SSE ending in [DONE]; the usage chunk
+//	                            (choices []) only with stream_options.include_usage
+//	POST /v1/responses          JSON, or named SSE events with sequence_number ending in
+//	                            response.completed (usage); a WebSocket upgrade gets 426
+//	GET  /v1/models[/{id}]      OpenAI's list, when the request has neither x-api-key nor
+//	                            anthropic-version (those go to Anthropic's)
+//
+// OpenAI reports no cache writes: its usage is prompt = input + cache read (cached_tokens)
+// and completion = output, and the mock reports and counts cache 5m/1h as zero. Errors are
+// {"error":{"message","type","param","code"}}; a 429 carries retry-after, x-ratelimit-*
+// (api) and x-codex-primary-* (unified) headers; a mid-stream failure is a data-only error
+// object (chat) or response.failed whose error.code is Failure.ErrorType (responses).
 //
 // Every answer carries a request-id header (req_…). The credential is x-api-key or
 // Authorization: Bearer (any non-empty value is accepted unless a script says otherwise);

@@ -30,8 +30,10 @@ type Options struct {
 	RecordPerKey int
 	// MaxBodyBytes bounds a request body (default 32 MiB, Anthropic's Messages limit).
 	MaxBodyBytes int64
-	// Models is what GET /v1/models lists; default DefaultModels.
+	// Models is what Anthropic's GET /v1/models lists; default DefaultModels.
 	Models []Model
+	// OpenAIModels is what OpenAI's GET /v1/models lists; default DefaultOpenAIModels.
+	OpenAIModels []Model
 	// Now is the clock of the reset headers; default time.Now.
 	Now func() time.Time
 }
@@ -85,6 +87,9 @@ func New(opts Options) *Server {
 	}
 	if len(opts.Models) == 0 {
 		opts.Models = DefaultModels
+	}
+	if len(opts.OpenAIModels) == 0 {
+		opts.OpenAIModels = DefaultOpenAIModels
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -175,8 +180,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveAnthropic(w, r, n, reqID, endpointMessages, http.MethodPost)
 	case path == "/v1/messages/count_tokens":
 		s.serveAnthropic(w, r, n, reqID, endpointCountTokens, http.MethodPost)
-	case path == "/v1/models" || strings.HasPrefix(path, "/v1/models/"):
+	case path == "/v1/chat/completions":
+		s.serveOpenAI(w, r, n, reqID, endpointChat)
+	case path == "/v1/responses":
+		s.serveOpenAI(w, r, n, reqID, endpointResponses)
+	case (path == "/v1/models" || strings.HasPrefix(path, "/v1/models/")) && isAnthropicRequest(r):
 		s.serveAnthropic(w, r, n, reqID, endpointModels, http.MethodGet)
+	case path == "/v1/models" || strings.HasPrefix(path, "/v1/models/"):
+		s.serveOpenAI(w, r, n, reqID, endpointModels)
 	default:
 		writeAnthropicError(w, http.StatusNotFound, "not_found_error", "Not found: "+r.Method+" "+path, reqID)
 	}
