@@ -18,9 +18,12 @@ var anthropicAPI = &dialect{
 	noKey: func() (int, string, string) {
 		return http.StatusUnauthorized, "authentication_error", "x-api-key header is required"
 	},
-	errorType:   anthropicErrorType,
-	writeError:  writeAnthropicError,
-	scripted:    anthropicScripted,
+	errorType:  anthropicErrorType,
+	writeError: writeAnthropicError,
+	writeScripted: func(w http.ResponseWriter, f *Failure, now time.Time, reqID string) {
+		typ, msg := anthropicScripted(w.Header(), f, now)
+		writeAnthropicError(w, f.Status, typ, msg, reqID)
+	},
 	cacheWrites: true,
 }
 

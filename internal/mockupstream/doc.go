@@ -1,16 +1,32 @@
 // Package mockupstream is a faithful stand-in for the AI providers, the one emulated thing
-// in FluxCode's tests and benchmarks. It speaks the Anthropic Messages API as
-// shared/reference/protocols.md §1 describes it, and the OpenAI and Gemini APIs beside it;
-// it is scriptable per upstream key (the
-// credential the caller presents) and counts what it served, so that tests can check the
-// gateway's limits, failover and billing from outside.
+// in FluxCode's tests and benchmarks. It speaks the Anthropic Messages API, the OpenAI
+// chat completions and responses APIs and the Gemini API as shared/reference/protocols.md
+// §1-3 describe them; it is scriptable per upstream key (the credential the caller
+// presents) and counts what it served, so that tests can check the gateway's limits,
+// failover and billing from outside.
 //
 // # Provider API
+//
+// Anthropic (protocols.md §1):
 //
 //	POST /v1/messages[?beta=true]              JSON answer, or SSE when "stream": true
 //	POST /v1/messages/count_tokens[?beta=true] {"input_tokens": N}
 //	GET  /v1/models[?limit=&after_id=&before_id=], GET /v1/models/{id}
 //	HEAD /api/hello                            200
+//
+// Every answer carries a request-id header (req_…). For Anthropic the credential is x-api-key or
+// Authorization: Bearer (any non-empty value is accepted unless a script says otherwise);
+// anthropic-version is required. Bad JSON, a missing model, messages or max_tokens give 400
+// invalid_request_error in Anthropic's body {"type":"error","error":{"type","message"},
+// "request_id"}. Unknown body fields and role "system" messages are accepted.
+//
+// A stream is, exactly: message_start (usage with input_tokens, cache_creation_input_tokens,
+// cache_read_input_tokens, cache_creation{ephemeral_5m_input_tokens,
+// ephemeral_1h_input_tokens}, output_tokens ≤ 1), content_block_start, ping, N
+// content_block_delta text_delta events, content_block_stop, message_delta (stop_reason
+// end_turn and the cumulative usage: output_tokens plus input and cache totals),
+// message_stop. Each event is flushed on its own. A JSON answer carries the same text
+// (ReplyText(N)) and the full usage.
 //
 // OpenAI (protocols.md §2), keyed by Authorization: Bearer:
 //
@@ -27,19 +43,21 @@
 // (api) and x-codex-primary-* (unified) headers; a mid-stream failure is a data-only error
 // object (chat) or response.failed whose error.code is Failure.ErrorType (responses).
 //
-// Every answer carries a request-id header (req_…). The credential is x-api-key or
-// Authorization: Bearer (any non-empty value is accepted unless a script says otherwise);
-// anthropic-version is required. Bad JSON, a missing model, messages or max_tokens give 400
-// invalid_request_error in Anthropic's body {"type":"error","error":{"type","message"},
-// "request_id"}. Unknown body fields and role "system" messages are accepted.
+// Gemini (protocols.md §3), keyed by x-goog-api-key, ?key= or Authorization: Bearer:
 //
-// A stream is, exactly: message_start (usage with input_tokens, cache_creation_input_tokens,
-// cache_read_input_tokens, cache_creation{ephemeral_5m_input_tokens,
-// ephemeral_1h_input_tokens}, output_tokens ≤ 1), content_block_start, ping, N
-// content_block_delta text_delta events, content_block_stop, message_delta (stop_reason
-// end_turn and the cumulative usage: output_tokens plus input and cache totals),
-// message_stop. Each event is flushed on its own. A JSON answer carries the same text
-// (ReplyText(N)) and the full usage.
+//	POST /v1beta/models/{m}:generateContent        JSON
+//	POST /v1beta/models/{m}:streamGenerateContent  with ?alt=sse: data-only chunks separated
+//	                                               by CRLF CRLF, the last with finishReason
+//	                                               STOP and the final usageMetadata;
+//	                                               without: one JSON array of the chunks
+//	POST /v1beta/models/{m}:countTokens            {"totalTokens": N}
+//	GET  /v1beta/models[?pageSize=&pageToken=], GET /v1beta/models/{m}
+//
+// (also under /v1/models/{m}:method). Like OpenAI, Gemini reports no cache writes:
+// promptTokenCount = input + cache read (cachedContentTokenCount), candidatesTokenCount =
+// output. Errors are google.rpc bodies {"error":{"code","message","status","details"}};
+// Failure.ErrorType is the status word, or API_KEY_INVALID for Google's 400 on a bad key;
+// a 429 carries QuotaFailure and RetryInfo (retryDelay) details.
 //
 // # Scripts
 //
@@ -55,7 +73,9 @@
 // # Per-request directives
 //
 // For mixed load, a request can choose its own behaviour: a directive anywhere in
-// metadata.user_id or in a system text (the string, or the text of any system block):
+// metadata.user_id or in a system text (the string, or the text of any system block) —
+// for OpenAI in user, metadata.user_id, instructions or a system/developer message; for
+// Gemini in a systemInstruction text part:
 //
 //	mock:name=value[,name=value...]
 //
@@ -65,7 +85,7 @@
 //	latency=D       wait D before the headers (Go duration "250ms", or seconds "0.25")
 //	events=N        N text deltas (N ≥ 0)
 //	interval=D      pause D between stream events
-//	usage=I/O/W5/W1/R   fixed usage: input/output/cache 5m/cache 1h/cache read
+//	usage=I/O/W5/W1/R  fixed usage: input/output/cache 5m/cache 1h/cache read
 //	                (trailing fields may be left out and are 0)
 //	seed=S          usage derived from the body with seed S
 //	fail=F          F is an HTTP status (529, 429, ...) or reset, error, stall, drop

@@ -20,9 +20,9 @@ type dialect struct {
 	errorType func(status int) string
 	// writeError writes an error body in the provider's format.
 	writeError func(w http.ResponseWriter, status int, typ, msg, reqID string)
-	// scripted returns the type and message of a scripted status failure and sets its
+	// writeScripted writes the answer of a scripted status failure: its error body and
 	// headers (rate-limit headers on 429).
-	scripted func(h http.Header, f *Failure, now time.Time) (typ, msg string)
+	writeScripted func(w http.ResponseWriter, f *Failure, now time.Time, reqID string)
 	// cacheWrites: the protocol reports cache creation; when false the 5m/1h buckets are
 	// always reported as zero.
 	cacheWrites bool
@@ -186,8 +186,9 @@ func (e *exchange) generate(body []byte, req genRequest, answer func(pc *pacer, 
 		e.entry.Failure = f.String()
 		switch f.kind() {
 		case FailStatus:
-			typ, msg := e.d.scripted(e.w.Header(), f, e.s.opts.Now())
-			e.fail(f.Status, typ, msg)
+			e.entry.Status = f.Status
+			e.st.errors.Add(1)
+			e.d.writeScripted(e.w, f, e.s.opts.Now(), e.entry.RequestID)
 			return
 		case FailReset:
 			resetConn(e.w)

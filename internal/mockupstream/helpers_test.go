@@ -99,7 +99,7 @@ func nextEvent(br *bufio.Reader) (sseEvent, error) {
 			}
 			return cur, err
 		}
-		line = strings.TrimSuffix(line, "\n")
+		line = strings.TrimRight(line, "\r\n") // Gemini separates events with CRLF CRLF
 		switch {
 		case line == "":
 			if cur != (sseEvent{}) {

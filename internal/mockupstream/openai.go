@@ -21,7 +21,10 @@ var openaiAPI = &dialect{
 	},
 	errorType:  openaiErrorType,
 	writeError: writeOpenAIError,
-	scripted:   openaiScripted,
+	writeScripted: func(w http.ResponseWriter, f *Failure, now time.Time, reqID string) {
+		typ, msg := openaiScripted(w.Header(), f, now)
+		writeOpenAIError(w, f.Status, typ, msg, reqID)
+	},
 }
 
 // DefaultOpenAIModels are listed by the OpenAI GET /v1/models when Options.OpenAIModels is

@@ -34,6 +34,8 @@ type Options struct {
 	Models []Model
 	// OpenAIModels is what OpenAI's GET /v1/models lists; default DefaultOpenAIModels.
 	OpenAIModels []Model
+	// GeminiModels is what GET /v1beta/models lists; default DefaultGeminiModels.
+	GeminiModels []Model
 	// Now is the clock of the reset headers; default time.Now.
 	Now func() time.Time
 }
@@ -90,6 +92,9 @@ func New(opts Options) *Server {
 	}
 	if len(opts.OpenAIModels) == 0 {
 		opts.OpenAIModels = DefaultOpenAIModels
+	}
+	if len(opts.GeminiModels) == 0 {
+		opts.GeminiModels = DefaultGeminiModels
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -184,6 +189,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveOpenAI(w, r, n, reqID, endpointChat)
 	case path == "/v1/responses":
 		s.serveOpenAI(w, r, n, reqID, endpointResponses)
+	case strings.HasPrefix(path, "/v1beta/"):
+		s.serveGemini(w, r, n, reqID, strings.TrimPrefix(path, "/v1beta"))
+	case strings.HasPrefix(path, "/v1/models/") && strings.Contains(path, ":"):
+		s.serveGemini(w, r, n, reqID, strings.TrimPrefix(path, "/v1")) // Gemini's v1 methods
 	case (path == "/v1/models" || strings.HasPrefix(path, "/v1/models/")) && isAnthropicRequest(r):
 		s.serveAnthropic(w, r, n, reqID, endpointModels, http.MethodGet)
 	case path == "/v1/models" || strings.HasPrefix(path, "/v1/models/"):
