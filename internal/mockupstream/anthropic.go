@@ -12,7 +12,7 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// anthropic is the Messages API dialect (protocols.md §1).
+// anthropicAPI is the Messages API dialect (protocols.md §1).
 var anthropicAPI = &dialect{
 	key: anthropicKey,
 	noKey: func() (int, string, string) {
