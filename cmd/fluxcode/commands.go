@@ -57,6 +57,8 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	defer stop()
 
 	m := app.New(cfg, stdout)
+	// Once per process, before any Redis client exists.
+	app.RouteRedisLogs(cfg, m.Logger())
 	if err := m.Run(sigCtx); err != nil {
 		m.Logger().Error("start failed", "error", err.Error())
 		return exitFailure

@@ -23,7 +23,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fluxcode/fluxcode/internal/api"
 	"github.com/fluxcode/fluxcode/internal/auth"
@@ -59,6 +58,7 @@ type Main struct {
 	closers  []func(context.Context) error // run in reverse order by Close, before the backends
 
 	ln       net.Listener
+	pprofLn  net.Listener
 	srv      *http.Server
 	inFlight sync.WaitGroup
 	draining atomic.Bool
@@ -144,6 +144,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
+	if err := m.startPprof(ctx); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", m.cfg.Addr())
 	if err != nil {
 		return fmt.Errorf("listen on %s (SERVER_HOST, SERVER_PORT): %w", m.cfg.Addr(), err)
@@ -170,7 +173,7 @@ func (m *Main) handler() (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", notFound)
 	mux.HandleFunc("GET /health", m.health)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry}))
+	mux.Handle("GET /metrics", m.metricsHandler())
 	mux.Handle("/api/v1/", api.New(api.Options{
 		Store:        m.store,
 		Keys:         m.keys,

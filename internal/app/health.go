@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fluxcode/fluxcode/internal/config"
 )
 
 // healthTimeout bounds the whole /health probe: a load balancer must get an answer quickly,
@@ -94,13 +96,16 @@ func (m *Main) probe(ctx context.Context, ping pinger) componentHealth {
 
 // scrub removes configured secrets from an error text before it is shown: driver errors can
 // quote a DSN.
-func (m *Main) scrub(s string) string {
-	for _, secret := range []string{m.cfg.DatabasePassword, m.cfg.RedisPassword, m.cfg.DatabaseURL, m.cfg.RedisURL} {
+func (m *Main) scrub(s string) string { return scrubSecrets(m.cfg, s) }
+
+// scrubSecrets replaces every configured connection secret in s by "***".
+func scrubSecrets(cfg config.Config, s string) string {
+	for _, secret := range []string{cfg.DatabasePassword, cfg.RedisPassword, cfg.RedisSentinelPassword, cfg.DatabaseURL, cfg.RedisURL} {
 		if secret != "" {
 			s = strings.ReplaceAll(s, secret, "***")
 		}
 	}
-	for _, u := range []string{m.cfg.DatabaseURL, m.cfg.RedisURL} {
+	for _, u := range []string{cfg.DatabaseURL, cfg.RedisURL} {
 		if pw := urlPassword(u); pw != "" {
 			s = strings.ReplaceAll(s, pw, "***")
 		}

@@ -27,6 +27,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -34,6 +35,13 @@ import (
 const (
 	ModeSingle  = "single"
 	ModeCluster = "cluster"
+)
+
+// Redis deployments, as RedisMode names them.
+const (
+	RedisStandalone = "standalone" // REDIS_URL or REDIS_HOST
+	RedisSentinel   = "sentinel"   // REDIS_SENTINEL_ADDRS + REDIS_MASTER_NAME
+	RedisCluster    = "cluster"    // REDIS_CLUSTER_ADDRS
 )
 
 // Config is the effective configuration. Build it with Load; the zero value is not useful.
@@ -57,13 +65,17 @@ type Config struct {
 	DatabaseMaxOpenConns int
 	DatabaseMaxIdleConns int
 
-	RedisURL          string
-	RedisHost         string
-	RedisPort         int
-	RedisPassword     string
-	RedisDB           int
-	RedisPoolSize     int
-	RedisMinIdleConns int
+	RedisURL              string
+	RedisHost             string
+	RedisPort             int
+	RedisPassword         string
+	RedisDB               int
+	RedisPoolSize         int
+	RedisMinIdleConns     int
+	RedisSentinelAddrs    []string // REDIS_SENTINEL_ADDRS: host:port of each Sentinel
+	RedisMasterName       string   // REDIS_MASTER_NAME: the master the Sentinels monitor
+	RedisSentinelPassword string   // REDIS_SENTINEL_PASSWORD
+	RedisClusterAddrs     []string // REDIS_CLUSTER_ADDRS: seed nodes of a Redis Cluster
 
 	DataDir       string
 	EncryptionKey string
@@ -92,6 +104,10 @@ type Config struct {
 	UpstreamConnectTimeout time.Duration
 	UpstreamHeaderTimeout  time.Duration
 	UpstreamIdleTimeout    time.Duration
+
+	PprofAddr        string // PPROF_ADDR; empty = no profiling listener
+	PprofAllowRemote bool   // PPROF_ALLOW_REMOTE
+	MetricsToken     string // METRICS_TOKEN; empty = /metrics is open
 
 	// ConfigFile is the YAML file that was read, if any.
 	ConfigFile string
@@ -160,8 +176,41 @@ func (c Config) RedisAddr() string {
 	return net.JoinHostPort(c.RedisHost, strconv.Itoa(c.RedisPort))
 }
 
-// RedisConfigured reports whether REDIS_URL or REDIS_HOST is set.
-func (c Config) RedisConfigured() bool { return c.RedisURL != "" || c.RedisHost != "" }
+// RedisConfigured reports whether Redis is configured in any of its ways.
+func (c Config) RedisConfigured() bool { return len(c.redisWays()) > 0 }
+
+// RedisMode is how Redis is deployed: RedisStandalone, RedisSentinel or RedisCluster; ""
+// when Redis is not configured. Validate guarantees at most one way is configured.
+func (c Config) RedisMode() string {
+	switch {
+	case len(c.RedisSentinelAddrs) > 0:
+		return RedisSentinel
+	case len(c.RedisClusterAddrs) > 0:
+		return RedisCluster
+	case c.RedisURL != "" || c.RedisHost != "":
+		return RedisStandalone
+	}
+	return ""
+}
+
+// redisWays names the variables that each configure Redis on their own and are set.
+func (c Config) redisWays() []string {
+	var ways []string
+	for _, w := range []struct {
+		name string
+		set  bool
+	}{
+		{"REDIS_URL", c.RedisURL != ""},
+		{"REDIS_HOST", c.RedisHost != ""},
+		{"REDIS_SENTINEL_ADDRS", len(c.RedisSentinelAddrs) > 0},
+		{"REDIS_CLUSTER_ADDRS", len(c.RedisClusterAddrs) > 0},
+	} {
+		if w.set {
+			ways = append(ways, w.name)
+		}
+	}
+	return ways
+}
 
 // SlogLevel is the log level; LOG_LEVEL unset means debug in debug mode, info otherwise.
 func (c Config) SlogLevel() slog.Level {
@@ -193,6 +242,20 @@ func (c Config) Location() *time.Location {
 	return loc
 }
 
+// loopbackHost reports whether the host of addr (host:port) is a loopback IP or localhost.
+// An empty host means every interface, so it is not loopback.
+func loopbackHost(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
 // JWTTTL is the lifetime of a login token.
 func (c Config) JWTTTL() time.Duration { return time.Duration(c.JWTExpireHour) * time.Hour }
 
@@ -204,8 +267,28 @@ func (c Config) Validate() error {
 	if c.DatabaseURL != "" && c.DatabaseHost != "" {
 		add("DATABASE_URL and DATABASE_HOST are both set: configure PostgreSQL one way only")
 	}
-	if c.RedisURL != "" && c.RedisHost != "" {
-		add("REDIS_URL and REDIS_HOST are both set: configure Redis one way only")
+	if ways := c.redisWays(); len(ways) > 1 {
+		all := "all"
+		if len(ways) == 2 {
+			all = "both"
+		}
+		add("%s are %s set: configure Redis one way only (REDIS_URL or REDIS_HOST for one server, REDIS_SENTINEL_ADDRS for Sentinel, REDIS_CLUSTER_ADDRS for Cluster)", strings.Join(ways, " and "), all)
+	}
+	sentinel := len(c.RedisSentinelAddrs) > 0
+	if sentinel && c.RedisMasterName == "" {
+		add("REDIS_SENTINEL_ADDRS is set but REDIS_MASTER_NAME is not: name the master the Sentinels monitor (sentinel monitor <name> ...)")
+	}
+	if !sentinel && c.RedisMasterName != "" {
+		add("REDIS_MASTER_NAME is set but REDIS_SENTINEL_ADDRS is not: the master name is used only with Sentinel")
+	}
+	if !sentinel && c.RedisSentinelPassword != "" {
+		add("REDIS_SENTINEL_PASSWORD is set but REDIS_SENTINEL_ADDRS is not: it authenticates to the Sentinels only")
+	}
+	if len(c.RedisClusterAddrs) > 0 && c.RedisDB != 0 {
+		add("REDIS_DB is %d but REDIS_CLUSTER_ADDRS selects Redis Cluster, which has only database 0", c.RedisDB)
+	}
+	if c.PprofAddr != "" && !c.PprofAllowRemote && !loopbackHost(c.PprofAddr) {
+		add("PPROF_ADDR %q is not a loopback address: the profiler has no authentication and shows internals, so it listens on 127.0.0.1 or ::1 only (reach it through an SSH tunnel), unless PPROF_ALLOW_REMOTE=true", c.PprofAddr)
 	}
 	if c.DatabaseMaxIdleConns > c.DatabaseMaxOpenConns {
 		add("DATABASE_MAX_IDLE_CONNS (%d) must not exceed DATABASE_MAX_OPEN_CONNS (%d)", c.DatabaseMaxIdleConns, c.DatabaseMaxOpenConns)
@@ -215,13 +298,13 @@ func (c Config) Validate() error {
 	}
 	if c.Cluster() {
 		if !c.RedisConfigured() {
-			add("cluster mode (PostgreSQL configured) requires Redis: set REDIS_URL or REDIS_HOST")
+			add("cluster mode (PostgreSQL configured) requires Redis: set REDIS_URL or REDIS_HOST (or REDIS_SENTINEL_ADDRS, or REDIS_CLUSTER_ADDRS)")
 		}
 		if c.EncryptionKey == "" {
 			add("cluster mode (PostgreSQL configured) requires ENCRYPTION_KEY, the same on every node (generate one with: openssl rand -hex 32)")
 		}
 	} else if c.RedisConfigured() {
-		add("Redis is configured (REDIS_URL or REDIS_HOST) but PostgreSQL is not: Redis is used only in cluster mode; set DATABASE_URL or DATABASE_HOST, or unset Redis")
+		add("Redis is configured (%s) but PostgreSQL is not: Redis is used only in cluster mode; set DATABASE_URL or DATABASE_HOST, or unset Redis", strings.Join(c.redisWays(), ", "))
 	}
 	return errors.Join(errs...)
 }

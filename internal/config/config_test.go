@@ -69,6 +69,9 @@ var invalidValues = map[string][]string{
 	"ADMIN_PASSWORD": {"short"},
 	"TZ":             {"Mars/Olympus_Mons"},
 	"PRICE_FILE":     {"/nonexistent/prices.json"},
+	"METRICS_TOKEN":  {"short-token"},
+	// Not host:port, a bad port, or (PPROF_ALLOW_REMOTE unset) not loopback.
+	"PPROF_ADDR": {"6060", "127.0.0.1", "127.0.0.1:http", "127.0.0.1:70000", ":6060", "0.0.0.0:6060", "10.0.0.5:6060", "[::]:6060", "example.com:6060"},
 }
 
 // TestEveryInvalidValueNamesTheVariable feeds every typed variable values of the wrong shape
@@ -89,6 +92,8 @@ func TestEveryInvalidValueNamesTheVariable(t *testing.T) {
 			bad = []string{"soon", "0", "-5s", "0s", "10 minutes"}
 		case "list of IPs/CIDRs":
 			bad = []string{"not-an-ip", "10.0.0.0/33", "10.0.0.1,proxy.local"}
+		case "list of host:port":
+			bad = []string{"cache", "cache:port", "cache:0", ":6379", "cache:6379,cache", "cache:65536"}
 		case "string":
 			bad = invalidValues[v.Name]
 		default: // an enum
@@ -123,6 +128,7 @@ func TestEveryInvalidValueNamesTheVariable(t *testing.T) {
 var freeText = map[string]bool{
 	"NODE_NAME": true, "DATABASE_HOST": true, "DATABASE_USER": true, "DATABASE_PASSWORD": true,
 	"DATABASE_DBNAME": true, "REDIS_HOST": true, "REDIS_PASSWORD": true, "DATA_DIR": true,
+	"REDIS_MASTER_NAME": true, "REDIS_SENTINEL_PASSWORD": true,
 }
 
 func TestValidValuesParse(t *testing.T) {
@@ -262,6 +268,20 @@ tz: ~
 	})
 }
 
+// wantRefused requires Load to refuse env with an error containing each of want.
+func wantRefused(t *testing.T, env map[string]string, want ...string) {
+	t.Helper()
+	_, err := config.Load(config.MapEnv(env))
+	if err == nil {
+		t.Fatalf("Load accepted %v", env)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not name %s", err, w)
+		}
+	}
+}
+
 func TestCrossFieldRules(t *testing.T) {
 	with := func(changes map[string]string) map[string]string {
 		env := clusterEnv()
@@ -284,26 +304,127 @@ func TestCrossFieldRules(t *testing.T) {
 		"redis url and host":          {with(map[string]string{"REDIS_URL": "redis://h:6379"}), []string{"REDIS_URL", "REDIS_HOST"}},
 		"idle above open":             {with(map[string]string{"DATABASE_MAX_OPEN_CONNS": "5", "DATABASE_MAX_IDLE_CONNS": "6"}), []string{"DATABASE_MAX_IDLE_CONNS"}},
 		"redis idle above pool":       {with(map[string]string{"REDIS_POOL_SIZE": "2", "REDIS_MIN_IDLE_CONNS": "3"}), []string{"REDIS_MIN_IDLE_CONNS"}},
-		"redis without postgres":      {map[string]string{"REDIS_HOST": "127.0.0.1"}, []string{"REDIS_URL", "DATABASE_URL"}},
+		"redis without postgres":      {map[string]string{"REDIS_HOST": "127.0.0.1"}, []string{"REDIS_HOST", "DATABASE_URL"}},
+		"sentinel without postgres":   {map[string]string{"REDIS_SENTINEL_ADDRS": "s1:26379", "REDIS_MASTER_NAME": "m"}, []string{"REDIS_SENTINEL_ADDRS", "DATABASE_URL"}},
+		"pprof on every interface":    {map[string]string{"PPROF_ADDR": ":6060"}, []string{"PPROF_ADDR", "PPROF_ALLOW_REMOTE"}},
 		"zero pool size":              {with(map[string]string{"DATABASE_MAX_OPEN_CONNS": "0"}), []string{"DATABASE_MAX_OPEN_CONNS"}},
 		"several problems all listed": {map[string]string{"SERVER_PORT": "x", "LOG_LEVEL": "loud"}, []string{"SERVER_PORT", "LOG_LEVEL"}},
 	} {
-		t.Run(name, func(t *testing.T) {
-			_, err := config.Load(config.MapEnv(tc.env))
-			if err == nil {
-				t.Fatalf("Load accepted %v", tc.env)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not name %s", err, w)
-				}
-			}
-		})
+		t.Run(name, func(t *testing.T) { wantRefused(t, tc.env, tc.want...) })
 	}
 
 	c := mustLoad(t, clusterEnv())
-	if !c.Cluster() || c.RedisAddr() != "10.0.0.10:6379" {
-		t.Errorf("cluster = %v, redis %q", c.Cluster(), c.RedisAddr())
+	if !c.Cluster() || c.RedisAddr() != "10.0.0.10:6379" || c.RedisMode() != config.RedisStandalone {
+		t.Errorf("cluster = %v, redis %q (%s)", c.Cluster(), c.RedisAddr(), c.RedisMode())
+	}
+}
+
+// TestRedisDeployments: REDIS_URL, REDIS_HOST, Sentinel and Cluster are four ways to name
+// Redis; exactly one may be configured, and each mode's own variables only with it.
+func TestRedisDeployments(t *testing.T) {
+	// withRedis is a cluster environment whose Redis is configured by redis alone.
+	withRedis := func(redis map[string]string) map[string]string {
+		env := clusterEnv()
+		delete(env, "REDIS_HOST")
+		delete(env, "REDIS_PASSWORD")
+		for k, v := range redis {
+			env[k] = v
+		}
+		return env
+	}
+	sentinel := map[string]string{"REDIS_SENTINEL_ADDRS": "10.0.0.1:26379, 10.0.0.2:26379,[fd00::3]:26379", "REDIS_MASTER_NAME": "fluxmaster"}
+
+	t.Run("sentinel", func(t *testing.T) {
+		env := withRedis(sentinel)
+		env["REDIS_SENTINEL_PASSWORD"] = "sentinel-pass-WORD"
+		env["REDIS_PASSWORD"] = "master-pass-WORD"
+		env["REDIS_DB"] = "3"
+		c := mustLoad(t, env)
+		if c.RedisMode() != config.RedisSentinel || !c.RedisConfigured() || c.RedisAddr() != "" {
+			t.Errorf("mode %q configured %v addr %q", c.RedisMode(), c.RedisConfigured(), c.RedisAddr())
+		}
+		if got := strings.Join(c.RedisSentinelAddrs, " "); got != "10.0.0.1:26379 10.0.0.2:26379 [fd00::3]:26379" {
+			t.Errorf("sentinel addrs = %q", got)
+		}
+		if c.RedisMasterName != "fluxmaster" || c.RedisSentinelPassword != "sentinel-pass-WORD" || c.RedisDB != 3 {
+			t.Errorf("master %q, sentinel password %q, db %d", c.RedisMasterName, c.RedisSentinelPassword, c.RedisDB)
+		}
+		r := c.Redacted()
+		if strings.Contains(r, "sentinel-pass-WORD") || !strings.Contains(r, "REDIS_SENTINEL_PASSWORD=***") {
+			t.Errorf("Redacted does not hide the sentinel password:\n%s", r)
+		}
+	})
+	t.Run("sentinel from the config file, password from a file", func(t *testing.T) {
+		pw := writeFile(t, "sentinel-pw", "file-sentinel-pw\n")
+		f := writeFile(t, "c.yaml", "redis_sentinel_addrs:\n  - s1:26379\n  - s2:26379\nredis_master_name: m1\nredis_sentinel_password_file: "+pw+"\n")
+		env := withRedis(map[string]string{"CONFIG_FILE": f})
+		c := mustLoad(t, env)
+		if strings.Join(c.RedisSentinelAddrs, ",") != "s1:26379,s2:26379" || c.RedisMasterName != "m1" || c.RedisSentinelPassword != "file-sentinel-pw" {
+			t.Errorf("from file: %v %q %q", c.RedisSentinelAddrs, c.RedisMasterName, c.RedisSentinelPassword)
+		}
+	})
+	t.Run("cluster", func(t *testing.T) {
+		c := mustLoad(t, withRedis(map[string]string{"REDIS_CLUSTER_ADDRS": "n1:7000,n2:7001", "REDIS_PASSWORD": "pw"}))
+		if c.RedisMode() != config.RedisCluster || strings.Join(c.RedisClusterAddrs, ",") != "n1:7000,n2:7001" {
+			t.Errorf("mode %q addrs %v", c.RedisMode(), c.RedisClusterAddrs)
+		}
+	})
+	t.Run("url", func(t *testing.T) {
+		if c := mustLoad(t, withRedis(map[string]string{"REDIS_URL": "redis://cache:6379/0"})); c.RedisMode() != config.RedisStandalone {
+			t.Errorf("mode %q", c.RedisMode())
+		}
+	})
+	if c := mustLoad(t, nil); c.RedisMode() != "" || c.RedisConfigured() {
+		t.Errorf("single node: redis mode %q", c.RedisMode())
+	}
+
+	merge := func(ms ...map[string]string) map[string]string {
+		out := map[string]string{}
+		for _, m := range ms {
+			for k, v := range m {
+				out[k] = v
+			}
+		}
+		return withRedis(out)
+	}
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want []string
+	}{
+		"none":                     {withRedis(nil), []string{"REDIS_SENTINEL_ADDRS", "REDIS_CLUSTER_ADDRS"}},
+		"host and sentinel":        {merge(sentinel, map[string]string{"REDIS_HOST": "cache"}), []string{"REDIS_HOST", "REDIS_SENTINEL_ADDRS", "one way only"}},
+		"url and cluster":          {merge(map[string]string{"REDIS_URL": "redis://c:6379", "REDIS_CLUSTER_ADDRS": "n1:7000"}), []string{"REDIS_URL", "REDIS_CLUSTER_ADDRS"}},
+		"sentinel and cluster":     {merge(sentinel, map[string]string{"REDIS_CLUSTER_ADDRS": "n1:7000"}), []string{"REDIS_SENTINEL_ADDRS", "REDIS_CLUSTER_ADDRS"}},
+		"sentinel without master":  {merge(map[string]string{"REDIS_SENTINEL_ADDRS": "s1:26379"}), []string{"REDIS_MASTER_NAME"}},
+		"master without sentinel":  {merge(map[string]string{"REDIS_HOST": "cache", "REDIS_MASTER_NAME": "m"}), []string{"REDIS_MASTER_NAME", "REDIS_SENTINEL_ADDRS"}},
+		"sentinel pw, no sentinel": {merge(map[string]string{"REDIS_CLUSTER_ADDRS": "n1:7000", "REDIS_SENTINEL_PASSWORD": "x"}), []string{"REDIS_SENTINEL_PASSWORD"}},
+		"cluster with a database":  {merge(map[string]string{"REDIS_CLUSTER_ADDRS": "n1:7000", "REDIS_DB": "2"}), []string{"REDIS_DB", "database 0"}},
+	} {
+		t.Run("refused: "+name, func(t *testing.T) { wantRefused(t, tc.env, tc.want...) })
+	}
+}
+
+// TestPprofAndMetricsSettings: the profiler listens on loopback unless explicitly allowed
+// elsewhere; both are off (empty) by default.
+func TestPprofAndMetricsSettings(t *testing.T) {
+	c := mustLoad(t, nil)
+	if c.PprofAddr != "" || c.PprofAllowRemote || c.MetricsToken != "" {
+		t.Errorf("defaults: pprof %q remote %v metrics token %q", c.PprofAddr, c.PprofAllowRemote, c.MetricsToken)
+	}
+	for _, addr := range []string{"127.0.0.1:6060", "127.0.0.2:0", "[::1]:6060", "localhost:6060", "LOCALHOST:1"} {
+		if c := mustLoad(t, map[string]string{"PPROF_ADDR": addr}); c.PprofAddr != addr {
+			t.Errorf("PPROF_ADDR=%s gave %q", addr, c.PprofAddr)
+		}
+	}
+	for _, addr := range []string{"0.0.0.0:6060", ":6060", "10.1.2.3:6060"} {
+		c := mustLoad(t, map[string]string{"PPROF_ADDR": addr, "PPROF_ALLOW_REMOTE": "true"})
+		if c.PprofAddr != addr || !c.PprofAllowRemote {
+			t.Errorf("allowed remote PPROF_ADDR=%s gave %q", addr, c.PprofAddr)
+		}
+	}
+	c = mustLoad(t, map[string]string{"METRICS_TOKEN": "metrics-token-0123456789"})
+	if c.MetricsToken != "metrics-token-0123456789" || strings.Contains(c.Redacted(), "metrics-token-0123456789") {
+		t.Errorf("METRICS_TOKEN = %q; Redacted:\n%s", c.MetricsToken, c.Redacted())
 	}
 }
 

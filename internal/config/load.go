@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -220,6 +221,12 @@ func (v Var) set(c *Config, raw string) error {
 			return err
 		}
 		*p = ps
+	case *[]string:
+		addrs, err := parseHostPorts(raw)
+		if err != nil {
+			return err
+		}
+		*p = addrs
 	default:
 		return fmt.Errorf("config: no parser for %T", p) // a programming error in the table
 	}
@@ -294,4 +301,40 @@ func parsePrefixes(raw string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
+}
+
+// parseHostPorts reads comma-separated host:port addresses.
+func parseHostPorts(raw string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(raw, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		host, port, err := splitHostPort(f)
+		if err == nil && host == "" {
+			err = errors.New("the host is missing")
+		}
+		if err == nil && port == 0 {
+			err = errors.New("port 0 is not a server's port")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%q is not host:port (%v); want a list like 10.0.0.1:26379, 10.0.0.2:26379", f, err)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// splitHostPort splits host:port and checks that the port is a number from 0 to 65535.
+func splitHostPort(s string) (host string, port int, err error) {
+	host, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q is not a number from 0 to 65535", p)
+	}
+	return host, int(n), nil
 }

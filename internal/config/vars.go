@@ -46,6 +46,8 @@ func (v Var) Type() string {
 		return "duration"
 	case *[]netip.Prefix:
 		return "list of IPs/CIDRs"
+	case *[]string:
+		return "list of host:port"
 	}
 	if len(v.Enum) > 0 {
 		return strings.Join(v.Enum, "|")
@@ -112,6 +114,14 @@ func Vars() []Var {
 			field: func(c *Config) any { return &c.RedisPoolSize }},
 		{Name: "REDIS_MIN_IDLE_CONNS", Default: "4", Min: 0, Max: 10000, Doc: "Idle Redis connections kept per node (≤ REDIS_POOL_SIZE).",
 			field: func(c *Config) any { return &c.RedisMinIdleConns }},
+		{Name: "REDIS_SENTINEL_ADDRS", Doc: "Comma-separated host:port of the Redis Sentinels, instead of REDIS_URL/REDIS_HOST; needs REDIS_MASTER_NAME. REDIS_PASSWORD and REDIS_DB apply to the master.",
+			field: func(c *Config) any { return &c.RedisSentinelAddrs }},
+		{Name: "REDIS_MASTER_NAME", Doc: "Name of the master the Sentinels monitor (with REDIS_SENTINEL_ADDRS only).",
+			field: func(c *Config) any { return &c.RedisMasterName }},
+		{Name: "REDIS_SENTINEL_PASSWORD", Secret: true, File: true, Doc: "Password of the Sentinels themselves, when they require one (with REDIS_SENTINEL_ADDRS only).",
+			field: func(c *Config) any { return &c.RedisSentinelPassword }},
+		{Name: "REDIS_CLUSTER_ADDRS", Doc: "Comma-separated host:port of some Redis Cluster nodes (the rest are discovered), instead of REDIS_URL/REDIS_HOST. REDIS_DB must stay 0.",
+			field: func(c *Config) any { return &c.RedisClusterAddrs }},
 
 		// Data and secrets.
 		{Name: "DATA_DIR", Default: "./data", Doc: "Directory for the SQLite database and the generated encryption key (single node).",
@@ -167,6 +177,17 @@ func Vars() []Var {
 			field: func(c *Config) any { return &c.UpstreamHeaderTimeout }},
 		{Name: "UPSTREAM_IDLE_TIMEOUT", Default: "5m", Doc: "Bound on silence between two events of an upstream stream.",
 			field: func(c *Config) any { return &c.UpstreamIdleTimeout }},
+
+		// Operations.
+		{Name: "METRICS_TOKEN", Secret: true, File: true, check: checkMetricsToken,
+			Doc:   "When set, /metrics answers only requests with Authorization: Bearer <token> (at least 16 characters); empty = /metrics is open to anyone who reaches the port.",
+			field: func(c *Config) any { return &c.MetricsToken }},
+		{Name: "PPROF_ADDR", check: checkListenAddr,
+			Doc:   "host:port of a separate listener serving Go's profiler (/debug/pprof/) for this node; empty = off. Loopback only (127.0.0.1:6060), unless PPROF_ALLOW_REMOTE.",
+			field: func(c *Config) any { return &c.PprofAddr }},
+		{Name: "PPROF_ALLOW_REMOTE", Default: "false",
+			Doc:   "Let PPROF_ADDR listen on a non-loopback address. The profiler has no authentication, shows the command line and goroutine stacks, and lets any caller run CPU-costly profiles: enable only on a private network.",
+			field: func(c *Config) any { return &c.PprofAllowRemote }},
 	}
 }
 
@@ -229,6 +250,20 @@ func checkPassword(s string) error {
 func checkTZ(s string) error {
 	if _, err := time.LoadLocation(s); err != nil {
 		return errors.New("must be an IANA time zone name like UTC or Asia/Shanghai")
+	}
+	return nil
+}
+
+func checkMetricsToken(s string) error {
+	if len(s) < 16 {
+		return errors.New("must be at least 16 characters (openssl rand -hex 32)")
+	}
+	return nil
+}
+
+func checkListenAddr(s string) error {
+	if _, _, err := splitHostPort(s); err != nil {
+		return fmt.Errorf("must be host:port like 127.0.0.1:6060: %w", err)
 	}
 	return nil
 }
