@@ -136,6 +136,10 @@ func TestCloseLetsStreamsFinishAndBillsThem(t *testing.T) {
 	if total != 1 || len(rows) != 1 || !rows[0].Stream || rows[0].Partial || rows[0].OutputTokens == 0 {
 		t.Fatalf("ledger after close: total %d, rows %+v", total, rows)
 	}
+	// The mock books usage just after its last byte is flushed: wait until it has.
+	if err := mock.WaitIdle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if st := mock.Stats(upstreamKey); st.Usage.Output != rows[0].OutputTokens || st.Usage.Input != rows[0].InputTokens {
 		t.Errorf("billed %d in / %d out, the mock reported %+v", rows[0].InputTokens, rows[0].OutputTokens, st.Usage)
 	}
