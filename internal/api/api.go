@@ -122,6 +122,7 @@ func (a *api) routes() http.Handler {
 	handle("POST /api/v1/admin/users/{id}/balance", admin(a.adjustBalance))
 	handle("GET /api/v1/admin/users/{id}/transactions", admin(a.listTransactions))
 	handle("GET /api/v1/admin/users/{id}/keys", admin(a.listUserKeys))
+	handle("POST /api/v1/admin/users/{id}/keys", admin(a.createUserKey))
 	handle("GET /api/v1/admin/users/{id}/subscriptions", admin(a.listUserSubscriptions))
 	handle("POST /api/v1/admin/users/{id}/subscriptions", admin(a.assignSubscription))
 	handle("PATCH /api/v1/admin/users/{id}/subscriptions/{group_id}", admin(a.updateSubscription))

@@ -34,7 +34,8 @@ func routes(ids map[string]int64) (public, user, admin []route) {
 		{"GET", "/api/v1/admin/users"}, {"POST", "/api/v1/admin/users"}, {"GET", "/api/v1/admin/users/{user}"},
 		{"PATCH", "/api/v1/admin/users/{user}"}, {"DELETE", "/api/v1/admin/users/{user}"},
 		{"POST", "/api/v1/admin/users/{user}/balance"}, {"GET", "/api/v1/admin/users/{user}/transactions"},
-		{"GET", "/api/v1/admin/users/{user}/keys"}, {"GET", "/api/v1/admin/users/{user}/subscriptions"},
+		{"GET", "/api/v1/admin/users/{user}/keys"}, {"POST", "/api/v1/admin/users/{user}/keys"},
+		{"GET", "/api/v1/admin/users/{user}/subscriptions"},
 		{"POST", "/api/v1/admin/users/{user}/subscriptions"}, {"PATCH", "/api/v1/admin/users/{user}/subscriptions/{subgroup}"},
 		{"DELETE", "/api/v1/admin/users/{user}/subscriptions/{subgroup}"}, {"GET", "/api/v1/admin/subscriptions"},
 		{"GET", "/api/v1/admin/keys"}, {"GET", "/api/v1/admin/keys/{key}"}, {"PATCH", "/api/v1/admin/keys/{key}"},
@@ -170,6 +171,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 			{"PATCH", fmt.Sprintf("/api/v1/keys/%d", ids["key"]), `{"status": false}`, "status"},
 			{"POST", "/api/v1/admin/users", `{"email": "z@example.com", "password": "long-enough-1", "concurrency": "5"}`, "concurrency"},
 			{"POST", fmt.Sprintf("/api/v1/admin/users/%d/balance", ids["user"]), `{"amount": 5}`, "amount"},
+			{"POST", fmt.Sprintf("/api/v1/admin/users/%d/keys", ids["user"]), `{"group_id": "1"}`, "group_id"},
+			{"POST", fmt.Sprintf("/api/v1/admin/users/%d/keys", ids["user"]), `{"group_id": 1, "concurrency": "2"}`, "concurrency"},
 			{"POST", "/api/v1/admin/groups", `{"name": "n", "platform": "anthropic", "rate_multiplier": 1.5}`, "rate_multiplier"},
 			{"PATCH", fmt.Sprintf("/api/v1/admin/groups/%d", ids["group"]), `{"daily_limit": "ten"}`, "daily_limit"},
 			{"PATCH", fmt.Sprintf("/api/v1/admin/accounts/%d", ids["account"]), `{"group_ids": "1"}`, "group_ids"},
@@ -188,6 +191,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 	})
 	t.Run("BadPathIDs", func(t *testing.T) {
 		e.do("GET", "/api/v1/admin/users/abc", e.adminToken, nil).wantError(t, 400, "invalid_argument", "id")
+		e.do("POST", "/api/v1/admin/users/0/keys", e.adminToken, `{}`).wantError(t, 400, "invalid_argument", "id")
+		e.do("POST", "/api/v1/admin/users/999999/keys", e.adminToken, map[string]any{"group_id": ids["group"]}).
+			wantError(t, 404, "not_found", "")
 		e.do("PATCH", "/api/v1/keys/-4", userToken, `{}`).wantError(t, 400, "invalid_argument", "id")
 		e.do("DELETE", "/api/v1/admin/accounts/999999", e.adminToken, nil).wantError(t, 404, "not_found", "")
 	})

@@ -25,8 +25,25 @@ type createKeyReq struct {
 // createKey makes a key for the signed-in user. The answer is the only time the full key is
 // shown: only its keyed hash is stored.
 func (a *api) createKey(w http.ResponseWriter, r *http.Request) {
+	a.issueKey(w, r, currentUser(r.Context()), "you")
+}
+
+// createUserKey lets an admin make a key for any user, bound to a group that user may use
+// (the same rule as the user's own keys, so the key works at the gateway). Like createKey,
+// the answer is the only time the full key is shown.
+func (a *api) createUserKey(w http.ResponseWriter, r *http.Request) {
+	owner, err := byPathID(r, a.store.GetUser)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	a.issueKey(w, r, owner, "this user")
+}
+
+// issueKey validates a createKeyReq and stores a new key owned by owner; whom names the owner
+// in the error about an unusable group.
+func (a *api) issueKey(w http.ResponseWriter, r *http.Request, owner *store.User, whom string) {
 	ctx := r.Context()
-	u := currentUser(ctx)
 	var req createKeyReq
 	if err := decodeJSON(w, r, &req); err != nil {
 		a.writeError(w, r, err)
@@ -40,7 +57,7 @@ func (a *api) createKey(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = "default"
 	}
-	if err := a.checkUsableGroup(ctx, u, req.GroupID); err != nil {
+	if err := a.checkUsableGroup(ctx, owner, req.GroupID, whom); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -58,7 +75,7 @@ func (a *api) createKey(w http.ResponseWriter, r *http.Request) {
 		expires = &t
 	}
 	full := secret.NewAPIKey()
-	k := &store.APIKey{UserID: u.ID, GroupID: req.GroupID, Name: name, Hash: a.keys.HashAPIKey(full),
+	k := &store.APIKey{UserID: owner.ID, GroupID: req.GroupID, Name: name, Hash: a.keys.HashAPIKey(full),
 		Prefix: full[:keyPrefixLen], Status: store.StatusActive, Concurrency: req.Concurrency, ExpiresAt: expires}
 	if err := a.store.CreateAPIKey(ctx, k); err != nil {
 		a.writeError(w, r, err)
@@ -69,8 +86,8 @@ func (a *api) createKey(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, createdKeyView{keyView: viewKey(k), Key: full})
 }
 
-// checkUsableGroup validates a group_id the user asks to bind a key to.
-func (a *api) checkUsableGroup(ctx context.Context, u *store.User, groupID int64) error {
+// checkUsableGroup validates a group_id to bind a key of u to; whom names u in the error.
+func (a *api) checkUsableGroup(ctx context.Context, u *store.User, groupID int64, whom string) error {
 	g, err := a.groupField(ctx, "group_id", groupID)
 	if err != nil {
 		return err
@@ -80,7 +97,7 @@ func (a *api) checkUsableGroup(ctx context.Context, u *store.User, groupID int64
 		return err
 	}
 	if !ok {
-		return invalid("group_id", "group %d is not available to you", groupID)
+		return invalid("group_id", "group %d is not available to %s", groupID, whom)
 	}
 	return nil
 }
@@ -135,7 +152,7 @@ func (a *api) updateMyKey(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	checkGroup := func(id int64) error { return a.checkUsableGroup(ctx, currentUser(ctx), id) }
+	checkGroup := func(id int64) error { return a.checkUsableGroup(ctx, currentUser(ctx), id, "you") }
 	if err := a.applyKeyUpdate(k, &req, checkGroup); err != nil {
 		a.writeError(w, r, err)
 		return

@@ -211,6 +211,97 @@ func TestKeys(t *testing.T) {
 	})
 }
 
+// TestAdminCreatesKeyForUser: an admin makes a key owned by another user, bound to a group
+// that user may use; the full key is shown once, and the key works for its owner.
+func TestAdminCreatesKeyForUser(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	gid := e.newGroup("default", nil)
+	sub := e.newGroup("sub", map[string]any{"billing_type": "subscription"})
+	off := e.newGroup("off", map[string]any{"status": "disabled"})
+	uid, token := e.newUser("u@example.com")
+	path := fmt.Sprintf("/api/v1/admin/users/%d/keys", uid)
+
+	exp := time.Now().Add(72 * time.Hour).UTC().Truncate(time.Second)
+	var k keyBody
+	e.do("POST", path, e.adminToken, map[string]any{"name": "ci runner", "group_id": gid, "concurrency": 3,
+		"expires_at": exp.Format(time.RFC3339)}).ok(t, 201, &k)
+	if !strings.HasPrefix(k.Key, secret.APIKeyPrefix) || !strings.HasPrefix(k.Key, k.Prefix) {
+		t.Errorf("key %q with prefix %q", k.Key, k.Prefix)
+	}
+	if k.UserID != uid || k.GroupID != gid || k.Name != "ci runner" || k.Status != "active" || k.Concurrency != 3 ||
+		k.ExpiresAt == nil || !k.ExpiresAt.Equal(exp) {
+		t.Errorf("created = %+v", k)
+	}
+	e.wantMessage(fmt.Sprintf("key:%d", k.ID))
+	ka, err := e.st.KeyAuthByHash(ctx, e.keys.HashAPIKey(k.Key))
+	if err != nil || ka.Key.ID != k.ID || ka.Key.UserID != uid {
+		t.Fatalf("KeyAuthByHash = %+v, %v", ka, err)
+	}
+	// The owner sees it as their own, without the full key; the admin owns no key.
+	var mine page[keyBody]
+	e.do("GET", "/api/v1/keys", token, nil).ok(t, 200, &mine)
+	if mine.Total != 1 || mine.Items[0].ID != k.ID || mine.Items[0].Key != "" {
+		t.Errorf("owner's keys = %+v", mine)
+	}
+	e.do("GET", "/api/v1/keys", e.adminToken, nil).ok(t, 200, &mine)
+	if mine.Total != 0 {
+		t.Errorf("the admin owns %d keys", mine.Total)
+	}
+	if strings.Count(e.allBodies(), k.Key) != 1 {
+		t.Error("the full key appears in more than the one creation answer")
+	}
+	var unnamed keyBody
+	e.do("POST", path, e.adminToken, map[string]any{"group_id": gid}).ok(t, 201, &unnamed)
+	if unnamed.Name != "default" || unnamed.UserID != uid || unnamed.ExpiresAt != nil {
+		t.Errorf("unnamed = %+v", unnamed)
+	}
+
+	t.Run("Refused", func(t *testing.T) {
+		before := e.snapshot()
+		for _, c := range []struct {
+			body        any
+			code, field string
+		}{
+			{map[string]any{"name": "x"}, "invalid_argument", "group_id"},
+			{map[string]any{"group_id": 99999}, "invalid_argument", "group_id"},
+			{map[string]any{"group_id": sub}, "invalid_argument", "group_id"}, // no subscription
+			{map[string]any{"group_id": off}, "invalid_argument", "group_id"}, // disabled
+			{map[string]any{"group_id": gid, "concurrency": -1}, "invalid_argument", "concurrency"},
+			{map[string]any{"group_id": gid, "expires_at": "2001-01-01T00:00:00Z"}, "invalid_argument", "expires_at"},
+			{map[string]any{"group_id": gid, "name": strings.Repeat("n", 500)}, "invalid_argument", "name"},
+			{map[string]any{"group_id": gid, "user_id": e.admin.ID}, "unknown_field", "user_id"},
+			{map[string]any{"group_id": gid, "hash": "x"}, "unknown_field", "hash"},
+		} {
+			b := e.do("POST", path, e.adminToken, c.body).wantError(t, 400, c.code, c.field)
+			if c.field == "group_id" && strings.Contains(b.Error.Message, "you") {
+				t.Errorf("the admin is told the group is unavailable to them: %q", b.Error.Message)
+			}
+		}
+		e.do("POST", fmt.Sprintf("/api/v1/admin/users/%d/keys", uid+1000), e.adminToken, map[string]any{"group_id": gid}).
+			wantError(t, 404, "not_found", "")
+		// Only admins: a user cannot make keys for others (nor for themselves on this route).
+		e.do("POST", path, token, map[string]any{"group_id": gid}).wantError(t, 403, "forbidden", "")
+		e.do("POST", path, "", map[string]any{"group_id": gid}).wantError(t, 401, "unauthenticated", "")
+		if e.snapshot() != before {
+			t.Error("refused key creations changed the store")
+		}
+	})
+
+	t.Run("SubscriptionMakesTheGroupUsable", func(t *testing.T) {
+		e.do("POST", fmt.Sprintf("/api/v1/admin/users/%d/subscriptions", uid), e.adminToken, map[string]any{"group_id": sub, "days": 30}).
+			ok(t, 201, nil)
+		var sk keyBody
+		e.do("POST", path, e.adminToken, map[string]any{"group_id": sub}).ok(t, 201, &sk)
+		if sk.UserID != uid || sk.GroupID != sub {
+			t.Errorf("created = %+v", sk)
+		}
+		// The admin holds no subscription: the group's usability is the owner's, not the caller's.
+		e.do("POST", fmt.Sprintf("/api/v1/admin/users/%d/keys", e.admin.ID), e.adminToken, map[string]any{"group_id": sub}).
+			wantError(t, 400, "invalid_argument", "group_id")
+	})
+}
+
 type subscriptionBody struct {
 	ID        int64     `json:"id"`
 	UserID    int64     `json:"user_id"`
