@@ -219,7 +219,7 @@ func TestComposeAppAndNodeRunTheSameFluxCode(t *testing.T) {
 			t.Errorf("%s: app %q, node %q", k, a, n)
 		}
 	}
-	for _, k := range []string{"image", "build", "healthcheck", "stop_grace_period", "volumes", "restart"} {
+	for _, k := range []string{"image", "build", "healthcheck", "stop_grace_period", "volumes", "restart", "extra_hosts", "ulimits"} {
 		if a, n := yamlString(t, app[k]), yamlString(t, node[k]); a != n {
 			t.Errorf("%s differs:\napp:\n%s\nnode:\n%s", k, a, n)
 		}

@@ -35,7 +35,7 @@ func TestSystemdUnitIsHardenedAndReadsItsEnvironmentFile(t *testing.T) {
 	unit := unitSettings(t, readDeployFile(t, "fluxcode.service"))
 	for k, want := range map[string]string{
 		"ExecStart":       "/usr/local/bin/fluxcode serve",
-		"DynamicUser":     "yes",
+		"User":            "fluxcode",
 		"StateDirectory":  "fluxcode",
 		"NoNewPrivileges": "yes",
 		"ProtectSystem":   "strict",
@@ -51,7 +51,7 @@ func TestSystemdUnitIsHardenedAndReadsItsEnvironmentFile(t *testing.T) {
 	if got := unit["CapabilityBoundingSet"]; len(got) != 1 || got[0] != "" {
 		t.Errorf("CapabilityBoundingSet = %v, want empty (no capabilities)", got)
 	}
-	// DATA_DIR is the state directory systemd creates for the dynamic user.
+	// DATA_DIR is the state directory systemd creates for the service user.
 	known := map[string]bool{}
 	for _, n := range config.EnvNames() {
 		known[n] = true
