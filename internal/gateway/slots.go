@@ -24,8 +24,11 @@ func accountSlot(id int64) string { return "slot:account:" + strconv.FormatInt(i
 func userQueue(id int64) string   { return "wait:user:" + strconv.FormatInt(id, 10) }
 func keyQueue(id int64) string    { return "wait:key:" + strconv.FormatInt(id, 10) }
 
-// AccountSlotKey names the slot set of an account, for tools and tests that watch it.
+// AccountSlotKey, UserSlotKey and KeySlotKey name the slot sets the gateway takes, for tools
+// and tests that watch them (coord.Slots.SlotCount).
 func AccountSlotKey(id int64) string { return accountSlot(id) }
+func UserSlotKey(id int64) string    { return userSlot(id) }
+func KeySlotKey(id int64) string     { return keySlot(id) }
 
 // slotBook is this node's record of the slots it holds: the heartbeat refreshes them all in
 // one call, the ranking reads the per-account counts, and local waiters are woken when one

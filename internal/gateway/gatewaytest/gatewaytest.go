@@ -97,6 +97,9 @@ func StartMock(t testing.TB) *mockupstream.Server {
 	return m
 }
 
+// Logger is the logger of test nodes: silent unless FLUXCODE_TEST_LOG is set.
+func Logger() *slog.Logger { return quietLogger() }
+
 func quietLogger() *slog.Logger {
 	if os.Getenv("FLUXCODE_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -249,3 +252,19 @@ func (c *Clock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.L
 
 // Advance moves the clock forward by d.
 func (c *Clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// Account reads an account from the store.
+func Account(t testing.TB, st store.Store, id int64) *store.Account {
+	t.Helper()
+	a, err := st.GetAccount(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// Near reports whether a recorded time is within slack of want: the clocks of the mock, the
+// gateway and the test differ by the time a request takes.
+func Near(got *time.Time, want time.Time, slack time.Duration) bool {
+	return got != nil && got.Sub(want) <= slack && want.Sub(*got) <= slack
+}

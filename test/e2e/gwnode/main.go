@@ -1,0 +1,80 @@
+// Command gwnode runs one bare gateway node on PostgreSQL and Redis, for the end-to-end test
+// that kills a node with SIGKILL while it holds concurrency slots: the kill needs a process
+// of its own. It reads its settings from the environment:
+//
+//	GWNODE_LISTEN       loopback address to serve on, e.g. 127.0.0.1:0 (the chosen address is
+//	                    printed as "listening <addr>" on stdout)
+//	DATABASE_URL        PostgreSQL URL
+//	REDIS_URL           redis:// URL
+//	ENCRYPTION_KEY      the master key shared with the test (64 hex characters)
+//	GATEWAY_SLOT_TTL    slot lease (Go duration)
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/fluxcode/fluxcode/internal/billing"
+	"github.com/fluxcode/fluxcode/internal/coord/redis"
+	"github.com/fluxcode/fluxcode/internal/gateway"
+	"github.com/fluxcode/fluxcode/internal/secret"
+	"github.com/fluxcode/fluxcode/internal/store/sqlstore"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "gwnode:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	master, err := secret.ParseMasterKey(os.Getenv("ENCRYPTION_KEY"))
+	if err != nil {
+		return fmt.Errorf("ENCRYPTION_KEY: %w", err)
+	}
+	keys, err := secret.NewKeys(master)
+	if err != nil {
+		return err
+	}
+	st, err := sqlstore.Open(ctx, sqlstore.Config{DSN: os.Getenv("DATABASE_URL"), Keys: keys, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	co, err := redis.New(ctx, redis.Options{URL: os.Getenv("REDIS_URL")})
+	if err != nil {
+		return err
+	}
+	defer co.Close()
+	cfg := gateway.Default()
+	if v := os.Getenv("GATEWAY_SLOT_TTL"); v != "" {
+		if cfg.SlotTTL, err = time.ParseDuration(v); err != nil {
+			return fmt.Errorf("GATEWAY_SLOT_TTL: %w", err)
+		}
+	}
+	gw, err := gateway.New(gateway.Options{Store: st, Coord: co, Keys: keys, Prices: billing.Default(),
+		Logger: log, Config: cfg, NodeName: "gwnode"})
+	if err != nil {
+		return err
+	}
+	defer gw.Close(ctx)
+	mux := http.NewServeMux()
+	gw.Routes(mux)
+	ln, err := net.Listen("tcp", os.Getenv("GWNODE_LISTEN"))
+	if err != nil {
+		return err
+	}
+	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
+		return fmt.Errorf("refusing to serve on %s: loopback only", ip)
+	}
+	fmt.Printf("listening %s\n", ln.Addr())
+	return (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
+}
