@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -67,6 +69,103 @@ func TestConfigCheck(t *testing.T) {
 	}
 }
 
+// TestConfigCheckClusterAndFiles: a valid cluster configuration from the environment and a
+// YAML file prints every source, with every kind of secret hidden; a broken or missing
+// CONFIG_FILE, or a Redis named two ways, exits 2 printing nothing on stdout.
+func TestConfigCheckClusterAndFiles(t *testing.T) {
+	secrets := []string{"url-pg-SECRET", "master-redis-SECRET", "sentinel-SECRET", "metrics-token-SECRET-0123", "admin-pw-SECRET"}
+	dir := t.TempDir()
+	sentinelPW := filepath.Join(dir, "sentinel-pw")
+	yaml := filepath.Join(dir, "fluxcode.yaml")
+	writeFile(t, sentinelPW, "sentinel-SECRET\n")
+	writeFile(t, yaml, "redis_sentinel_addrs: [10.0.0.1:26379, 10.0.0.2:26379]\nredis_master_name: fluxmaster\nredis_sentinel_password_file: "+sentinelPW+"\nserver_port: 9090\n")
+	env := map[string]string{
+		"CONFIG_FILE":    yaml,
+		"DATABASE_URL":   "postgres://flux:url-pg-SECRET@db:5432/fluxcode?sslmode=disable",
+		"REDIS_PASSWORD": "master-redis-SECRET",
+		"ENCRYPTION_KEY": strings.Repeat("ab", 32),
+		"METRICS_TOKEN":  "metrics-token-SECRET-0123",
+		"ADMIN_PASSWORD": "admin-pw-SECRET",
+		"PPROF_ADDR":     "127.0.0.1:6060",
+	}
+	code, out, errOut := runCmd(t, env, "config", "check")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, s := range secrets {
+		if strings.Contains(out, s) {
+			t.Errorf("config check shows secret %q:\n%s", s, out)
+		}
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^mode: cluster$`),
+		regexp.MustCompile(`(?m)^config file: ` + regexp.QuoteMeta(yaml) + `$`),
+		regexp.MustCompile(`(?m)^SERVER_PORT=9090 +# config file$`),
+		regexp.MustCompile(`(?m)^REDIS_SENTINEL_ADDRS=10\.0\.0\.1:26379,10\.0\.0\.2:26379 +# config file$`),
+		regexp.MustCompile(`(?m)^REDIS_SENTINEL_PASSWORD=\*\*\* +# config file redis_sentinel_password_file$`),
+		regexp.MustCompile(`(?m)^REDIS_PASSWORD=\*\*\* +# env$`),
+		regexp.MustCompile(`(?m)^METRICS_TOKEN=\*\*\* +# env$`),
+		regexp.MustCompile(`(?m)^DATABASE_URL=postgres://flux:\*\*\*@db:5432/fluxcode\?sslmode=disable +# env$`),
+		regexp.MustCompile(`(?m)^PPROF_ADDR=127\.0\.0\.1:6060 +# env$`),
+		regexp.MustCompile(`(?m)^SERVER_HOST=0\.0\.0\.0 +# default$`),
+		regexp.MustCompile(`(?m)^configuration is valid$`),
+	} {
+		if !want.MatchString(out) {
+			t.Errorf("output lacks %s:\n%s", want, out)
+		}
+	}
+
+	bad := filepath.Join(dir, "bad.yaml")
+	writeFile(t, bad, "server_prot: 80\n")
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want []string
+	}{
+		"unknown key in CONFIG_FILE": {map[string]string{"CONFIG_FILE": bad}, []string{"server_prot", "line 1"}},
+		"missing CONFIG_FILE":        {map[string]string{"CONFIG_FILE": filepath.Join(dir, "none.yaml")}, []string{"CONFIG_FILE"}},
+		"redis two ways":             {with(env, "REDIS_HOST", "cache"), []string{"REDIS_HOST", "REDIS_SENTINEL_ADDRS", "one way only"}},
+		"pprof on every interface":   {with(env, "PPROF_ADDR", "0.0.0.0:6060"), []string{"PPROF_ADDR", "PPROF_ALLOW_REMOTE"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			code, out, errOut := runCmd(t, tc.env, "config", "check")
+			if code != exitUsage || out != "" {
+				t.Errorf("exit %d, want %d; stdout %q", code, exitUsage, out)
+			}
+			for _, w := range append(tc.want, "invalid configuration") {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errOut)
+				}
+			}
+			for _, s := range secrets {
+				if strings.Contains(errOut, s) {
+					t.Errorf("stderr shows secret %q", s)
+				}
+			}
+		})
+	}
+	if code, _, errOut := runCmd(t, nil, "config", "check", "extra"); code != exitUsage || errOut == "" {
+		t.Errorf("config check extra: exit %d", code)
+	}
+}
+
+// with copies env with name set to value.
+func with(env map[string]string, name, value string) map[string]string {
+	out := map[string]string{name: value}
+	for k, v := range env {
+		if k != name {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestHealthExitCodes(t *testing.T) {
 	status := http.StatusOK
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -100,6 +199,61 @@ func TestHealthExitCodes(t *testing.T) {
 	}
 	if code, _, _ := runCmd(t, nil, "health", "--bogus"); code != exitUsage {
 		t.Errorf("bad flag: exit %d, want %d", code, exitUsage)
+	}
+	if code, _, _ := runCmd(t, nil, "health", "--url", srv.URL, "extra"); code != exitUsage {
+		t.Errorf("extra argument: exit %d, want %d", code, exitUsage)
+	}
+	if code, _, errOut := runCmd(t, nil, "health", "--url", "::not a url"); code != exitUsage || errOut == "" {
+		t.Errorf("malformed --url: exit %d, want %d", code, exitUsage)
+	}
+}
+
+// TestHealthGivesUpAfterTimeout: a node that accepts but never answers is unhealthy (exit 1)
+// once --timeout has passed.
+func TestHealthGivesUpAfterTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	code, _, errOut := runCmd(t, nil, "health", "--url", srv.URL, "--timeout", "200ms")
+	if code != exitFailure || !strings.Contains(errOut, "deadline exceeded") {
+		t.Errorf("exit %d, want %d; stderr %q", code, exitFailure, errOut)
+	}
+	if code, _, _ := runCmd(t, nil, "health", "--url", srv.URL, "--timeout", "soon"); code != exitUsage {
+		t.Errorf("bad --timeout: exit %d, want %d", code, exitUsage)
+	}
+}
+
+// TestHealthOfARealNode probes an app.Main node on SQLite the way a container health check
+// does: from SERVER_PORT alone, even when the rest of the environment would not validate;
+// exit 0 while it serves, 1 once it has stopped.
+func TestHealthOfARealNode(t *testing.T) {
+	cfg, err := config.Load(config.MapEnv(map[string]string{"SERVER_HOST": "127.0.0.1", "SERVER_PORT": "0",
+		"DATA_DIR": t.TempDir(), "LOG_LEVEL": "error"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := app.New(cfg, io.Discard)
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	_, port, _ := strings.Cut(m.Addr(), ":")
+	env := map[string]string{"SERVER_PORT": port, "LOG_FORMAT": "xml"} // LOG_FORMAT is invalid: health ignores it
+	code, out, errOut := runCmd(t, env, "health")
+	if code != 0 || !strings.Contains(out, `"status":"ok"`) || !strings.Contains(out, `"database":{"status":"ok"`) {
+		t.Errorf("serving node: exit %d, out %q, stderr %q", code, out, errOut)
+	}
+	if err := m.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := runCmd(t, env, "health"); code != exitFailure {
+		t.Errorf("stopped node: exit %d, want %d", code, exitFailure)
 	}
 }
 

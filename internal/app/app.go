@@ -1,6 +1,7 @@
 // Package app wires one FluxCode node together: configuration → keys → store (SQLite or
 // PostgreSQL) → coordination (in-process or Redis) → first-start safety (one admin, one
-// shared JWT secret) → HTTP server with the JSON API, the gateway, /health and /metrics.
+// shared JWT secret) → HTTP server with the JSON API, the gateway, /health and /metrics (and,
+// with PPROF_ADDR, Go's profiler on a listener of its own).
 //
 // Main is the whole node as a value, so tests start real nodes in-process; cmd/fluxcode is
 // a thin shell around it.
