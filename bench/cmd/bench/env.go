@@ -1,0 +1,336 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fluxcode/fluxcode/bench/internal/report"
+	"github.com/fluxcode/fluxcode/internal/testenv"
+)
+
+// binaries are the programs the harness builds from this checkout.
+type binaries struct {
+	fluxcode, mock, loadgen, bareproxy, fluxprof string
+}
+
+// build compiles every program into dir with one go build (one link cache, two cores).
+func build(ctx context.Context, root, dir string) (binaries, error) {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/",
+		"./cmd/fluxcode", "./cmd/mockupstream", "./bench/cmd/loadgen", "./bench/cmd/bareproxy", "./bench/cmd/fluxprof")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return binaries{}, fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return binaries{
+		fluxcode: filepath.Join(dir, "fluxcode"), mock: filepath.Join(dir, "mockupstream"),
+		loadgen: filepath.Join(dir, "loadgen"), bareproxy: filepath.Join(dir, "bareproxy"),
+		fluxprof: filepath.Join(dir, "fluxprof"),
+	}, nil
+}
+
+// target is one system under test, with what the harness measures about it.
+type target struct {
+	name, desc string
+	url        string // base URL the load goes to
+	key        string // API key the load presents
+	self       []*child
+	caddyPid   int
+	pgPgid     int // PostgreSQL server's process group, 0 when unused
+	pg         *pgCounter
+	redisPid   int
+	redis      *redisCounter
+	// settle is how long to wait after the load before the counters are read, so that
+	// billing batched by the gateway lands in the cell that caused it.
+	settle time.Duration
+	// deployment is set for FluxCode targets.
+	deployment *deployment
+}
+
+func (t *target) selfPids() []int {
+	out := make([]int, len(t.self))
+	for i, c := range t.self {
+		out[i] = c.pid()
+	}
+	return out
+}
+
+// deployment is one FluxCode installation: its nodes, their environment, its mock key.
+type deployment struct {
+	name        string
+	env         []string // shared by every node (without SERVER_PORT, NODE_NAME)
+	nodes       []*child
+	urls        []string
+	upstreamKey string
+}
+
+// lab is everything the harness started.
+type lab struct {
+	root, dir, logDir string
+	bin               binaries
+	mock, bare        *child
+	mockURL           string
+	pg                *testenv.Postgres
+	redis             []*testenv.Redis
+	caddy             *testenv.Caddy
+	targets           []*target
+	deployments       map[string]*deployment
+	closers           []func()
+}
+
+// close stops everything in reverse order of start.
+func (l *lab) close() {
+	for i := len(l.closers) - 1; i >= 0; i-- {
+		l.closers[i]()
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// startLab starts the mock, the bare proxy, PostgreSQL, two Redis servers, the FluxCode
+// deployments and Caddy, provisions each deployment, and returns the targets in run order.
+func startLab(ctx context.Context, root, dir string, bin binaries, logf func(string, ...any)) (*lab, error) {
+	l := &lab{root: root, dir: dir, logDir: filepath.Join(dir, "logs"), bin: bin, deployments: map[string]*deployment{}}
+	if err := os.MkdirAll(l.logDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := l.start(ctx, logf); err != nil {
+		l.close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
+	// The mock upstream, as its own process. Its request log is off: it would cost the mock
+	// time that no real provider spends.
+	mockAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	l.mock, err = startChild("mockupstream", l.logDir, l.bin.mock,
+		[]string{"-addr", mockAddr, "-log-size", "-1", "-record-per-key", "-1"}, nil)
+	if err != nil {
+		return err
+	}
+	l.closers = append(l.closers, l.mock.stop)
+	l.mockURL = "http://" + mockAddr
+	if err := l.mock.waitReady(httpReady(l.mockURL + "/api/hello")); err != nil {
+		return err
+	}
+	l.targets = append(l.targets, &target{name: report.Mock, url: l.mockURL, key: "sk-bench-direct",
+		self: []*child{l.mock}, desc: "cmd/mockupstream, its own process: the upstream every other target forwards to"})
+
+	bareAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	l.bare, err = startChild("bareproxy", l.logDir, l.bin.bareproxy, []string{"-addr", bareAddr, "-upstream", l.mockURL}, nil)
+	if err != nil {
+		return err
+	}
+	l.closers = append(l.closers, l.bare.stop)
+	if err := l.bare.waitReady(httpReady("http://" + bareAddr + "/api/hello")); err != nil {
+		return err
+	}
+	l.targets = append(l.targets, &target{name: report.Bare, url: "http://" + bareAddr, key: "sk-bench-direct",
+		self: []*child{l.bare}, desc: "bench/cmd/bareproxy: httputil.ReverseProxy (reads the body, flushes every write) → mock"})
+	logf("mock and bare proxy up")
+
+	// PostgreSQL with pg_stat_statements, and one Redis per cluster deployment, so that
+	// each deployment's Redis counters are its own.
+	l.pg, err = testenv.LaunchPostgres("shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=top",
+		"pg_stat_statements.max=5000")
+	if err != nil {
+		return err
+	}
+	l.closers = append(l.closers, l.pg.Close)
+	if err := l.preparePostgres(ctx, "fluxcode_one", "fluxcode_two"); err != nil {
+		return err
+	}
+	for range 2 {
+		r, err := testenv.LaunchRedis()
+		if err != nil {
+			return err
+		}
+		l.closers = append(l.closers, r.Close)
+		l.redis = append(l.redis, r)
+	}
+	logf("postgresql and redis up")
+
+	common := []string{
+		"SERVER_HOST=127.0.0.1", "ENCRYPTION_KEY=" + randomHex(32), "JWT_SECRET=" + randomHex(32),
+		"ADMIN_EMAIL=" + adminEmail, "ADMIN_PASSWORD=" + adminPassword,
+		// The access log is off (warn): a line per request on stdout would be measured too.
+		"LOG_LEVEL=warn", "LOG_FORMAT=text",
+	}
+	sqliteDir := filepath.Join(l.dir, "sqlite-data")
+	if err := l.deploy(ctx, report.SQLite, "sk-bench-sqlite", 1, append(common, "DATA_DIR="+sqliteDir)); err != nil {
+		return err
+	}
+	if err := l.deploy(ctx, report.PGRedis, "sk-bench-pg", 1, append(common, "DATA_DIR="+filepath.Join(l.dir, "pg-data"),
+		"DATABASE_URL="+l.pg.DSN("fluxcode_one"), "REDIS_URL="+l.redis[0].URL())); err != nil {
+		return err
+	}
+	if err := l.deploy(ctx, report.TwoNodes, "sk-bench-two", 2, append(common, "DATA_DIR="+filepath.Join(l.dir, "two-data"),
+		"DATABASE_URL="+l.pg.DSN("fluxcode_two"), "REDIS_URL="+l.redis[1].URL(), "TRUSTED_PROXIES=127.0.0.1")); err != nil {
+		return err
+	}
+	logf("fluxcode deployments up")
+
+	// Caddy with the deployment's own Caddyfile, in front of the two nodes.
+	caddyfile, err := os.ReadFile(filepath.Join(l.root, "deploy", "Caddyfile.multihost"))
+	if err != nil {
+		return err
+	}
+	caddyAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	two := l.deployments[report.TwoNodes]
+	upstreams := "to " + strings.TrimPrefix(two.urls[0], "http://") + " " + strings.TrimPrefix(two.urls[1], "http://")
+	l.caddy, err = testenv.LaunchCaddy(string(caddyfile), map[string]string{
+		"CADDY_ADDR": caddyAddr, "CADDY_ADDRESS": "http://" + caddyAddr,
+		"FLUXCODE_UPSTREAMS": upstreams, "CADDY_STICKY_COOKIE": "off",
+	})
+	if err != nil {
+		return err
+	}
+	l.closers = append(l.closers, l.caddy.Close)
+	if err := waitFor(httpReady("http://"+caddyAddr+"/health"), time.Minute); err != nil {
+		return fmt.Errorf("caddy → fluxcode /health: %w", err)
+	}
+
+	pgPgid := l.pg.Pid()
+	for _, name := range []string{report.SQLite, report.PGRedis, report.TwoNodes} {
+		d := l.deployments[name]
+		key, err := provision(ctx, d.urls[0], l.mockURL, d.upstreamKey)
+		if err != nil {
+			return fmt.Errorf("provision %s: %w", name, err)
+		}
+		t := &target{name: name, url: d.urls[0], key: key, self: d.nodes, settle: 300 * time.Millisecond, deployment: d}
+		switch name {
+		case report.SQLite:
+			t.desc = "the fluxcode binary, single node: SQLite in DATA_DIR, in-process coordination → mock"
+		case report.PGRedis:
+			t.desc = fmt.Sprintf("the fluxcode binary, one node → PostgreSQL %s (own server) + Redis (own server) → mock", "15")
+			t.pgPgid, t.redisPid = pgPgid, l.redis[0].Pid()
+			if t.pg, err = newPGCounter(ctx, l.pg.DSN("postgres"), "fluxcode_one"); err != nil {
+				return err
+			}
+			if t.redis, err = newRedisCounter(ctx, l.redis[0].URL()); err != nil {
+				return err
+			}
+		case report.TwoNodes:
+			t.url = "http://" + caddyAddr
+			t.desc = "Caddy (deploy/Caddyfile.multihost, least_conn) → two fluxcode processes sharing one PostgreSQL database and one Redis → mock"
+			t.caddyPid, t.pgPgid, t.redisPid = l.caddy.Pid(), pgPgid, l.redis[1].Pid()
+			if t.pg, err = newPGCounter(ctx, l.pg.DSN("postgres"), "fluxcode_two"); err != nil {
+				return err
+			}
+			if t.redis, err = newRedisCounter(ctx, l.redis[1].URL()); err != nil {
+				return err
+			}
+		}
+		if t.pg != nil {
+			l.closers = append(l.closers, t.pg.close)
+		}
+		if t.redis != nil {
+			l.closers = append(l.closers, t.redis.close)
+		}
+		l.targets = append(l.targets, t)
+	}
+	logf("provisioned through the admin API")
+	return nil
+}
+
+// preparePostgres creates the deployments' databases and the statement counter.
+func (l *lab) preparePostgres(ctx context.Context, dbs ...string) error {
+	for _, db := range dbs {
+		if err := l.pg.CreateDB(db); err != nil {
+			return err
+		}
+	}
+	conn, err := pgx.Connect(ctx, l.pg.DSN("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+	return err
+}
+
+// deploy starts n fluxcode nodes sharing env and waits until each answers /health.
+func (l *lab) deploy(ctx context.Context, name, upstreamKey string, n int, env []string) error {
+	d := &deployment{name: name, env: env, upstreamKey: upstreamKey}
+	for i := range n {
+		node, url, err := l.startNode(l.bin.fluxcode, fmt.Sprintf("%s-%d", name, i+1), env, nil)
+		if err != nil {
+			return err
+		}
+		d.nodes = append(d.nodes, node)
+		d.urls = append(d.urls, url)
+	}
+	l.deployments[name] = d
+	return nil
+}
+
+// startNode starts one FluxCode node (the real binary, or fluxprof) on a free port.
+func (l *lab) startNode(path, nodeName string, env, args []string) (*child, string, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	port := addr[strings.LastIndexByte(addr, ':')+1:]
+	c, err := startChild(nodeName, l.logDir, path, args, slices.Concat(env, []string{"SERVER_PORT=" + port, "NODE_NAME=" + nodeName}))
+	if err != nil {
+		return nil, "", err
+	}
+	l.closers = append(l.closers, c.stop)
+	url := "http://" + addr
+	if err := c.waitReady(httpReady(url + "/health")); err != nil {
+		return nil, "", err
+	}
+	return c, url, nil
+}
+
+// httpReady is a probe that succeeds when url answers 200.
+func httpReady(url string) func() error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	return func() error {
+		resp, err := client.Get(url)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return nil
+	}
+}
+
+func waitFor(probe func() error, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		err := probe()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

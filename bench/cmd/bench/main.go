@@ -1,0 +1,189 @@
+// Command bench is FluxCode's benchmark harness (issue 5). In one run on this machine it
+// measures, side by side and interleaved, the mock upstream directly, a bare
+// httputil.ReverseProxy in front of it, FluxCode on SQLite, FluxCode on PostgreSQL + Redis,
+// and two FluxCode nodes behind Caddy, and writes the results under bench/results/.
+//
+// Every server is a separate process on loopback (the built fluxcode binary,
+// cmd/mockupstream, postgres, redis-server, caddy), and so is the load generator
+// (bench/cmd/loadgen). See bench/README.md.
+//
+//	go run ./bench/cmd/bench            # full run, about 10 minutes
+//	go run ./bench/cmd/bench -quick     # about 2 minutes, rougher figures
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	// Children are forked from this goroutine only, locked to the main thread for good, so
+	// their Pdeathsig fires when the harness dies and not when some thread exits.
+	runtime.LockOSThread()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command line.
+type options struct {
+	quick       bool
+	rounds      int
+	warmup      time.Duration
+	duration    time.Duration
+	concurrency []int
+	streams     int
+	streamFor   time.Duration
+	profile     bool
+	profileFor  time.Duration
+	out         string
+	model       string
+	keep        bool
+}
+
+func parseOptions(args []string) (options, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var o options
+	var conc string
+	fs.BoolVar(&o.quick, "quick", false, "a quick run (about 2 minutes): 2 short rounds, no profiles")
+	fs.IntVar(&o.rounds, "rounds", 0, "rounds of every cell (default 3; quick 2)")
+	fs.DurationVar(&o.warmup, "warmup", 0, "unmeasured warm-up of every cell (default 500ms; quick 250ms)")
+	fs.DurationVar(&o.duration, "duration", 0, "measured time of every cell (default 2.5s; quick 750ms)")
+	fs.StringVar(&conc, "concurrency", "1,32,128", "comma-separated concurrency levels")
+	fs.IntVar(&o.streams, "streams", 1000, "slow streams held open for the memory figures")
+	fs.DurationVar(&o.streamFor, "stream-for", 0, "how long each held stream lasts upstream (default 12s; quick 8s)")
+	fs.BoolVar(&o.profile, "profile", true, "capture CPU profiles of the FluxCode targets (off in quick mode unless set)")
+	fs.DurationVar(&o.profileFor, "profile-for", 5*time.Second, "length of each CPU profile")
+	fs.StringVar(&o.out, "out", "", "results directory (default bench/results in the module)")
+	fs.StringVar(&o.model, "model", "claude-sonnet-5-5", "model named in every request")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, server logs)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	profileSet := false
+	fs.Visit(func(f *flag.Flag) { profileSet = profileSet || f.Name == "profile" })
+	def := func(v *time.Duration, full, quick time.Duration) {
+		if *v <= 0 {
+			*v = full
+			if o.quick {
+				*v = quick
+			}
+		}
+	}
+	def(&o.warmup, 500*time.Millisecond, 250*time.Millisecond)
+	def(&o.duration, 2500*time.Millisecond, 750*time.Millisecond)
+	def(&o.streamFor, 12*time.Second, 8*time.Second)
+	if o.rounds <= 0 {
+		o.rounds = 3
+		if o.quick {
+			o.rounds = 2
+		}
+	}
+	if o.quick && !profileSet {
+		o.profile = false
+	}
+	for _, s := range strings.Split(conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return o, fmt.Errorf("-concurrency: %q is not a positive number", s)
+		}
+		o.concurrency = append(o.concurrency, n)
+	}
+	if o.streams < 1 {
+		return o, fmt.Errorf("-streams must be at least 1")
+	}
+	return o, nil
+}
+
+// moduleRoot is the directory of this checkout's go.mod.
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("run the bench inside the FluxCode module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+func run(ctx context.Context, args []string) error {
+	o, err := parseOptions(args)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	logf := func(format string, a ...any) {
+		fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
+	}
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return err
+	}
+	if o.out == "" {
+		o.out = filepath.Join(root, "bench", "results")
+	}
+	dir, err := os.MkdirTemp("", "fluxcode-bench-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		logf("keeping %s", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	logf("building binaries")
+	bin, err := build(ctx, root, filepath.Join(dir, "bin"))
+	if err != nil {
+		return err
+	}
+	stamp := time.Now().UTC().Format("2006-01-02")
+	if o.quick {
+		stamp += "-quick"
+	}
+	outDir := filepath.Join(o.out, stamp)
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
+	l, err := startLab(ctx, root, dir, bin, logf)
+	if err != nil {
+		return err
+	}
+	defer l.close()
+	res, err := measureAll(ctx, l, o, outDir, logf)
+	if err != nil {
+		return err
+	}
+	if err := writeResults(root, o.out, outDir, res); err != nil {
+		return err
+	}
+	logf("results in %s", outDir)
+	for _, v := range res.Verdicts {
+		state := "met"
+		if !v.Met {
+			state = "MISSED " + v.Miss
+		}
+		if strings.HasPrefix(v.Measured, "not measured") {
+			state = "not measured"
+		}
+		logf("%-24s %-70s %s (%s)", v.Target, v.Goal, state, v.Measured)
+	}
+	return nil
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/fluxcode/fluxcode/bench/internal/report"
+)
+
+// README markers between which the latest results are kept.
+const (
+	latestBegin = "<!-- latest results: begin (written by go run ./bench/cmd/bench) -->"
+	latestEnd   = "<!-- latest results: end -->"
+)
+
+// writeResults writes results.json, results.md and chart.png into dir, latest.md beside it,
+// and the latest tables into bench/README.md when the results go to bench/results.
+func writeResults(root, resultsDir, dir string, res *report.Results) error {
+	js, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	var png bytes.Buffer
+	if err := res.WriteChart(&png); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "chart.png"), png.Bytes(), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(res.Markdown("chart.png")), 0o644); err != nil {
+		return err
+	}
+	rel := filepath.Base(dir)
+	latest := relink(res, rel).Markdown(rel + "/chart.png")
+	if err := os.WriteFile(filepath.Join(resultsDir, "latest.md"), []byte(latest), 0o644); err != nil {
+		return err
+	}
+	if filepath.Clean(resultsDir) != filepath.Join(root, "bench", "results") {
+		return nil
+	}
+	readme := filepath.Join(root, "bench", "README.md")
+	text, err := os.ReadFile(readme)
+	if err != nil {
+		return fmt.Errorf("update README: %w", err)
+	}
+	fromReadme := relink(res, "results/"+rel).Markdown("results/" + rel + "/chart.png")
+	updated, err := replaceBetween(string(text), latestBegin, latestEnd, demote(fromReadme))
+	if err != nil {
+		return fmt.Errorf("update %s: %w", readme, err)
+	}
+	return os.WriteFile(readme, []byte(updated), 0o644)
+}
+
+// relink returns a copy of res whose profile files are named relative to another directory.
+func relink(res *report.Results, prefix string) *report.Results {
+	c := *res
+	c.Profiles = make([]report.Profile, len(res.Profiles))
+	for i, p := range res.Profiles {
+		p.File = prefix + "/" + p.File
+		c.Profiles[i] = p
+	}
+	return &c
+}
+
+// demote pushes every Markdown heading one level down, to sit under the README's own.
+func demote(md string) string {
+	lines := strings.Split(md, "\n")
+	inCode := false
+	for i, l := range lines {
+		if strings.HasPrefix(l, "```") {
+			inCode = !inCode
+		}
+		if !inCode && strings.HasPrefix(l, "#") {
+			lines[i] = "#" + l
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// replaceBetween replaces what stands between the begin and end marker lines.
+func replaceBetween(text, begin, end, body string) (string, error) {
+	i := strings.Index(text, begin)
+	j := strings.Index(text, end)
+	if i < 0 || j < i {
+		return "", fmt.Errorf("markers %q … %q not found", begin, end)
+	}
+	return text[:i+len(begin)] + "\n\n" + strings.TrimSpace(body) + "\n\n" + text[j:], nil
+}

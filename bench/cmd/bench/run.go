@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fluxcode/fluxcode/bench/internal/report"
+)
+
+// measureAll runs every phase: warm-up, memory, interleaved rounds, ledger check, profiles.
+func measureAll(ctx context.Context, l *lab, o options, outDir string, logf func(string, ...any)) (*report.Results, error) {
+	r := &runner{loadgen: l.bin.loadgen, model: o.model, warmup: o.warmup, duration: o.duration, logf: logf}
+	mode := "full"
+	if o.quick {
+		mode = "quick"
+	}
+	res := &report.Results{
+		Date: time.Now().UTC().Format(time.RFC3339), Mode: mode,
+		Settings: report.Settings{
+			Rounds: o.rounds, Warmup: o.warmup.String(), Duration: o.duration.String(),
+			Concurrency: o.concurrency, StreamsHeld: o.streams,
+			PGStatementsSource: "pg_stat_statements (shared_preload_libraries in the bench's own server; " +
+				"track=top; BEGIN and COMMIT count as statements), calls in the deployment's database",
+			RedisCommandsSource: "INFO commandstats calls (commands run inside Lua scripts count as well, " +
+				"and each command of a pipeline counts, so this is an upper bound on round trips)",
+			LoadGenerator: "bench/cmd/loadgen, a separate Go process: closed loop, one keep-alive HTTP/1.1 " +
+				"connection per worker, model " + o.model,
+			FluxCodeEnv: "LOG_LEVEL=warn (no access log lines), everything else at its default; user, key and " +
+				"account concurrency limits 5000",
+		},
+		Machine: machine(ctx, l),
+	}
+	for _, t := range l.targets {
+		res.Targets = append(res.Targets, report.Target{Name: t.name, Description: t.desc})
+	}
+
+	// Warm every target up: connection pools, caches, JIT-free but page-cache-full.
+	for _, t := range l.targets {
+		for _, stream := range []bool{false, true} {
+			if _, err := r.runLoad(ctx, t, stream, 4, 0, 500*time.Millisecond); err != nil {
+				return nil, err
+			}
+		}
+	}
+	logf("warmed up")
+
+	// Memory first, while the processes have seen only a little load: idle is then idle.
+	for _, t := range l.targets {
+		m := r.memory(ctx, t, o.streams, o.streamFor)
+		logf("memory %s: idle %.1f MiB, %d streams open, %.1f KiB/stream %s", t.name,
+			float64(m.IdleRSS)/(1<<20), m.Open, float64(m.PerStream)/1024, m.Error)
+		res.Memory = append(res.Memory, m)
+	}
+	if err := waitMockIdle(ctx, l.mockURL, o.streamFor+30*time.Second); err != nil {
+		return nil, err
+	}
+
+	// Rounds: every cell, every target in turn (A B C … A B C …).
+	type cellKey struct {
+		target      string
+		stream      bool
+		concurrency int
+	}
+	rounds := map[cellKey][]report.Round{}
+	for round := 1; round <= o.rounds; round++ {
+		for _, stream := range []bool{false, true} {
+			for _, c := range o.concurrency {
+				for _, t := range l.targets {
+					if err := ctx.Err(); err != nil {
+						return nil, err
+					}
+					rd, err := r.cell(ctx, t, stream, c)
+					if err != nil {
+						return nil, err
+					}
+					k := cellKey{t.name, stream, c}
+					rounds[k] = append(rounds[k], rd)
+					logf("round %d %-6s c=%-3d %-22s %8.0f req/s p50 %7.2f ms p99 %7.2f ms errors %d",
+						round, shapeName(stream), c, t.name, rd.RPS, rd.P50/1000, rd.P99/1000, rd.Errors)
+				}
+			}
+		}
+	}
+	for _, stream := range []bool{false, true} {
+		for _, c := range o.concurrency {
+			for _, t := range l.targets {
+				res.Cells = append(res.Cells, report.Aggregate(t.name, stream, c, rounds[cellKey{t.name, stream, c}]))
+			}
+		}
+	}
+	res.Compare()
+
+	res.Notes = append(res.Notes, ledgerNotes(ctx, l)...)
+	res.Notes = append(res.Notes,
+		"All processes share this machine's cores: load generator, mock, proxy or FluxCode node(s), PostgreSQL, "+
+			"Redis and Caddy. The two-node figures show the cost of the extra hop and coordination, not scaling.",
+		"The fluxcode binary has no opt-in pprof listener (internal/app); profiles come from bench/cmd/fluxprof, "+
+			"which runs the same app.Main with net/http/pprof on a separate loopback port.")
+
+	if o.profile {
+		for _, name := range []string{report.PGRedis, report.SQLite} {
+			p, err := l.profile(ctx, r, name, o.profileFor, outDir)
+			if err != nil {
+				res.Notes = append(res.Notes, fmt.Sprintf("profile of %s failed: %v", name, err))
+				logf("profile %s: %v", name, err)
+				continue
+			}
+			res.Profiles = append(res.Profiles, p)
+			logf("profiled %s", name)
+		}
+	}
+	res.Evaluate()
+	return res, nil
+}
+
+func shapeName(stream bool) string {
+	if stream {
+		return "stream"
+	}
+	return "json"
+}
+
+// waitMockIdle waits until the mock has no answer in flight (held streams drained).
+func waitMockIdle(ctx context.Context, mockURL string, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d+5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/_mock/idle?timeout=%s", mockURL, d), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("wait for the mock to be idle: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("wait for the mock to be idle: %s %s", resp.Status, b)
+	}
+	return nil
+}
+
+// mockStats reads the mock's counters for one upstream key.
+func mockStats(ctx context.Context, mockURL, key string) (completed, output int64, err error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", mockURL+"/_mock/stats?key="+key, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	var s struct {
+		Completed int64 `json:"completed"`
+		Usage     struct {
+			Output int64 `json:"output"`
+		} `json:"usage"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		return 0, 0, err
+	}
+	return s.Completed, s.Usage.Output, nil
+}
+
+// ledgerNotes compares, per deployment, the ledger's totals with what the mock answered to
+// that deployment's upstream key: every answer must have been billed exactly once.
+func ledgerNotes(ctx context.Context, l *lab) []string {
+	_ = waitMockIdle(ctx, l.mockURL, 30*time.Second)
+	time.Sleep(time.Second) // the last billing batch
+	var notes []string
+	for _, name := range []string{report.SQLite, report.PGRedis, report.TwoNodes} {
+		d := l.deployments[name]
+		completed, output, err := mockStats(ctx, l.mockURL, d.upstreamKey)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("ledger check of %s: mock stats: %v", name, err))
+			continue
+		}
+		requests, billedOutput, err := ledgerTotals(ctx, d.urls[0])
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("ledger check of %s: %v", name, err))
+			continue
+		}
+		verdict := "match"
+		if requests != completed || billedOutput != output {
+			verdict = "DO NOT MATCH"
+		}
+		notes = append(notes, fmt.Sprintf("Ledger check, %s: %d ledger requests and %d output tokens billed; the mock "+
+			"completed %d answers with %d output tokens for this deployment — %s.", name, requests, billedOutput, completed, output, verdict))
+	}
+	return notes
+}
+
+// profile captures a CPU profile of a FluxCode deployment under c=32 JSON load, from a
+// fluxprof node: an extra node for PostgreSQL + Redis; for SQLite, in place of the
+// (stopped) single node, on the same data directory.
+func (l *lab) profile(ctx context.Context, r *runner, name string, length time.Duration, outDir string) (report.Profile, error) {
+	d := l.deployments[name]
+	var key string
+	for _, t := range l.targets {
+		if t.name == name {
+			key = t.key
+		}
+	}
+	if name == report.SQLite {
+		d.nodes[0].stop() // one process per SQLite file: the in-process coordination is per process
+	}
+	pprofAddr, err := freeAddr()
+	if err != nil {
+		return report.Profile{}, err
+	}
+	node, url, err := l.startNode(l.bin.fluxprof, name+"-pprof", d.env, []string{"-pprof", pprofAddr})
+	if err != nil {
+		return report.Profile{}, err
+	}
+	defer node.stop()
+	t := &target{name: name, url: url, key: key}
+	warm := time.Second
+	loadCmd := exec.CommandContext(ctx, r.loadgen, "-url", t.url, "-key", t.key, "-model", r.model, "-c", "32",
+		"-warmup", warm.String(), "-duration", (length + time.Second).String())
+	if err := loadCmd.Start(); err != nil {
+		return report.Profile{}, err
+	}
+	defer func() { _ = loadCmd.Wait() }()
+	time.Sleep(warm)
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, int(length.Seconds())))
+	if err != nil {
+		return report.Profile{}, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return report.Profile{}, fmt.Errorf("fetch profile: %s %v", resp.Status, err)
+	}
+	file := "cpu-" + name + ".pprof"
+	path := filepath.Join(outDir, file)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return report.Profile{}, err
+	}
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", l.bin.fluxprof, path).Output()
+	if err != nil {
+		return report.Profile{}, fmt.Errorf("go tool pprof: %w", err)
+	}
+	return report.Profile{Target: name + " (c=32, JSON, via fluxprof)", File: file,
+		Top: strings.Split(strings.TrimRight(string(out), "\n"), "\n")}, nil
+}
+
+// machine describes this machine and the versions of what ran.
+func machine(ctx context.Context, l *lab) report.Machine {
+	m := report.Machine{Cores: runtime.NumCPU(), Go: runtime.Version()}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(data))
+	}
+	if conn, err := pgx.Connect(ctx, l.pg.DSN("postgres")); err == nil {
+		_ = conn.QueryRow(ctx, "SHOW server_version").Scan(&m.PostgreSQL)
+		conn.Close(ctx)
+	}
+	if len(l.redis) > 0 {
+		if rc, err := newRedisCounter(ctx, l.redis[0].URL()); err == nil {
+			if info, err := rc.client.Info(ctx, "server").Result(); err == nil {
+				for line := range strings.SplitSeq(info, "\n") {
+					if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+						m.Redis = v
+					}
+				}
+			}
+			rc.close()
+		}
+	}
+	if out, err := exec.CommandContext(ctx, "caddy", "version").Output(); err == nil {
+		m.Caddy = strings.Fields(string(out) + " ?")[0]
+	}
+	if out, err := exec.CommandContext(ctx, "git", "-C", l.root, "describe", "--always", "--dirty").Output(); err == nil {
+		m.Commit = strings.TrimSpace(string(out))
+	}
+	return m
+}
