@@ -129,6 +129,7 @@ func startProxy(t testing.TB, sticky string, nodes ...*node) *proxy {
 	env := map[string]string{
 		"CADDY_ADDR":            addr,
 		"CADDY_ADDRESS":         "http://" + addr,
+		"CADDY_BIND":            "127.0.0.1", // tests listen on loopback only
 		"FLUXCODE_UPSTREAMS":    upstreamLine(nodes...),
 		"CADDY_STICKY_COOKIE":   sticky,
 		"CADDY_HEALTH_INTERVAL": "500ms",
@@ -136,6 +137,16 @@ func startProxy(t testing.TB, sticky string, nodes ...*node) *proxy {
 	text := caddyfileWithAdmin(t)
 	c := testenv.StartCaddy(t, text, env)
 	env["CADDY_ADMIN"] = c.AdminAddr()
+	// Caddy listens on the site's loopback address only, not on every interface.
+	resp, err := http.Get("http://" + c.AdminAddr() + "/config/apps/http/servers/srv0/listen")
+	if err != nil {
+		t.Fatalf("caddy admin: %v", err)
+	}
+	defer resp.Body.Close()
+	var listen []string
+	if err := json.NewDecoder(resp.Body).Decode(&listen); err != nil || len(listen) != 1 || listen[0] != addr {
+		t.Fatalf("caddy listens on %v (%v), want only %s", listen, err, addr)
+	}
 	return &proxy{caddy: c, url: "http://" + addr, file: writeTemp(t, "Caddyfile", text), env: env}
 }
 

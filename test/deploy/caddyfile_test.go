@@ -147,15 +147,16 @@ func TestCaddyfileAdaptsInEveryMode(t *testing.T) {
 			},
 			listen: ":80", upstreams: []string{"fluxcode:8080", "10.0.0.12:8080", "10.0.0.13:8080"},
 			policy: "least_conn", healthEvery: 5 * time.Second},
-		{name: "mode B list, cookie on with a secret, a loopback site",
+		{name: "mode B list, cookie on with a secret, a site bound to loopback",
 			env: map[string]string{
 				"CADDY_ADDRESS":          "http://127.0.0.1:18080",
 				"FLUXCODE_UPSTREAMS":     "to 127.0.0.11:8080 127.0.0.12:8080",
 				"CADDY_STICKY_COOKIE":    "on",
 				"CADDY_LB_COOKIE_SECRET": "s3cret",
 				"CADDY_HEALTH_INTERVAL":  "2s",
+				"CADDY_BIND":             "127.0.0.1",
 			},
-			listen: ":18080", upstreams: []string{"127.0.0.11:8080", "127.0.0.12:8080"},
+			listen: "127.0.0.1:18080", upstreams: []string{"127.0.0.11:8080", "127.0.0.12:8080"},
 			policy: "cookie", cookieKey: "s3cret", healthEvery: 2 * time.Second},
 	}
 	for _, tc := range cases {
@@ -273,7 +274,7 @@ func TestCaddyfileValidates(t *testing.T) {
 	for _, env := range []map[string]string{
 		{},
 		{"FLUXCODE_UPSTREAMS": "to 127.0.0.11:8080 127.0.0.12:8080", "CADDY_STICKY_COOKIE": "off",
-			"CADDY_ADDRESS": "http://127.0.0.1:18080"},
+			"CADDY_ADDRESS": "http://127.0.0.1:18080", "CADDY_BIND": "127.0.0.1"},
 	} {
 		if out, err := caddyCLI(t, env, "validate", "--config", deployPath(caddyfileName), "--adapter", "caddyfile"); err != nil {
 			t.Errorf("caddy validate with %v: %v\n%s", env, err, out)
