@@ -174,6 +174,7 @@ func (m *Main) handler() (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", notFound)
 	mux.HandleFunc("GET /health", m.health)
+	mux.HandleFunc("GET /health/live", m.live)
 	mux.Handle("GET /metrics", m.metricsHandler())
 	mux.Handle("/api/v1/", api.New(api.Options{
 		Store:        m.store,

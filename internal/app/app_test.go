@@ -265,6 +265,13 @@ func TestClusterHealthFollowsRedis(t *testing.T) {
 	if strings.Contains(h.Components["redis"].Error, redisPassword) {
 		t.Errorf("health error shows the password: %s", h.Components["redis"].Error)
 	}
+	// The liveness probe the load balancer uses stays 200: the node itself still serves and
+	// answers each request with a clear error rather than vanishing behind the balancer.
+	if resp, err := http.Get(base + "/health/live"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("with Redis down /health/live = %v, %v; want 200", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 
 	if err := rd.Start(); err != nil {
 		t.Fatal(err)

@@ -73,6 +73,22 @@ func (m *Main) health(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(body)
 }
 
+// live answers 200 while the node serves and 503 once it drains, without asking PostgreSQL or
+// Redis. A load balancer should probe this, not /health: when the shared database or Redis is
+// down every node's /health is 503, and a balancer that then pulls every node answers with
+// its own empty 503, where the nodes would have answered each request with a clear error in
+// the client's protocol.
+func (m *Main) live(w http.ResponseWriter, r *http.Request) {
+	status, body := http.StatusOK, healthBody{Status: "ok", Node: m.nodeName}
+	if m.draining.Load() {
+		status, body.Status = http.StatusServiceUnavailable, "draining"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(body)
+}
+
 // probe runs one check, giving up when ctx ends even if the check ignores its context.
 func (m *Main) probe(ctx context.Context, ping pinger) componentHealth {
 	start := time.Now()

@@ -58,7 +58,7 @@ func startNode(t testing.TB, name, ip string) *node {
 	n := &node{name: name, addr: ln.Addr().String(), step: make(chan struct{})}
 	n.healthy.Store(true)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, r *http.Request) {
 		if !n.healthy.Load() {
 			http.Error(w, `{"status":"unavailable"}`, http.StatusServiceUnavailable)
 			return

@@ -216,9 +216,9 @@ func TestCaddyfileAdaptsInEveryMode(t *testing.T) {
 			}
 
 			active := path(proxy, "health_checks", "active")
-			if path(active, "uri") != "/health" || num(path(active, "expect_status")) != 200 ||
+			if path(active, "uri") != "/health/live" || num(path(active, "expect_status")) != 200 ||
 				time.Duration(num(path(active, "interval"))) != tc.healthEvery || num(path(active, "timeout")) == 0 {
-				t.Errorf("active health checks = %v, want /health, 200, every %v, a timeout", active, tc.healthEvery)
+				t.Errorf("active health checks = %v, want /health/live, 200, every %v, a timeout", active, tc.healthEvery)
 			}
 			passive := path(proxy, "health_checks", "passive")
 			if num(path(passive, "fail_duration")) == 0 || num(path(passive, "max_fails")) == 0 {
