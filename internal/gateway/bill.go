@@ -179,6 +179,7 @@ func (b *biller) write(ctx context.Context, rows []store.Usage) {
 			}
 			return
 		}
+		b.m.billErrors.Inc()
 		b.log.Warn("writing usage failed; retrying", "rows", len(rows), "err", err)
 		select {
 		case <-ctx.Done():

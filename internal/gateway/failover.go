@@ -24,10 +24,7 @@ func (c *call) relay() *result {
 		if !ok {
 			return nil
 		}
-		res, f := c.forward(l)
-		if c.needsSlots() {
-			c.release(l)
-		}
+		res, f := c.tryAccount(l)
 		if f == nil {
 			return res
 		}
@@ -47,6 +44,12 @@ func (c *call) relay() *result {
 			return nil
 		}
 	}
+}
+
+// tryAccount forwards to the lease's account and gives its slot back, whatever happens.
+func (c *call) tryAccount(l *lease) (*result, *provider.Failure) {
+	defer c.release(l)
+	return c.forward(l)
 }
 
 // schedule picks the account for the next attempt and takes its slot, together with the

@@ -15,6 +15,7 @@ type metrics struct {
 	slotWaits       prometheus.Counter       // requests that had to wait for a slot
 	slotWaitSeconds prometheus.Histogram     // how long they waited
 	billedRows      *prometheus.CounterVec   // ledger rows by result: written, refused, lost
+	billErrors      prometheus.Counter       // failed ledger writes (each is retried)
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -46,11 +47,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "fluxcode_gateway_billing_rows_total",
 			Help: "Ledger rows handled by the billing batcher: written, refused (invalid) or lost (shutdown timeout).",
 		}, []string{"result"}),
+		billErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fluxcode_gateway_billing_write_errors_total",
+			Help: "Ledger batch writes that failed and were retried.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.upstreamSeconds, m.failovers, m.slotWaits, m.slotWaitSeconds, m.billedRows} {
+	for _, c := range []prometheus.Collector{m.requests, m.upstreamSeconds, m.failovers, m.slotWaits, m.slotWaitSeconds, m.billedRows, m.billErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("gateway: register metrics: %w", err)
 		}

@@ -116,7 +116,9 @@ func (c *call) lookupSticky() {
 	s.key = stickyKey(c.auth.Group.ID, c.req.Session)
 	id, err := c.g.coord.StickyGet(c.ctx(), s.key)
 	if err != nil {
-		c.g.log.WarnContext(c.ctx(), "sticky lookup failed", "err", err)
+		if c.ctx().Err() == nil {
+			c.g.log.WarnContext(c.ctx(), "sticky lookup failed", "err", err)
+		}
 		s.key = ""
 		return
 	}

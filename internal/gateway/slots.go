@@ -201,6 +201,9 @@ func (c *call) tryAcquire(cands []Candidate) (l *lease, userFull bool, err error
 
 // release gives back the account slot of one attempt.
 func (c *call) release(l *lease) {
+	if !c.needsSlots() {
+		return
+	}
 	c.g.slots.use(l.cand.Account.ID, -1, c.g.now())
 	if len(l.keys) > 0 {
 		c.g.releaseSlots(c.id, l.keys)
@@ -328,8 +331,14 @@ func (c *call) ping() bool {
 }
 
 // coordFailed answers when the coordination backend cannot be reached: no slot can be
-// checked, so nothing is admitted (limits hold cluster-wide, invariant 2).
+// checked, so nothing is admitted (limits hold cluster-wide, invariant 2). A call that
+// failed because the client left is no backend failure.
 func (c *call) coordFailed(err error) {
+	if c.ctx().Err() != nil {
+		c.gone.Store(true)
+		c.outcome = "client_gone"
+		return
+	}
 	c.g.log.ErrorContext(c.ctx(), "coordination backend failed", "err", err)
 	c.fail(provider.KindAPI, 0, "the gateway cannot check concurrency limits right now", "")
 }

@@ -17,10 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/fluxcode/fluxcode/internal/billing"
 	"github.com/fluxcode/fluxcode/internal/coord"
 	"github.com/fluxcode/fluxcode/internal/coord/memory"
 	"github.com/fluxcode/fluxcode/internal/gateway"
+	"github.com/fluxcode/fluxcode/internal/invalidate"
 	"github.com/fluxcode/fluxcode/internal/mockupstream"
 	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/store"
@@ -113,15 +116,52 @@ type Node struct {
 	Gateway *gateway.Gateway
 	Server  *httptest.Server
 	URL     string
+	Metrics *prometheus.Registry // the node's collectors
 	closed  atomic.Bool
+}
+
+// Metric returns the value of the counter or gauge name whose labels include labels (0 when
+// there is none).
+func (n *Node) Metric(t testing.TB, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := n.Metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue metrics
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				sum += m.Counter.GetValue()
+			case m.Gauge != nil:
+				sum += m.Gauge.GetValue()
+			}
+		}
+	}
+	return sum
 }
 
 // Start starts a gateway node on d with cfg (zero fields take the defaults). now, when not
 // nil, is the node's clock. Set FLUXCODE_TEST_LOG=1 to see its logs.
 func Start(t testing.TB, d *Deps, cfg gateway.Config, name string, now func() time.Time) *Node {
 	t.Helper()
+	reg := prometheus.NewRegistry()
 	gw, err := gateway.New(gateway.Options{
-		Store: d.Store, Coord: d.Coord, Keys: d.Keys, Prices: d.Prices,
+		Store: d.Store, Coord: d.Coord, Keys: d.Keys, Prices: d.Prices, Metrics: reg,
 		Logger: quietLogger().With("node", name), Config: cfg, NodeName: name, Now: now,
 	})
 	if err != nil {
@@ -130,7 +170,7 @@ func Start(t testing.TB, d *Deps, cfg gateway.Config, name string, now func() ti
 	mux := http.NewServeMux()
 	gw.Routes(mux)
 	srv := httptest.NewServer(mux)
-	n := &Node{Deps: d, Gateway: gw, Server: srv, URL: srv.URL}
+	n := &Node{Deps: d, Gateway: gw, Server: srv, URL: srv.URL, Metrics: reg}
 	t.Cleanup(func() { n.Close(t) })
 	return n
 }
@@ -230,6 +270,10 @@ func NewAccount(t testing.TB, d *Deps, upstreamKey string, groups []int64, mutat
 	}
 	if err := d.Store.CreateAccount(context.Background(), a); err != nil {
 		t.Fatalf("create account: %v", err)
+	}
+	// As the admin API does: every node drops its copy of the groups' accounts.
+	if err := invalidate.Publish(context.Background(), d.Coord, invalidate.Account, a.ID); err != nil {
+		t.Fatalf("publish invalidation: %v", err)
 	}
 	return a
 }

@@ -1,0 +1,79 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/fluxcode/fluxcode/internal/gateway/gatewaytest"
+	"github.com/fluxcode/fluxcode/internal/store"
+	"github.com/fluxcode/fluxcode/internal/store/sqlstore"
+	"github.com/fluxcode/fluxcode/internal/testenv"
+)
+
+// TestBillingSurvivesDatabaseOutage: usage waiting to be written when PostgreSQL goes away
+// is retried until it comes back, and lands in the ledger exactly once; graceful shutdown
+// waits for it.
+func TestBillingSurvivesDatabaseOutage(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	if err := pg.CreateDB("outage"); err != nil {
+		t.Fatal(err)
+	}
+	keysDeps := gatewaytest.NewDeps(t, gatewaytest.Deps{}) // keys, coordinator and mock
+	st, err := sqlstore.Open(context.Background(), sqlstore.Config{DSN: pg.DSN("outage"), Keys: keysDeps.Keys, Logger: gatewaytest.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	d := gatewaytest.NewDeps(t, gatewaytest.Deps{Store: st, Coord: keysDeps.Coord, Keys: keysDeps.Keys, Mock: keysDeps.Mock})
+	cfg := config()
+	cfg.BillFlushInterval = time.Hour // rows wait in the batch until Close
+	node := gatewaytest.Start(t, d, cfg, "node-1", nil)
+	ten := gatewaytest.NewTenant(t, d, gatewaytest.TenantOptions{})
+	gatewaytest.NewAccount(t, d, "up-outage", []int64{ten.Group.ID}, nil)
+	before := gatewaytest.Balance(t, st, ten.User.ID)
+
+	client := sdk(node, ten.Secret)
+	for i := range 5 {
+		if _, err := client.Messages.New(context.Background(), params(fmt.Sprint("outage ", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		closed <- node.Gateway.Close(ctx)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for node.Metric(t, "fluxcode_gateway_billing_write_errors_total", nil) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no write was attempted while the database was down")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	got := rows(t, st, store.UsageFilter{UserID: ten.User.ID}, 5)
+	var charged store.Nanos
+	for _, r := range got {
+		charged += r.Charged
+	}
+	if after := gatewaytest.Balance(t, st, ten.User.ID); before-after != charged || charged <= 0 {
+		t.Fatalf("balance fell by %d, the ledger charged %d", before-after, charged)
+	}
+	if n := node.Metric(t, "fluxcode_gateway_billing_rows_total", map[string]string{"result": "written"}); n != 5 {
+		t.Errorf("billing_rows_total{written} = %v, want 5", n)
+	}
+	if n := node.Metric(t, "fluxcode_gateway_requests_total", map[string]string{"op": "messages", "outcome": "ok"}); n != 5 {
+		t.Errorf("requests_total{messages,ok} = %v, want 5", n)
+	}
+}
