@@ -50,6 +50,7 @@ type target struct {
 	pg         *pgCounter
 	redisPid   int
 	redis      *redisCounter
+	redisAddr  string
 	// settle is how long to wait after the load before the counters are read, so that
 	// billing batched by the gateway lands in the cell that caused it.
 	settle time.Duration
@@ -228,7 +229,7 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 			t.desc = "the fluxcode binary, single node: SQLite in DATA_DIR, in-process coordination → mock"
 		case report.PGRedis:
 			t.desc = fmt.Sprintf("the fluxcode binary, one node → PostgreSQL %s (own server) + Redis (own server) → mock", "15")
-			t.pgPgid, t.redisPid = pgPgid, l.redis[0].Pid()
+			t.pgPgid, t.redisPid, t.redisAddr = pgPgid, l.redis[0].Pid(), l.redis[0].Addr()
 			if t.pg, err = newPGCounter(ctx, l.pg.DSN("postgres"), "fluxcode_one"); err != nil {
 				return err
 			}
@@ -238,7 +239,7 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 		case report.TwoNodes:
 			t.url = "http://" + caddyAddr
 			t.desc = "Caddy (deploy/Caddyfile.multihost, least_conn) → two fluxcode processes sharing one PostgreSQL database and one Redis → mock"
-			t.caddyPid, t.pgPgid, t.redisPid = l.caddy.Pid(), pgPgid, l.redis[1].Pid()
+			t.caddyPid, t.pgPgid, t.redisPid, t.redisAddr = l.caddy.Pid(), pgPgid, l.redis[1].Pid(), l.redis[1].Addr()
 			if t.pg, err = newPGCounter(ctx, l.pg.DSN("postgres"), "fluxcode_two"); err != nil {
 				return err
 			}

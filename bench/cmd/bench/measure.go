@@ -154,6 +154,31 @@ func makeRound(res load.Result, before, after snapshot, t *target) report.Round 
 	return rd
 }
 
+// stableRSS samples rss every half second until two samples in a row differ by less than
+// 1 %, or patience runs out, and returns the last sample. A Go process returns freed memory
+// to the system gradually (the background scavenger), and a node that just hashed a
+// password with argon2id (19 MiB) holds that garbage until its next collection: measuring
+// at once would compare a bloated idle process with a loaded one.
+func stableRSS(rss func() (int64, error), patience time.Duration) (int64, error) {
+	prev, err := rss()
+	if err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(patience)
+	for time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+		cur, err := rss()
+		if err != nil {
+			return 0, err
+		}
+		if math.Abs(float64(cur-prev)) < 0.01*float64(prev) {
+			return cur, nil
+		}
+		prev = cur
+	}
+	return prev, nil
+}
+
 // holdReport mirrors cmd/loadgen's line in -hold mode.
 type holdReport struct {
 	Open  int    `json:"open"`
@@ -165,19 +190,23 @@ type holdReport struct {
 // client left is done soon), far longer than it takes to open them all.
 func (r *runner) memory(ctx context.Context, t *target, n int, streamFor time.Duration) report.Memory {
 	m := report.Memory{Target: t.name, Streams: n, PerStream: report.NaN()}
+	var detail []string
 	rss := func() (int64, error) {
 		var sum int64
+		detail = detail[:0]
 		for _, pid := range t.selfPids() {
 			v, err := proc.Default.RSS(pid)
 			if err != nil {
 				return 0, err
 			}
+			detail = append(detail, fmt.Sprintf("pid %d %.1f MiB", pid, float64(v)/(1<<20)))
 			sum += v
 		}
 		return sum, nil
 	}
+	defer func() { r.logf("memory %s per process, last sample: %v", t.name, detail) }()
 	var err error
-	if m.IdleRSS, err = rss(); err != nil {
+	if m.IdleRSS, err = stableRSS(rss, 15*time.Second); err != nil {
 		m.Error = err.Error()
 		return m
 	}
@@ -228,8 +257,7 @@ func (r *runner) memory(ctx context.Context, t *target, n int, streamFor time.Du
 	if h.Error != "" {
 		m.Error = fmt.Sprintf("%d streams failed; first: %s", n-h.Open, h.Error)
 	}
-	time.Sleep(500 * time.Millisecond) // let the buffers of the last streams fill
-	if m.LoadedRSS, err = rss(); err != nil {
+	if m.LoadedRSS, err = stableRSS(rss, 5*time.Second); err != nil {
 		m.Error = err.Error()
 		return m
 	}

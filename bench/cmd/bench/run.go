@@ -45,10 +45,11 @@ func measureAll(ctx context.Context, l *lab, o options, outDir string, logf func
 		res.Targets = append(res.Targets, report.Target{Name: t.name, Description: t.desc})
 	}
 
-	// Warm every target up: connection pools, caches, JIT-free but page-cache-full.
+	// Warm every target up: connection pools and caches fill, and enough garbage is made
+	// that the collector has run a few times since start-up (see stableRSS).
 	for _, t := range l.targets {
 		for _, stream := range []bool{false, true} {
-			if _, err := r.runLoad(ctx, t, stream, 4, 0, 500*time.Millisecond); err != nil {
+			if _, err := r.runLoad(ctx, t, stream, 32, 0, time.Second); err != nil {
 				return nil, err
 			}
 		}
@@ -100,6 +101,28 @@ func measureAll(ctx context.Context, l *lab, o options, outDir string, logf func
 		}
 	}
 	res.Compare()
+
+	for _, t := range l.targets {
+		if t.redisAddr == "" {
+			continue
+		}
+		rt := report.RoundTrips{Target: t.name, Client: report.NaN(), Script: report.NaN()}
+		byCmd, script, requests, err := r.roundTrips(ctx, t, t.redisAddr, "", o.duration)
+		if err != nil {
+			rt.Error = err.Error()
+		} else {
+			rt.Requests, rt.Script, rt.ByCommand = requests, report.Num(script), map[string]report.Num{}
+			var sum float64
+			for k, v := range byCmd {
+				rt.ByCommand[k] = report.Num(v)
+				sum += v
+			}
+			rt.Client = report.Num(sum)
+		}
+		logf("redis round trips %s: %.2f client commands per request, %.2f inside scripts %s", t.name,
+			float64(rt.Client), float64(rt.Script), rt.Error)
+		res.RoundTrips = append(res.RoundTrips, rt)
+	}
 
 	res.Notes = append(res.Notes, ledgerNotes(ctx, l)...)
 	res.Notes = append(res.Notes,

@@ -85,6 +85,19 @@ func (r *Results) Markdown(chart string) string {
 			"(with streams − idle) / streams open.\n\n")
 	}
 
+	if len(r.RoundTrips) > 0 {
+		p("## Redis round trips\n\nCommands the nodes sent to Redis per request, as MONITOR saw them during a short c=4 run " +
+			"(JSON and streams), apart from the commands Lua scripts ran inside Redis:\n\n" +
+			"| target | requests | client commands/req | by command | script commands/req |\n|---|---:|---:|---|---:|\n")
+		for _, rt := range r.RoundTrips {
+			if rt.Error != "" {
+				p("| %s | – | – | %s | – |\n", rt.Target, rt.Error)
+				continue
+			}
+			p("| %s | %d | %s | %s | %s |\n", rt.Target, rt.Requests, dec2(rt.Client), byCommand(rt.ByCommand), dec2(rt.Script))
+		}
+		p("\n")
+	}
 	if detail := r.counterDetail(); detail != "" {
 		p("## Where the counters come from\n\n%s\n", detail)
 	}
@@ -117,21 +130,7 @@ func (r *Results) counterDetail() string {
 			}
 			if len(c.RedisByCmd) > 0 {
 				found = true
-				names := make([]string, 0, len(c.RedisByCmd))
-				for k := range c.RedisByCmd {
-					names = append(names, k)
-				}
-				slices.SortFunc(names, func(a, b string) int {
-					if d := float64(c.RedisByCmd[b] - c.RedisByCmd[a]); d != 0 {
-						return int(math.Copysign(1, d))
-					}
-					return strings.Compare(a, b)
-				})
-				parts := make([]string, 0, len(names))
-				for _, k := range names {
-					parts = append(parts, fmt.Sprintf("%s %s", k, dec2(c.RedisByCmd[k])))
-				}
-				fmt.Fprintf(&b, "- %s, %s, c=32 — Redis per request: %s\n", target, shape(stream), strings.Join(parts, ", "))
+				fmt.Fprintf(&b, "- %s, %s, c=32 — Redis per request (INFO commandstats): %s\n", target, shape(stream), byCommand(c.RedisByCmd))
 			}
 			if len(c.PGTop) > 0 {
 				found = true
@@ -146,6 +145,25 @@ func (r *Results) counterDetail() string {
 		return ""
 	}
 	return b.String()
+}
+
+// byCommand lists per-request command counts, most frequent first.
+func byCommand(m map[string]Num) string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		if d := float64(m[b] - m[a]); d != 0 {
+			return int(math.Copysign(1, d))
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, 0, len(names))
+	for _, k := range names {
+		parts = append(parts, k+" "+dec2(m[k]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // sortedCells returns the cells of one shape by concurrency, then in target order.

@@ -87,6 +87,10 @@ func sample() *Results {
 		{Target: PGRedis, Streams: 1000, Open: 1000, IdleRSS: 40 << 20, LoadedRSS: 120 << 20, PerStream: Num(80 << 10)},
 		{Target: TwoNodes, Streams: 1000, Open: 10, Error: "990 streams failed: status 429", PerStream: NaN()},
 	}
+	r.RoundTrips = []RoundTrips{
+		{Target: PGRedis, Requests: 100, Client: 2.5, Script: 20, ByCommand: map[string]Num{"evalsha": 2, "get": 0.5}},
+		{Target: TwoNodes, Requests: 100, Client: 5, Script: 20, ByCommand: map[string]Num{"evalsha": 4, "set": 1}},
+	}
 	r.Compare()
 	r.Evaluate()
 	return r
@@ -127,7 +131,8 @@ func TestEvaluate(t *testing.T) {
 		{"added median latency at c=1, JSON", SQLite, true, ""},
 		{"added median latency at c=1, JSON", PGRedis, false, "0.500 ms over the 1 ms budget"},
 		{"added median latency at c=1, stream", PGRedis, false, "0.500 ms over the 1 ms budget"},
-		{"Redis commands per request ≤ 3 (c=32, JSON)", PGRedis, false, "1.00 commands per request too many"},
+		{"Redis round trips per request ≤ 3", PGRedis, true, ""},
+		{"Redis round trips per request ≤ 3", TwoNodes, false, "2.00 round trips per request too many"},
 		{"PostgreSQL statements per request < 1 (c=32, JSON)", PGRedis, true, ""},
 		{"memory per open stream", SQLite, true, ""},
 		{"memory per open stream", PGRedis, false, "16.0 KiB over"},
@@ -172,6 +177,7 @@ func TestMarkdown(t *testing.T) {
 		"![req/s as a share of the bare proxy](chart.png)",
 		"| fluxcode-sqlite | 40.0 | 90.0 | 1000 of 1000 | 50.0 |",
 		"evalsha 3.00, get 1.00",
+		"| fluxcode-2nodes-caddy | 100 | 5.00 | evalsha 4.00, set 1.00 | 20.00 |",
 		"0.01 × `INSERT INTO usage_log VALUES ($1)`",
 		"## Streaming answers (SSE)",
 	} {

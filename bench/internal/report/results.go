@@ -59,6 +59,8 @@ type Results struct {
 	Targets  []Target  `json:"targets"`
 	Cells    []Cell    `json:"cells"`
 	Memory   []Memory  `json:"memory"`
+	// RoundTrips counts the Redis commands clients sent, apart from those scripts ran.
+	RoundTrips []RoundTrips `json:"redis_round_trips,omitempty"`
 	Verdicts []Verdict `json:"verdicts"`
 	Profiles []Profile `json:"profiles,omitempty"`
 	Notes    []string  `json:"notes,omitempty"`
@@ -166,6 +168,29 @@ type Memory struct {
 	LoadedRSS int64  `json:"loaded_rss_bytes"`
 	PerStream Num    `json:"per_stream_bytes"`
 	Error     string `json:"error,omitempty"`
+}
+
+// RoundTrips is what MONITOR saw a target's nodes send to Redis during a short load run.
+type RoundTrips struct {
+	Target   string `json:"target"`
+	Requests int64  `json:"requests"`
+	// Client is the commands the nodes sent, per request: an upper bound on round trips
+	// (each command of a pipeline counts).
+	Client    Num            `json:"client_commands_per_request"`
+	ByCommand map[string]Num `json:"by_command"`
+	// Script is the commands Lua scripts ran inside Redis, per request (no round trip).
+	Script Num    `json:"script_commands_per_request"`
+	Error  string `json:"error,omitempty"`
+}
+
+// RoundTripsOf returns the round-trip figures of target, if measured.
+func (r *Results) RoundTripsOf(target string) (RoundTrips, bool) {
+	for _, rt := range r.RoundTrips {
+		if rt.Target == target {
+			return rt, true
+		}
+	}
+	return RoundTrips{}, false
 }
 
 // Verdict is one of issue 5's targets, judged.
