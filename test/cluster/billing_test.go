@@ -65,6 +65,9 @@ func (c *cluster) ledger(t testing.TB, userID int64) (rows map[string]ledgerRow,
 	return rows, balance, charged
 }
 
+// clock formats the times in failure messages.
+const clock = "15:04:05.000"
+
 // billing is what checkBilling found.
 type billing struct {
 	rows  map[string]ledgerRow
@@ -79,6 +82,7 @@ func (c *cluster) checkBilling(t testing.TB, tn *tenant, outs []outcome, exact b
 	t.Helper()
 	completed := map[string]bool{}
 	seen := map[string]bool{}
+	ended := map[string]time.Time{}
 	for _, o := range outs {
 		if o.requestID == "" {
 			if o.complete {
@@ -90,6 +94,7 @@ func (c *cluster) checkBilling(t testing.TB, tn *tenant, outs []outcome, exact b
 			t.Errorf("request id %s answered twice", o.requestID)
 		}
 		seen[o.requestID] = true
+		ended[o.requestID] = o.end
 		if o.complete {
 			completed[o.requestID] = true
 		}
@@ -114,8 +119,12 @@ func (c *cluster) checkBilling(t testing.TB, tn *tenant, outs []outcome, exact b
 		time.Sleep(100 * time.Millisecond)
 	}
 	if len(missing) > 0 {
+		var list []string
+		for _, id := range first(missing, 10) {
+			list = append(list, id+" (completed at "+ended[id].Format(clock)+")")
+		}
 		t.Errorf("%d of %d completed requests are not in the ledger after %s: %s",
-			len(missing), len(completed), billBound, strings.Join(first(missing, 10), ", "))
+			len(missing), len(completed), billBound, strings.Join(list, ", "))
 	}
 	var sum int64
 	var usage mockupstream.Usage

@@ -94,7 +94,7 @@ func newNode(t *testing.T, bin, name, ip string, port int, dir string, env map[s
 			<-n.done
 		}
 		if t.Failed() {
-			t.Logf("output of %s (last 60 lines):\n%s", n.name, lastLines(n.out.String(), 60))
+			t.Logf("output of %s without its access log lines (last 40):\n%s", n.name, lastLines(notable(n.out.String()), 40))
 		}
 	})
 	return n
@@ -201,6 +201,20 @@ func (n *node) served(t testing.TB, path string) int {
 		}
 	}
 	return count
+}
+
+// notable drops the access log lines of answered requests from a node's output, leaving
+// what a failure message needs: warnings, errors, 5xx answers, start and stop.
+func notable(s string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(s, "\n") {
+		var r logRecord
+		if json.Unmarshal([]byte(line), &r) == nil && r.Msg == "http request" && r.Status < 500 {
+			continue
+		}
+		b.WriteString(line)
+	}
+	return b.String()
 }
 
 func lastLines(s string, n int) string {

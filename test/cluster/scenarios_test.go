@@ -22,6 +22,17 @@ func TestCluster(t *testing.T) {
 	t.Run("1 three nodes started together share one admin and one migration run", c.startedTogether)
 	t.Run("2 load through Caddy keeps account limits and bills every request once", c.loadKeepsLimits)
 	t.Run("8 with the sticky cookie on the same load holds", c.stickyCookieOn)
+	t.Run("4 a key disabled on node 1 is refused by every node", c.disabledKeyRefused)
+	t.Run("4 an account rate-limited on node 1 is skipped by every node", c.rateLimitedSkipped)
+	t.Run("5 a fourth node joins by a new upstream list and a reload", c.fourthNodeJoins)
+	t.Run("6 Redis restarted under load", c.redisRestart)
+	t.Run("6 PostgreSQL restarted under load", c.postgresRestart)
+	t.Run("3 a node killed mid-stream", c.nodeKilled)
+	t.Run("7 PostgreSQL sessions never exceeded nodes × DATABASE_MAX_OPEN_CONNS", func(t *testing.T) {
+		if peak, bound := c.conns.everMax(), len(c.nodes)*c.maxOpenConns(); peak > bound {
+			t.Errorf("the nodes held %d PostgreSQL sessions at once; want ≤ %d", peak, bound)
+		}
+	})
 }
 
 // startedTogether is scenario 1.
