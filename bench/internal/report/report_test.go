@@ -70,11 +70,11 @@ func sample() *Results {
 	for _, stream := range []bool{false, true} {
 		add(Mock, stream, 1, 9000, 100, nil)
 		add(Bare, stream, 1, 4000, 250, nil)
-		add(SQLite, stream, 1, 3000, 900, nil)  // +0.65 ms: met
+		add(SQLite, stream, 1, 3000, 900, nil)   // +0.65 ms: met
 		add(PGRedis, stream, 1, 1000, 1750, nil) // +1.5 ms: missed by 0.5
 		add(Mock, stream, 32, 20000, 1000, nil)
 		add(Bare, stream, 32, 10000, 3000, nil)
-		add(SQLite, stream, 32, 7000, 4000, nil) // 70 %: met
+		add(SQLite, stream, 32, 7000, 4000, nil)               // 70 %: met
 		add(PGRedis, stream, 32, 4000, 8000, func(rd *Round) { // 40 %: missed by 10 points
 			rd.RedisCommands, rd.PGStatements = 4, 0.5
 			rd.RedisByCmd = map[string]Num{"evalsha": 3, "get": 1}

@@ -52,18 +52,18 @@ func (n *Num) UnmarshalJSON(b []byte) error {
 
 // Results is one run of the harness.
 type Results struct {
-	Date     string    `json:"date"` // RFC 3339, UTC
-	Mode     string    `json:"mode"` // "full" or "quick"
-	Settings Settings  `json:"settings"`
-	Machine  Machine   `json:"machine"`
-	Targets  []Target  `json:"targets"`
-	Cells    []Cell    `json:"cells"`
-	Memory   []Memory  `json:"memory"`
+	Date     string   `json:"date"` // RFC 3339, UTC
+	Mode     string   `json:"mode"` // "full" or "quick"
+	Settings Settings `json:"settings"`
+	Machine  Machine  `json:"machine"`
+	Targets  []Target `json:"targets"`
+	Cells    []Cell   `json:"cells"`
+	Memory   []Memory `json:"memory"`
 	// RoundTrips counts the Redis commands clients sent, apart from those scripts ran.
 	RoundTrips []RoundTrips `json:"redis_round_trips,omitempty"`
-	Verdicts []Verdict `json:"verdicts"`
-	Profiles []Profile `json:"profiles,omitempty"`
-	Notes    []string  `json:"notes,omitempty"`
+	Verdicts   []Verdict    `json:"verdicts"`
+	Profiles   []Profile    `json:"profiles,omitempty"`
+	Notes      []string     `json:"notes,omitempty"`
 }
 
 // Settings say how the figures were taken.
