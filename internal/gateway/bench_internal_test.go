@@ -95,7 +95,7 @@ func benchSlots(b *testing.B, co coord.Coordinator) {
 			r := httptest.NewRequest("POST", "/v1/messages", nil)
 			c := gw.newCall(httptest.NewRecorder(), r, provider.OpMessages)
 			c.auth = auth
-			l, _, err := c.tryAcquire(cands)
+			l, err := c.tryAcquire(cands)
 			if err != nil || l == nil {
 				b.Fatalf("acquire: %v", err)
 			}

@@ -72,7 +72,7 @@ func (c *call) schedule(tried map[int64]bool, last *provider.Failure) (*lease, b
 		if !c.needsSlots() {
 			return &lease{cand: cands[0]}, true
 		}
-		l, _, err := c.tryAcquire(cands)
+		l, err := c.tryAcquire(cands)
 		if err != nil {
 			c.coordFailed(err)
 			return nil, false

@@ -156,3 +156,22 @@ func TestClientLeavesMidStream(t *testing.T) {
 func uniqueBody(tag string) string {
 	return `{"model":"claude-sonnet-5-5","max_tokens":100,"messages":[{"role":"user","content":"` + tag + `"}]}`
 }
+
+// TestFirstEventClientErrorIsRelayedOnce: an error event about the request itself, even as
+// the very first event, is relayed once and not failed over.
+func TestFirstEventClientErrorIsRelayedOnce(t *testing.T) {
+	e := newEnv(t, testConfig(), gatewaytest.TenantOptions{})
+	e.account(t, "up-first", func(a *store.Account) { a.Priority = 10 })
+	e.account(t, "up-second", func(a *store.Account) { a.Priority = 20 })
+	if err := e.Mock.SetScript("up-first", mockupstream.Script{Fail: &mockupstream.Failure{Kind: mockupstream.FailError, After: 0, ErrorType: "invalid_request_error"}}); err != nil {
+		t.Fatal(err)
+	}
+	resp := e.post(t, "/v1/messages", streamBody, nil)
+	got := readBody(t, resp)
+	if resp.StatusCode != 200 || !bytes.Equal(got, e.tap.Exchanges()[0].Body()) || bytes.Count(got, []byte("event: error")) != 1 {
+		t.Fatalf("status %d:\n%s", resp.StatusCode, got)
+	}
+	if n := e.Mock.Stats("up-second").Requests; n != 0 {
+		t.Fatalf("a client error failed over")
+	}
+}

@@ -201,9 +201,13 @@ func newIdleReader(r io.Reader, d time.Duration, cancel context.CancelCauseFunc)
 	return ir
 }
 
+// Read counts only the time spent waiting for the upstream: a slow client being written to
+// between reads must not look like a silent upstream.
 func (ir *idleReader) Read(p []byte) (int, error) {
 	ir.timer.Reset(ir.d)
-	return ir.r.Read(p)
+	n, err := ir.r.Read(p)
+	ir.timer.Stop()
+	return n, err
 }
 
 func (ir *idleReader) stop() { ir.timer.Stop() }

@@ -154,9 +154,9 @@ type lease struct {
 func (c *call) needsSlots() bool { return c.op == provider.OpMessages }
 
 // tryAcquire takes the user, key and account slots for the first candidate with room, in one
-// atomic call per candidate. userFull reports that the user's or key's own limit is what
-// stops the request, so no other account would help.
-func (c *call) tryAcquire(cands []Candidate) (l *lease, userFull bool, err error) {
+// atomic call per candidate. It returns a nil lease when none has room; it stops asking at
+// once when the user's or key's own limit is full, since no other account would help.
+func (c *call) tryAcquire(cands []Candidate) (*lease, error) {
 	a := c.auth
 	base := make([]coord.SlotReq, 0, 3)
 	if a.User.Concurrency > 0 {
@@ -177,11 +177,11 @@ func (c *call) tryAcquire(cands []Candidate) (l *lease, userFull bool, err error
 		if len(reqs) > 0 {
 			ok, full, err := c.g.coord.AcquireSlots(c.ctx(), c.id, c.g.cfg.SlotTTL, reqs...)
 			if err != nil {
-				return nil, false, err
+				return nil, err
 			}
 			if !ok {
 				if full < len(base) {
-					return nil, true, nil
+					return nil, nil
 				}
 				continue
 			}
@@ -194,9 +194,9 @@ func (c *call) tryAcquire(cands []Candidate) (l *lease, userFull bool, err error
 			c.g.slots.add(c.id, l.keys)
 		}
 		c.g.slots.use(acct.ID, 1, c.g.now())
-		return l, false, nil
+		return l, nil
 	}
-	return nil, false, nil
+	return nil, nil
 }
 
 // release gives back the account slot of one attempt.
@@ -270,7 +270,6 @@ func (c *call) wait(w *waiter) bool {
 		g.metrics.slotWaits.Inc()
 	}
 	if !now.Before(w.deadline) {
-		g.metrics.slotWaitSeconds.Observe(now.Sub(w.started).Seconds())
 		c.reject(RejectConcurrency, provider.KindRateLimit, "FluxCode: concurrency limit reached and no slot freed in time; retry shortly", 0)
 		return false
 	}

@@ -30,12 +30,14 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 		return &provider.Failure{Verdict: provider.Failover, Kind: provider.KindAPI,
 			Message: "the upstream stream ended before its first event"}
 	}
-	if meter.Event(ev.Name, ev.Data) {
+	sawError := meter.Event(ev.Name, ev.Data)
+	if sawError {
 		f := c.g.prov.ClassifyEvent(ev.Data, c.g.now())
 		if f.Verdict == provider.Failover {
 			c.g.markAccount(res.account, &f, nil)
 			return &f
 		}
+		// The request's own fault (an invalid request found late): relayed like any event.
 	}
 	if !c.committed {
 		c.startStream(resp.Header)
@@ -43,7 +45,6 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 	res.firstByte = c.g.now().Sub(c.start)
 	c.send(at, ev.Raw)
 
-	sawError := false
 	for {
 		ev, err = er.Next()
 		if err != nil {
