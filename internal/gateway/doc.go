@@ -32,11 +32,13 @@
 // Refusals a retry can cure (concurrency, queue_full) carry x-should-retry: true, the others
 // x-should-retry: false; the Anthropic SDKs honour the header.
 //
-// An upstream 429 (every account of the group rate-limited) is relayed as 429
-// rate_limit_error without X-Fluxcode-Reject. When no account can serve at all, the answer is
-// the last upstream failure in Anthropic's format; an account's 401/403 is the operator's
-// problem, not the client's, so it becomes 502 api_error (the account's error state keeps the
-// upstream text); with no account tried, 503 overloaded_error.
+// When every attempt failed, the answer is the last upstream failure in Anthropic's format,
+// without X-Fluxcode-Reject: 429 rate_limit_error (the group's accounts are rate-limited),
+// 529 overloaded_error, or the upstream's 5xx as api_error (502 for a network error). An
+// account's 401/402/403 is the operator's problem, not the client's, so it becomes 502
+// api_error. The upstream's own message stays in the logs and the account's state: it
+// describes the operator's account, not the client's request. With no account able to serve
+// at all (none available, or none allows the model), 503 overloaded_error.
 //
 // # Forwarding
 //
@@ -53,17 +55,37 @@
 // # Failover
 //
 // Before anything from an upstream reaches the client (SSE pings sent while waiting for a
-// slot do not count), a network error, 401, 402, 403, 408, 429, 529 or 5xx — or a stream whose
-// first event is such an error — moves the request to another account of the group, at most
-// MaxAccountSwitches times and never to the same account twice. Marks, shared by all nodes
-// through the store and invalidate.Account: 429 → rate-limited until the reset the headers
-// give (unified reset, retry-after, exhausted anthropic-ratelimit-*-reset) or
-// RateLimitCooldown; 529 → overloaded for OverloadCooldown; 401/402/403 → error state with the
-// upstream message; an enabled admin error rule (status + keyword) → temporarily
-// unschedulable for its minutes instead. 400 and other client errors pass through unchanged.
-// After the first byte, an upstream failure becomes exactly one error event and the stream
-// ends. A client that leaves is not failed over and costs no account a mark; the upstream
-// answer is still read to its end (DrainTimeout) and billed, flagged partial.
+// slot do not count), a network error (including the connect and header timeouts), 401, 402,
+// 403, 408, 429, 529, 5xx, a 400 saying the account's credit balance is too low, or a stream
+// whose first event is such an error, moves the request to another account of the group, at
+// most MaxAccountSwitches times and never to the same account twice. Marks, shared by all
+// nodes through the store and invalidate.Account: 429 → rate-limited until the reset the
+// headers give (unified reset, retry-after, exhausted anthropic-ratelimit-*-reset) or
+// RateLimitCooldown; 529 → overloaded for OverloadCooldown; 401/402/403 and the credit 400 →
+// error state with the upstream message, until an admin clears it; an enabled admin error
+// rule (status + keyword) → temporarily unschedulable for its minutes instead. Network errors
+// and 5xx leave no mark. Other 4xx pass through unchanged. After the first byte, an upstream
+// failure (an error event, a cut connection, IdleTimeout of silence) becomes exactly one error
+// event and the stream ends. A client that leaves is not failed over and costs no account a
+// mark; the upstream answer is still read to its end (DrainTimeout) and billed, flagged
+// partial.
+//
+// # Concurrency
+//
+// A request of POST /v1/messages holds a slot of its user, its key and its account (limits of
+// 0 mean unlimited), taken in one atomic coord.Slots call and held as a lease that one
+// heartbeat per node renews every SlotTTL/3; a crashed node's slots free within SlotTTL. With
+// no slot free, the request waits (at most WaitQueueMax waiters per user and per key, for at
+// most WaitTimeout), streaming clients receiving an SSE ping every PingInterval. Token counts
+// and model lists take no slots: they are short and must not queue behind long streams.
+//
+// # Billing
+//
+// Every answered message gets one ledger row under the gateway request id
+// (X-Fluxcode-Request-Id): list price from the upstream model's entry in the price table
+// (zero, with a warning, for unknown models) × the group's multiplier. Rows are written in
+// batches (BillBatchSize, BillFlushInterval) by one writer per node, retried until the
+// database takes them, and flushed by Close; the store skips request ids it already has.
 //
 // # Models
 //

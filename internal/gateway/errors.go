@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -65,32 +66,30 @@ func (c *call) reject(reason string, kind provider.ErrorKind, message string, re
 }
 
 // failUpstream ends a request none of whose attempts succeeded, reporting the last upstream
-// failure in the client's format. A 401/403 of an account is not the client's credential
-// problem, so it is reported as a gateway-side 502 without the upstream's text; the account's
-// error state keeps that text for the admins.
+// failure in the client's format. The upstream's own words stay in the logs and the account's
+// state: they describe the operator's account (its organization, its limits), not the
+// client's request. An account's 401/403 is not the client's credential problem either, so it
+// is reported as a gateway-side 502.
 func (c *call) failUpstream(last *provider.Failure) {
+	defer func() { c.outcome = "upstream_error" }()
 	if last == nil {
-		c.fail(provider.KindOverloaded, http.StatusServiceUnavailable, "no upstream account of this group is available", "")
+		c.fail(provider.KindOverloaded, http.StatusServiceUnavailable, "no upstream account of this group is available for this model", "")
 		return
 	}
 	switch last.Kind {
 	case provider.KindAuthentication, provider.KindPermission, provider.KindBilling:
-		c.fail(provider.KindAPI, http.StatusBadGateway, "the upstream accounts of this group refused the gateway's credentials", "")
-	case provider.KindRateLimit, provider.KindOverloaded:
-		c.fail(last.Kind, 0, upstreamMessage(last), "")
+		c.fail(provider.KindAPI, http.StatusBadGateway, "the upstream accounts of this group cannot serve right now", "")
+	case provider.KindRateLimit:
+		c.fail(last.Kind, 0, "upstream rate limit: the accounts of this group are limited; retry later", "")
+	case provider.KindOverloaded:
+		c.fail(last.Kind, 0, "upstream overloaded; retry later", "")
+	case provider.KindTimeout:
+		c.fail(last.Kind, 0, "the upstream did not answer in time", "")
 	default:
 		status := last.Status
 		if status < 500 {
-			status = http.StatusBadGateway
+			status = http.StatusBadGateway // a network error has no status
 		}
-		c.fail(provider.KindAPI, status, upstreamMessage(last), "")
+		c.fail(provider.KindAPI, status, fmt.Sprintf("upstream error (%s)", failoverReason(last)), "")
 	}
-	c.outcome = "upstream_error"
-}
-
-func upstreamMessage(f *provider.Failure) string {
-	if f.Message == "" {
-		return "upstream error"
-	}
-	return "upstream: " + f.Message
 }

@@ -40,7 +40,8 @@ func TestErrorRuleMakesAccountTemporarilyUnschedulable(t *testing.T) {
 }
 
 // TestFailoverBounded: every account fails; at most MaxAccountSwitches+1 accounts are tried,
-// none twice, and the client gets the last upstream error in Anthropic's format.
+// none twice, and the client gets the last upstream error in Anthropic's format (its status,
+// not the account's own words).
 func TestFailoverBounded(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxAccountSwitches = 2
@@ -59,7 +60,7 @@ func TestFailoverBounded(t *testing.T) {
 	if err := json.Unmarshal(readBody(t, resp), &body); err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != 500 || body.Error.Type != "api_error" || !strings.Contains(body.Error.Message, "boom") || resp.Header.Get(gateway.HeaderReject) != "" {
+	if resp.StatusCode != 500 || body.Error.Type != "api_error" || !strings.Contains(body.Error.Message, "500") || strings.Contains(body.Error.Message, "boom") || resp.Header.Get(gateway.HeaderReject) != "" {
 		t.Fatalf("got %d %+v (reject %q)", resp.StatusCode, body, resp.Header.Get(gateway.HeaderReject))
 	}
 	tried := 0

@@ -326,6 +326,7 @@ func TestClassify(t *testing.T) {
 		{529, nil, body("overloaded_error", "Overloaded"), provider.Failover, provider.MarkOverloaded, time.Time{}, provider.KindOverloaded},
 		{500, nil, body("api_error", "boom"), provider.Failover, provider.MarkNone, time.Time{}, provider.KindAPI},
 		{503, nil, nil, provider.Failover, provider.MarkNone, time.Time{}, provider.KindAPI},
+		{400, nil, body("invalid_request_error", "Your credit balance is too low to access the Anthropic API."), provider.Failover, provider.MarkError, time.Time{}, provider.KindBilling},
 	}
 	for _, c := range cases {
 		f := p.Classify(c.status, c.h, c.body, now)

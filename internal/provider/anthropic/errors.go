@@ -99,9 +99,10 @@ var pingEvent = []byte("event: ping\ndata: {\"type\": \"ping\"}\n\n")
 func (*Provider) PingEvent() []byte { return pingEvent }
 
 // Classify implements provider.Provider. Whose fault: 401/403 (bad or revoked credentials),
-// 402 (the account cannot pay), 429 and 529 (the account is limited or Anthropic is busy),
-// 408 and 5xx (transient) belong to the account or upstream, so another account is tried;
-// any other 4xx is about the request itself and goes back to the client unchanged.
+// 402 and a 400 about the credit balance (the account cannot pay), 429 and 529 (the account
+// is limited or Anthropic is busy), 408 and 5xx (transient) belong to the account or
+// upstream, so another account is tried; any other 4xx is about the request itself and goes
+// back to the client unchanged.
 func (*Provider) Classify(status int, h http.Header, body []byte, now time.Time) provider.Failure {
 	errType := gjson.GetBytes(body, "error.type").Str
 	f := provider.Failure{
@@ -113,6 +114,11 @@ func (*Provider) Classify(status int, h http.Header, body []byte, now time.Time)
 	switch {
 	case status == http.StatusUnauthorized, status == http.StatusForbidden, status == http.StatusPaymentRequired:
 		f.Mark = provider.Mark{Kind: provider.MarkError}
+	case status == http.StatusBadRequest && strings.Contains(strings.ToLower(f.Message), "credit balance"):
+		// "Your credit balance is too low to access the Anthropic API" comes as a 400, but
+		// it is the account that cannot pay, not the request that is wrong.
+		f.Mark = provider.Mark{Kind: provider.MarkError}
+		f.Kind = provider.KindBilling
 	case status == http.StatusTooManyRequests:
 		f.Mark = provider.Mark{Kind: provider.MarkRateLimited, Until: RateLimitReset(h, now)}
 	case status == 529:
