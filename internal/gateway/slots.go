@@ -280,7 +280,7 @@ func (c *call) wait(w *waiter) bool {
 		sleep = min(sleep, max(w.nextPing.Sub(now), 0))
 	}
 	sleep = sleep/2 + rand.N(sleep/2+1)
-	w.backoff = min(w.backoff*2, 500*time.Millisecond)
+	w.backoff = min(w.backoff*2, 250*time.Millisecond)
 	timer := time.NewTimer(sleep)
 	defer timer.Stop()
 	select {

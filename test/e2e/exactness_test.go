@@ -23,10 +23,7 @@ import (
 // every answer the mock completed has exactly one row.
 // It runs on one node (SQLite, in-process coordination) and on two nodes sharing
 // PostgreSQL and Redis.
-func TestExactness(t *testing.T) {
-	t.Run("OneNodeSQLite", func(t *testing.T) { exactness(t, single(t, config())) })
-	t.Run("TwoNodesPostgresRedis", func(t *testing.T) { exactness(t, shared(t, 2, config())) })
-}
+func TestExactness(t *testing.T) { onBothShapes(t, exactness) }
 
 func exactness(t *testing.T, c *cluster) {
 	const requests = 2000

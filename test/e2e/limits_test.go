@@ -23,10 +23,7 @@ import (
 // TestAccountLimit is must-show 4, first part: an account limited to 3 and 50 concurrent
 // requests; the mock never sees more than 3 in flight for that account, on one node and on
 // two nodes sharing PostgreSQL and Redis (requests alternate between the nodes).
-func TestAccountLimit(t *testing.T) {
-	t.Run("OneNode", func(t *testing.T) { accountLimit(t, single(t, config())) })
-	t.Run("TwoNodesPostgresRedis", func(t *testing.T) { accountLimit(t, shared(t, 2, config())) })
-}
+func TestAccountLimit(t *testing.T) { onBothShapes(t, accountLimit) }
 
 func accountLimit(t *testing.T, c *cluster) {
 	ten := c.tenant(t, gatewaytest.TenantOptions{})

@@ -89,6 +89,13 @@ func shared(t *testing.T, n int, cfg gateway.Config) *cluster {
 	return c
 }
 
+// onBothShapes runs check on one node (SQLite, in-process coordination) and on two nodes
+// sharing PostgreSQL and Redis.
+func onBothShapes(t *testing.T, check func(t *testing.T, c *cluster)) {
+	t.Run("OneNodeSQLite", func(t *testing.T) { check(t, single(t, config())) })
+	t.Run("TwoNodesPostgresRedis", func(t *testing.T) { check(t, shared(t, 2, config())) })
+}
+
 // tenant creates a user with a key in a new group (or the given one).
 func (c *cluster) tenant(t *testing.T, o gatewaytest.TenantOptions) *gatewaytest.Tenant {
 	t.Helper()
