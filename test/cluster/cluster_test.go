@@ -2,14 +2,10 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -106,7 +102,10 @@ func startCluster(t *testing.T, bin string) *cluster {
 	}
 	c.adminEmail = c.nodes[0].env["ADMIN_EMAIL"]
 
-	c.startCaddy()
+	site := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	c.caddyEnv = caddyEnvFor(site, c.nodes, false)
+	c.caddy = startEntry(t, c.caddyEnv)
+	c.entry = "http://" + site
 	c.admin = c.login(c.entry, c.adminEmail, c.secrets["ADMIN_PASSWORD"])
 	return c
 }
@@ -187,106 +186,6 @@ func (c *cluster) addNode() *node {
 	n.waitHealthy(c.t)
 	c.nodes = append(c.nodes, n)
 	return n
-}
-
-// upstreams is FLUXCODE_UPSTREAMS for the given nodes: the Caddyfile's mode B, a fixed list.
-func upstreams(nodes []*node) string {
-	addrs := make([]string, len(nodes))
-	for i, n := range nodes {
-		addrs[i] = n.addr()
-	}
-	return "to " + strings.Join(addrs, " ")
-}
-
-// caddyEnvFor is the entry host's environment: the site on a loopback port over plain HTTP,
-// the nodes as a fixed list, and the sticky cookie on or off.
-func caddyEnvFor(site string, nodes []*node, sticky bool) map[string]string {
-	env := map[string]string{
-		"CADDY_ADDR":            site,
-		"CADDY_ADDRESS":         "http://" + site,
-		"FLUXCODE_UPSTREAMS":    upstreams(nodes),
-		"CADDY_HEALTH_INTERVAL": healthInterval.String(),
-		"CADDY_STICKY_COOKIE":   "off",
-	}
-	if sticky {
-		env["CADDY_STICKY_COOKIE"] = "on"
-		env["CADDY_LB_COOKIE_SECRET"] = secret.NewMasterKey()[:32]
-	}
-	return env
-}
-
-// startCaddy starts the entry host's Caddy on deploy/Caddyfile.multihost with the sticky
-// cookie off (scenario 8: nothing may depend on it) and waits until it proxies.
-func (c *cluster) startCaddy() {
-	site := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(c.t))
-	c.caddyEnv = caddyEnvFor(site, c.nodes, false)
-	c.caddy = testenv.StartCaddy(c.t, readDeployFile(c.t, caddyfile), c.caddyEnv)
-	c.entry = "http://" + site
-	waitProxying(c.t, c.caddy, c.entry)
-}
-
-// waitProxying waits until /health through Caddy answers 200.
-func waitProxying(t testing.TB, cd *testenv.Caddy, base string) {
-	t.Helper()
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(processBound)
-	for {
-		resp, err := client.Get(base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Caddy at %s does not proxy /health (last error %v):\n%s", base, err, cd.LogTail())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// reloadCaddy gives the running Caddy deploy/Caddyfile.multihost again under a changed
-// environment, the way an operator's `caddy reload` does: the file is adapted with the new
-// variables and the result loaded through the admin endpoint, while Caddy keeps serving.
-// (testenv's Reload keeps the environment Caddy started with; FLUXCODE_UPSTREAMS is read
-// when the file is adapted, so the adaptation happens here.)
-func (c *cluster) reloadCaddy(env map[string]string) {
-	t := c.t
-	t.Helper()
-	bin := testenv.RequireBinary(t, "caddy", "caddy")
-	home := t.TempDir()
-	cmd := exec.Command(bin, "adapt", "--config", deployPath(caddyfile), "--adapter", "caddyfile")
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home, "XDG_CONFIG_HOME=" + home, "XDG_DATA_HOME=" + home}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	adapted, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("caddy adapt deploy/%s: %v\n%s", caddyfile, err, stderr.String())
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(adapted, &cfg); err != nil {
-		t.Fatalf("caddy adapt output: %v", err)
-	}
-	// Keep the admin endpoint where testenv put it (the file leaves it to the default).
-	cfg["admin"] = map[string]any{"listen": c.caddy.AdminAddr()}
-	body, _ := json.Marshal(cfg)
-	req, _ := http.NewRequest(http.MethodPost, "http://"+c.caddy.AdminAddr()+"/load", strings.NewReader(string(body)))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatalf("caddy /load: %v", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("caddy /load: %s\n%s", resp.Status, c.caddy.LogTail())
-	}
-	c.caddyEnv = env
-	// The old configuration's server closes its idle keep-alive connections; a POST sent on
-	// one at that moment fails with EOF, and Go retries only idempotent requests.
-	http.DefaultClient.CloseIdleConnections()
 }
 
 // liveNodes are the nodes whose process runs.

@@ -143,7 +143,8 @@ func (c *cluster) fourthNodeJoins(t *testing.T) {
 		env[k] = v
 	}
 	env["FLUXCODE_UPSTREAMS"] = upstreams(c.nodes)
-	c.reloadCaddy(env)
+	reloadCaddyfile(t, c.caddy, env)
+	c.caddyEnv = env
 
 	tn := c.newTenant(t, "scaleout", accountSpec{})
 	before := c.servedBy(t)

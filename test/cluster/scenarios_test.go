@@ -151,9 +151,8 @@ func (c *cluster) loadKeepsLimits(t *testing.T) {
 // (clients keep the cookie) in front of the same nodes; limits and billing hold the same.
 func (c *cluster) stickyCookieOn(t *testing.T) {
 	site := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
-	cd := testenv.StartCaddy(t, readDeployFile(t, caddyfile), caddyEnvFor(site, c.liveNodes(), true))
+	startEntry(t, caddyEnvFor(site, c.liveNodes(), true))
 	entry := "http://" + site
-	waitProxying(t, cd, entry)
 
 	tn := c.newTenant(t, "sticky", accountSpec{concurrency: 3})
 	transport := newClient().Transport
