@@ -36,10 +36,10 @@ func (c *call) authenticate() bool {
 		c.fail(provider.KindPermission, 0, "this account is disabled", "")
 	case a.Group.Status != store.StatusActive:
 		c.fail(provider.KindPermission, 0, "this API key's group is disabled", "")
-	case a.Group.Platform != c.g.prov.Platform():
+	case a.Group.Platform != c.prov.Platform():
 		// A key of an OpenAI group must not reach Anthropic accounts with the wrong
 		// credentials and get them marked as broken (the older implementation's 7.2 #7).
-		c.fail(provider.KindPermission, 0, "this API key's group serves "+a.Group.Platform+", not "+c.g.prov.Platform(), "")
+		c.fail(provider.KindPermission, 0, "this API key's group serves "+a.Group.Platform+", not "+c.prov.Platform(), "")
 	default:
 		c.auth = a
 		return true

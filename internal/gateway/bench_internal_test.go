@@ -93,7 +93,7 @@ func benchSlots(b *testing.B, co coord.Coordinator) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			r := httptest.NewRequest("POST", "/v1/messages", nil)
-			c := gw.newCall(httptest.NewRecorder(), r, provider.OpMessages)
+			c := gw.newCall(httptest.NewRecorder(), r, gw.anthropic, provider.OpMessages)
 			c.auth = auth
 			l, err := c.tryAcquire(cands)
 			if err != nil || l == nil {

@@ -36,7 +36,7 @@ func (c *call) bill(res *result) {
 	}
 	row := store.Usage{
 		RequestID: c.id, UserID: a.User.ID, APIKeyID: a.Key.ID, AccountID: res.account.ID,
-		GroupID: a.Group.ID, Platform: g.prov.Platform(), Model: c.req.Model, UpstreamModel: res.upstreamModel,
+		GroupID: a.Group.ID, Platform: c.prov.Platform(), Model: c.req.Model, UpstreamModel: res.upstreamModel,
 		InputTokens: tokens.Input, OutputTokens: tokens.Output,
 		CacheCreation5mTokens: tokens.CacheCreation5m, CacheCreation1hTokens: tokens.CacheCreation1h,
 		CacheReadTokens: tokens.CacheRead,

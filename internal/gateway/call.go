@@ -22,6 +22,7 @@ const HeaderRequestID = "X-Fluxcode-Request-Id"
 // call is one client request on its way through the gateway.
 type call struct {
 	g     *Gateway
+	prov  provider.Provider // the protocol of the route
 	op    provider.Operation
 	w     http.ResponseWriter
 	rc    *http.ResponseController
@@ -50,8 +51,8 @@ type call struct {
 	outcome string
 }
 
-func (g *Gateway) newCall(w http.ResponseWriter, r *http.Request, op provider.Operation) *call {
-	c := &call{g: g, op: op, w: w, rc: http.NewResponseController(w), r: r, id: newRequestID(), start: g.now(), outcome: "ok"}
+func (g *Gateway) newCall(w http.ResponseWriter, r *http.Request, prov provider.Provider, op provider.Operation) *call {
+	c := &call{g: g, prov: prov, op: op, w: w, rc: http.NewResponseController(w), r: r, id: newRequestID(), start: g.now(), outcome: "ok"}
 	w.Header().Set(HeaderRequestID, c.id)
 	return c
 }
@@ -93,7 +94,7 @@ func (c *call) readBody() bool {
 
 // parse reads the fields the gateway needs from the body.
 func (c *call) parse() bool {
-	req, err := c.g.prov.ParseRequest(c.op, c.r.Header, c.body)
+	req, err := c.prov.ParseRequest(c.op, c.r.Header, c.body)
 	if err != nil {
 		c.fail(provider.KindInvalidRequest, 0, err.Error(), "")
 		return false

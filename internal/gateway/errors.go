@@ -37,7 +37,7 @@ func (c *call) fail(kind provider.ErrorKind, status int, message, reject string)
 	}
 	if c.committed {
 		if c.sse {
-			c.writeEvent(c.g.prov.ErrorEvent(kind, message, c.id))
+			c.writeEvent(c.prov.ErrorEvent(kind, message, c.id))
 		}
 		return
 	}
@@ -45,7 +45,7 @@ func (c *call) fail(kind provider.ErrorKind, status int, message, reject string)
 		c.w.Header().Set(HeaderReject, reject)
 	}
 	c.committed = true
-	c.g.prov.WriteError(c.w, kind, status, message, c.id)
+	c.prov.WriteError(c.w, kind, status, message, c.id)
 }
 
 // reject refuses a request at admission. Refusals that a retry may cure (a slot, the queue)

@@ -77,7 +77,7 @@ func (c *call) forward(l *lease) (*result, *provider.Failure) {
 		at.mu.Unlock()
 	}()
 
-	req, err := c.g.prov.NewUpstreamRequest(at.ctx, c.op, t, c.r.Header, c.r.URL.RawQuery, c.body)
+	req, err := c.prov.NewUpstreamRequest(at.ctx, c.op, t, c.r.Header, c.r.URL.RawQuery, c.body)
 	if err != nil {
 		f := &provider.Failure{Verdict: provider.Failover, Kind: provider.KindAPI, Message: err.Error(),
 			Mark: provider.Mark{Kind: provider.MarkError}}
@@ -127,7 +127,7 @@ func (c *call) forward(l *lease) (*result, *provider.Failure) {
 // mark the account and let another try.
 func (c *call) upstreamError(acct *store.Account, resp *http.Response) *provider.Failure {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
-	f := c.g.prov.Classify(resp.StatusCode, resp.Header, body, c.g.now())
+	f := c.prov.Classify(resp.StatusCode, resp.Header, body, c.g.now())
 	rule := c.g.matchRule(c.ctx(), resp.StatusCode, body)
 	if rule != nil {
 		f.Verdict = provider.Failover // the admins said this answer means the account is unfit
@@ -148,7 +148,7 @@ func (c *call) passThrough(resp *http.Response, body []byte, f provider.Failure)
 	}
 	if c.committed { // the client is already receiving pings: the answer must be an event
 		if c.sse {
-			c.writeEvent(c.g.prov.ErrorEvent(f.Kind, f.Message, c.id))
+			c.writeEvent(c.prov.ErrorEvent(f.Kind, f.Message, c.id))
 		}
 		return
 	}
@@ -162,7 +162,7 @@ func (c *call) passThrough(resp *http.Response, body []byte, f provider.Failure)
 // copyHeaders relays the provider's allowed response headers.
 func (c *call) copyHeaders(from http.Header) {
 	h := c.w.Header()
-	for _, name := range c.g.prov.ResponseHeaders() {
+	for _, name := range c.prov.ResponseHeaders() {
 		if v := from.Values(name); len(v) > 0 {
 			h[http.CanonicalHeaderKey(name)] = append([]string(nil), v...)
 		}

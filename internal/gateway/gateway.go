@@ -44,7 +44,9 @@ type Gateway struct {
 	cfg    Config
 	node   string
 	now    func() time.Time
-	prov   provider.Provider // anthropic; openai and gemini will sit beside it
+	// anthropic serves the Messages routes; openai and gemini will sit beside it, each route
+	// handing its provider to the request (call.prov).
+	anthropic provider.Provider
 
 	auth      *authCache
 	accounts  *accountCache
@@ -86,7 +88,7 @@ func New(opts Options) (*Gateway, error) {
 	g := &Gateway{
 		store: opts.Store, coord: opts.Coord, keys: opts.Keys, prices: opts.Prices,
 		log: log.With("component", "gateway"), cfg: cfg, node: opts.NodeName, now: now,
-		prov:      anthropic.New(),
+		anthropic: anthropic.New(),
 		auth:      newCache[string, *store.KeyAuth](cfg.AuthCacheTTL, cfg.NegativeCacheTTL, now),
 		accounts:  newCache[int64, []store.Account](cfg.AccountCacheTTL, 0, now),
 		rules:     newCache[struct{}, []store.ErrorRule](cfg.AccountCacheTTL, 0, now),
@@ -137,7 +139,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 // (stream and meter, failing over before the first byte) → bill. Each step answers the
 // client itself when it ends the request.
 func (g *Gateway) serveMessages(w http.ResponseWriter, r *http.Request) {
-	c := g.newCall(w, r, provider.OpMessages)
+	c := g.newCall(w, r, g.anthropic, provider.OpMessages)
 	defer c.finish()
 	if !c.readBody() || !c.authenticate() || !c.parse() || !c.admit() {
 		return
@@ -150,7 +152,7 @@ func (g *Gateway) serveMessages(w http.ResponseWriter, r *http.Request) {
 
 // serveCountTokens relays a token count like a message, without slots or billing.
 func (g *Gateway) serveCountTokens(w http.ResponseWriter, r *http.Request) {
-	c := g.newCall(w, r, provider.OpCountTokens)
+	c := g.newCall(w, r, g.anthropic, provider.OpCountTokens)
 	defer c.finish()
 	if !c.readBody() || !c.authenticate() || !c.parse() || !c.admit() {
 		return
@@ -160,7 +162,7 @@ func (g *Gateway) serveCountTokens(w http.ResponseWriter, r *http.Request) {
 
 // serveModels lists the models of the key's group (see models.go).
 func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request) {
-	c := g.newCall(w, r, provider.OpModels)
+	c := g.newCall(w, r, g.anthropic, provider.OpModels)
 	defer c.finish()
 	if !c.authenticate() || !c.parse() {
 		return

@@ -75,7 +75,7 @@ func (c *call) relayJSON(at *attempt, res *result, resp *http.Response, body io.
 		c.abort = true
 	}
 	if meter {
-		res.usage = c.g.prov.JSONUsage(kept.Bytes())
+		res.usage = c.prov.JSONUsage(kept.Bytes())
 	}
 	res.partial = broke || overflow || c.gone.Load()
 	if res.partial && c.outcome == "ok" {

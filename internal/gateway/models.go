@@ -24,7 +24,7 @@ func (c *call) listModels() bool {
 	seen := map[string]bool{}
 	for i := range accts {
 		a := &accts[i]
-		if a.Platform != c.g.prov.Platform() || !a.Available(now) {
+		if a.Platform != c.prov.Platform() || !a.Available(now) {
 			continue
 		}
 		if len(a.ModelMapping) == 0 {

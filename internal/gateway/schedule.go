@@ -143,7 +143,7 @@ func (c *call) candidates(tried map[int64]bool) ([]Candidate, error) {
 		}
 		pool[i] = Candidate{Account: a, InFlight: inFlight, LastUsed: lastUsed}
 	}
-	ranked := Rank(pool, c.g.prov.Platform(), c.req.Model, now, tried)
+	ranked := Rank(pool, c.prov.Platform(), c.req.Model, now, tried)
 
 	c.lookupSticky()
 	s := &c.sticky
@@ -168,7 +168,7 @@ func (c *call) stillServes(accts []store.Account, id int64, now time.Time) bool 
 	for i := range accts {
 		if a := &accts[i]; a.ID == id {
 			_, ok := MapModel(a, c.req.Model)
-			return ok && a.Available(now) && a.Platform == c.g.prov.Platform()
+			return ok && a.Available(now) && a.Platform == c.prov.Platform()
 		}
 	}
 	return false

@@ -322,7 +322,7 @@ func (c *call) ping() bool {
 	if !c.committed {
 		c.startStream(nil)
 	}
-	if !c.writeEvent(c.g.prov.PingEvent()) {
+	if !c.writeEvent(c.prov.PingEvent()) {
 		c.outcome = "client_gone"
 		return false
 	}

@@ -21,7 +21,7 @@ import (
 // as partial.
 func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body io.Reader) *provider.Failure {
 	res.stream = true
-	meter := c.g.prov.NewMeter()
+	meter := c.prov.NewMeter()
 	er := provider.NewEventReader(body)
 	defer er.Release()
 
@@ -32,7 +32,7 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 	}
 	sawError := meter.Event(ev.Name, ev.Data)
 	if sawError {
-		f := c.g.prov.ClassifyEvent(ev.Data, c.g.now())
+		f := c.prov.ClassifyEvent(ev.Data, c.g.now())
 		if f.Verdict == provider.Failover {
 			c.g.markAccount(res.account, &f, nil)
 			return &f
@@ -52,7 +52,7 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 		}
 		if meter.Event(ev.Name, ev.Data) && !sawError {
 			sawError = true
-			f := c.g.prov.ClassifyEvent(ev.Data, c.g.now())
+			f := c.prov.ClassifyEvent(ev.Data, c.g.now())
 			c.g.markAccount(res.account, &f, nil)
 		}
 		c.send(at, ev.Raw)
@@ -67,7 +67,7 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 		if errors.Is(errorCause(at, err), errIdleTimeout) {
 			kind, msg = provider.KindTimeout, "the upstream stream went silent"
 		}
-		c.send(at, c.g.prov.ErrorEvent(kind, msg, c.id))
+		c.send(at, c.prov.ErrorEvent(kind, msg, c.id))
 	}
 	res.partial = !ended || sawError || c.gone.Load()
 	if res.partial && c.outcome == "ok" {
