@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -24,6 +25,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/fluxcode/fluxcode/bench/internal/report"
 )
 
 func main() {
@@ -52,6 +55,7 @@ type options struct {
 	out         string
 	model       string
 	keep        bool
+	render      string
 }
 
 func parseOptions(args []string) (options, error) {
@@ -70,6 +74,7 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.out, "out", "", "results directory (default bench/results in the module)")
 	fs.StringVar(&o.model, "model", "claude-sonnet-5-5", "model named in every request")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, server logs)")
+	fs.StringVar(&o.render, "render", "", "measure nothing: re-render the results.json in this directory (tables, chart, README)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -111,6 +116,27 @@ func parseOptions(args []string) (options, error) {
 	return o, nil
 }
 
+// render re-derives everything from a run's results.json: comparisons, verdicts, profile
+// summaries, tables, chart, latest.md and the README section.
+func render(ctx context.Context, root, resultsDir, dir string) error {
+	data, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		return err
+	}
+	var res report.Results
+	if err := json.Unmarshal(data, &res); err != nil {
+		return fmt.Errorf("%s/results.json: %w", dir, err)
+	}
+	res.Compare()
+	res.Evaluate()
+	for i, p := range res.Profiles {
+		if top, err := profileTop(ctx, filepath.Join(dir, p.File)); err == nil {
+			res.Profiles[i].Top = top
+		}
+	}
+	return writeResults(root, resultsDir, dir, &res)
+}
+
 // moduleRoot is the directory of this checkout's go.mod.
 func moduleRoot(ctx context.Context) (string, error) {
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
@@ -139,6 +165,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if o.out == "" {
 		o.out = filepath.Join(root, "bench", "results")
+	}
+	if o.render != "" {
+		return render(ctx, root, o.out, o.render)
 	}
 	dir, err := os.MkdirTemp("", "fluxcode-bench-")
 	if err != nil {

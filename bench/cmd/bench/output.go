@@ -17,9 +17,14 @@ const (
 	latestEnd   = "<!-- latest results: end -->"
 )
 
+// maxQueryLen bounds a statement's text in the results: a batched ledger INSERT with
+// hundreds of VALUES rows would otherwise fill megabytes.
+const maxQueryLen = 300
+
 // writeResults writes results.json, results.md and chart.png into dir, latest.md beside it,
 // and the latest tables into bench/README.md when the results go to bench/results.
 func writeResults(root, resultsDir, dir string, res *report.Results) error {
+	res.TrimQueries(maxQueryLen)
 	js, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return err

@@ -271,12 +271,35 @@ func (l *lab) profile(ctx context.Context, r *runner, name string, length time.D
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		return report.Profile{}, err
 	}
-	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", l.bin.fluxprof, path).Output()
+	top, err := profileTop(ctx, path)
 	if err != nil {
-		return report.Profile{}, fmt.Errorf("go tool pprof: %w", err)
+		return report.Profile{}, err
 	}
-	return report.Profile{Target: name + " (c=32, JSON, via fluxprof)", File: file,
-		Top: strings.Split(strings.TrimRight(string(out), "\n"), "\n")}, nil
+	return report.Profile{Target: name + " (c=32, JSON, via fluxprof)", File: file, Top: top}, nil
+}
+
+// profileTop summarises a CPU profile: the functions with the most cumulative time, then
+// FluxCode's own functions alone. Go profiles carry their symbols, so no binary is needed.
+func profileTop(ctx context.Context, path string) ([]string, error) {
+	var lines []string
+	for _, args := range [][]string{
+		{"-top", "-cum", "-nodecount=25"},
+		{"-top", "-cum", "-nodecount=20", "-show=github.com/fluxcode/fluxcode/"},
+	} {
+		out, err := exec.CommandContext(ctx, "go", append(append([]string{"tool", "pprof"}, args...), path)...).Output()
+		if err != nil {
+			return nil, fmt.Errorf("go tool pprof %v: %w", args, err)
+		}
+		for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+			// The header lines (file, build id, time) say nothing the results do not.
+			if strings.HasPrefix(line, "File:") || strings.HasPrefix(line, "Build ID:") || strings.HasPrefix(line, "Time:") {
+				continue
+			}
+			lines = append(lines, line)
+		}
+		lines = append(lines, "")
+	}
+	return lines[:len(lines)-1], nil
 }
 
 // machine describes this machine and the versions of what ran.

@@ -102,7 +102,7 @@ func (r *Results) Markdown(chart string) string {
 		p("## Where the counters come from\n\n%s\n", detail)
 	}
 	for _, pr := range r.Profiles {
-		p("## CPU profile: %s\n\n`%s` (open with `go tool pprof`). Top functions by cumulative time:\n\n```\n%s\n```\n\n",
+		p("## CPU profile: %s\n\n`%s` (open with `go tool pprof`). Functions by cumulative time, then FluxCode's own:\n\n```\n%s\n```\n\n",
 			pr.Target, pr.File, strings.Join(pr.Top, "\n"))
 	}
 	if len(r.Notes) > 0 {
@@ -136,7 +136,7 @@ func (r *Results) counterDetail() string {
 				found = true
 				fmt.Fprintf(&b, "- %s, %s, c=32 — PostgreSQL statements per request:\n", target, shape(stream))
 				for _, st := range c.PGTop {
-					fmt.Fprintf(&b, "  - %s × `%s`\n", dec2(st.PerRequest), oneLine(st.Query, 140))
+					fmt.Fprintf(&b, "  - %s × `%s`\n", dec3(st.PerRequest), oneLine(st.Query, 140))
 				}
 			}
 		}
@@ -237,6 +237,9 @@ func us(n Num) string {
 	if n.Missing() {
 		return dash
 	}
+	if math.Abs(float64(n)) < 10 {
+		return strconv.FormatFloat(float64(n), 'f', 1, 64)
+	}
 	return strconv.FormatFloat(float64(n), 'f', 0, 64)
 }
 
@@ -252,6 +255,13 @@ func dec2(n Num) string {
 		return dash
 	}
 	return strconv.FormatFloat(float64(n), 'f', 2, 64)
+}
+
+func dec3(n Num) string {
+	if n.Missing() {
+		return dash
+	}
+	return strconv.FormatFloat(float64(n), 'f', 3, 64)
 }
 
 func kib(n Num) string {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func round(rps, p50, p99 float64) Round {
@@ -178,7 +179,7 @@ func TestMarkdown(t *testing.T) {
 		"| fluxcode-sqlite | 40.0 | 90.0 | 1000 of 1000 | 50.0 |",
 		"evalsha 3.00, get 1.00",
 		"| fluxcode-2nodes-caddy | 100 | 5.00 | evalsha 4.00, set 1.00 | 20.00 |",
-		"0.01 × `INSERT INTO usage_log VALUES ($1)`",
+		"0.010 × `INSERT INTO usage_log VALUES ($1)`",
 		"## Streaming answers (SSE)",
 	} {
 		if !strings.Contains(md, want) {
@@ -215,9 +216,9 @@ func TestChart(t *testing.T) {
 	if got := color.RGBAModel.Convert(img.At(x, panelBottom-3)).(color.RGBA); got != want {
 		t.Errorf("pixel at the SQLite bar's foot = %v, want %v", got, want)
 	}
-	top := 1.2 // the largest share is the mock's 2.0 → scale to 2.0
+	top := 1.2 // the mock is left out of the scale
 	for _, c := range r.Cells {
-		if !c.RPSOfBare.Missing() {
+		if !c.RPSOfBare.Missing() && c.Target != Mock {
 			top = math.Max(top, float64(c.RPSOfBare))
 		}
 	}
@@ -228,5 +229,20 @@ func TestChart(t *testing.T) {
 	}
 	if got := color.RGBAModel.Convert(img.At(x, barTop-20)).(color.RGBA); got == want {
 		t.Errorf("bar colour found 20px above a 70 %% bar's top")
+	}
+}
+
+func TestTrimQueries(t *testing.T) {
+	r := sample()
+	long := "INSERT INTO usage_ledger VALUES " + strings.Repeat("(é, 2), ", 200)
+	r.Cells[0].PGTop = []Statement{{Query: long}, {Query: "begin"}}
+	r.Cells[0].Rounds[0].PGTop = []Statement{{Query: long}}
+	r.TrimQueries(41)
+	got := r.Cells[0].PGTop[0].Query
+	if !strings.HasSuffix(got, "…") || len(got) > 41+len("…") || !utf8.ValidString(got) {
+		t.Errorf("trimmed query = %q, want at most 41 valid bytes and an ellipsis", got)
+	}
+	if r.Cells[0].PGTop[1].Query != "begin" || r.Cells[0].Rounds[0].PGTop[0].Query != got {
+		t.Errorf("short query changed or round not trimmed: %q %q", r.Cells[0].PGTop[1].Query, r.Cells[0].Rounds[0].PGTop[0].Query)
 	}
 }

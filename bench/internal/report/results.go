@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/fluxcode/fluxcode/bench/internal/stats"
 )
@@ -310,6 +311,30 @@ func key(c Cell) [2]int {
 		s = 1
 	}
 	return [2]int{s, c.Concurrency}
+}
+
+// TrimQueries cuts every statement text to at most n bytes (at a rune boundary), marking the
+// cut with "…".
+func (r *Results) TrimQueries(n int) {
+	trim := func(sts []Statement) {
+		for i := range sts {
+			q := sts[i].Query
+			if len(q) <= n {
+				continue
+			}
+			cut := n
+			for cut > 0 && !utf8.RuneStart(q[cut]) {
+				cut--
+			}
+			sts[i].Query = q[:cut] + "…"
+		}
+	}
+	for ci := range r.Cells {
+		trim(r.Cells[ci].PGTop)
+		for ri := range r.Cells[ci].Rounds {
+			trim(r.Cells[ci].Rounds[ri].PGTop)
+		}
+	}
 }
 
 // Cell returns the cell of target at the shape and concurrency, if measured.
