@@ -62,6 +62,11 @@ func (c *call) clientLeft(at *attempt) {
 // result to bill, or a failure that allows another account (nothing reached the client
 // from this upstream). Both are nil when the answer was the client's own error, relayed.
 func (c *call) forward(l *lease) (*result, *provider.Failure) {
+	if c.ctx().Err() != nil { // gone before anything was sent: nothing to serve or bill
+		c.gone.Store(true)
+		c.outcome = "client_gone"
+		return nil, nil
+	}
 	acct := l.cand.Account
 	t := provider.Target{Account: acct, Model: l.cand.Model, Rewrite: l.cand.Model != c.req.Model}
 	at := &attempt{}
