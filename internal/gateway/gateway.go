@@ -137,11 +137,12 @@ func (g *Gateway) Close(ctx context.Context) error {
 
 // serveMessages is the life of one request: authenticate → admit → schedule → forward
 // (stream and meter, failing over before the first byte) → bill. Each step answers the
-// client itself when it ends the request.
+// client itself when it ends the request. The key is checked before the body is read, so an
+// unknown client cannot make the gateway read up to MaxBodyBytes.
 func (g *Gateway) serveMessages(w http.ResponseWriter, r *http.Request) {
 	c := g.newCall(w, r, g.anthropic, provider.OpMessages)
 	defer c.finish()
-	if !c.readBody() || !c.authenticate() || !c.parse() || !c.admit() {
+	if !c.authenticate() || !c.readBody() || !c.parse() || !c.admit() {
 		return
 	}
 	res := c.relay() // schedule → forward → stream → meter, with failover
@@ -154,7 +155,7 @@ func (g *Gateway) serveMessages(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) serveCountTokens(w http.ResponseWriter, r *http.Request) {
 	c := g.newCall(w, r, g.anthropic, provider.OpCountTokens)
 	defer c.finish()
-	if !c.readBody() || !c.authenticate() || !c.parse() || !c.admit() {
+	if !c.authenticate() || !c.readBody() || !c.parse() || !c.admit() {
 		return
 	}
 	c.relay()
