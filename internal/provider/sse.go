@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -22,32 +21,69 @@ type Event struct {
 // because relaying needs the exact bytes of each event (bufio.Scanner would drop line
 // endings) and no line length limit (a long tool input must not end the stream, unlike the
 // older implementation's 1 MiB scanner limit).
+//
+// Memory is what bounds how many streams a node holds open (issue 5: at most 64 KiB per open
+// stream), and a stream spends nearly all its life waiting for the next event. So the reader
+// holds a buffer only while it has bytes to work on: a read that finds nothing buffered
+// waits in the reader's own small array, and the pooled buffer goes back to the pool. The
+// upstream connection is buffered already (http.Transport), so reading it in small pieces
+// costs no extra system calls.
 type EventReader struct {
-	br    *bufio.Reader
-	raw   []byte
+	r io.Reader
+	// buf[start:end] are the bytes read and not yet handed out; nil while nothing is.
+	buf        []byte
+	start, end int
+	bufp       *[]byte // the pool's handle of buf, reused so that giving it back allocates nothing
+	// err is a read error that came with data, reported once that data is used up.
+	err   error
+	wait  [512]byte
 	data  []byte
-	lines [][2]int // offsets of data values in raw
+	lines [][2]int // offsets of data values from start
 }
 
-var readerPool = sync.Pool{New: func() any {
-	return &EventReader{br: bufio.NewReaderSize(nil, 32<<10), raw: make([]byte, 0, 4<<10)}
-}}
+// eventBufSize is the pooled buffer of a reader at work: a few Anthropic events.
+const eventBufSize = 4 << 10
+
+// maxPooledBuf keeps a buffer grown for one huge event out of the pool.
+const maxPooledBuf = 64 << 10
+
+var (
+	readerPool = sync.Pool{New: func() any { return new(EventReader) }}
+	bufPool    = sync.Pool{New: func() any { b := make([]byte, eventBufSize); return &b }}
+)
 
 // NewEventReader returns a pooled reader over r. Call Release when done with it.
 func NewEventReader(r io.Reader) *EventReader {
 	er := readerPool.Get().(*EventReader)
-	er.br.Reset(r)
+	er.r = r
 	return er
 }
 
 // Release returns the reader to the pool; it must not be used afterwards.
 func (er *EventReader) Release() {
-	er.br.Reset(nil)
-	if cap(er.raw) > 1<<20 { // do not keep a huge buffer from one long event
-		er.raw = make([]byte, 0, 4<<10)
+	er.dropBuf()
+	er.r, er.err = nil, nil
+	if cap(er.data) > maxPooledBuf {
 		er.data = nil
 	}
 	readerPool.Put(er)
+}
+
+func (er *EventReader) dropBuf() {
+	er.putBuf()
+	er.buf, er.start, er.end = nil, 0, 0
+}
+
+// putBuf gives buf to the pool, unless it grew too large for it.
+func (er *EventReader) putBuf() {
+	if er.buf != nil && cap(er.buf) <= maxPooledBuf {
+		if er.bufp == nil {
+			er.bufp = new([]byte)
+		}
+		*er.bufp = er.buf[:cap(er.buf)]
+		bufPool.Put(er.bufp)
+	}
+	er.bufp = nil
 }
 
 // ErrTruncated means the stream ended in the middle of a line: the partial event is dropped.
@@ -58,38 +94,33 @@ var ErrTruncated = errors.New("event stream ended mid-line")
 // are complete but which lacks the final blank line at the end of the stream is returned
 // normally (lenient), with Raw exactly as received.
 func (er *EventReader) Next() (Event, error) {
-	er.raw = er.raw[:0]
 	er.lines = er.lines[:0]
 	nameStart, nameEnd := -1, -1
+	scan := 0 // offset from start of the first byte not yet split into lines
 	for {
-		lineStart := len(er.raw)
-		// Read one full line, however long, appending to raw.
-		var err error
-		for {
-			var chunk []byte
-			chunk, err = er.br.ReadSlice('\n')
-			er.raw = append(er.raw, chunk...)
-			if err != bufio.ErrBufferFull {
-				break
+		i := bytes.IndexByte(er.buf[er.start+scan:er.end], '\n')
+		if i < 0 {
+			err := er.fill()
+			if err == nil {
+				continue
 			}
-		}
-		if err != nil {
-			if err == io.EOF && len(er.raw) == lineStart && lineStart > 0 {
+			pending := er.end - er.start
+			switch {
+			case err == io.EOF && pending > 0 && scan == pending:
 				// Complete lines but no terminating blank line: hand out what we have.
-				return er.event(nameStart, nameEnd), nil
-			}
-			if len(er.raw) == 0 && err == io.EOF {
+				return er.event(pending, nameStart, nameEnd), nil
+			case err == io.EOF && pending == 0:
 				return Event{}, io.EOF
-			}
-			if err == io.EOF {
+			case err == io.EOF:
 				return Event{}, ErrTruncated
 			}
 			return Event{}, err
 		}
-		line := er.raw[lineStart : len(er.raw)-1] // without '\n'
-		line = bytes.TrimSuffix(line, []byte{'\r'})
+		lineStart, lineEnd := scan, scan+i // without '\n'
+		scan += i + 1
+		line := bytes.TrimSuffix(er.buf[er.start+lineStart:er.start+lineEnd], []byte{'\r'})
 		if len(line) == 0 {
-			return er.event(nameStart, nameEnd), nil
+			return er.event(scan, nameStart, nameEnd), nil
 		}
 		field, value, ok := bytes.Cut(line, []byte{':'})
 		if !ok || len(field) == 0 {
@@ -98,32 +129,75 @@ func (er *EventReader) Next() (Event, error) {
 		if len(value) > 0 && value[0] == ' ' {
 			value = value[1:]
 		}
-		start := lineStart + (len(line) - len(value))
+		vStart := lineStart + (len(line) - len(value))
 		switch string(field) {
 		case "event":
-			nameStart, nameEnd = start, start+len(value)
+			nameStart, nameEnd = vStart, vStart+len(value)
 		case "data":
-			er.lines = append(er.lines, [2]int{start, start + len(value)})
+			er.lines = append(er.lines, [2]int{vStart, vStart + len(value)})
 		}
 	}
 }
 
-func (er *EventReader) event(nameStart, nameEnd int) Event {
-	ev := Event{Raw: er.raw}
+// fill reads more bytes after end. With nothing buffered it waits in the small array and
+// gives the pooled buffer back meanwhile; otherwise it reads into the buffer, moving the
+// current event to its front or growing it when it is full.
+func (er *EventReader) fill() error {
+	if er.err != nil {
+		return er.err // the stream has ended; what came with the error is in buf already
+	}
+	if er.start == er.end {
+		er.dropBuf()
+		n, err := er.r.Read(er.wait[:])
+		er.err = err
+		if n > 0 {
+			er.bufp = bufPool.Get().(*[]byte)
+			er.buf = *er.bufp
+			er.end = copy(er.buf, er.wait[:n])
+			return nil
+		}
+		return err // nil for an empty read: the caller tries again
+	}
+	if er.end == len(er.buf) {
+		pending := er.end - er.start
+		if er.start > 0 && pending <= len(er.buf)/2 {
+			copy(er.buf, er.buf[er.start:er.end])
+		} else {
+			grown := make([]byte, 2*len(er.buf))
+			copy(grown, er.buf[er.start:er.end])
+			er.putBuf()
+			er.buf = grown
+		}
+		er.start, er.end = 0, pending
+	}
+	n, err := er.r.Read(er.buf[er.end:])
+	er.end += n
+	er.err = err
+	if n > 0 {
+		return nil // the error, if any, is reported once these bytes are used up
+	}
+	return err
+}
+
+// event hands out the first size bytes after start as one event and moves past them.
+func (er *EventReader) event(size, nameStart, nameEnd int) Event {
+	raw := er.buf[er.start : er.start+size]
+	er.start += size
+	ev := Event{Raw: raw}
 	if nameStart >= 0 {
-		ev.Name = er.raw[nameStart:nameEnd]
+		ev.Name = raw[nameStart:nameEnd]
 	}
 	switch len(er.lines) {
 	case 0:
 	case 1:
-		ev.Data = er.raw[er.lines[0][0]:er.lines[0][1]]
+		ev.Data = raw[er.lines[0][0]:er.lines[0][1]]
 	default:
 		er.data = er.data[:0]
 		for i, l := range er.lines {
 			if i > 0 {
 				er.data = append(er.data, '\n')
 			}
-			er.data = append(er.data, er.raw[l[0]:l[1]]...)
+			er.data = append(er.data, raw[l[0]:l[1]]...)
 		}
 		ev.Data = er.data
 	}

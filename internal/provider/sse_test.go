@@ -102,3 +102,59 @@ func TestEventReaderEnds(t *testing.T) {
 		}
 	})
 }
+
+// chunked hands out a stream in pieces of the given sizes, in turn, so that events and lines
+// straddle reads in every way.
+type chunked struct {
+	s     string
+	sizes []int
+	i     int
+}
+
+func (c *chunked) Read(p []byte) (int, error) {
+	if c.s == "" {
+		return 0, io.EOF
+	}
+	n := min(c.sizes[c.i%len(c.sizes)], len(p), len(c.s))
+	c.i++
+	copy(p, c.s[:n])
+	c.s = c.s[n:]
+	return n, nil
+}
+
+// TestEventReaderAnyChunking: events small and large (beyond the small read array, the
+// pooled buffer and the largest pooled size) come out whole whatever the read sizes, and
+// their raw bytes rebuild the stream.
+func TestEventReaderAnyChunking(t *testing.T) {
+	var stream strings.Builder
+	var want []gotEvent
+	for i, size := range []int{3, 700, 10, 5000, 1, 90000, 40, 511, 512, 513, 4096, 8} {
+		data := strings.Repeat(string(rune('a'+i)), size)
+		ev := "event: e" + string(rune('a'+i)) + "\ndata: " + data + "\n\n"
+		stream.WriteString(ev)
+		want = append(want, gotEvent{ev, "e" + string(rune('a'+i)), data})
+	}
+	readers := map[string]func() io.Reader{
+		"whole":      func() io.Reader { return strings.NewReader(stream.String()) },
+		"one byte":   func() io.Reader { return iotest.OneByteReader(strings.NewReader(stream.String())) },
+		"half":       func() io.Reader { return iotest.HalfReader(strings.NewReader(stream.String())) },
+		"data+EOF":   func() io.Reader { return iotest.DataErrReader(strings.NewReader(stream.String())) },
+		"odd chunks": func() io.Reader { return &chunked{s: stream.String(), sizes: []int{7, 1000, 1, 333, 4097, 2}} },
+	}
+	for name, r := range readers {
+		t.Run(name, func(t *testing.T) {
+			got, err := readAll(t, r())
+			if err != io.EOF {
+				t.Fatalf("err = %v, want io.EOF", err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("got %d events, want %d", len(got), len(want))
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Errorf("event %d differs: got %d raw bytes, want %d", i, len(got[i].raw), len(want[i].raw))
+				}
+			}
+		})
+	}
+}
