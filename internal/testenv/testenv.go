@@ -1,5 +1,9 @@
 // Package testenv starts the real servers FluxCode's tests run against —
-// PostgreSQL, Redis and Caddy — as child processes on free loopback ports.
+// PostgreSQL, Redis and Caddy — as child processes on free loopback ports,
+// and runs the programs under test: BuildBinary builds a main package once
+// per test binary, NewProcess/StartProcess run it with its output captured
+// (WaitLine, WaitReady, Kill, Terminate), Run runs a command to completion.
+// CallJSON, Login and JSONLines talk to and read the programs they start.
 //
 // Nothing here is a fake: every server is the Debian binary, started with a
 // private temporary directory, its output captured into a log file whose tail
@@ -26,10 +30,12 @@ import (
 )
 
 // Main runs the tests, stops the servers shared by the whole test binary
-// (see PostgresDSN) and exits with the tests' status.
+// (see PostgresDSN), removes the binaries BuildBinary built and exits with
+// the tests' status.
 func Main(m *testing.M) {
 	code := m.Run()
 	shared.stop()
+	builds.remove()
 	os.Exit(code)
 }
 

@@ -248,21 +248,24 @@ func mustGet(t *testing.T, url string) string {
 	return string(body)
 }
 
-func TestWithAdmin(t *testing.T) {
-	tests := []struct {
-		name, in, want string
-	}{
-		{"NoGlobalBlock", "http://a {\n}\n", "{\n\tadmin {$CADDY_ADMIN}\n}\n\nhttp://a {\n}\n"},
-		{"GlobalBlock", "# c\n\n{\n\tdebug\n}\nhttp://a {\n}\n", "# c\n\n{\n\tadmin {$CADDY_ADMIN}\n\tdebug\n}\nhttp://a {\n}\n"},
-		{"AlreadyUsesAdminVar", "{\n\tadmin {$CADDY_ADMIN}\n}\n", "{\n\tadmin {$CADDY_ADMIN}\n}\n"},
-		{"BraceLastLine", "{", "{\n\tadmin {$CADDY_ADMIN}\n"},
+func TestLoopbackListen(t *testing.T) {
+	for in, want := range map[string]string{
+		":8080":              "127.0.0.1:8080",
+		"tcp/:8080":          "tcp/127.0.0.1:8080",
+		"127.0.0.1:8080":     "127.0.0.1:8080",
+		"127.0.0.12:80":      "127.0.0.12:80",
+		"[::1]:8080":         "[::1]:8080",
+		"localhost:8080":     "localhost:8080",
+		"tcp4/127.0.0.1:443": "tcp4/127.0.0.1:443",
+	} {
+		if got, err := loopbackListen(in); err != nil || got != want {
+			t.Errorf("loopbackListen(%q) = %q, %v; want %q", in, got, err, want)
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := withAdmin(tt.in); got != tt.want {
-				t.Errorf("withAdmin(%q) =\n%q\nwant\n%q", tt.in, got, tt.want)
-			}
-		})
+	for _, in := range []string{"0.0.0.0:80", "10.0.0.1:80", "example.com:80", "[::]:80", "8080"} {
+		if got, err := loopbackListen(in); err == nil {
+			t.Errorf("loopbackListen(%q) = %q; want a refusal", in, got)
+		}
 	}
 }
 
@@ -283,19 +286,9 @@ func (f *fatalRecorder) Fatalf(format string, args ...any) {
 
 func TestRequireBinary(t *testing.T) {
 	t.Run("MissingFailsWithPackage", func(t *testing.T) {
-		rec := &fatalRecorder{TB: t}
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					if _, ok := r.(stopped); !ok {
-						panic(r)
-					}
-				}
-			}()
-			RequireBinary(rec, "fluxcode-no-such-binary", "fluxcode-pkg")
-		}()
-		if !strings.Contains(rec.msg, "fluxcode-no-such-binary not found") || !strings.Contains(rec.msg, "apt-get install fluxcode-pkg") {
-			t.Errorf("message = %q; want it to name the binary and the package to install", rec.msg)
+		msg := expectFatal(t, func(tb testing.TB) { RequireBinary(tb, "fluxcode-no-such-binary", "fluxcode-pkg") })
+		if !strings.Contains(msg, "fluxcode-no-such-binary not found") || !strings.Contains(msg, "apt-get install fluxcode-pkg") {
+			t.Errorf("message = %q; want it to name the binary and the package to install", msg)
 		}
 	})
 	t.Run("PresentReturnsPath", func(t *testing.T) {

@@ -1,0 +1,87 @@
+package testenv
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+const greetingCaddyfile = `http://{$CADDY_ADDR} {
+	respond "{$GREETING}"
+}
+`
+
+func TestCaddyReloadEnvTakesTheNewEnvironment(t *testing.T) {
+	c := StartCaddy(t, greetingCaddyfile, map[string]string{"GREETING": "first"})
+	url := "http://" + c.Addr() + "/"
+	if got := mustGet(t, url); got != "first" {
+		t.Fatalf("before the reload: %q, want first", got)
+	}
+
+	if err := c.ReloadEnv(greetingCaddyfile, map[string]string{"GREETING": "second"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, url); got != "second" {
+		t.Errorf("after ReloadEnv: %q, want second (the new environment)", got)
+	}
+	// A plain Reload and a restart keep the environment ReloadEnv gave.
+	if err := c.Reload(greetingCaddyfile); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, url); got != "second" {
+		t.Errorf("after Reload: %q, want second", got)
+	}
+	if err := c.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, url); got != "second" {
+		t.Errorf("after a restart: %q, want second", got)
+	}
+
+	if err := c.ReloadEnv(greetingCaddyfile, map[string]string{"CADDY_ADMIN": "127.0.0.1:1"}); err == nil {
+		t.Error("ReloadEnv moved the admin endpoint")
+	}
+	if err := c.ReloadEnv("this is { not a caddyfile", map[string]string{"GREETING": "third"}); err == nil {
+		t.Error("ReloadEnv accepted a broken Caddyfile")
+	}
+	if got := mustGet(t, url); got != "second" {
+		t.Errorf("after failed reloads: %q, want the previous config still serving", got)
+	}
+	if err := c.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, url); got != "second" {
+		t.Errorf("a restart after failed reloads: %q, want the last loaded config", got)
+	}
+}
+
+func TestCaddyListensOnLoopbackOnly(t *testing.T) {
+	c := StartCaddy(t, greetingCaddyfile, map[string]string{"GREETING": "hi"})
+	// A site address alone makes Caddy listen on every interface (":PORT"); the
+	// helper confines it.
+	if got := listenAddrs(t, c); len(got) != 1 || got[0] != c.Addr() {
+		t.Errorf("caddy listens on %v, want only %s", got, c.Addr())
+	}
+	err := c.Reload("http://{$CADDY_ADDR} {\n\tbind 0.0.0.0\n\trespond \"everywhere\"\n}\n")
+	if err == nil || !strings.Contains(err.Error(), "not on loopback") {
+		t.Errorf("Reload of a site bound to 0.0.0.0: %v; want a refusal", err)
+	}
+	if got := mustGet(t, "http://"+c.Addr()+"/"); got != "hi" {
+		t.Errorf("after the refused reload: %q, want hi", got)
+	}
+}
+
+func listenAddrs(t *testing.T, c *Caddy) []string {
+	t.Helper()
+	resp, err := http.Get("http://" + c.AdminAddr() + "/config/apps/http/servers/srv0/listen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var listen []string
+	if err := json.NewDecoder(resp.Body).Decode(&listen); err != nil {
+		t.Fatal(err)
+	}
+	return listen
+}
