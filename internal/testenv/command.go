@@ -166,11 +166,12 @@ func StartProcess(t testing.TB, bin string, opts ProcessOptions) *Process {
 	return p
 }
 
-// StartAll starts every process, one right after the other without waiting
-// for any to be ready: they all start up at the same time. (Forks are
-// serialised by the runtime anyway, so goroutines would start them no closer
-// together.) A process that cannot be started fails the test.
-func StartAll(t testing.TB, procs ...*Process) {
+// StartAll starts every process (a *Process, or a type embedding one), one
+// right after the other without waiting for any to be ready: they all start
+// up at the same time. (Forks are serialised by the runtime anyway, so
+// goroutines would start them no closer together.) A process that cannot be
+// started fails the test.
+func StartAll[P interface{ Start() error }](t testing.TB, procs ...P) {
 	t.Helper()
 	for _, p := range procs {
 		if err := p.Start(); err != nil {

@@ -2,13 +2,11 @@ package startup
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,24 +46,7 @@ func TestThreeNodesStartTogether(t *testing.T) {
 	}
 
 	// Release all three at once.
-	gate := make(chan struct{})
-	var wg sync.WaitGroup
-	errs := make([]error, len(nodes))
-	for i, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-gate
-			errs[i] = n.start()
-		}()
-	}
-	close(gate)
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	testenv.StartAll(t, nodes...)
 	for _, n := range nodes {
 		n.waitHealthy(t)
 	}
@@ -73,9 +54,9 @@ func TestThreeNodesStartTogether(t *testing.T) {
 	// One generated password across the three outputs, printed by the node that created the admin.
 	var lines [][2]string
 	for _, n := range nodes {
-		lines = append(lines, passwordLines(n.out.String())...)
-		if !strings.Contains(n.out.String(), "JWT_SECRET is not set") {
-			t.Errorf("%s did not warn about the generated JWT secret", n.name)
+		lines = append(lines, passwordLines(n.Output())...)
+		if !strings.Contains(n.Output(), "JWT_SECRET is not set") {
+			t.Errorf("%s did not warn about the generated JWT secret", n.Name())
 		}
 	}
 	if len(lines) != 1 {
@@ -86,8 +67,8 @@ func TestThreeNodesStartTogether(t *testing.T) {
 	// Each migration applied by exactly one node, and recorded once.
 	appliedBy := map[string][]string{}
 	for _, n := range nodes {
-		for _, v := range appliedMigrations(t, n.out.String()) {
-			appliedBy[v] = append(appliedBy[v], n.name)
+		for _, v := range appliedMigrations(t, n.Output()) {
+			appliedBy[v] = append(appliedBy[v], n.Name())
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -129,12 +110,12 @@ func TestThreeNodesStartTogether(t *testing.T) {
 	}
 
 	// A token from node 1 works on nodes 2 and 3; the password works on every node.
-	token := login(t, nodes[0].base(), email, password)
+	token := testenv.Login(t, nodes[0].base(), email, password)
 	for _, n := range nodes[1:] {
-		if code, body := call(t, "GET", n.base()+"/api/v1/me", token, nil); code != 200 || !strings.Contains(string(body), email) {
-			t.Errorf("%s refused node1's token: %d %s", n.name, code, body)
+		if code, body := testenv.CallJSON(t, "GET", n.base()+"/api/v1/me", token, nil); code != 200 || !strings.Contains(string(body), email) {
+			t.Errorf("%s refused node1's token: %d %s", n.Name(), code, body)
 		}
-		login(t, n.base(), email, password)
+		testenv.Login(t, n.base(), email, password)
 	}
 
 	for _, n := range nodes {
@@ -146,17 +127,10 @@ func TestThreeNodesStartTogether(t *testing.T) {
 func appliedMigrations(t *testing.T, out string) []string {
 	t.Helper()
 	var versions []string
-	for _, line := range strings.Split(out, "\n") {
-		if !strings.HasPrefix(line, "{") {
-			continue
-		}
-		var rec struct {
-			Msg     string `json:"msg"`
-			Version string `json:"version"`
-		}
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
+	for _, rec := range testenv.JSONLines[struct {
+		Msg     string `json:"msg"`
+		Version string `json:"version"`
+	}](t, out) {
 		if rec.Msg == "database migration applied" {
 			versions = append(versions, rec.Version)
 		}

@@ -23,18 +23,16 @@ func TestReadmeRunPath(t *testing.T) {
 	addr := net.JoinHostPort("127.0.0.1", port)
 
 	n := newNode(t, bin, "fluxcode", dir, addr, env)
-	if err := n.start(); err != nil {
-		t.Fatal(err)
-	}
+	testenv.StartAll(t, n)
 	n.waitHealthy(t)
 
-	lines := passwordLines(n.out.String())
+	lines := passwordLines(n.Output())
 	if len(lines) != 1 {
-		t.Fatalf("want exactly one generated-password line, got %d:\n%s", len(lines), n.out)
+		t.Fatalf("want exactly one generated-password line, got %d:\n%s", len(lines), n.Output())
 	}
 	email, password := lines[0][0], lines[0][1]
-	token := login(t, n.base(), email, password)
-	if code, body := call(t, "GET", n.base()+"/api/v1/me", token, nil); code != 200 || !strings.Contains(string(body), email) {
+	token := testenv.Login(t, n.base(), email, password)
+	if code, body := testenv.CallJSON(t, "GET", n.base()+"/api/v1/me", token, nil); code != 200 || !strings.Contains(string(body), email) {
 		t.Errorf("/api/v1/me: %d %s", code, body)
 	}
 	for _, f := range []string{"data/fluxcode.db", "data/encryption.key"} {
@@ -52,13 +50,11 @@ func TestReadmeRunPath(t *testing.T) {
 	}
 
 	again := newNode(t, bin, "fluxcode (restart)", dir, addr, env)
-	if err := again.start(); err != nil {
-		t.Fatal(err)
-	}
+	testenv.StartAll(t, again)
 	again.waitHealthy(t)
-	if got := passwordLines(again.out.String()); len(got) != 0 {
+	if got := passwordLines(again.Output()); len(got) != 0 {
 		t.Errorf("restart printed a password line: %v", got)
 	}
-	login(t, again.base(), email, password)
+	testenv.Login(t, again.base(), email, password)
 	again.stop(t)
 }
