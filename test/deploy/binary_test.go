@@ -1,19 +1,15 @@
 package deploy
 
 import (
-	"context"
 	"debug/elf"
-	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/fluxcode/fluxcode/internal/testenv"
 )
 
 // The Dockerfile's build, run here: the same flags, so that what the image gets is tested.
@@ -23,12 +19,6 @@ const (
 	testVersion = "9.8.7-deploytest"
 	testCommit  = "abc1234"
 )
-
-var built struct {
-	once sync.Once
-	path string
-	err  error
-}
 
 // dockerfileBuild returns the ldflags and package of the Dockerfile's "go build", with the
 // build args substituted.
@@ -47,35 +37,12 @@ func dockerfileBuild(t testing.TB) (ldflags, pkg string) {
 func fluxcodeBinary(t testing.TB) string {
 	t.Helper()
 	ldflags, pkg := dockerfileBuild(t)
-	built.once.Do(func() {
-		dir, err := os.MkdirTemp("", "fluxcode-deploytest-")
-		if err != nil {
-			built.err = err
-			return
-		}
-		built.path = filepath.Join(dir, "fluxcode")
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", ldflags, "-o", built.path, pkg)
-		cmd.Dir = filepath.Join("..", "..")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.path
+	return testenv.BuildBinary(t, modulePath+"/"+strings.TrimPrefix(pkg, "./"),
+		testenv.BuildFlags("-trimpath", "-ldflags", ldflags), testenv.BuildEnv("CGO_ENABLED=0"))
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if built.path != "" {
-		os.RemoveAll(filepath.Dir(built.path))
-	}
-	os.Exit(code)
-}
+// modulePath is the module the Dockerfile builds in (its package is relative to the root).
+const modulePath = "github.com/fluxcode/fluxcode"
 
 func TestDockerfileShape(t *testing.T) {
 	src := readDeployFile(t, "Dockerfile")
@@ -113,12 +80,12 @@ func TestDockerfileBuildsAStaticBinaryWithItsVersion(t *testing.T) {
 			t.Errorf("the binary asks for a dynamic loader; the distroless static image has none")
 		}
 	}
-	out, err := exec.Command(bin, "version").CombinedOutput()
-	if err != nil {
-		t.Fatalf("fluxcode version: %v\n%s", err, out)
+	res := testenv.Run(t, bin, testenv.ProcessOptions{Args: []string{"version"}})
+	if res.ExitCode != 0 {
+		t.Fatalf("fluxcode version: exit %d\n%s", res.ExitCode, res.Output)
 	}
-	if !strings.Contains(string(out), testVersion) || !strings.Contains(string(out), testCommit) {
-		t.Errorf("fluxcode version = %q; the Dockerfile's -X flags name no variable the binary has", out)
+	if !strings.Contains(res.Output, testVersion) || !strings.Contains(res.Output, testCommit) {
+		t.Errorf("fluxcode version = %q; the Dockerfile's -X flags name no variable the binary has", res.Output)
 	}
 }
 
@@ -146,22 +113,21 @@ func TestImageHealthCheckFollowsTheNode(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 
-	probe := func() error {
-		cmd := exec.Command(bin, "health")
-		cmd.Env = []string{"SERVER_HOST=0.0.0.0", "SERVER_PORT=" + port, "DATA_DIR=/data"}
-		return cmd.Run()
+	probe := func() testenv.Result {
+		return testenv.Run(t, bin, testenv.ProcessOptions{Args: []string{"health"},
+			Env: map[string]string{"SERVER_HOST": "0.0.0.0", "SERVER_PORT": port, "DATA_DIR": "/data"}})
 	}
-	if err := probe(); err != nil {
-		t.Errorf("healthy node: fluxcode health failed: %v", err)
+	if res := probe(); res.ExitCode != 0 {
+		t.Errorf("healthy node: fluxcode health failed: exit %d\n%s", res.ExitCode, res.Output)
 	}
 	mu.Lock()
 	status = http.StatusServiceUnavailable
 	mu.Unlock()
-	if err := probe(); err == nil {
+	if res := probe(); res.ExitCode == 0 {
 		t.Errorf("node answering 503: fluxcode health exited 0")
 	}
 	srv.Close()
-	if err := probe(); err == nil {
+	if res := probe(); res.ExitCode == 0 {
 		t.Errorf("node down: fluxcode health exited 0")
 	}
 }

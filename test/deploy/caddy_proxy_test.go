@@ -118,8 +118,6 @@ func (n *node) kill() { n.srv.Close() }
 type proxy struct {
 	caddy *testenv.Caddy
 	url   string
-	file  string            // the Caddyfile the test reloads
-	env   map[string]string // the environment Caddy started with
 }
 
 // startProxy starts Caddy on a free loopback port in front of nodes (mode B).
@@ -134,9 +132,7 @@ func startProxy(t testing.TB, sticky string, nodes ...*node) *proxy {
 		"CADDY_STICKY_COOKIE":   sticky,
 		"CADDY_HEALTH_INTERVAL": "500ms",
 	}
-	text := caddyfileWithAdmin(t)
-	c := testenv.StartCaddy(t, text, env)
-	env["CADDY_ADMIN"] = c.AdminAddr()
+	c := testenv.StartCaddy(t, readDeployFile(t, caddyfileName), env)
 	// Caddy listens on the site's loopback address only, not on every interface.
 	resp, err := http.Get("http://" + c.AdminAddr() + "/config/apps/http/servers/srv0/listen")
 	if err != nil {
@@ -147,7 +143,7 @@ func startProxy(t testing.TB, sticky string, nodes ...*node) *proxy {
 	if err := json.NewDecoder(resp.Body).Decode(&listen); err != nil || len(listen) != 1 || listen[0] != addr {
 		t.Fatalf("caddy listens on %v (%v), want only %s", listen, err, addr)
 	}
-	return &proxy{caddy: c, url: "http://" + addr, file: writeTemp(t, "Caddyfile", text), env: env}
+	return &proxy{caddy: c, url: "http://" + addr}
 }
 
 func upstreamLine(nodes ...*node) string {
@@ -162,15 +158,10 @@ func upstreamLine(nodes ...*node) string {
 // does after editing .env.
 func (p *proxy) reloadWithUpstreams(t testing.TB, nodes ...*node) {
 	t.Helper()
-	env := map[string]string{}
-	for k, v := range p.env {
-		env[k] = v
-	}
-	env["FLUXCODE_UPSTREAMS"] = upstreamLine(nodes...)
-	if _, err := caddyCLI(t, env, "reload", "--config", p.file, "--adapter", "caddyfile", "--address", p.caddy.AdminAddr()); err != nil {
+	env := map[string]string{"FLUXCODE_UPSTREAMS": upstreamLine(nodes...)}
+	if err := p.caddy.ReloadEnv(readDeployFile(t, caddyfileName), env); err != nil {
 		t.Fatalf("caddy reload: %v\n%s", err, p.caddy.LogTail())
 	}
-	p.env = env
 }
 
 // client talks to Caddy from the local address 127.0.0.7, so that the client's address

@@ -1,11 +1,10 @@
 package deploy
 
 import (
-	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,33 +23,19 @@ func caddyCLI(t testing.TB, env map[string]string, args ...string) ([]byte, erro
 	t.Helper()
 	bin := testenv.RequireBinary(t, "caddy", "caddy")
 	home := t.TempDir()
-	vars := []string{
-		"HOME=" + home,
-		"XDG_CONFIG_HOME=" + filepath.Join(home, "config"),
-		"XDG_DATA_HOME=" + filepath.Join(home, "data"),
-		"PATH=/usr/bin:/bin",
+	vars := map[string]string{
+		"HOME":            home,
+		"XDG_CONFIG_HOME": filepath.Join(home, "config"),
+		"XDG_DATA_HOME":   filepath.Join(home, "data"),
+		"PATH":            "/usr/bin:/bin",
 	}
-	for k, v := range env {
-		vars = append(vars, k+"="+v)
+	maps.Copy(vars, env)
+	res := testenv.Run(t, bin, testenv.ProcessOptions{Args: args, Env: vars})
+	if res.ExitCode != 0 {
+		return nil, fmt.Errorf("caddy %s: exit status %d: %s", args[0], res.ExitCode, res.Stderr)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = vars
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, &cliError{err: err, stderr: stderr.String()}
-	}
-	return []byte(stdout.String()), nil
+	return []byte(res.Stdout), nil
 }
-
-type cliError struct {
-	err    error
-	stderr string
-}
-
-func (e *cliError) Error() string { return e.err.Error() + ": " + e.stderr }
 
 // adapt turns deploy/Caddyfile.multihost into Caddy's JSON under env.
 func adapt(t testing.TB, env map[string]string) (map[string]any, error) {
@@ -312,19 +297,6 @@ func TestCaddyfileIsFormatted(t *testing.T) {
 	if want := readDeployFile(t, caddyfileName); string(out) != want {
 		t.Errorf("caddy fmt would change deploy/%s; run: caddy fmt --overwrite deploy/%s", caddyfileName, caddyfileName)
 	}
-}
-
-// caddyfileWithAdmin is the deploy Caddyfile with the test's admin endpoint in its global
-// options (testenv leaves a Caddyfile that names {$CADDY_ADMIN} as it is), so that a
-// reload run by the test itself keeps the same admin address.
-func caddyfileWithAdmin(t testing.TB) string {
-	t.Helper()
-	src := readDeployFile(t, caddyfileName)
-	i := strings.Index(src, "\n{\n")
-	if i < 0 {
-		t.Fatalf("deploy/%s has no global options block", caddyfileName)
-	}
-	return src[:i+3] + "\tadmin {$CADDY_ADMIN}\n" + src[i+3:]
 }
 
 func writeTemp(t testing.TB, name, content string) string {

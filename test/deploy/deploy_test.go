@@ -4,9 +4,10 @@
 package deploy
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/fluxcode/fluxcode/internal/testenv"
 )
 
 // deployDir is the deploy/ directory; go test runs in test/deploy.
@@ -16,9 +17,7 @@ func deployPath(name string) string { return filepath.Join(deployDir, name) }
 
 func readDeployFile(t testing.TB, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(deployPath(name))
-	if err != nil {
-		t.Fatalf("read deploy/%s: %v", name, err)
-	}
-	return string(b)
+	return testenv.ReadRepoFile(t, "deploy/"+name)
 }
+
+func TestMain(m *testing.M) { testenv.Main(m) }

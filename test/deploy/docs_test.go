@@ -3,13 +3,13 @@ package deploy
 import (
 	"maps"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/fluxcode/fluxcode/internal/config"
+	"github.com/fluxcode/fluxcode/internal/testenv"
 )
 
 // The deploy docs must stay true: every file they name exists, every variable is one a
@@ -197,11 +197,11 @@ func composeServiceArgs(c composeCommand) []string {
 }
 
 func TestDocsFluxcodeCommandsExist(t *testing.T) {
-	out, err := exec.Command(fluxcodeBinary(t), "help").CombinedOutput()
-	if err != nil {
-		t.Fatalf("fluxcode help: %v\n%s", err, out)
+	res := testenv.Run(t, fluxcodeBinary(t), testenv.ProcessOptions{Args: []string{"help"}, InheritEnv: true})
+	if res.ExitCode != 0 {
+		t.Fatalf("fluxcode help: exit %d\n%s", res.ExitCode, res.Output)
 	}
-	help := strings.ReplaceAll(string(out), "fluxcode [serve]", "fluxcode serve") // the default command
+	help := strings.ReplaceAll(res.Output, "fluxcode [serve]", "fluxcode serve") // the default command
 	invocation := regexp.MustCompile(`(?:^|[\s/])fluxcode ((?:[a-z][\w-]*)(?: [a-z][\w-]*)?)((?: --?[a-z][\w-]*(?: [^\s'"|]+)?)*)`)
 	flag := regexp.MustCompile(`--?[a-z][\w-]*`)
 	checked := 0
@@ -271,10 +271,8 @@ func TestDocsConfigCheckLineWorks(t *testing.T) {
 		"/var/lib/fluxcode", t.TempDir(),
 		"/usr/local/bin/fluxcode", bin,
 	).Replace(strings.TrimSuffix(strings.TrimPrefix(want, "sudo sh -c '"), "'"))
-	cmd := exec.Command("sh", "-c", script)
-	cmd.Env = []string{"PATH=/usr/bin:/bin"}
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "configuration is valid") {
-		t.Errorf("sh -c %q: %v\n%s", script, err, out)
+	res := testenv.Run(t, "/bin/sh", testenv.ProcessOptions{Args: []string{"-c", script}, Env: map[string]string{"PATH": "/usr/bin:/bin"}})
+	if res.ExitCode != 0 || !strings.Contains(res.Output, "configuration is valid") {
+		t.Errorf("sh -c %q: exit %d\n%s", script, res.ExitCode, res.Output)
 	}
 }

@@ -2,8 +2,6 @@ package deploy
 
 import (
 	"bufio"
-	"context"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -82,12 +80,10 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	// since systemd-analyze checks that ExecStart's program exists.
 	text := strings.Replace(readDeployFile(t, "fluxcode.service"), "ExecStart=/usr/local/bin/fluxcode", "ExecStart="+fluxcodeBinary(t), 1)
 	unit := writeTemp(t, "fluxcode.service", text)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, analyze, "verify", unit).CombinedOutput()
+	res := testenv.Run(t, analyze, testenv.ProcessOptions{Args: []string{"verify", unit}, InheritEnv: true})
 	// Any output is a warning (an unknown key, a bad value): the unit must produce none.
-	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
-		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	if res.ExitCode != 0 || len(strings.TrimSpace(res.Output)) > 0 {
+		t.Errorf("systemd-analyze verify: exit %d\n%s", res.ExitCode, res.Output)
 	}
 }
 
