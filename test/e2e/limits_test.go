@@ -1,16 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +14,7 @@ import (
 	"github.com/fluxcode/fluxcode/internal/gateway/gatewaytest"
 	"github.com/fluxcode/fluxcode/internal/mockupstream"
 	"github.com/fluxcode/fluxcode/internal/store"
+	"github.com/fluxcode/fluxcode/internal/testenv"
 )
 
 // TestAccountLimit is must-show 4, first part: an account limited to 3 and 50 concurrent
@@ -100,10 +97,7 @@ func TestKilledNodeFreesSlots(t *testing.T) {
 	}
 
 	killed := time.Now()
-	if err := node.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = node.cmd.Wait()
+	node.Kill(t)
 	for {
 		held := 0
 		for _, k := range slotKeys {
@@ -127,42 +121,20 @@ func TestKilledNodeFreesSlots(t *testing.T) {
 }
 
 type nodeProcess struct {
-	cmd *exec.Cmd
+	*testenv.Process
 	url string
 }
+
+// listening is the line gwnode prints once it serves.
+var listening = regexp.MustCompile(`^listening (\S+)$`)
 
 // startNodeProcess builds and starts test/e2e/gwnode on the cluster's PostgreSQL and Redis.
 func startNodeProcess(t *testing.T, c *cluster, slotTTL time.Duration) *nodeProcess {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go tool is needed to build the node process: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "gwnode")
-	if out, err := exec.Command(goBin, "build", "-o", bin, "./gwnode").CombinedOutput(); err != nil {
-		t.Fatalf("build gwnode: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
-		"GWNODE_LISTEN=127.0.0.1:0", "DATABASE_URL="+c.dsn, "REDIS_URL="+c.redisURL,
-		"ENCRYPTION_KEY="+c.master, "GATEWAY_SLOT_TTL="+slotTTL.String())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "listening ") {
-		t.Fatalf("gwnode did not start: %q %v\n%s", line, err, stderr.String())
-	}
-	return &nodeProcess{cmd: cmd, url: "http://" + strings.TrimSpace(strings.TrimPrefix(line, "listening "))}
+	bin := testenv.BuildBinary(t, "github.com/fluxcode/fluxcode/test/e2e/gwnode")
+	p := testenv.StartProcess(t, bin, testenv.ProcessOptions{InheritEnv: true, Env: map[string]string{
+		"GWNODE_LISTEN": "127.0.0.1:0", "DATABASE_URL": c.dsn, "REDIS_URL": c.redisURL,
+		"ENCRYPTION_KEY": c.master, "GATEWAY_SLOT_TTL": slotTTL.String(),
+	}})
+	return &nodeProcess{Process: p, url: "http://" + p.WaitLine(t, listening)[1]}
 }
