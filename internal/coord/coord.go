@@ -20,6 +20,7 @@ var ErrUnavailable = errors.New("coordination backend unavailable")
 // Coordinator bundles every coordination service one node uses.
 type Coordinator interface {
 	Slots
+	Scheduler
 	Leases
 	Sticky
 	Counters
@@ -51,6 +52,64 @@ type Slots interface {
 	RefreshSlots(ctx context.Context, ttl time.Duration, held []Held) error
 	// SlotCount counts the live holders of a set.
 	SlotCount(ctx context.Context, key string) (int, error)
+}
+
+// Scheduler takes everything one request needs to use an account in a single atomic step,
+// so that a relayed request costs the backend one call to start (and one ReleaseSlots to end)
+// however many limits and bindings are involved: the session binding is read, an account is
+// chosen among candidates ranked by the caller, the slots are taken and the binding is set or
+// refreshed, all at once (one round trip on Redis; issue 5).
+type Scheduler interface {
+	// AcquireAccount, atomically:
+	//   - reads the binding of req.Session (none when Session is "") and reports it as Bound;
+	//   - when a set of req.Base is full (holder not already in it), takes nothing and
+	//     answers BaseFull = its index: no account would help;
+	//   - otherwise tries the bound account first when it is among req.Accounts, then the
+	//     accounts in their order, and grants the first with room (the holder already in its
+	//     set, fewer live holders than its Limit, or a Limit <= 0); with none, it takes
+	//     nothing and answers Index = -1, BaseFull = -1;
+	//   - on a grant, takes a slot for holder in every Base set and in the account's set, as
+	//     AcquireSlots would (expiring after ttl unless refreshed), and updates the binding:
+	//     refreshed to req.SessionTTL when the bound account was granted; set to the granted
+	//     account when there was no binding, or the bound account is neither among Accounts
+	//     nor in req.Keep (it can no longer serve: rebound); left alone when the bound account
+	//     is among Accounts but full (bypassed for this request only) or is in Keep.
+	// ttl, and SessionTTL when Session is set, must be positive. A failed call may or may not
+	// have taken the slots; they expire after ttl.
+	AcquireAccount(ctx context.Context, holder string, ttl time.Duration, req AccountReq) (AccountGrant, error)
+}
+
+// AccountReq is what one request asks AcquireAccount for.
+type AccountReq struct {
+	// Base are the sets taken whichever account is granted (a user's, a key's).
+	Base []SlotReq
+	// Accounts are the candidates, best first.
+	Accounts []AccountSlot
+	// Session is the sticky key of the request's conversation; "" for none.
+	Session string
+	// SessionTTL is how long a binding set or refreshed by this call lasts.
+	SessionTTL time.Duration
+	// Keep lists accounts left out of Accounts that still serve the session (a request that
+	// failed over from its bound account for a reason that does not mark it): a binding to
+	// one of them stays.
+	Keep []int64
+}
+
+// AccountSlot is one candidate account and its slot set. A Slot.Limit <= 0 is never full
+// and stores nothing.
+type AccountSlot struct {
+	ID   int64
+	Slot SlotReq
+}
+
+// AccountGrant is AcquireAccount's answer.
+type AccountGrant struct {
+	// Index is the granted account's position in Accounts, -1 when none was granted.
+	Index int
+	// BaseFull is the position in Base of the first full set, -1 when none was full.
+	BaseFull int
+	// Bound is the account the session was bound to when the call began, 0 for none.
+	Bound int64
 }
 
 // Held names one slot a holder has.

@@ -71,7 +71,7 @@ func BenchmarkKeyLookupCached(b *testing.B) {
 }
 
 // BenchmarkSlotAcquireRelease takes and gives back a user's, a key's and an account's slot,
-// as one request does: one atomic acquire and one release.
+// as one delivered request does: one atomic acquire and one release.
 func BenchmarkSlotAcquireRelease(b *testing.B) {
 	b.Run("Memory", func(b *testing.B) { benchSlots(b, memory.New()) })
 	b.Run("Redis", func(b *testing.B) {
@@ -95,11 +95,11 @@ func benchSlots(b *testing.B, co coord.Coordinator) {
 			r := httptest.NewRequest("POST", "/v1/messages", nil)
 			c := gw.newCall(httptest.NewRecorder(), r, gw.anthropic, provider.OpMessages)
 			c.auth = auth
-			l, err := c.tryAcquire(cands)
+			l, err := c.tryAcquire(cands, nil)
 			if err != nil || l == nil {
 				b.Fatalf("acquire: %v", err)
 			}
-			c.release(l)
+			c.release(l, false)
 			gw.releaseSlots(c.id, c.held)
 		}
 	})

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/fluxcode/fluxcode/internal/billing"
+	"github.com/fluxcode/fluxcode/internal/coord"
+	"github.com/fluxcode/fluxcode/internal/invalidate"
 	"github.com/fluxcode/fluxcode/internal/provider"
 	"github.com/fluxcode/fluxcode/internal/store"
 )
@@ -71,6 +73,7 @@ func (g *Gateway) lookupPrice(models ...string) (billing.Price, bool) {
 // writes what is left.
 type biller struct {
 	st    store.Store
+	ps    coord.PubSub
 	cfg   Config
 	log   *slog.Logger
 	m     *metrics
@@ -89,9 +92,9 @@ type biller struct {
 	abandon context.CancelFunc
 }
 
-func newBiller(st store.Store, cfg Config, log *slog.Logger, m *metrics, auth *authCache) *biller {
+func newBiller(st store.Store, ps coord.PubSub, cfg Config, log *slog.Logger, m *metrics, auth *authCache) *biller {
 	ctx, abandon := context.WithCancel(context.Background())
-	return &biller{st: st, cfg: cfg, log: log, m: m, auth: auth,
+	return &biller{st: st, ps: ps, cfg: cfg, log: log, m: m, auth: auth,
 		queue:    make(chan store.Usage, cfg.BillQueueSize),
 		accounts: make(map[int64]time.Time), keys: make(map[int64]time.Time),
 		stopped: make(chan struct{}), ctx: ctx, abandon: abandon}
@@ -160,11 +163,7 @@ func (b *biller) write(ctx context.Context, rows []store.Usage) {
 		_, err := b.st.RecordUsage(ctx, rows)
 		if err == nil {
 			b.m.billedRows.WithLabelValues("written").Add(float64(len(rows)))
-			users := make(map[int64]bool, len(rows))
-			for i := range rows {
-				users[rows[i].UserID] = true
-			}
-			dropUsers(b.auth, users) // the balances changed: read them afresh
+			b.charged(rows)
 			return
 		}
 		if errors.Is(err, store.ErrInvalid) {
@@ -192,6 +191,27 @@ func (b *biller) write(ctx context.Context, rows []store.Usage) {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// charged makes every node read the charged users' balances and subscription usage afresh:
+// this node drops its copies at once, the others on invalidate.User. Admission reads those
+// copies, so this is what keeps a user's overspend small (doc.go, "Billing"). A publish that
+// fails stops the rest: Redis is likely down, and the other nodes' copies expire within
+// AuthCacheTTL anyway.
+func (b *biller) charged(rows []store.Usage) {
+	users := make(map[int64]bool, len(rows))
+	for i := range rows {
+		users[rows[i].UserID] = true
+	}
+	dropUsers(b.auth, users)
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	for id := range users {
+		if err := invalidate.Publish(ctx, b.ps, invalidate.User, id); err != nil {
+			b.log.Warn("publishing charged users failed; other nodes see their balances when their cache expires", "err", err)
+			return
+		}
 	}
 }
 

@@ -43,8 +43,7 @@ type call struct {
 	// sse is set when the committed response is an event stream.
 	sse bool
 	// gone is set when the client has disconnected.
-	gone   atomic.Bool
-	sticky stickyState
+	gone atomic.Bool
 	// abort asks finish to cut the connection (a JSON body broke off after its headers).
 	abort bool
 	// outcome labels the request in metrics.

@@ -73,11 +73,30 @@
 // # Concurrency
 //
 // A request of POST /v1/messages holds a slot of its user, its key and its account (limits of
-// 0 mean unlimited), taken in one atomic coord.Slots call and held as a lease that one
-// heartbeat per node renews every SlotTTL/3; a crashed node's slots free within SlotTTL. With
-// no slot free, the request waits (at most WaitQueueMax waiters per user and per key, for at
-// most WaitTimeout), streaming clients receiving an SSE ping every PingInterval. Token counts
-// and model lists take no slots: they are short and must not queue behind long streams.
+// 0 mean unlimited), held as a lease that one heartbeat per node renews every SlotTTL/3; a
+// crashed node's slots free within SlotTTL. With no slot free, the request waits (at most
+// WaitQueueMax waiters per user and per key, for at most WaitTimeout), streaming clients
+// receiving an SSE ping every PingInterval. Token counts and model lists take no slots: they
+// are short and must not queue behind long streams.
+//
+// Scheduling ranks the group's usable accounts with a pure function (Rank: priority, load,
+// least recently used), then makes one atomic coord.Scheduler call (one Redis round trip):
+// it reads the session's binding, tries the bound account first and then the ranking's order,
+// takes the user's, key's and first roomy account's slots together, and binds or refreshes
+// the session. The request gives every slot back in one call when it ends (an attempt that
+// failed over gives its account slot back at once). So a request costs Redis two round trips
+// (issue 5: at most three); waiting for a slot costs more.
+//
+// # Sessions
+//
+// A conversation (Claude Code's X-Claude-Code-Session-Id, else the session in
+// metadata.user_id, else the system prompt and first message) is bound, per group, to the account that serves it, for StickyTTL after
+// its last use, so the upstream's prompt cache keeps working. A bound account that is only
+// full is bypassed for that request, and the session stays bound to it; one that can no
+// longer serve (marked, disabled, removed, or no longer serving the model) is replaced by the
+// account that serves the request. A failover away from the bound account for a reason that
+// leaves no mark (a network error, a 5xx) keeps the binding. Token counts do not stick: they
+// use no cache upstream.
 //
 // # Billing
 //
@@ -86,6 +105,19 @@
 // (zero, with a warning, for unknown models) × the group's multiplier. Rows are written in
 // batches (BillBatchSize, BillFlushInterval) by one writer per node, retried until the
 // database takes them, and flushed by Close; the store skips request ids it already has.
+//
+// The balance (and a subscription's usage) in the database is the only truth: the store
+// debits it in the transaction that writes the ledger rows, and charges are never skipped
+// for lack of balance. Admission reads the node's cached copy of it (with the key lookup,
+// AuthCacheTTL); after every batch the writing node drops its copies of the users charged
+// and publishes invalidate.User, so every node reads them afresh. What bounds a user's
+// overspend, then, is what can start before a spent balance is seen everywhere: the requests
+// already running (at most the user's concurrency limit, cluster-wide), plus those started
+// while the spending rows wait in a batch (BillFlushInterval, default 200 ms, plus the write)
+// and while the invalidation travels (milliseconds). A node that misses the message (pub/sub
+// is at most once; a reconnection drops every cache) sees the balance within AuthCacheTTL
+// (default 10 s). The balance goes negative by at most the cost of those requests, and the
+// next admission refuses. Publishing costs one Redis call per charged user per batch.
 //
 // # Models
 //

@@ -46,9 +46,9 @@ func (c *call) relay() *result {
 	}
 }
 
-// tryAccount forwards to the lease's account and gives its slot back, whatever happens.
-func (c *call) tryAccount(l *lease) (*result, *provider.Failure) {
-	defer c.release(l)
+// tryAccount forwards to the lease's account and ends the attempt, whatever happens.
+func (c *call) tryAccount(l *lease) (res *result, f *provider.Failure) {
+	defer func() { c.release(l, f != nil) }()
 	return c.forward(l)
 }
 
@@ -59,7 +59,7 @@ func (c *call) schedule(tried map[int64]bool, last *provider.Failure) (*lease, b
 	var w waiter
 	defer c.leaveQueue(&w)
 	for {
-		cands, err := c.candidates(tried)
+		cands, keep, err := c.candidates(tried)
 		if err != nil {
 			c.g.log.ErrorContext(c.ctx(), "reading the group's accounts failed", "err", err)
 			c.fail(provider.KindAPI, 0, "the gateway cannot read its accounts right now", "")
@@ -72,7 +72,7 @@ func (c *call) schedule(tried map[int64]bool, last *provider.Failure) (*lease, b
 		if !c.needsSlots() {
 			return &lease{cand: cands[0]}, true
 		}
-		l, err := c.tryAcquire(cands)
+		l, err := c.tryAcquire(cands, keep)
 		if err != nil {
 			c.coordFailed(err)
 			return nil, false

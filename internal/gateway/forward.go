@@ -124,7 +124,6 @@ func (c *call) forward(l *lease) (*result, *provider.Failure) {
 	} else {
 		c.relayJSON(at, res, resp, body)
 	}
-	c.bindSticky(acct.ID)
 	return res, nil
 }
 

@@ -97,7 +97,7 @@ func New(opts Options) (*Gateway, error) {
 		upstreams: newTransports(cfg),
 		metrics:   m,
 	}
-	g.biller = newBiller(opts.Store, cfg, g.log, m, g.auth)
+	g.biller = newBiller(opts.Store, opts.Coord, cfg, g.log, m, g.auth)
 	m.queueDepth(g.biller.depth)
 
 	ctx, stop := context.WithCancel(context.Background())

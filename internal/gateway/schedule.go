@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"cmp"
-	"context"
 	"slices"
 	"strconv"
 	"time"
@@ -94,44 +93,16 @@ func stickyKey(groupID int64, session string) string {
 	return "group:" + strconv.FormatInt(groupID, 10) + ":" + session
 }
 
-// stickyState is what a request learned about its session binding.
-type stickyState struct {
-	key     string // "" when the request has nothing to stick on
-	account int64  // the bound account, 0 for none
-	looked  bool
-	broken  bool // the bound account cannot serve any more: rebind to whoever serves
-}
-
-// lookupSticky reads the binding once per request. A coordination error only costs the
-// stickiness of this request.
-func (c *call) lookupSticky() {
-	s := &c.sticky
-	if s.looked {
-		return
-	}
-	s.looked = true
-	if c.req.Session == "" || c.op == provider.OpModels {
-		return
-	}
-	s.key = stickyKey(c.auth.Group.ID, c.req.Session)
-	id, err := c.g.coord.StickyGet(c.ctx(), s.key)
-	if err != nil {
-		if c.ctx().Err() == nil {
-			c.g.log.WarnContext(c.ctx(), "sticky lookup failed", "err", err)
-		}
-		s.key = ""
-		return
-	}
-	s.account = id
-}
-
-// candidates returns the group's accounts that may serve this request now, best first, with
-// the session's account in front when it can serve. An unusable bound account is dropped
-// from the binding; a merely busy one stays bound (its slot is checked by acquire).
-func (c *call) candidates(tried map[int64]bool) ([]Candidate, error) {
+// candidates returns the group's accounts that may serve this request now, best first, and
+// keep: the accounts this request already tried that could still serve it. The session's
+// bound account is put first by the coordinator (slots.go), in the same call that takes its
+// slot, so that reading the binding costs no round trip of its own; keep tells it that a
+// binding to an account left out only because this request tried it (a failure that leaves
+// no mark, such as a network error) must not move.
+func (c *call) candidates(tried map[int64]bool) (ranked []Candidate, keep []int64, err error) {
 	accts, err := c.g.groupAccounts(c.ctx(), c.auth.Group.ID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := c.g.now()
 	pool := make([]Candidate, len(accts))
@@ -143,24 +114,13 @@ func (c *call) candidates(tried map[int64]bool) ([]Candidate, error) {
 		}
 		pool[i] = Candidate{Account: a, InFlight: inFlight, LastUsed: lastUsed}
 	}
-	ranked := Rank(pool, c.prov.Platform(), c.req.Model, now, tried)
-
-	c.lookupSticky()
-	s := &c.sticky
-	if s.account == 0 || s.broken {
-		return ranked, nil
+	ranked = Rank(pool, c.prov.Platform(), c.req.Model, now, tried)
+	for id := range tried {
+		if c.stillServes(accts, id, now) {
+			keep = append(keep, id)
+		}
 	}
-	if i := slices.IndexFunc(ranked, func(x Candidate) bool { return x.Account.ID == s.account }); i >= 0 {
-		bound := ranked[i]
-		copy(ranked[1:i+1], ranked[:i])
-		ranked[0] = bound
-		return ranked, nil
-	}
-	if !tried[s.account] || !c.stillServes(accts, s.account, now) {
-		s.broken = true
-		c.dropSticky()
-	}
-	return ranked, nil
+	return ranked, keep, nil
 }
 
 // stillServes reports whether account id of the snapshot could serve this request at now.
@@ -174,30 +134,12 @@ func (c *call) stillServes(accts []store.Account, id int64, now time.Time) bool 
 	return false
 }
 
-func (c *call) dropSticky() {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), storeTimeout)
-	defer cancel()
-	if err := c.g.coord.StickyDelete(ctx, c.sticky.key, c.sticky.account); err != nil {
-		c.g.log.WarnContext(ctx, "sticky delete failed", "err", err)
+// session returns the request's sticky key and its lifetime; "" when the request carries
+// nothing to stick on. Only generation sticks: a token count or a model list uses no cache
+// upstream, so any account serves it as well.
+func (c *call) session() (string, time.Duration) {
+	if c.req.Session == "" || c.op != provider.OpMessages {
+		return "", 0
 	}
-}
-
-// bindSticky records that account served the session: a new binding when there was none or
-// the bound account can no longer serve, a refreshed TTL when it was the bound account. A
-// request that only bypassed a busy bound account leaves the binding alone.
-func (c *call) bindSticky(account int64) {
-	s := &c.sticky
-	if s.key == "" || c.op != provider.OpMessages {
-		return
-	}
-	if s.account != 0 && s.account != account && !s.broken {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), storeTimeout)
-	defer cancel()
-	if err := c.g.coord.StickySet(ctx, s.key, account, c.g.cfg.StickyTTL); err != nil {
-		c.g.log.WarnContext(ctx, "sticky bind failed", "err", err)
-		return
-	}
-	s.account, s.broken = account, false
+	return stickyKey(c.auth.Group.ID, c.req.Session), c.g.cfg.StickyTTL
 }

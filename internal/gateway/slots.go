@@ -143,70 +143,65 @@ func (g *Gateway) releaseSlots(holder string, keys []string) {
 	g.slots.remove(holder, keys)
 }
 
-// lease is an account slot held for one attempt.
+// lease is an account chosen for one attempt, with its slot when the request takes slots.
 type lease struct {
 	cand Candidate
-	keys []string // the account slot key, when the account has a limit
+	key  string // the account's slot key; "" when it has no limit or none was taken
 }
 
 // needsSlots: only billed generation counts against concurrency limits. A token count or a
 // model list is short and cheap, and must not queue behind long streams.
 func (c *call) needsSlots() bool { return c.op == provider.OpMessages }
 
-// tryAcquire takes the user, key and account slots for the first candidate with room, in one
-// atomic call per candidate. It returns a nil lease when none has room; it stops asking at
-// once when the user's or key's own limit is full, since no other account would help.
-func (c *call) tryAcquire(cands []Candidate) (*lease, error) {
+// tryAcquire takes, in one coordinator call (one Redis round trip), the user's and key's
+// slots with the slot of the first candidate that has room, the session's bound account
+// first; the same call binds the session or refreshes its binding (coord.Scheduler has the
+// rules). It returns a nil lease when no account has room or the user's or key's own limit
+// is full.
+func (c *call) tryAcquire(cands []Candidate, keep []int64) (*lease, error) {
 	a := c.auth
-	base := make([]coord.SlotReq, 0, 3)
+	req := coord.AccountReq{Base: make([]coord.SlotReq, 0, 2), Accounts: make([]coord.AccountSlot, len(cands)), Keep: keep}
 	if a.User.Concurrency > 0 {
-		base = append(base, coord.SlotReq{Key: userSlot(a.User.ID), Limit: a.User.Concurrency})
+		req.Base = append(req.Base, coord.SlotReq{Key: userSlot(a.User.ID), Limit: a.User.Concurrency})
 	}
 	if a.Key.Concurrency > 0 {
-		base = append(base, coord.SlotReq{Key: keySlot(a.Key.ID), Limit: a.Key.Concurrency})
+		req.Base = append(req.Base, coord.SlotReq{Key: keySlot(a.Key.ID), Limit: a.Key.Concurrency})
 	}
-	for _, cand := range cands {
+	for i, cand := range cands {
 		acct := cand.Account
-		reqs := base
+		req.Accounts[i] = coord.AccountSlot{ID: acct.ID}
 		if acct.Concurrency > 0 {
-			if cand.InFlight >= acct.Concurrency {
-				continue // this node alone fills it: no need to ask
-			}
-			reqs = append(reqs[:len(base):len(base)], coord.SlotReq{Key: accountSlot(acct.ID), Limit: acct.Concurrency})
+			req.Accounts[i].Slot = coord.SlotReq{Key: accountSlot(acct.ID), Limit: acct.Concurrency}
 		}
-		if len(reqs) > 0 {
-			ok, full, err := c.g.coord.AcquireSlots(c.ctx(), c.id, c.g.cfg.SlotTTL, reqs...)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				if full < len(base) {
-					return nil, nil
-				}
-				continue
-			}
-		}
-		c.g.slots.add(c.id, slotKeys(base))
-		c.held = appendMissing(c.held, slotKeys(base))
-		l := &lease{cand: cand}
-		if acct.Concurrency > 0 {
-			l.keys = []string{accountSlot(acct.ID)}
-			c.g.slots.add(c.id, l.keys)
-		}
-		c.g.slots.use(acct.ID, 1, c.g.now())
-		return l, nil
 	}
-	return nil, nil
+	req.Session, req.SessionTTL = c.session()
+	grant, err := c.g.coord.AcquireAccount(c.ctx(), c.id, c.g.cfg.SlotTTL, req)
+	if err != nil || grant.Index < 0 {
+		return nil, err
+	}
+	l := &lease{cand: cands[grant.Index], key: req.Accounts[grant.Index].Slot.Key}
+	keys := slotKeys(req.Base)
+	if l.key != "" {
+		keys = append(keys, l.key)
+	}
+	c.g.slots.add(c.id, keys)
+	c.held = appendMissing(c.held, keys)
+	c.g.slots.use(l.cand.Account.ID, 1, c.g.now())
+	return l, nil
 }
 
-// release gives back the account slot of one attempt.
-func (c *call) release(l *lease) {
+// release ends one attempt. A failed attempt gives its account slot back at once, so that
+// others may use the account while this request tries another; a delivered one keeps it
+// until finish gives it back with the user's and key's, in one call (issue 5: the hot path
+// costs Redis one acquire and one release).
+func (c *call) release(l *lease, failed bool) {
 	if !c.needsSlots() {
 		return
 	}
 	c.g.slots.use(l.cand.Account.ID, -1, c.g.now())
-	if len(l.keys) > 0 {
-		c.g.releaseSlots(c.id, l.keys)
+	if failed && l.key != "" {
+		c.g.releaseSlots(c.id, []string{l.key})
+		c.held = slices.DeleteFunc(c.held, func(k string) bool { return k == l.key })
 	}
 }
 

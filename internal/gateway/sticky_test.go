@@ -106,3 +106,24 @@ func TestStickyUnavailableIsRebound(t *testing.T) {
 		t.Fatalf("turn 3 on %s: the session should have been rebound to up-q", got)
 	}
 }
+
+// TestStickyKeptAfterUnmarkedFailover: a failover away from the bound account for a reason
+// that leaves no mark (a 5xx) serves the turn elsewhere but keeps the session where it was.
+func TestStickyKeptAfterUnmarkedFailover(t *testing.T) {
+	e := newEnv(t, testConfig(), gatewaytest.TenantOptions{})
+	e.account(t, "up-p", func(a *store.Account) { a.Priority = 10 })
+	e.account(t, "up-q", func(a *store.Account) { a.Priority = 20 })
+	const s = "session-keep"
+	if got := e.servedBy(t, s, "turn 1"); got != "up-p" {
+		t.Fatalf("turn 1 on %s", got)
+	}
+	if err := e.Mock.SetScript("up-p", mockupstream.Script{Fail: &mockupstream.Failure{Status: 500}, FailTimes: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.servedBy(t, s, "turn 2"); got != "up-q" {
+		t.Fatalf("turn 2 on %s, want the failover to up-q", got)
+	}
+	if got := e.servedBy(t, s, "turn 3"); got != "up-p" {
+		t.Fatalf("turn 3 on %s: an unmarked failure must not move the session", got)
+	}
+}

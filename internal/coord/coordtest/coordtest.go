@@ -41,6 +41,7 @@ func Run(t *testing.T, newCoord func(t *testing.T) coord.Coordinator) {
 		}
 	})
 	t.Run("Slots", func(t *testing.T) { testSlots(t, fresh) })
+	t.Run("Accounts", func(t *testing.T) { testAccounts(t, fresh) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, fresh) })
 	t.Run("Sticky", func(t *testing.T) { testSticky(t, fresh) })
 	t.Run("Counters", func(t *testing.T) { testCounters(t, fresh) })
@@ -62,6 +63,21 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (coord.Coordinator, coor
 		if peak > limit {
 			t.Fatalf("peak holders %d across two nodes, limit %d", peak, limit)
 		}
+	})
+	t.Run("AccountsAcrossNodes", func(t *testing.T) {
+		checkPeaks(t, raceAccounts(t, nodes, 60, 5))
+		// A binding made through one node steers the other, and a full bound account on one
+		// node is bypassed on the other without rebinding.
+		req := coord.AccountReq{Accounts: accounts(11, 1, 12, 0), Session: "shared-acct-session", SessionTTL: longTTL}
+		g, err := a.AcquireAccount(ctx, "on-a", longTTL, req)
+		if err != nil || g.Index != 0 {
+			t.Fatalf("node a: %+v, %v; want account 11", g, err)
+		}
+		g, err = b.AcquireAccount(ctx, "on-b", longTTL, req)
+		if err != nil || g.Index != 1 || g.Bound != 11 {
+			t.Fatalf("node b: %+v, %v; want account 12 with the binding on 11", g, err)
+		}
+		wantSticky(t, b, "shared-acct-session", 11)
 	})
 	t.Run("LeaseAcrossNodes", func(t *testing.T) {
 		ok, _, err := a.AcquireLease(ctx, "shared-job", "node-a", longTTL)

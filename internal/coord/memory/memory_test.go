@@ -129,3 +129,32 @@ func BenchmarkAcquireRelease(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkAcquireAccountRelease(b *testing.B) {
+	c := New()
+	defer c.Close()
+	ctx := context.Background()
+	req := coord.AccountReq{
+		Base: []coord.SlotReq{{Key: "user:1", Limit: 1 << 30}, {Key: "key:1", Limit: 1 << 30}},
+		Accounts: []coord.AccountSlot{
+			{ID: 1, Slot: coord.SlotReq{Key: "account:1", Limit: 1 << 30}},
+			{ID: 2, Slot: coord.SlotReq{Key: "account:2", Limit: 1 << 30}},
+		},
+		SessionTTL: time.Hour,
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		holder := fmt.Sprintf("h%p", &pb)
+		req := req
+		req.Session = "session-" + holder
+		for pb.Next() {
+			g, err := c.AcquireAccount(ctx, holder, time.Minute, req)
+			if err != nil || g.Index < 0 {
+				b.Fatalf("AcquireAccount: %+v %v", g, err)
+			}
+			if err := c.ReleaseSlots(ctx, holder, "user:1", "key:1", req.Accounts[g.Index].Slot.Key); err != nil {
+				b.Fatalf("ReleaseSlots: %v", err)
+			}
+		}
+	})
+}

@@ -53,27 +53,40 @@ func (c *Coordinator) AcquireSlots(ctx context.Context, holder string, ttl time.
 	defer s.mu.Unlock()
 	s.sweep(now)
 	for i, r := range reqs {
-		if r.Limit <= 0 {
-			continue
-		}
-		set := s.live(r.Key, now)
-		if _, mine := set[holder]; !mine && len(set) >= r.Limit {
+		if !s.room(r, holder, now) {
 			return false, i, nil
 		}
 	}
 	exp := now.Add(ttl)
 	for _, r := range reqs {
-		if r.Limit <= 0 {
-			continue
-		}
-		set := s.sets[r.Key]
-		if set == nil {
-			set = make(map[string]time.Time)
-			s.sets[r.Key] = set
-		}
-		set[holder] = exp
+		s.take(r, holder, exp)
 	}
 	return true, -1, nil
+}
+
+// room reports whether holder may have a slot of r: it has one already, the set has fewer
+// live holders than the limit, or there is no limit. The caller holds mu.
+func (s *slotTable) room(r coord.SlotReq, holder string, now time.Time) bool {
+	if r.Limit <= 0 {
+		return true
+	}
+	set := s.live(r.Key, now)
+	_, mine := set[holder]
+	return mine || len(set) < r.Limit
+}
+
+// take gives holder a slot of r until exp; an unlimited set stores nothing. The caller
+// holds mu.
+func (s *slotTable) take(r coord.SlotReq, holder string, exp time.Time) {
+	if r.Limit <= 0 {
+		return
+	}
+	set := s.sets[r.Key]
+	if set == nil {
+		set = make(map[string]time.Time)
+		s.sets[r.Key] = set
+	}
+	set[holder] = exp
 }
 
 // ReleaseSlots removes holder from each set.

@@ -205,11 +205,12 @@ func unavailable(op string, err error) error {
 	return fmt.Errorf("redis %s: %w: %w", op, coord.ErrUnavailable, err)
 }
 
-// Key layout. Slot sets all carry the hash tag {prefix}, because one acquire spans any
-// sets; a lease and its fence share a tag of their own; the rest are single-key.
+// Key layout. Slot sets and sticky bindings all carry the hash tag {prefix}, because one
+// AcquireAccount spans any sets and a binding; a lease and its fence share a tag of their
+// own; counters are single-key.
 func (c *Coordinator) slotKey(key string) string   { return "{" + c.prefix + "}:slot:" + key }
 func (c *Coordinator) leaseKey(name string) string { return "{" + c.prefix + ":lease:" + name + "}" }
-func (c *Coordinator) stickyKey(key string) string { return c.prefix + ":sticky:" + key }
+func (c *Coordinator) stickyKey(key string) string { return "{" + c.prefix + "}:sticky:" + key }
 func (c *Coordinator) counterKey(key string) string {
 	return c.prefix + ":counter:" + key
 }

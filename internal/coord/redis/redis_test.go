@@ -254,6 +254,14 @@ func TestOneRoundTripEach(t *testing.T) {
 		{"RefreshSlots", func() error {
 			return c.RefreshSlots(ctx, time.Minute, []coord.Held{{Key: "account:1", Holder: "h"}, {Key: "user:1", Holder: "h"}})
 		}},
+		{"AcquireAccount", func() error {
+			_, err := c.AcquireAccount(ctx, "h", time.Minute, coord.AccountReq{
+				Base:     reqs[1:],
+				Accounts: []coord.AccountSlot{{ID: 1, Slot: reqs[0]}, {ID: 2, Slot: coord.SlotReq{Key: "account:2", Limit: 3}}},
+				Session:  "s", SessionTTL: time.Minute, Keep: []int64{3},
+			})
+			return err
+		}},
 		{"ReleaseSlots", func() error { return c.ReleaseSlots(ctx, "h", "account:1", "user:1", "key:1") }},
 		{"AcquireLease", func() error { _, _, err := c.AcquireLease(ctx, "job", "me", time.Minute); return err }},
 		{"Incr", func() error { _, err := c.Incr(ctx, "n", 1, time.Minute); return err }},
@@ -288,6 +296,14 @@ func TestKeysShareHashTag(t *testing.T) {
 	if ok, _, err := c.AcquireLease(ctx, "refresh}tokens", "me", time.Minute); err != nil || !ok {
 		t.Fatalf("AcquireLease: ok=%v err=%v", ok, err)
 	}
+	// One AcquireAccount spans slot sets and a sticky binding.
+	g, err := c.AcquireAccount(ctx, "h2", time.Minute, coord.AccountReq{
+		Accounts: []coord.AccountSlot{{ID: 1, Slot: coord.SlotReq{Key: "account:1", Limit: 3}}},
+		Session:  "group:1:{sess}", SessionTTL: time.Minute,
+	})
+	if err != nil || g.Index != 0 {
+		t.Fatalf("AcquireAccount: %+v, %v", g, err)
+	}
 	keys, err := rawClient(t, r).Keys(ctx, "*").Result()
 	if err != nil {
 		t.Fatalf("KEYS: %v", err)
@@ -295,14 +311,14 @@ func TestKeysShareHashTag(t *testing.T) {
 	var slotKeys, leaseKeys []string
 	for _, k := range keys {
 		switch {
-		case strings.Contains(k, ":slot:"):
+		case strings.Contains(k, ":slot:"), strings.Contains(k, ":sticky:"):
 			slotKeys = append(slotKeys, k)
 		case strings.Contains(k, ":lease:"):
 			leaseKeys = append(leaseKeys, k)
 		}
 	}
-	if len(slotKeys) != 3 || len(leaseKeys) != 2 {
-		t.Fatalf("keys written: %q; want 3 slot sets and a lease with its fence", keys)
+	if len(slotKeys) != 4 || len(leaseKeys) != 2 {
+		t.Fatalf("keys written: %q; want 3 slot sets, a binding and a lease with its fence", keys)
 	}
 	for _, group := range [][]string{slotKeys, leaseKeys} {
 		for _, k := range group[1:] {
@@ -376,6 +392,45 @@ func BenchmarkAcquireRelease(b *testing.B) {
 				b.Fatalf("AcquireSlots: ok=%v err=%v", ok, err)
 			}
 			if err := c.ReleaseSlots(ctx, holder, keys...); err != nil {
+				b.Fatalf("ReleaseSlots: %v", err)
+			}
+		}
+	})
+	b.ReportMetric(float64(counter.RoundTrips())/float64(b.N), "roundtrips/op")
+	b.ReportMetric(float64(counter.Commands())/float64(b.N), "cmds/op")
+}
+
+// BenchmarkAcquireAccountRelease is one request's whole use of Redis on the hot path: the
+// binding, the choice among two accounts and the user, key and account slots in one call,
+// then one release.
+func BenchmarkAcquireAccountRelease(b *testing.B) {
+	r := testenv.StartRedis(b)
+	var counter CommandCounter
+	c := mustNew(b, Options{URL: r.URL(), KeyPrefix: uniquePrefix(), Counter: &counter})
+	ctx := context.Background()
+	req := coord.AccountReq{
+		Base: []coord.SlotReq{{Key: "user:1", Limit: 1 << 30}, {Key: "key:1", Limit: 1 << 30}},
+		Accounts: []coord.AccountSlot{
+			{ID: 1, Slot: coord.SlotReq{Key: "account:1", Limit: 1 << 30}},
+			{ID: 2, Slot: coord.SlotReq{Key: "account:2", Limit: 1 << 30}},
+		},
+		SessionTTL: time.Hour,
+	}
+	var holders atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	counter.Reset()
+	b.RunParallel(func(pb *testing.PB) {
+		n := holders.Add(1)
+		holder := fmt.Sprintf("h%d", n)
+		req := req
+		req.Session = fmt.Sprintf("session-%d", n)
+		for pb.Next() {
+			g, err := c.AcquireAccount(ctx, holder, time.Minute, req)
+			if err != nil || g.Index < 0 {
+				b.Fatalf("AcquireAccount: %+v, %v", g, err)
+			}
+			if err := c.ReleaseSlots(ctx, holder, "user:1", "key:1", req.Accounts[g.Index].Slot.Key); err != nil {
 				b.Fatalf("ReleaseSlots: %v", err)
 			}
 		}

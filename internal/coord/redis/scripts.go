@@ -38,6 +38,96 @@ end
 return 0
 `)
 
+// accountScript is AcquireAccount (see coord.Scheduler for the semantics).
+// KEYS: the base sets, then the sets of the limited candidate accounts, then the session's
+// binding when there is one. ARGV[1] holder, [2] ttl ms, [3] session ttl ms (0: no session),
+// [4] n base, [5] n accounts, [6] n keep; then the n base limits; then per account its id,
+// its limit and the index of its set in KEYS (0: unlimited); then the kept account ids.
+// Returns {granted account's 1-based position or 0, full base set's 1-based position or 0,
+// the bound account id or an empty string}.
+var accountScript = goredis.NewScript(nowMillis + `
+local holder = ARGV[1]
+local ttl = tonumber(ARGV[2])
+local sessionTTL = tonumber(ARGV[3])
+local nBase, nAcct, nKeep = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local acctArg = 7 + nBase
+local keepArg = acctArg + 3 * nAcct
+
+local session = nil
+local bound = false
+if sessionTTL > 0 then
+  session = KEYS[#KEYS]
+  bound = redis.call('GET', session)
+end
+local function room(key, limit)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if redis.call('ZSCORE', key, holder) then
+    return true
+  end
+  return redis.call('ZCARD', key) < limit
+end
+for i = 1, nBase do
+  if not room(KEYS[i], tonumber(ARGV[6 + i])) then
+    return {0, i, bound or ''}
+  end
+end
+local function fits(j)
+  local k = tonumber(ARGV[acctArg + 3 * (j - 1) + 2])
+  return k == 0 or room(KEYS[k], tonumber(ARGV[acctArg + 3 * (j - 1) + 1]))
+end
+local first = 0
+if bound then
+  for j = 1, nAcct do
+    if ARGV[acctArg + 3 * (j - 1)] == bound then
+      first = j
+      break
+    end
+  end
+end
+local chosen = 0
+if first > 0 and fits(first) then
+  chosen = first
+else
+  for j = 1, nAcct do
+    if j ~= first and fits(j) then
+      chosen = j
+      break
+    end
+  end
+end
+if chosen == 0 then
+  return {0, 0, bound or ''}
+end
+
+local exp = now + ttl
+local function take(key)
+  redis.call('ZADD', key, exp, holder)
+  if redis.call('PTTL', key) < ttl then
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+for i = 1, nBase do
+  take(KEYS[i])
+end
+local k = tonumber(ARGV[acctArg + 3 * (chosen - 1) + 2])
+if k > 0 then
+  take(KEYS[k])
+end
+if session then
+  local id = ARGV[acctArg + 3 * (chosen - 1)]
+  local kept = false
+  for j = 1, nKeep do
+    if ARGV[keepArg + j - 1] == bound then
+      kept = true
+    end
+  end
+  if bound == id or not bound or (first == 0 and not kept) then
+    redis.call('SET', session, id, 'PX', sessionTTL)
+  end
+end
+return {chosen, 0, bound or ''}
+`)
+
 // releaseScript: KEYS are slot sets; ARGV[1] holder.
 var releaseScript = goredis.NewScript(`
 for _, key in ipairs(KEYS) do
