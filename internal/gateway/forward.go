@@ -253,6 +253,12 @@ func (ts *transports) get(proxy *url.URL) *http.Transport {
 		// Relay bytes as the upstream sends them; transparent gzip would sit between the
 		// upstream and the per-event flush.
 		DisableCompression: true,
+		// A connection keeps both buffers for its whole life, and a stream holds its
+		// connection for minutes (issue 5: memory per open stream). 2 KiB still takes a
+		// request's headers, or an answer's, in one system call; bodies larger than the
+		// buffer bypass it (bufio reads into, and writes from, the caller's slice).
+		WriteBufferSize: 2 << 10,
+		ReadBufferSize:  2 << 10,
 	}
 	if proxy != nil {
 		t.Proxy = http.ProxyURL(proxy) // http, https and socks5 schemes
