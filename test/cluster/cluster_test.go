@@ -43,9 +43,8 @@ type cluster struct {
 	secrets map[string]string
 	nodes   []*node
 
-	caddy    *testenv.Caddy
-	caddyEnv map[string]string // what Caddy was started (or last reloaded) with
-	entry    string            // http://127.0.0.1:PORT, the site Caddy serves
+	caddy *testenv.Caddy
+	entry string // http://127.0.0.1:PORT, the site Caddy serves
 
 	db    *pgxpool.Pool   // the harness's own view of the state (superuser, not a node's role)
 	rdb   *goredis.Client // the harness's own view of Redis
@@ -79,34 +78,16 @@ func startCluster(t *testing.T, bin string) *cluster {
 		c.nodes = append(c.nodes, c.newNode(i))
 	}
 	// Release all three at once (scenario 1).
-	gate := make(chan struct{})
-	errs := make([]error, len(c.nodes))
-	var wg sync.WaitGroup
-	for i, n := range c.nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-gate
-			errs[i] = n.start()
-		}()
-	}
-	close(gate)
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	testenv.StartAll(t, c.nodes...)
 	for _, n := range c.nodes {
 		n.waitHealthy(t)
 	}
 	c.adminEmail = c.nodes[0].env["ADMIN_EMAIL"]
 
 	site := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
-	c.caddyEnv = caddyEnvFor(site, c.nodes, false)
-	c.caddy = startEntry(t, c.caddyEnv)
+	c.caddy = startEntry(t, caddyEnvFor(site, c.nodes, false))
 	c.entry = "http://" + site
-	c.admin = c.login(c.entry, c.adminEmail, c.secrets["ADMIN_PASSWORD"])
+	c.admin = testenv.Login(t, c.entry, c.adminEmail, c.secrets["ADMIN_PASSWORD"])
 	return c
 }
 
@@ -180,9 +161,7 @@ func (c *cluster) newNode(i int) *node {
 // addNode starts one more node (the next of nodeIPs) and waits until it is healthy.
 func (c *cluster) addNode() *node {
 	n := c.newNode(len(c.nodes))
-	if err := n.start(); err != nil {
-		c.t.Fatal(err)
-	}
+	testenv.StartAll(c.t, n)
 	n.waitHealthy(c.t)
 	c.nodes = append(c.nodes, n)
 	return n

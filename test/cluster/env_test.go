@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/fluxcode/fluxcode/internal/config"
+	"github.com/fluxcode/fluxcode/internal/testenv"
 )
 
 // deployDir holds the operator's files; the harness reads them, never copies of them.
@@ -28,11 +28,7 @@ func deployPath(name string) string { return filepath.Join(deployDir, name) }
 
 func readDeployFile(t testing.TB, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(deployPath(name))
-	if err != nil {
-		t.Fatalf("read deploy/%s: %v", name, err)
-	}
-	return string(b)
+	return testenv.ReadRepoFile(t, "deploy/"+name)
 }
 
 // nodeEnvFile is deploy/.env.node.example as docker compose reads it.

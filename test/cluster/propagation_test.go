@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fluxcode/fluxcode/internal/mockupstream"
+	"github.com/fluxcode/fluxcode/internal/testenv"
 )
 
 // propagationWindow is the bound of scenario 4: a change made on one node holds on every
@@ -31,7 +32,7 @@ func (c *cluster) disabledKeyRefused(t *testing.T) {
 		}
 	}
 
-	mustCall(t, "PATCH", nodes[0].base()+"/api/v1/admin/keys/"+strconv.FormatInt(tn.keyID, 10), c.admin,
+	testenv.MustCallJSON(t, "PATCH", nodes[0].base()+"/api/v1/admin/keys/"+strconv.FormatInt(tn.keyID, 10), c.admin,
 		map[string]string{"status": "disabled"}, http.StatusOK, nil)
 	changed := time.Now()
 
@@ -124,7 +125,7 @@ func (c *cluster) rateLimitedSkipped(t *testing.T) {
 	var acc struct {
 		RateLimitedUntil *time.Time `json:"rate_limited_until"`
 	}
-	mustCall(t, "GET", c.entry+"/api/v1/admin/accounts/"+strconv.FormatInt(limited.id, 10), c.admin, nil, http.StatusOK, &acc)
+	testenv.MustCallJSON(t, "GET", c.entry+"/api/v1/admin/accounts/"+strconv.FormatInt(limited.id, 10), c.admin, nil, http.StatusOK, &acc)
 	if acc.RateLimitedUntil == nil || acc.RateLimitedUntil.Before(marked.Add(reset-time.Minute)) {
 		t.Errorf("rate_limited_until = %v, want about %s (the 429's reset)", acc.RateLimitedUntil, marked.Add(reset).Format(time.RFC3339))
 	}
@@ -138,13 +139,8 @@ func (c *cluster) fourthNodeJoins(t *testing.T) {
 	if got := n4.served(t, "/v1/messages"); got != 0 {
 		t.Fatalf("%s answered %d requests before it was added", n4.name, got)
 	}
-	env := make(map[string]string, len(c.caddyEnv))
-	for k, v := range c.caddyEnv {
-		env[k] = v
-	}
-	env["FLUXCODE_UPSTREAMS"] = upstreams(c.nodes)
-	reloadCaddyfile(t, c.caddy, env)
-	c.caddyEnv = env
+	// Only FLUXCODE_UPSTREAMS changes; the rest of Caddy's environment stays.
+	reloadCaddyfile(t, c.caddy, map[string]string{"FLUXCODE_UPSTREAMS": upstreams(c.nodes)})
 
 	tn := c.newTenant(t, "scaleout", accountSpec{})
 	before := c.servedBy(t)
@@ -160,7 +156,7 @@ func (c *cluster) fourthNodeJoins(t *testing.T) {
 	}
 	seen := false
 	for i := 0; i < 200 && !seen; i++ {
-		mustCall(t, "GET", c.entry+"/health", "", nil, http.StatusOK, &h)
+		testenv.MustCallJSON(t, "GET", c.entry+"/health", "", nil, http.StatusOK, &h)
 		seen = h.Node == n4.name
 	}
 	if !seen {

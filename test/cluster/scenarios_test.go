@@ -119,7 +119,7 @@ func (c *cluster) startedTogether(t *testing.T) {
 			Email string `json:"email"`
 			Role  string `json:"role"`
 		}
-		mustCall(t, "GET", n.base()+"/api/v1/me", c.admin, nil, http.StatusOK, &me)
+		testenv.MustCallJSON(t, "GET", n.base()+"/api/v1/me", c.admin, nil, http.StatusOK, &me)
 		if me.Email != c.adminEmail || me.Role != "admin" {
 			t.Errorf("%s: /api/v1/me = %+v, want the admin %s", n.name, me, c.adminEmail)
 		}
