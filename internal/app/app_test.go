@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,22 +21,7 @@ import (
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 // syncBuffer collects a node's stdout.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testenv.Buffer
 
 // singleEnv is a single-node configuration on a fresh data directory, on a free port.
 func singleEnv(t *testing.T, dataDir string) map[string]string {
@@ -70,43 +54,15 @@ func startNode(t *testing.T, env map[string]string) (*app.Main, *syncBuffer) {
 
 var passwordLine = regexp.MustCompile(regexp.QuoteMeta(app.AdminPasswordLine) + ` email=(\S+) password=(\S+)`)
 
+// do sends a JSON API request (see testenv.DoJSON).
 func do(t *testing.T, method, url, token string, body any) (*http.Response, []byte) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
+	return testenv.DoJSON(t, method, url, token, body)
 }
 
 func login(t *testing.T, base, email, password string) string {
 	t.Helper()
-	resp, body := do(t, "POST", base+"/api/v1/auth/login", "", map[string]string{"email": email, "password": password})
-	if resp.StatusCode != 200 {
-		t.Fatalf("login %s: %d %s", email, resp.StatusCode, body)
-	}
-	var tok struct{ Token string }
-	if err := json.Unmarshal(body, &tok); err != nil || tok.Token == "" {
-		t.Fatalf("login body %s: %v", body, err)
-	}
-	return tok.Token
+	return testenv.Login(t, base, email, password)
 }
 
 type health struct {

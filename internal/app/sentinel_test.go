@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,8 +16,8 @@ import (
 )
 
 // startSentinel runs `redis-server <conf> --sentinel` on a free loopback port, monitoring the
-// master at masterAddr as name. It dies with the test binary (Pdeathsig) and is killed when
-// the test ends.
+// master at masterAddr as name, and waits until it knows the master. It dies with the test
+// binary and is killed when the test ends (testenv.StartProcess).
 func startSentinel(t *testing.T, name, masterAddr, masterPassword, sentinelPassword string) string {
 	t.Helper()
 	bin := testenv.RequireBinary(t, "redis-server", "redis-server")
@@ -38,38 +36,19 @@ func startSentinel(t *testing.T, name, masterAddr, masterPassword, sentinelPassw
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(filepath.Join(dir, "sentinel.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(bin, confPath, "--sentinel")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start sentinel: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-	})
+	p := testenv.StartProcess(t, bin, testenv.ProcessOptions{Name: "sentinel", Args: []string{confPath, "--sentinel"}, InheritEnv: true})
 
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	sc := goredis.NewSentinelClient(&goredis.Options{Addr: addr, Password: sentinelPassword, MaxRetries: -1})
 	defer sc.Close()
-	// Bounded only so a broken start fails instead of hanging.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	p.WaitReady(t, func() error {
 		got, err := sc.GetMasterAddrByName(context.Background(), name).Result()
-		if err == nil && strings.Join(got, ":") == masterAddr {
-			return addr
+		if err == nil && strings.Join(got, ":") != masterAddr {
+			err = fmt.Errorf("sentinel on %s names the master %v, want %s", addr, got, masterAddr)
 		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "sentinel.log"))
-			t.Fatalf("sentinel on %s not ready: %v %v\n%s", addr, got, err, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
+	return addr
 }
 
 // TestClusterNodeThroughSentinel runs a cluster node that finds its Redis master through a

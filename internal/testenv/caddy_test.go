@@ -15,29 +15,21 @@ const greetingCaddyfile = `http://{$CADDY_ADDR} {
 func TestCaddyReloadEnvTakesTheNewEnvironment(t *testing.T) {
 	c := StartCaddy(t, greetingCaddyfile, map[string]string{"GREETING": "first"})
 	url := "http://" + c.Addr() + "/"
-	if got := mustGet(t, url); got != "first" {
-		t.Fatalf("before the reload: %q, want first", got)
-	}
+	wantBody(t, url, "first", "before the reload")
 
 	if err := c.ReloadEnv(greetingCaddyfile, map[string]string{"GREETING": "second"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustGet(t, url); got != "second" {
-		t.Errorf("after ReloadEnv: %q, want second (the new environment)", got)
-	}
+	wantBody(t, url, "second", "after ReloadEnv")
 	// A plain Reload and a restart keep the environment ReloadEnv gave.
 	if err := c.Reload(greetingCaddyfile); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustGet(t, url); got != "second" {
-		t.Errorf("after Reload: %q, want second", got)
-	}
+	wantBody(t, url, "second", "after Reload")
 	if err := c.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustGet(t, url); got != "second" {
-		t.Errorf("after a restart: %q, want second", got)
-	}
+	wantBody(t, url, "second", "after a restart")
 
 	if err := c.ReloadEnv(greetingCaddyfile, map[string]string{"CADDY_ADMIN": "127.0.0.1:1"}); err == nil {
 		t.Error("ReloadEnv moved the admin endpoint")
@@ -45,15 +37,11 @@ func TestCaddyReloadEnvTakesTheNewEnvironment(t *testing.T) {
 	if err := c.ReloadEnv("this is { not a caddyfile", map[string]string{"GREETING": "third"}); err == nil {
 		t.Error("ReloadEnv accepted a broken Caddyfile")
 	}
-	if got := mustGet(t, url); got != "second" {
-		t.Errorf("after failed reloads: %q, want the previous config still serving", got)
-	}
+	wantBody(t, url, "second", "after failed reloads")
 	if err := c.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustGet(t, url); got != "second" {
-		t.Errorf("a restart after failed reloads: %q, want the last loaded config", got)
-	}
+	wantBody(t, url, "second", "a restart after failed reloads")
 }
 
 func TestCaddyListensOnLoopbackOnly(t *testing.T) {
@@ -67,9 +55,7 @@ func TestCaddyListensOnLoopbackOnly(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not on loopback") {
 		t.Errorf("Reload of a site bound to 0.0.0.0: %v; want a refusal", err)
 	}
-	if got := mustGet(t, "http://"+c.Addr()+"/"); got != "hi" {
-		t.Errorf("after the refused reload: %q, want hi", got)
-	}
+	wantBody(t, "http://"+c.Addr()+"/", "hi", "after the refused reload")
 }
 
 func listenAddrs(t *testing.T, c *Caddy) []string {
@@ -84,4 +70,12 @@ func listenAddrs(t *testing.T, c *Caddy) []string {
 		t.Fatal(err)
 	}
 	return listen
+}
+
+// wantBody fails t unless GET url answers want.
+func wantBody(t *testing.T, url, want, when string) {
+	t.Helper()
+	if got := mustGet(t, url); got != want {
+		t.Errorf("%s: %q, want %q", when, got, want)
+	}
 }

@@ -183,6 +183,10 @@ func TestCallJSONAndLogin(t *testing.T) {
 	if err := json.Unmarshal(body, &got); err != nil || got["auth"] != "" || got["type"] != "" {
 		t.Errorf("a bodiless call without a token: %v %v", got, err)
 	}
+	resp, _ := DoJSON(t, "GET", srv.URL+"/x", "", nil)
+	if resp.StatusCode != http.StatusTeapot || resp.Header.Get("Content-Type") == "" {
+		t.Errorf("DoJSON: %d %v", resp.StatusCode, resp.Header)
+	}
 	MustCallJSON(t, "GET", srv.URL+"/x", "", nil, http.StatusTeapot, &got)
 	if msg := expectFatal(t, func(tb testing.TB) { MustCallJSON(tb, "GET", srv.URL+"/x", "", nil, http.StatusOK, nil) }); !strings.Contains(msg, "418") {
 		t.Errorf("MustCallJSON with the wrong status: %q", msg)

@@ -21,6 +21,14 @@ const callTimeout = 30 * time.Second
 // answer fails the test.
 func CallJSON(t testing.TB, method, url, token string, body any) (int, []byte) {
 	t.Helper()
+	resp, b := DoJSON(t, method, url, token, body)
+	return resp.StatusCode, b
+}
+
+// DoJSON is CallJSON for a test that reads the answer's headers too: the
+// response comes with its body already read (and closed).
+func DoJSON(t testing.TB, method, url, token string, body any) (*http.Response, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -50,7 +58,7 @@ func CallJSON(t testing.TB, method, url, token string, body any) (int, []byte) {
 	if err != nil {
 		t.Fatalf("%s %s: read the answer: %v", method, url, err)
 	}
-	return resp.StatusCode, b
+	return resp, b
 }
 
 // MustCallJSON is CallJSON that requires the status want and decodes the
