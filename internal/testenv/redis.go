@@ -147,14 +147,19 @@ func (r *Redis) ping() error {
 	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
 	rd := bufio.NewReader(conn)
 	if r.cfg.password != "" {
-		if err := redisCommand(conn, rd, "+OK", "AUTH", r.cfg.password); err != nil {
+		if err := RedisCommand(conn, rd, "+OK", "AUTH", r.cfg.password); err != nil {
 			return err
 		}
 	}
-	return redisCommand(conn, rd, "+PONG", "PING")
+	return RedisCommand(conn, rd, "+PONG", "PING")
 }
 
-func redisCommand(conn net.Conn, rd *bufio.Reader, want string, args ...string) error {
+// RedisCommand sends one command (args, as a RESP array) on conn and reads
+// its one-line reply from rd, which must be conn's reader; a reply other than
+// want (e.g. "+OK") is an error. It needs no client library and no test: the
+// benchmark's MONITOR connection uses it before it reads the command stream
+// from the same reader.
+func RedisCommand(conn net.Conn, rd *bufio.Reader, want string, args ...string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "*%d\r\n", len(args))
 	for _, a := range args {

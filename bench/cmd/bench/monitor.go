@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fluxcode/fluxcode/internal/testenv"
 )
 
 // monitor counts the commands clients send to a Redis server, through MONITOR. Unlike
@@ -29,33 +31,15 @@ func startMonitor(addr, password string) (*monitor, error) {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
 	rd := bufio.NewReaderSize(conn, 64<<10)
-	send := func(args ...string) error {
-		var b strings.Builder
-		fmt.Fprintf(&b, "*%d\r\n", len(args))
-		for _, a := range args {
-			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-		}
-		if _, err := conn.Write([]byte(b.String())); err != nil {
-			return err
-		}
-		line, err := rd.ReadString('\n')
-		if err != nil {
-			return err
-		}
-		if !strings.HasPrefix(line, "+OK") {
-			return fmt.Errorf("%s: %s", args[0], strings.TrimSpace(line))
-		}
-		return nil
-	}
+	var args [][]string
 	if password != "" {
-		if err := send("AUTH", password); err != nil {
+		args = append(args, []string{"AUTH", password})
+	}
+	for _, a := range append(args, []string{"MONITOR"}) {
+		if err := testenv.RedisCommand(conn, rd, "+OK", a...); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("monitor: %w", err)
 		}
-	}
-	if err := send("MONITOR"); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("monitor: %w", err)
 	}
 	m := &monitor{conn: conn, cmds: map[string]int64{}, done: make(chan struct{})}
 	go func() {
