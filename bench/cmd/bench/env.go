@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,13 +20,13 @@ import (
 
 // binaries are the programs the harness builds from this checkout.
 type binaries struct {
-	fluxcode, mock, loadgen, bareproxy, fluxprof string
+	fluxcode, mock, loadgen, bareproxy string
 }
 
 // build compiles every program into dir with one go build (one link cache, two cores).
 func build(ctx context.Context, root, dir string) (binaries, error) {
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/",
-		"./cmd/fluxcode", "./cmd/mockupstream", "./bench/cmd/loadgen", "./bench/cmd/bareproxy", "./bench/cmd/fluxprof")
+		"./cmd/fluxcode", "./cmd/mockupstream", "./bench/cmd/loadgen", "./bench/cmd/bareproxy")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return binaries{}, fmt.Errorf("go build: %w\n%s", err, out)
@@ -35,7 +34,6 @@ func build(ctx context.Context, root, dir string) (binaries, error) {
 	return binaries{
 		fluxcode: filepath.Join(dir, "fluxcode"), mock: filepath.Join(dir, "mockupstream"),
 		loadgen: filepath.Join(dir, "loadgen"), bareproxy: filepath.Join(dir, "bareproxy"),
-		fluxprof: filepath.Join(dir, "fluxprof"),
 	}, nil
 }
 
@@ -69,9 +67,10 @@ func (t *target) selfPids() []int {
 // deployment is one FluxCode installation: its nodes, their environment, its mock key.
 type deployment struct {
 	name        string
-	env         []string // shared by every node (without SERVER_PORT, NODE_NAME)
+	env         []string // shared by every node (without SERVER_PORT, NODE_NAME, PPROF_ADDR)
 	nodes       []*child
 	urls        []string
+	pprofAddrs  []string // each node's PPROF_ADDR: profiles come from the measured processes
 	upstreamKey string
 }
 
@@ -87,6 +86,16 @@ type lab struct {
 	targets           []*target
 	deployments       map[string]*deployment
 	closers           []func()
+}
+
+// target returns the target named name (nil when there is none).
+func (l *lab) target(name string) *target {
+	for _, t := range l.targets {
+		if t.name == name {
+			return t
+		}
+	}
+	return nil
 }
 
 // close stops everything in reverse order of start.
@@ -130,7 +139,7 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 	}
 	l.closers = append(l.closers, l.mock.stop)
 	l.mockURL = "http://" + mockAddr
-	if err := l.mock.waitReady(httpReady(l.mockURL + "/api/hello")); err != nil {
+	if err := l.mock.waitReady(testenv.HTTPReady(l.mockURL + "/api/hello")); err != nil {
 		return err
 	}
 	l.targets = append(l.targets, &target{name: report.Mock, url: l.mockURL, key: "sk-bench-direct",
@@ -145,7 +154,7 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 		return err
 	}
 	l.closers = append(l.closers, l.bare.stop)
-	if err := l.bare.waitReady(httpReady("http://" + bareAddr + "/api/hello")); err != nil {
+	if err := l.bare.waitReady(testenv.HTTPReady("http://" + bareAddr + "/api/hello")); err != nil {
 		return err
 	}
 	l.targets = append(l.targets, &target{name: report.Bare, url: "http://" + bareAddr, key: "sk-bench-direct",
@@ -180,14 +189,14 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 		"LOG_LEVEL=warn", "LOG_FORMAT=text",
 	}
 	sqliteDir := filepath.Join(l.dir, "sqlite-data")
-	if err := l.deploy(ctx, report.SQLite, "sk-bench-sqlite", 1, append(common, "DATA_DIR="+sqliteDir)); err != nil {
+	if err := l.deploy(report.SQLite, "sk-bench-sqlite", 1, append(common, "DATA_DIR="+sqliteDir)); err != nil {
 		return err
 	}
-	if err := l.deploy(ctx, report.PGRedis, "sk-bench-pg", 1, append(common, "DATA_DIR="+filepath.Join(l.dir, "pg-data"),
+	if err := l.deploy(report.PGRedis, "sk-bench-pg", 1, append(common, "DATA_DIR="+filepath.Join(l.dir, "pg-data"),
 		"DATABASE_URL="+l.pg.DSN("fluxcode_one"), "REDIS_URL="+l.redis[0].URL())); err != nil {
 		return err
 	}
-	if err := l.deploy(ctx, report.TwoNodes, "sk-bench-two", 2, append(common, "DATA_DIR="+filepath.Join(l.dir, "two-data"),
+	if err := l.deploy(report.TwoNodes, "sk-bench-two", 2, append(common, "DATA_DIR="+filepath.Join(l.dir, "two-data"),
 		"DATABASE_URL="+l.pg.DSN("fluxcode_two"), "REDIS_URL="+l.redis[1].URL(), "TRUSTED_PROXIES=127.0.0.1")); err != nil {
 		return err
 	}
@@ -212,7 +221,7 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 		return err
 	}
 	l.closers = append(l.closers, l.caddy.Close)
-	if err := waitFor(httpReady("http://"+caddyAddr+"/health"), time.Minute); err != nil {
+	if err := waitFor(testenv.HTTPReady("http://"+caddyAddr+"/health"), time.Minute); err != nil {
 		return fmt.Errorf("caddy → fluxcode /health: %w", err)
 	}
 
@@ -275,54 +284,38 @@ func (l *lab) preparePostgres(ctx context.Context, dbs ...string) error {
 	return err
 }
 
-// deploy starts n fluxcode nodes sharing env and waits until each answers /health.
-func (l *lab) deploy(ctx context.Context, name, upstreamKey string, n int, env []string) error {
+// deploy starts n fluxcode nodes sharing env and waits until each answers /health. Every
+// node also serves Go's profiler on a loopback port of its own (PPROF_ADDR), idle unless a
+// profile is taken, so that profiles show exactly the processes the figures come from.
+func (l *lab) deploy(name, upstreamKey string, n int, env []string) error {
 	d := &deployment{name: name, env: env, upstreamKey: upstreamKey}
 	for i := range n {
-		node, url, err := l.startNode(l.bin.fluxcode, fmt.Sprintf("%s-%d", name, i+1), env, nil)
+		nodeName := fmt.Sprintf("%s-%d", name, i+1)
+		addr, err := freeAddr()
 		if err != nil {
+			return err
+		}
+		pprofAddr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		port := addr[strings.LastIndexByte(addr, ':')+1:]
+		node, err := startChild(nodeName, l.logDir, l.bin.fluxcode, nil,
+			slices.Concat(env, []string{"SERVER_PORT=" + port, "NODE_NAME=" + nodeName, "PPROF_ADDR=" + pprofAddr}))
+		if err != nil {
+			return err
+		}
+		l.closers = append(l.closers, node.stop)
+		url := "http://" + addr
+		if err := node.waitReady(testenv.HTTPReady(url + "/health")); err != nil {
 			return err
 		}
 		d.nodes = append(d.nodes, node)
 		d.urls = append(d.urls, url)
+		d.pprofAddrs = append(d.pprofAddrs, pprofAddr)
 	}
 	l.deployments[name] = d
 	return nil
-}
-
-// startNode starts one FluxCode node (the real binary, or fluxprof) on a free port.
-func (l *lab) startNode(path, nodeName string, env, args []string) (*child, string, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, "", err
-	}
-	port := addr[strings.LastIndexByte(addr, ':')+1:]
-	c, err := startChild(nodeName, l.logDir, path, args, slices.Concat(env, []string{"SERVER_PORT=" + port, "NODE_NAME=" + nodeName}))
-	if err != nil {
-		return nil, "", err
-	}
-	l.closers = append(l.closers, c.stop)
-	url := "http://" + addr
-	if err := c.waitReady(httpReady(url + "/health")); err != nil {
-		return nil, "", err
-	}
-	return c, url, nil
-}
-
-// httpReady is a probe that succeeds when url answers 200.
-func httpReady(url string) func() error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	return func() error {
-		resp, err := client.Get(url)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		return nil
-	}
 }
 
 func waitFor(probe func() error, d time.Duration) error {

@@ -128,12 +128,14 @@ func measureAll(ctx context.Context, l *lab, o options, outDir string, logf func
 	res.Notes = append(res.Notes,
 		"All processes share this machine's cores: load generator, mock, proxy or FluxCode node(s), PostgreSQL, "+
 			"Redis and Caddy. The two-node figures show the cost of the extra hop and coordination, not scaling.",
-		"The fluxcode binary has no opt-in pprof listener (internal/app); profiles come from bench/cmd/fluxprof, "+
-			"which runs the same app.Main with net/http/pprof on a separate loopback port.")
+		"Every FluxCode node ran with PPROF_ADDR (Go's profiler on a loopback listener of its own, idle "+
+			"unless a profile is taken); the CPU profiles are of the measured nodes themselves, under a "+
+			"separate c=32 JSON load after the rounds.")
 
 	if o.profile {
 		for _, name := range []string{report.PGRedis, report.SQLite} {
-			p, err := l.profile(ctx, r, name, o.profileFor, outDir)
+			t := l.target(name)
+			p, err := l.profile(ctx, r, t, o.profileFor, outDir)
 			if err != nil {
 				res.Notes = append(res.Notes, fmt.Sprintf("profile of %s failed: %v", name, err))
 				logf("profile %s: %v", name, err)
@@ -225,48 +227,37 @@ func ledgerNotes(ctx context.Context, l *lab) []string {
 	return notes
 }
 
-// profile captures a CPU profile of a FluxCode deployment under c=32 JSON load, from a
-// fluxprof node: an extra node for PostgreSQL + Redis; for SQLite, in place of the
-// (stopped) single node, on the same data directory.
-func (l *lab) profile(ctx context.Context, r *runner, name string, length time.Duration, outDir string) (report.Profile, error) {
-	d := l.deployments[name]
-	var key string
-	for _, t := range l.targets {
-		if t.name == name {
-			key = t.key
-		}
-	}
-	if name == report.SQLite {
-		d.nodes[0].stop() // one process per SQLite file: the in-process coordination is per process
-	}
-	pprofAddr, err := freeAddr()
-	if err != nil {
-		return report.Profile{}, err
-	}
-	node, url, err := l.startNode(l.bin.fluxprof, name+"-pprof", d.env, []string{"-pprof", pprofAddr})
-	if err != nil {
-		return report.Profile{}, err
-	}
-	defer node.stop()
-	t := &target{name: name, url: url, key: key}
+// profile captures a CPU profile of a FluxCode target under c=32 JSON load, from the
+// profiler (PPROF_ADDR) of the deployment's first node: the very process that was measured.
+func (l *lab) profile(ctx context.Context, r *runner, t *target, length time.Duration, outDir string) (report.Profile, error) {
+	d := t.deployment
 	warm := time.Second
 	loadCmd := exec.CommandContext(ctx, r.loadgen, "-url", t.url, "-key", t.key, "-model", r.model, "-c", "32",
 		"-warmup", warm.String(), "-duration", (length + time.Second).String())
+	loadCmd.Stdout = io.Discard
 	if err := loadCmd.Start(); err != nil {
 		return report.Profile{}, err
 	}
 	defer func() { _ = loadCmd.Wait() }()
 	time.Sleep(warm)
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, int(length.Seconds())))
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", d.pprofAddrs[0], int(length.Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return report.Profile{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return report.Profile{}, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return report.Profile{}, fmt.Errorf("fetch profile: %s %v", resp.Status, err)
+	if err != nil {
+		return report.Profile{}, fmt.Errorf("fetch profile: %w", err)
 	}
-	file := "cpu-" + name + ".pprof"
+	if resp.StatusCode != http.StatusOK {
+		return report.Profile{}, fmt.Errorf("fetch profile: %s: %s", resp.Status, data)
+	}
+	file := "cpu-" + t.name + ".pprof"
 	path := filepath.Join(outDir, file)
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		return report.Profile{}, err
@@ -275,7 +266,7 @@ func (l *lab) profile(ctx context.Context, r *runner, name string, length time.D
 	if err != nil {
 		return report.Profile{}, err
 	}
-	return report.Profile{Target: name + " (c=32, JSON, via fluxprof)", File: file, Top: top}, nil
+	return report.Profile{Target: t.name + " (c=32, JSON, node " + d.nodes[0].name + ", PPROF_ADDR)", File: file, Top: top}, nil
 }
 
 // profileTop summarises a CPU profile: the functions with the most cumulative time, then
