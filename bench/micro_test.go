@@ -17,6 +17,7 @@ import (
 //   SSE usage extraction, body rewrite  internal/provider/anthropic  BenchmarkStreamUsage, BenchmarkBodyRewrite
 //   key lookup in the database          internal/store/sqlstore      BenchmarkKeyAuthByHash
 //   slot acquire/release                internal/coord/memory, internal/coord/redis  BenchmarkAcquireRelease
+//   scheduling in one call, one release internal/coord/memory, internal/coord/redis  BenchmarkAcquireAccountRelease
 // Here: the keyed hash every key lookup starts with, and one whole relayed request in
 // process, beside the same request sent to the mock directly (the difference is the
 // gateway's own cost).
@@ -60,7 +61,8 @@ func relayBody(stream bool) []byte {
 func BenchmarkRelay(b *testing.B) {
 	d := gatewaytest.NewDeps(b, gatewaytest.Deps{})
 	node := gatewaytest.Start(b, d, gateway.Config{}, "bench", nil)
-	tenant := gatewaytest.NewTenant(b, d, gatewaytest.TenantOptions{UserConcurrency: 1000, KeyConcurrency: 1000})
+	tenant := gatewaytest.NewTenant(b, d, gatewaytest.TenantOptions{UserConcurrency: 1000, KeyConcurrency: 1000,
+		Balance: 1_000_000 * 1_000_000_000}) // $1,000,000: b.Loop may send hundreds of thousands of requests
 	gatewaytest.NewAccount(b, d, "sk-micro", []int64{tenant.Group.ID}, func(a *store.Account) { a.Concurrency = 1000 })
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	defer client.CloseIdleConnections()

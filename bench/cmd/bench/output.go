@@ -11,10 +11,13 @@ import (
 	"github.com/fluxcode/fluxcode/bench/internal/report"
 )
 
-// README markers between which the latest results are kept.
+// Markers between which the latest results are kept: the whole tables in bench/README.md,
+// the summary (verdicts, c=32 rows) in the repository's README.md.
 const (
-	latestBegin = "<!-- latest results: begin (written by go run ./bench/cmd/bench) -->"
-	latestEnd   = "<!-- latest results: end -->"
+	latestBegin  = "<!-- latest results: begin (written by go run ./bench/cmd/bench) -->"
+	latestEnd    = "<!-- latest results: end -->"
+	summaryBegin = "<!-- bench:begin -->"
+	summaryEnd   = "<!-- bench:end -->"
 )
 
 // maxQueryLen bounds a statement's text in the results: a batched ledger INSERT with
@@ -22,7 +25,8 @@ const (
 const maxQueryLen = 300
 
 // writeResults writes results.json, results.md and chart.png into dir, latest.md beside it,
-// and the latest tables into bench/README.md when the results go to bench/results.
+// and, when the results go to bench/results, the latest tables into bench/README.md and the
+// summary into README.md.
 func writeResults(root, resultsDir, dir string, res *report.Results) error {
 	res.TrimQueries(maxQueryLen)
 	js, err := json.MarshalIndent(res, "", "  ")
@@ -50,17 +54,25 @@ func writeResults(root, resultsDir, dir string, res *report.Results) error {
 	if filepath.Clean(resultsDir) != filepath.Join(root, "bench", "results") {
 		return nil
 	}
-	readme := filepath.Join(root, "bench", "README.md")
-	text, err := os.ReadFile(readme)
-	if err != nil {
-		return fmt.Errorf("update README: %w", err)
-	}
 	fromReadme := relink(res, "results/"+rel).Markdown("results/" + rel + "/chart.png")
-	updated, err := replaceBetween(string(text), latestBegin, latestEnd, demote(fromReadme))
-	if err != nil {
-		return fmt.Errorf("update %s: %w", readme, err)
+	if err := updateBetween(filepath.Join(root, "bench", "README.md"), latestBegin, latestEnd, demote(fromReadme)); err != nil {
+		return err
 	}
-	return os.WriteFile(readme, []byte(updated), 0o644)
+	summary := res.Summary("bench/results/latest.md", "bench/results/"+rel+"/chart.png")
+	return updateBetween(filepath.Join(root, "README.md"), summaryBegin, summaryEnd, summary)
+}
+
+// updateBetween replaces what stands between the begin and end marker lines of a file.
+func updateBetween(path, begin, end, body string) error {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("update %s: %w", path, err)
+	}
+	updated, err := replaceBetween(string(text), begin, end, body)
+	if err != nil {
+		return fmt.Errorf("update %s: %w", path, err)
+	}
+	return os.WriteFile(path, []byte(updated), 0o644)
 }
 
 // relink returns a copy of res whose profile files are named relative to another directory.

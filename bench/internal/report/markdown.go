@@ -29,17 +29,8 @@ func (r *Results) Markdown(chart string) string {
 	p("\n")
 
 	if len(r.Verdicts) > 0 {
-		p("## Issue 5 targets\n\n| goal | target | measured | verdict |\n|---|---|---|---|\n")
-		for _, v := range r.Verdicts {
-			verdict := "**met**"
-			switch {
-			case v.Measured == "not measured" || strings.HasPrefix(v.Measured, "not measured"):
-				verdict = "not measured"
-			case !v.Met:
-				verdict = "**missed**: " + v.Miss
-			}
-			p("| %s | %s | %s | %s |\n", v.Goal, v.Target, v.Measured, verdict)
-		}
+		p("## Issue 5 targets\n\n")
+		r.verdictTable(&b)
 		p("\n")
 	}
 	if chart != "" {
@@ -49,22 +40,10 @@ func (r *Results) Markdown(chart string) string {
 	for _, stream := range []bool{false, true} {
 		if stream {
 			p("## Streaming answers (SSE)\n\n")
-			p("| c | target | req/s | of bare | p50 ms | p99 ms | +p50 ms | +p99 ms | TTFB p50 ms | TTFB p99 ms | CPU µs/req | PG CPU | Redis CPU | Caddy CPU | Redis cmd/req | PG stmt/req | errors |\n")
-			p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		} else {
 			p("## JSON answers\n\n")
-			p("| c | target | req/s | of bare | p50 ms | p99 ms | +p50 ms | +p99 ms | CPU µs/req | PG CPU | Redis CPU | Caddy CPU | Redis cmd/req | PG stmt/req | errors |\n")
-			p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		}
-		for _, c := range r.sortedCells(stream) {
-			p("| %d | %s | %s | %s | %s | %s | %s | %s |", c.Concurrency, c.Target, rps(c.RPS), pct(c.RPSOfBare),
-				ms(c.P50), ms(c.P99), signedMs(c.AddedP50), signedMs(c.AddedP99))
-			if stream {
-				p(" %s | %s |", ms(c.TTFBP50), ms(c.TTFBP99))
-			}
-			p(" %s | %s | %s | %s | %s | %s | %d |\n", us(c.CPU.Target), us(c.CPU.Postgres), us(c.CPU.Redis),
-				us(c.CPU.Caddy), dec2(c.RedisCommands), dec2(c.PGStatements), c.Errors)
-		}
+		r.cellTable(&b, r.sortedCells(stream), stream)
 		p("\n")
 	}
 	p("“of bare” and “+p50/+p99” compare with the bare proxy's cell of the same shape and concurrency. " +
@@ -113,6 +92,84 @@ func (r *Results) Markdown(chart string) string {
 		p("\n")
 	}
 	return b.String()
+}
+
+// Summary renders the short form for the repository's README: the verdicts on issue 5's
+// targets and the c=32 rows of both shapes. latest and chart are the paths of latest.md and
+// of the chart relative to the README.
+func (r *Results) Summary(latest, chart string) string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	m := r.Machine
+	p("Latest run (%s mode, %s, commit %s): %s, %d cores, everything on loopback, every process on the same "+
+		"cores. All figures, the per-statement and per-command counters and CPU profiles: [%s](%s); "+
+		"`go run ./bench/cmd/bench` measures again (see [bench/README.md](bench/README.md)).\n\n",
+		r.Mode, r.Date, m.Commit, m.CPU, m.Cores, latest, latest)
+	if len(r.Verdicts) > 0 {
+		p("Issue 5's targets, judged in that run:\n\n")
+		r.verdictTable(&b)
+		p("\n")
+	}
+	for _, stream := range []bool{false, true} {
+		var cells []Cell
+		for _, c := range r.sortedCells(stream) {
+			if c.Concurrency == 32 {
+				cells = append(cells, c)
+			}
+		}
+		if len(cells) == 0 {
+			continue
+		}
+		if stream {
+			p("32 connections, streamed answers (SSE):\n\n")
+		} else {
+			p("32 connections, JSON answers:\n\n")
+		}
+		r.cellTable(&b, cells, stream)
+		p("\n")
+	}
+	p("“of bare” and “+p50/+p99” compare with the bare `httputil.ReverseProxy` in the same run; CPU figures are " +
+		"microseconds per request of the target's own process(es) and of the PostgreSQL, Redis and Caddy servers.\n")
+	if chart != "" {
+		p("\n![req/s as a share of the bare proxy](%s)\n", chart)
+	}
+	return b.String()
+}
+
+// verdictTable writes the table of verdicts on issue 5's targets.
+func (r *Results) verdictTable(b *strings.Builder) {
+	b.WriteString("| goal | target | measured | verdict |\n|---|---|---|---|\n")
+	for _, v := range r.Verdicts {
+		verdict := "**met**"
+		switch {
+		case strings.HasPrefix(v.Measured, "not measured"):
+			verdict = "not measured"
+		case !v.Met:
+			verdict = "**missed**: " + v.Miss
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", v.Goal, v.Target, v.Measured, verdict)
+	}
+}
+
+// cellTable writes one shape's cells as a table (streams have time-to-first-byte columns).
+func (r *Results) cellTable(b *strings.Builder, cells []Cell, stream bool) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	if stream {
+		p("| c | target | req/s | of bare | p50 ms | p99 ms | +p50 ms | +p99 ms | TTFB p50 ms | TTFB p99 ms | CPU µs/req | PG CPU | Redis CPU | Caddy CPU | Redis cmd/req | PG stmt/req | errors |\n")
+		p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	} else {
+		p("| c | target | req/s | of bare | p50 ms | p99 ms | +p50 ms | +p99 ms | CPU µs/req | PG CPU | Redis CPU | Caddy CPU | Redis cmd/req | PG stmt/req | errors |\n")
+		p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	}
+	for _, c := range cells {
+		p("| %d | %s | %s | %s | %s | %s | %s | %s |", c.Concurrency, c.Target, rps(c.RPS), pct(c.RPSOfBare),
+			ms(c.P50), ms(c.P99), signedMs(c.AddedP50), signedMs(c.AddedP99))
+		if stream {
+			p(" %s | %s |", ms(c.TTFBP50), ms(c.TTFBP99))
+		}
+		p(" %s | %s | %s | %s | %s | %s | %d |\n", us(c.CPU.Target), us(c.CPU.Postgres), us(c.CPU.Redis),
+			us(c.CPU.Caddy), dec2(c.RedisCommands), dec2(c.PGStatements), c.Errors)
+	}
 }
 
 // counterDetail lists per-command Redis and per-statement PostgreSQL figures of the one-node

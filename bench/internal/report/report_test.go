@@ -246,3 +246,27 @@ func TestTrimQueries(t *testing.T) {
 		t.Errorf("short query changed or round not trimmed: %q %q", r.Cells[0].PGTop[1].Query, r.Cells[0].Rounds[0].PGTop[0].Query)
 	}
 }
+
+func TestSummary(t *testing.T) {
+	md := sample().Summary("bench/results/latest.md", "bench/results/2026-01-02/chart.png")
+	for _, want := range []string{
+		"[bench/results/latest.md](bench/results/latest.md)",
+		"| req/s at c=32, JSON ≥ 50 % of the bare proxy's | fluxcode-pg-redis | 40.0 % (4,000 of 10,000 req/s) | **missed**: 10.0 points short",
+		"| memory per open stream ≤ 64 KiB | fluxcode-sqlite | 50.0 KiB (1000 streams open) | **met** |",
+		"32 connections, JSON answers:",
+		"32 connections, streamed answers (SSE):",
+		"| 32 | fluxcode-pg-redis | 4,000 | 40.0 % | 8.000 | 24.0 | +5.000 | +15.0 |",
+		"![req/s as a share of the bare proxy](bench/results/2026-01-02/chart.png)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Summary lacks %q:\n%s", want, md)
+		}
+	}
+	// Only the c=32 rows: the full tables stay in latest.md.
+	if strings.Contains(md, "| 1 | ") {
+		t.Errorf("Summary has c=1 rows:\n%s", md)
+	}
+	if strings.Contains(md, "\n#") {
+		t.Errorf("Summary has a heading of its own (the README's section heading stands outside the markers):\n%s", md)
+	}
+}
