@@ -55,6 +55,7 @@ func scanUsage(s scanner, u *store.Usage) error {
 // counts once (its first row). Rows with a zero CreatedAt get the current time; rows[i].ID is
 // set for inserted rows. ErrInvalid (and nothing written) for an empty request id or an
 // unknown billing type. A row whose user or subscription no longer exists is still recorded.
+// On PostgreSQL a batch that bills balances only is one statement (recordBalanceBatch).
 func (d *DB) RecordUsage(ctx context.Context, rows []store.Usage) ([]store.RecordResult, error) {
 	results := make([]store.RecordResult, len(rows))
 	if len(rows) == 0 {
@@ -82,11 +83,18 @@ func (d *DB) RecordUsage(ctx context.Context, rows []store.Usage) ([]store.Recor
 		}
 	}
 
+	// Insert in request-id order: two batches sharing ids then wait on each other in the
+	// same order and cannot deadlock on PostgreSQL's unique index.
+	byID := slices.Clone(fresh)
+	slices.SortFunc(byID, func(a, b int) int { return strings.Compare(rows[a].RequestID, rows[b].RequestID) })
+	if d.pg && len(byID) <= usageChunk && balanceOnly(rows, fresh) {
+		if err := d.recordBalanceBatch(ctx, rows, byID, results); err != nil {
+			return nil, wrap("record usage", err)
+		}
+		return results, nil
+	}
+
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		// Insert in request-id order: two batches sharing ids then wait on each other in the
-		// same order and cannot deadlock on PostgreSQL's unique index.
-		byID := slices.Clone(fresh)
-		slices.SortFunc(byID, func(a, b int) int { return strings.Compare(rows[a].RequestID, rows[b].RequestID) })
 		inserted, err := d.insertLedger(ctx, tx, rows, byID)
 		if err != nil {
 			return err
@@ -134,6 +142,82 @@ func (d *DB) RecordUsage(ctx context.Context, rows []store.Usage) ([]store.Recor
 		return nil, wrap("record usage", err)
 	}
 	return results, nil
+}
+
+// balanceOnly reports whether none of the rows bills a subscription.
+func balanceOnly(rows []store.Usage, idx []int) bool {
+	for _, i := range idx {
+		if rows[i].BillingType != store.BillingBalance {
+			return false
+		}
+	}
+	return true
+}
+
+// recordBalanceBatch is RecordUsage on PostgreSQL for a batch that bills balances only, in
+// ONE statement (its own transaction): the INSERT … ON CONFLICT DO NOTHING RETURNING feeds
+// an UPDATE of the users from the sums of the rows it inserted. The gateway commits every
+// answered request before the client sees its end, so the statements of a batch are the
+// database cost of a request under load: BEGIN, INSERT, UPDATE, COMMIT would be four.
+//
+// Concurrent batches (other nodes) naming the same users must lock them in one order, or
+// they deadlock; the UPDATE's join follows no order of ours. So the statement first locks
+// the users it may charge in id order (the locked CTE: its LockRows sits above the Sort),
+// and the UPDATE waits for that through a scalar subquery, which PostgreSQL evaluates once
+// (an InitPlan) before the first row is updated. The UPDATE then finds the rows already
+// locked by this statement and, in READ COMMITTED, re-reads a row another batch changed
+// meanwhile (EvalPlanQual), so no charge is lost.
+func (d *DB) recordBalanceBatch(ctx context.Context, rows []store.Usage, idx []int, results []store.RecordResult) error {
+	values := make([]string, len(idx))
+	args := make([]any, 0, len(idx)*usageInsertColCount)
+	for j, i := range idx {
+		values[j] = "(" + d.placeholders(len(args)+1, usageInsertColCount) + ")"
+		args = append(args, d.usageArgs(&rows[i])...)
+	}
+	users := make(map[int64]bool)
+	for _, i := range idx {
+		if rows[i].Charged != 0 {
+			users[rows[i].UserID] = true
+		}
+	}
+	args = append(args, sortedKeys(users))
+	q := "WITH ins AS (INSERT INTO usage_ledger (" + usageInsertCols + ") VALUES " + strings.Join(values, ", ") +
+		" ON CONFLICT (request_id) DO NOTHING RETURNING id, request_id, user_id, charged)," +
+		fmt.Sprintf(" locked AS (SELECT id FROM users WHERE id = ANY($%d) ORDER BY id FOR UPDATE),", len(args)) +
+		" debit AS (UPDATE users SET balance = users.balance - s.total" +
+		" FROM (SELECT user_id, CAST(SUM(charged) AS BIGINT) AS total FROM ins WHERE charged <> 0 GROUP BY user_id) s" +
+		" WHERE users.id = s.user_id AND (SELECT COUNT(*) FROM locked) >= 0)" +
+		" SELECT id, request_id FROM ins"
+	res, err := d.w.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("insert ledger rows and debit balances: %w", err)
+	}
+	defer res.Close()
+	inserted := make(map[string]int64, len(idx))
+	for res.Next() {
+		var id int64
+		var requestID string
+		if err := res.Scan(&id, &requestID); err != nil {
+			return fmt.Errorf("insert ledger rows and debit balances: %w", err)
+		}
+		inserted[requestID] = id
+	}
+	// The statement commits when its result is read to the end: an error here (the
+	// connection lost at that moment) leaves it unknown whether it did, which the request
+	// ids make safe to retry.
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("insert ledger rows and debit balances: %w", err)
+	}
+	if err := res.Close(); err != nil {
+		return fmt.Errorf("insert ledger rows and debit balances: %w", err)
+	}
+	for _, i := range idx {
+		if id, ok := inserted[rows[i].RequestID]; ok {
+			rows[i].ID = id
+			results[i].Inserted = true
+		}
+	}
+	return nil
 }
 
 // insertLedger inserts rows[i] for i in idx, skipping request ids already in the ledger, and
