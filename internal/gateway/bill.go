@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,13 +15,16 @@ import (
 	"github.com/fluxcode/fluxcode/internal/store"
 )
 
-// bill prices what the request consumed and hands the ledger row to the node's batcher.
+// bill prices what the request consumed and hands the ledger row to the node's writer.
 // Every delivered request gets exactly one row under its gateway request id, partial ones
 // included; the store makes the row and the balance or subscription change one transaction,
 // and skips an id it already has, so a retried batch cannot bill twice (invariant 3).
-func (c *call) bill(res *result) {
+//
+// For an answer whose end is held back (res.tail), it returns a channel closed once the row
+// is committed; nil when no one needs to wait (a partial answer: its client sees no end).
+func (c *call) bill(res *result) <-chan struct{} {
 	if c.op != provider.OpMessages {
-		return
+		return nil
 	}
 	g := c.g
 	now := g.now()
@@ -49,8 +53,48 @@ func (c *call) bill(res *result) {
 		DurationMS: now.Sub(c.start).Milliseconds(), FirstByteMS: res.firstByte.Milliseconds(),
 		CreatedAt: now,
 	}
-	g.biller.add(row)
+	done := g.biller.add(row, len(res.tail) > 0 && !c.gone.Load())
 	g.biller.touch(res.account.ID, a.Key.ID, now)
+	return done
+}
+
+// awaitCommit waits until done is closed (the row is committed), for at most BillCommitWait:
+// a database that is down must not hang the answer. The row then stays queued and is
+// retried; only a node that dies before the database is back loses it. A client that
+// leaves ends the wait: there is no end left to hold back.
+func (c *call) awaitCommit(done <-chan struct{}) {
+	if done == nil {
+		return
+	}
+	select {
+	case <-done:
+		return
+	default:
+	}
+	t := time.NewTimer(c.g.cfg.BillCommitWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-c.ctx().Done():
+	case <-t.C:
+		c.g.metrics.billCommitExpired.Inc()
+		c.g.log.WarnContext(c.ctx(), "the ledger row was not committed within the commit wait; "+
+			"completing the answer, the row stays queued", "request_id", c.id, "wait", c.g.cfg.BillCommitWait)
+	}
+}
+
+// sendTail completes the answer with its held-back end. An event is flushed at once, like
+// every event; a JSON body's end goes out when the handler returns, after finish has given
+// the slots back, so a client that sends its next request at once finds them free.
+func (c *call) sendTail(res *result) {
+	if len(res.tail) == 0 || c.gone.Load() {
+		return
+	}
+	if c.sse {
+		c.writeEvent(res.tail)
+		return
+	}
+	_, _ = c.w.Write(res.tail) // a failure means the client left: nothing more to do
 }
 
 // lookupPrice finds the price of the first model the table knows. An unknown model bills
@@ -67,21 +111,31 @@ func (g *Gateway) lookupPrice(models ...string) (billing.Price, bool) {
 	return billing.Price{}, false
 }
 
-// biller writes ledger rows in batches (BillBatchSize rows or BillFlushInterval, whichever
-// comes first), retrying transient database errors with backoff. Rows wait in a bounded
-// queue; when it is full, requests wait to enqueue (back-pressure, never loss). Close
-// writes what is left.
+// biller writes ledger rows by group commit: one writer per node takes every row queued
+// while it was busy (at most BillBatchSize) and writes them in one store call, so at
+// concurrency 1 a row waits for one short transaction and under load one transaction
+// carries many rows. A row whose answer is complete has a done channel, closed when the row
+// is committed (or refused): the request holds back the end of its answer until then
+// (doc.go, "Billing"). Database errors are retried with backoff; rows queued meanwhile wait
+// in memory (the commit wait is the back-pressure: requests slow to BillCommitWait each).
+// Close writes what is left.
 type biller struct {
-	st    store.Store
-	ps    coord.PubSub
-	cfg   Config
-	log   *slog.Logger
-	m     *metrics
-	auth  *authCache
-	queue chan store.Usage
+	st   store.Store
+	ps   coord.PubSub
+	cfg  Config
+	log  *slog.Logger
+	m    *metrics
+	auth *authCache
 
-	mu       sync.RWMutex
+	mu       sync.Mutex
 	closed   bool
+	rows     []store.Usage   // queued, in arrival order
+	dones    []chan struct{} // dones[i] belongs to rows[i]; nil when no one waits
+	wake     chan struct{}   // capacity 1: the writer has work (or Close was called)
+	notify   chan struct{}   // closed by Close: the notifier's last round
+	spareR   []store.Usage   // the writer's previous batch, reused
+	spareD   []chan struct{} // its done channels
+	users    map[int64]bool  // users charged since the last notification
 	touchMu  sync.Mutex
 	accounts map[int64]time.Time
 	keys     map[int64]time.Time
@@ -95,26 +149,44 @@ type biller struct {
 func newBiller(st store.Store, ps coord.PubSub, cfg Config, log *slog.Logger, m *metrics, auth *authCache) *biller {
 	ctx, abandon := context.WithCancel(context.Background())
 	return &biller{st: st, ps: ps, cfg: cfg, log: log, m: m, auth: auth,
-		queue:    make(chan store.Usage, cfg.BillQueueSize),
+		wake: make(chan struct{}, 1), notify: make(chan struct{}), users: make(map[int64]bool),
 		accounts: make(map[int64]time.Time), keys: make(map[int64]time.Time),
 		stopped: make(chan struct{}), ctx: ctx, abandon: abandon}
 }
 
-func (b *biller) depth() float64 { return float64(len(b.queue)) }
+func (b *biller) depth() float64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return float64(len(b.rows))
+}
 
-// add enqueues a row. After Close it writes the row itself: a request still finishing
-// during shutdown is billed all the same.
-func (b *biller) add(row store.Usage) {
-	b.mu.RLock()
-	if !b.closed {
-		b.queue <- row
-		b.mu.RUnlock()
-		return
+// add queues a row. With wait, it returns a channel closed once the row is committed (or
+// refused by the store); without, nil. After Close it writes the row itself: a request
+// still finishing during shutdown is billed all the same.
+func (b *biller) add(row store.Usage, wait bool) <-chan struct{} {
+	var done chan struct{}
+	if wait {
+		done = make(chan struct{})
 	}
-	b.mu.RUnlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b.write(ctx, []store.Usage{row})
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		b.write(ctx, []store.Usage{row})
+		if done != nil {
+			close(done)
+		}
+		return done
+	}
+	b.rows = append(b.rows, row)
+	b.dones = append(b.dones, done)
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default: // the writer is already told
+	}
+	return done
 }
 
 func (b *biller) touch(account, key int64, at time.Time) {
@@ -124,33 +196,73 @@ func (b *biller) touch(account, key int64, at time.Time) {
 	b.keys[key] = at
 }
 
-// run collects rows into batches until the queue is closed and drained.
+// run is the writer: whenever rows are queued it takes them all (up to BillBatchSize) and
+// writes them, without waiting for more; it returns once Close was called and everything is
+// written. The notifier runs beside it.
 func (b *biller) run() {
 	defer close(b.stopped)
-	ticker := time.NewTicker(b.cfg.BillFlushInterval)
-	defer ticker.Stop()
-	batch := make([]store.Usage, 0, b.cfg.BillBatchSize)
-	flush := func() {
-		if len(batch) > 0 {
-			b.write(b.ctx, batch)
-			batch = batch[:0]
-		}
-		b.flushTouches()
-	}
+	notified := make(chan struct{})
+	go func() { defer close(notified); b.notifier() }()
+	defer func() { <-notified }()
 	for {
-		select {
-		case row, ok := <-b.queue:
-			if !ok {
-				flush()
+		rows, dones, closed := b.take()
+		if len(rows) == 0 {
+			if closed {
+				close(b.notify)
 				return
 			}
-			batch = append(batch, row)
-			if len(batch) >= b.cfg.BillBatchSize {
-				flush()
-			}
-		case <-ticker.C:
-			flush()
+			<-b.wake
+			continue
 		}
+		b.write(b.ctx, rows)
+		for _, d := range dones {
+			if d != nil {
+				close(d)
+			}
+		}
+		b.mu.Lock()
+		b.spareR, b.spareD = rows[:0], dones[:0]
+		b.mu.Unlock()
+	}
+}
+
+// take removes the next batch from the queue.
+func (b *biller) take() ([]store.Usage, []chan struct{}, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := len(b.rows)
+	if n <= b.cfg.BillBatchSize {
+		rows, dones := b.rows, b.dones
+		b.rows, b.dones = b.spareR, b.spareD
+		b.spareR, b.spareD = nil, nil
+		return rows, dones, b.closed
+	}
+	max := b.cfg.BillBatchSize
+	rows := append(b.spareR, b.rows[:max]...)
+	dones := append(b.spareD, b.dones[:max]...)
+	b.spareR, b.spareD = nil, nil
+	b.rows = slices.Delete(b.rows, 0, max)
+	b.dones = slices.Delete(b.dones, 0, max)
+	return rows, dones, b.closed
+}
+
+// notifier makes every node read afresh the balances (and subscription usage) of the users
+// charged since its last round, and records the last use of accounts and keys, once per
+// BillNotifyInterval: neither needs to be per batch, and per batch would cost Redis and the
+// database a call per request at low load.
+func (b *biller) notifier() {
+	t := time.NewTicker(b.cfg.BillNotifyInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-b.notify:
+			b.notifyCharged()
+			b.flushTouches()
+			return
+		}
+		b.notifyCharged()
+		b.flushTouches()
 	}
 }
 
@@ -160,10 +272,10 @@ func (b *biller) run() {
 func (b *biller) write(ctx context.Context, rows []store.Usage) {
 	backoff := 50 * time.Millisecond
 	for {
-		_, err := b.st.RecordUsage(ctx, rows)
+		res, err := b.st.RecordUsage(ctx, rows)
 		if err == nil {
 			b.m.billedRows.WithLabelValues("written").Add(float64(len(rows)))
-			b.charged(rows)
+			b.charged(rows, res)
 			return
 		}
 		if errors.Is(err, store.ErrInvalid) {
@@ -190,21 +302,55 @@ func (b *biller) write(ctx context.Context, rows []store.Usage) {
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 5*time.Second)
+		backoff = min(backoff*2, time.Second) // a waiting answer should see the database back soon
 	}
 }
 
-// charged makes every node read the charged users' balances and subscription usage afresh:
-// this node drops its copies at once, the others on invalidate.User. Admission reads those
-// copies, so this is what keeps a user's overspend small (doc.go, "Billing"). A publish that
-// fails stops the rest: Redis is likely down, and the other nodes' copies expire within
-// AuthCacheTTL anyway.
-func (b *biller) charged(rows []store.Usage) {
-	users := make(map[int64]bool, len(rows))
+// charged brings this node's cached copies of the charged users up to date at once, so the
+// node's next admission of a user sees what it has just billed: balances are debited in
+// place (a read of the store per batch would cost a statement per request at low load),
+// subscription users are dropped and read again (their windows have rules of their own).
+// The users are remembered for the next notification of the other nodes. Rows the store
+// already had (a retried batch) changed nothing and are skipped.
+func (b *biller) charged(rows []store.Usage, res []store.RecordResult) {
+	debits := make(map[int64]store.Nanos)
+	subs := make(map[int64]bool)
+	b.mu.Lock()
 	for i := range rows {
-		users[rows[i].UserID] = true
+		r := &rows[i]
+		if i >= len(res) || !res[i].Inserted || r.Charged == 0 {
+			continue
+		}
+		b.users[r.UserID] = true
+		if r.BillingType == store.BillingBalance {
+			debits[r.UserID] += r.Charged
+		} else {
+			subs[r.UserID] = true
+		}
 	}
-	dropUsers(b.auth, users)
+	b.mu.Unlock()
+	if len(debits) > 0 {
+		debitUsers(b.auth, debits)
+	}
+	if len(subs) > 0 {
+		dropUsers(b.auth, subs)
+	}
+}
+
+// notifyCharged makes every node read the charged users' balances and subscription usage
+// afresh, on invalidate.User (this node too: it then sees the other nodes' charges).
+// Admission reads those copies, so this is what keeps a user's overspend small (doc.go,
+// "Billing"). A publish that fails stops the rest: Redis is likely down, and the other
+// nodes' copies expire within AuthCacheTTL anyway.
+func (b *biller) notifyCharged() {
+	b.mu.Lock()
+	users := b.users
+	if len(users) == 0 {
+		b.mu.Unlock()
+		return
+	}
+	b.users = make(map[int64]bool)
+	b.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	for id := range users {
@@ -239,11 +385,12 @@ func (b *biller) flushTouches() {
 // what is still unwritten is logged row by row and reported.
 func (b *biller) close(ctx context.Context) error {
 	b.mu.Lock()
-	if !b.closed {
-		b.closed = true
-		close(b.queue)
-	}
+	b.closed = true
 	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
 	select {
 	case <-b.stopped:
 		return nil

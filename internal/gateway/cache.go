@@ -96,12 +96,46 @@ func (c *cache[K, V]) drop(match func(k K, v V, missing bool) bool) {
 	}
 }
 
+// replace swaps the values that with returns ok for, keeping their expiry (remembered
+// misses are left alone). Like drop, it stops loads in flight from storing what they read:
+// they may have read before the change that calls for the replacement.
+func (c *cache[K, V]) replace(with func(k K, v V) (V, bool)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.flights)
+	for k, e := range c.entries {
+		if e.missing {
+			continue
+		}
+		if v, ok := with(k, e.v); ok {
+			e.v = v
+			c.entries[k] = e
+		}
+	}
+}
+
 type (
 	authCache    = cache[string, *store.KeyAuth]
 	accountCache = cache[int64, []store.Account]
 	rulesCache   = cache[struct{}, []store.ErrorRule]
 	proxyCache   = cache[int64, *store.Proxy]
 )
+
+// debitUsers applies this node's committed charges to its cached copies of the users'
+// balances (copies: requests running hold the old ones), so that admission here sees them
+// without reading the store; other nodes' charges arrive by invalidate.User.
+func debitUsers(ac *authCache, debits map[int64]store.Nanos) {
+	ac.replace(func(_ string, a *store.KeyAuth) (*store.KeyAuth, bool) {
+		d, ok := debits[a.User.ID]
+		if !ok {
+			return nil, false
+		}
+		n := *a
+		n.User.Balance -= d
+		return &n, true
+	})
+}
 
 // dropUsers removes the cached keys of the given users (their balance changed).
 func dropUsers(ac *authCache, users map[int64]bool) {

@@ -41,13 +41,16 @@ type Config struct {
 	// DrainTimeout bounds how long the gateway keeps reading an upstream answer after the
 	// client left, so that the usage it reports can still be billed. Default 2m.
 	DrainTimeout time.Duration
-	// BillFlushInterval is how long a usage row may wait in the per-node batch. Default 200ms.
-	BillFlushInterval time.Duration
+	// BillCommitWait bounds how long a complete answer holds back its end (a stream's last
+	// event, a JSON body's last byte) waiting for its ledger row to commit. Past it, the
+	// answer completes and the row stays queued, retried until the database takes it.
+	// Default 5s.
+	BillCommitWait time.Duration
+	// BillNotifyInterval is how often a node tells every node to re-read the balances its
+	// billing charged, and writes the last-used times of accounts and keys. Default 200ms.
+	BillNotifyInterval time.Duration
 	// BillBatchSize is the most rows written in one transaction. Default 500.
 	BillBatchSize int
-	// BillQueueSize is how many rows may wait to be written before requests block on
-	// billing (back-pressure, never loss). Default 10000.
-	BillQueueSize int
 	// AuthCacheTTL is how long a node trusts a cached key lookup; invalidations drop entries
 	// sooner. Default 10s. Unknown keys are remembered for NegativeCacheTTL (default 2s).
 	AuthCacheTTL     time.Duration
@@ -72,9 +75,9 @@ func Default() Config {
 		IdleTimeout:        5 * time.Minute,
 		MaxBodyBytes:       100 << 20,
 		DrainTimeout:       2 * time.Minute,
-		BillFlushInterval:  200 * time.Millisecond,
+		BillCommitWait:     5 * time.Second,
+		BillNotifyInterval: 200 * time.Millisecond,
 		BillBatchSize:      500,
-		BillQueueSize:      10000,
 		AuthCacheTTL:       10 * time.Second,
 		NegativeCacheTTL:   2 * time.Second,
 		AccountCacheTTL:    10 * time.Second,
@@ -100,7 +103,8 @@ func (c Config) withDefaults() Config {
 	fill(&c.HeaderTimeout, d.HeaderTimeout)
 	fill(&c.IdleTimeout, d.IdleTimeout)
 	fill(&c.DrainTimeout, d.DrainTimeout)
-	fill(&c.BillFlushInterval, d.BillFlushInterval)
+	fill(&c.BillCommitWait, d.BillCommitWait)
+	fill(&c.BillNotifyInterval, d.BillNotifyInterval)
 	fill(&c.AuthCacheTTL, d.AuthCacheTTL)
 	fill(&c.NegativeCacheTTL, d.NegativeCacheTTL)
 	fill(&c.AccountCacheTTL, d.AccountCacheTTL)
@@ -109,9 +113,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BillBatchSize <= 0 {
 		c.BillBatchSize = d.BillBatchSize
-	}
-	if c.BillQueueSize <= 0 {
-		c.BillQueueSize = d.BillQueueSize
 	}
 	return c
 }

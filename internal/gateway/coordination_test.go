@@ -28,10 +28,10 @@ func TestTwoRedisRoundTripsPerRequest(t *testing.T) {
 	t.Cleanup(func() { co.Close() })
 	d := gatewaytest.NewDeps(t, gatewaytest.Deps{Coord: co})
 	cfg := testConfig()
-	// Nothing but requests may talk to Redis while counting: no heartbeat, no billing flush
-	// (its invalidations are counted in TestChargedUserRefusedOnOtherNode's terms, per batch).
+	// Nothing but requests may talk to Redis while counting: no heartbeat, no billing notification
+	// (its invalidations are TestChargedUserRefusedOnOtherNode's subject).
 	cfg.SlotTTL = time.Hour
-	cfg.BillFlushInterval = time.Hour
+	cfg.BillNotifyInterval = time.Hour
 	node := gatewaytest.Start(t, d, cfg, "n1", nil)
 	ten := gatewaytest.NewTenant(t, d, gatewaytest.TenantOptions{UserConcurrency: 10, KeyConcurrency: 10})
 	gatewaytest.NewAccount(t, d, "up-a", []int64{ten.Group.ID}, func(a *store.Account) { a.Concurrency = 10 })

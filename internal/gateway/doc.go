@@ -28,9 +28,13 @@
 //	subscription       403     permission_error  a subscription group and no active subscription
 //	subscription       429     rate_limit_error  a subscription window is full; Retry-After says
 //	                                             when it restarts
+//	coordination       503     overloaded_error  the coordinator (Redis) cannot be reached: no
+//	                                             limit can be checked, so nothing is admitted
 //
-// Refusals a retry can cure (concurrency, queue_full) carry x-should-retry: true, the others
-// x-should-retry: false; the Anthropic SDKs honour the header.
+// Refusals a retry can cure (concurrency, queue_full, coordination) carry x-should-retry:
+// true, the others x-should-retry: false; the Anthropic SDKs honour the header. A node
+// whose Redis is down thus fails fast (one refused connection) and serves again by itself
+// once Redis answers.
 //
 // When every attempt failed, the answer is the last upstream failure in Anthropic's format,
 // without X-Fluxcode-Reject: 429 rate_limit_error (the group's accounts are rate-limited),
@@ -85,7 +89,9 @@
 // takes the user's, key's and first roomy account's slots together, and binds or refreshes
 // the session. The request gives every slot back in one call when it ends (an attempt that
 // failed over gives its account slot back at once). So a request costs Redis two round trips
-// (issue 5: at most three); waiting for a slot costs more.
+// (issue 5: at most three); waiting for a slot costs more. A release that fails (Redis down
+// as the request ended) is kept by the node and retried every second until Redis takes it,
+// so an account is not held full until the leases expire.
 //
 // # Sessions
 //
@@ -102,22 +108,49 @@
 //
 // Every answered message gets one ledger row under the gateway request id
 // (X-Fluxcode-Request-Id): list price from the upstream model's entry in the price table
-// (zero, with a warning, for unknown models) × the group's multiplier. Rows are written in
-// batches (BillBatchSize, BillFlushInterval) by one writer per node, retried until the
-// database takes them, and flushed by Close; the store skips request ids it already has.
+// (zero, with a warning, for unknown models) × the group's multiplier. The store makes the
+// row and the balance or subscription change one transaction and skips request ids it
+// already has, so a batch written twice bills once.
+//
+// Commit before complete. A client that saw its answer end was billed, even if the node is
+// killed the next moment (SIGKILL, power loss): the end of a complete answer is held back
+// until its row is committed. For a stream, the end is the event that completes it
+// (message_stop; the meter knows it) and anything after it; for a JSON body, its last byte
+// that is not white space and what follows, without which no client has the whole body
+// (neither its Content-Length nor a complete JSON value). Everything before the end is
+// relayed as it arrives, so holding the end costs no buffering and no time to first byte,
+// only the commit itself at the end. A node killed before the commit leaves its client an
+// answer without its end (a stream without message_stop, a body short of its length or of
+// its closing brace): not a served request, and not billed. Answers that do not end normally (the client left, the
+// upstream broke off) are billed as partial and wait for nothing: their client sees no
+// completion.
+//
+// Rows are written by group commit: one writer per node takes every row queued while it
+// was busy (at most BillBatchSize) and writes them in one store call, without waiting for
+// more. At concurrency 1 an answer's end waits for one short transaction; under load one
+// transaction carries the rows of many requests (on PostgreSQL a balance batch is one
+// statement, see sqlstore). The wait is bounded by BillCommitWait (default 5 s): when the
+// database does not commit within it (PostgreSQL restarting, a lock), the answer completes
+// anyway and its row stays queued, retried with backoff (at most 1 s apart) until the
+// database takes it, and written by Close at graceful shutdown. Only a node killed while
+// the database is down past BillCommitWait can lose rows; each is logged when Close gives
+// up, and fluxcode_gateway_billing_commit_wait_expired_total counts the answers that
+// completed unbilled. The commit wait is also the back-pressure: while the database is
+// down, each request takes BillCommitWait longer, so the queue grows slowly, in memory.
 //
 // The balance (and a subscription's usage) in the database is the only truth: the store
 // debits it in the transaction that writes the ledger rows, and charges are never skipped
 // for lack of balance. Admission reads the node's cached copy of it (with the key lookup,
-// AuthCacheTTL); after every batch the writing node drops its copies of the users charged
-// and publishes invalidate.User, so every node reads them afresh. What bounds a user's
-// overspend, then, is what can start before a spent balance is seen everywhere: the requests
-// already running (at most the user's concurrency limit, cluster-wide), plus those started
-// while the spending rows wait in a batch (BillFlushInterval, default 200 ms, plus the write)
-// and while the invalidation travels (milliseconds). A node that misses the message (pub/sub
+// AuthCacheTTL). The writing node applies its committed charges to its own copies at once
+// (balances debited in place, subscription users read again), and every BillNotifyInterval
+// (default 200 ms) publishes invalidate.User for the users it charged, so every node reads
+// them afresh. What bounds a user's overspend, then, is what can start before a spent
+// balance is seen everywhere: the requests already running (at most the user's concurrency
+// limit, cluster-wide), plus those started on other nodes before the notification
+// (BillNotifyInterval plus milliseconds of travel). A node that misses the message (pub/sub
 // is at most once; a reconnection drops every cache) sees the balance within AuthCacheTTL
 // (default 10 s). The balance goes negative by at most the cost of those requests, and the
-// next admission refuses. Publishing costs one Redis call per charged user per batch.
+// next admission refuses. Publishing costs one Redis call per charged user per interval.
 //
 // # Models
 //

@@ -19,6 +19,7 @@ const (
 	RejectQueueFull    = "queue_full"   // too many requests already waiting
 	RejectBalance      = "balance"      // the balance is not positive
 	RejectSubscription = "subscription" // no active subscription, or a usage window is full
+	RejectCoordination = "coordination" // the coordinator (Redis) cannot be reached
 )
 
 // fail answers the client with an error of kind. status 0 means the kind's status. reject,

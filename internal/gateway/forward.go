@@ -26,6 +26,9 @@ type result struct {
 	status        int
 	stream        bool
 	firstByte     time.Duration
+	// tail is the end of a complete answer, held back until its ledger row is committed;
+	// nil when nothing is held (not billed, or the answer did not end normally).
+	tail []byte
 }
 
 var (

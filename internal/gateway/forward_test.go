@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/fluxcode/fluxcode/internal/gateway/gatewaytest"
 	"github.com/fluxcode/fluxcode/internal/store"
@@ -171,25 +170,5 @@ func TestAccountProxy(t *testing.T) {
 	}
 	if n := proxied.Load(); n != 2 || e.Mock.Stats("up-proxied").Requests != 2 {
 		t.Fatalf("%d requests through the proxy, %d at the upstream; want 2 and 2", n, e.Mock.Stats("up-proxied").Requests)
-	}
-}
-
-// TestCloseFlushesBilling: rows waiting in the batch are written by Close.
-func TestCloseFlushesBilling(t *testing.T) {
-	cfg := testConfig()
-	cfg.BillFlushInterval = time.Hour // nothing is written on its own
-	cfg.BillBatchSize = 1000
-	e := newEnv(t, cfg, gatewaytest.TenantOptions{})
-	e.account(t, "up-c", nil)
-	for i := range 5 {
-		resp := e.post(t, "/v1/messages", uniqueBody("flush "+strconv.Itoa(i)), nil)
-		readBody(t, resp)
-	}
-	if _, n, _ := e.Store.ListUsage(context.Background(), store.UsageFilter{}, store.Page{}); n != 0 {
-		t.Fatalf("%d rows written before the flush; the test needs them pending", n)
-	}
-	e.node.Close(t)
-	if _, n, _ := e.Store.ListUsage(context.Background(), store.UsageFilter{}, store.Page{}); n != 5 {
-		t.Fatalf("%d rows after Close, want 5", n)
 	}
 }

@@ -136,7 +136,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 }
 
 // serveMessages is the life of one request: authenticate → admit → schedule → forward
-// (stream and meter, failing over before the first byte) → bill. Each step answers the
+// (stream and meter, failing over before the first byte) → bill → complete the answer. Each step answers the
 // client itself when it ends the request. The key is checked before the body is read, so an
 // unknown client cannot make the gateway read up to MaxBodyBytes.
 func (g *Gateway) serveMessages(w http.ResponseWriter, r *http.Request) {
@@ -147,7 +147,10 @@ func (g *Gateway) serveMessages(w http.ResponseWriter, r *http.Request) {
 	}
 	res := c.relay() // schedule → forward → stream → meter, with failover
 	if res != nil {
-		c.bill(res)
+		// The answer's end waits for its ledger row: a client that saw the end was billed,
+		// even if this node dies the next moment (doc.go, "Billing").
+		c.awaitCommit(c.bill(res))
+		c.sendTail(res)
 	}
 }
 

@@ -24,6 +24,10 @@ var jsonBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // the writing, not the reading. An upstream that breaks off after the headers leaves the
 // client a body that cannot be completed: the connection is cut (finish panics with
 // http.ErrAbortHandler after billing what was read).
+//
+// A billed answer's end is held back in res.tail: its last byte that is not white space,
+// and what follows. Without it no client can have the whole body (neither its length nor
+// a complete JSON value), so it is sent once the ledger row is committed (bill.go).
 func (c *call) relayJSON(at *attempt, res *result, resp *http.Response, body io.Reader) {
 	if !c.committed {
 		c.copyHeaders(resp.Header)
@@ -48,6 +52,7 @@ func (c *call) relayJSON(at *attempt, res *result, resp *http.Response, body io.
 	buf := *bufp
 
 	overflow := false
+	var end []byte // held back while meter: see above
 	var err error
 	for {
 		var n int
@@ -60,8 +65,12 @@ func (c *call) relayJSON(at *attempt, res *result, resp *http.Response, body io.
 					kept.Write(buf[:n])
 				}
 			}
-			if !c.gone.Load() {
-				if _, werr := c.w.Write(buf[:n]); werr != nil {
+			out := buf[:n]
+			if meter {
+				out, end = holdEnd(end, out)
+			}
+			if !c.gone.Load() && len(out) > 0 {
+				if _, werr := c.w.Write(out); werr != nil {
 					c.clientLeft(at)
 				}
 			}
@@ -81,4 +90,30 @@ func (c *call) relayJSON(at *attempt, res *result, resp *http.Response, body io.
 	if res.partial && c.outcome == "ok" {
 		c.outcome = "partial"
 	}
+	if !broke {
+		res.tail = end
+	}
 }
+
+// holdEnd moves the end of what has arrived into the held part: the last byte that is not
+// JSON white space, and everything after it. It returns what may be written now (the held
+// part of before, then chunk up to its new end) and the new held part. Only the held part
+// is copied, so a body costs one small copy per read, whatever its size.
+func holdEnd(held, chunk []byte) (out, newHeld []byte) {
+	i := len(chunk) - 1
+	for i >= 0 && isJSONSpace(chunk[i]) {
+		i--
+	}
+	if i < 0 { // only white space: it joins the held end
+		return nil, append(held, chunk...)
+	}
+	if len(held) > 0 {
+		// Rare (an answer split inside its trailing white space): one more copy.
+		out = append(append(make([]byte, 0, len(held)+i), held...), chunk[:i]...)
+	} else {
+		out = chunk[:i]
+	}
+	return out, append(held[:0], chunk[i:]...)
+}
+
+func isJSONSpace(b byte) bool { return b == ' ' || b == '\n' || b == '\r' || b == '\t' }

@@ -16,6 +16,8 @@ type metrics struct {
 	slotWaitSeconds prometheus.Histogram     // how long they waited
 	billedRows      *prometheus.CounterVec   // ledger rows by result: written, refused, lost
 	billErrors      prometheus.Counter       // failed ledger writes (each is retried)
+	// billCommitExpired counts answers completed before their row was committed.
+	billCommitExpired prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -51,11 +53,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "fluxcode_gateway_billing_write_errors_total",
 			Help: "Ledger batch writes that failed and were retried.",
 		}),
+		billCommitExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fluxcode_gateway_billing_commit_wait_expired_total",
+			Help: "Complete answers whose ledger row was not committed within the commit wait: sent anyway, the row still queued.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.upstreamSeconds, m.failovers, m.slotWaits, m.slotWaitSeconds, m.billedRows, m.billErrors} {
+	for _, c := range []prometheus.Collector{m.requests, m.upstreamSeconds, m.failovers, m.slotWaits, m.slotWaitSeconds, m.billedRows, m.billErrors, m.billCommitExpired} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("gateway: register metrics: %w", err)
 		}

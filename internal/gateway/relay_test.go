@@ -17,10 +17,10 @@ import (
 	"github.com/fluxcode/fluxcode/internal/store"
 )
 
-// testConfig keeps tests quick: billing flushes fast, caches are short.
+// testConfig keeps tests quick: charged balances are announced fast.
 func testConfig() gateway.Config {
 	cfg := gateway.Default()
-	cfg.BillFlushInterval = 10 * time.Millisecond
+	cfg.BillNotifyInterval = 10 * time.Millisecond
 	return cfg
 }
 

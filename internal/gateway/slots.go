@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strconv"
 	"sync"
@@ -39,11 +40,51 @@ type slotBook struct {
 	inFlight map[int64]int
 	lastUsed map[int64]time.Time
 	freed    chan struct{} // closed (and replaced) whenever a slot is released
+	// unreleased are slots given up whose release failed (the coordinator was down): no
+	// longer refreshed, and released again by the heartbeat until the coordinator takes it,
+	// so that they do not keep an account full until their lease expires.
+	unreleased map[string][]string // holder → slot keys
 }
 
 func newSlotBook() *slotBook {
 	return &slotBook{held: make(map[string]map[string]struct{}), inFlight: make(map[int64]int),
-		lastUsed: make(map[int64]time.Time), freed: make(chan struct{})}
+		lastUsed: make(map[int64]time.Time), freed: make(chan struct{}), unreleased: make(map[string][]string)}
+}
+
+// failedRelease records slots whose release must be tried again.
+func (b *slotBook) failedRelease(holder string, keys []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.unreleased[holder] = appendMissing(b.unreleased[holder], keys)
+}
+
+// pendingReleases returns a copy of the slots whose release failed.
+func (b *slotBook) pendingReleases() map[string][]string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.unreleased) == 0 {
+		return nil
+	}
+	out := make(map[string][]string, len(b.unreleased))
+	for h, keys := range b.unreleased {
+		out[h] = slices.Clone(keys)
+	}
+	return out
+}
+
+// releasedLate records that a retried release went through, and wakes local waiters: the slots
+// are free now.
+func (b *slotBook) releasedLate(holder string, keys []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	left := slices.DeleteFunc(b.unreleased[holder], func(k string) bool { return slices.Contains(keys, k) })
+	if len(left) == 0 {
+		delete(b.unreleased, holder)
+	} else {
+		b.unreleased[holder] = left
+	}
+	close(b.freed)
+	b.freed = make(chan struct{})
 }
 
 func (b *slotBook) add(holder string, keys []string) {
@@ -111,15 +152,26 @@ func (b *slotBook) use(account int64, delta int, now time.Time) {
 	}
 }
 
+// releaseRetryInterval is how often releases that failed are tried again (at most; the
+// heartbeat's own period when that is shorter). Each slot it frees sooner than its lease
+// would is an account slot back in use.
+const releaseRetryInterval = time.Second
+
 // heartbeat refreshes every slot this node holds, in one call each SlotTTL/3, so slots live
-// while their requests run and expire within SlotTTL after a crash (invariant 2).
+// while their requests run and expire within SlotTTL after a crash (invariant 2). Between
+// beats it retries the releases that failed while the coordinator was down.
 func (g *Gateway) heartbeat(ctx context.Context) {
 	t := time.NewTicker(g.cfg.SlotTTL / 3)
 	defer t.Stop()
+	retry := time.NewTicker(min(releaseRetryInterval, g.cfg.SlotTTL/3))
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-retry.C:
+			g.retryReleases(ctx)
+			continue
 		case <-t.C:
 		}
 		held := g.slots.all()
@@ -132,15 +184,36 @@ func (g *Gateway) heartbeat(ctx context.Context) {
 	}
 }
 
+// retryReleases tries the failed releases again, stopping at the first failure (the
+// coordinator is still down).
+func (g *Gateway) retryReleases(ctx context.Context) {
+	pending := g.slots.pendingReleases()
+	for holder, keys := range pending {
+		cctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		err := g.coord.ReleaseSlots(cctx, holder, keys...)
+		cancel()
+		if err != nil {
+			return
+		}
+		g.slots.releasedLate(holder, keys)
+	}
+	if len(pending) > 0 {
+		g.log.Info("released slots whose release had failed", "holders", len(pending))
+	}
+}
+
 // releaseSlots gives back slots of holder. It runs detached from the client: a departed
-// client must not leave its slots to the TTL.
+// client must not leave its slots to the TTL. A release that fails is retried by the
+// heartbeat.
 func (g *Gateway) releaseSlots(holder string, keys []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	if err := g.coord.ReleaseSlots(ctx, holder, keys...); err != nil {
-		g.log.Warn("slot release failed; the lease will expire", "err", err)
-	}
+	err := g.coord.ReleaseSlots(ctx, holder, keys...)
 	g.slots.remove(holder, keys)
+	if err != nil {
+		g.log.Warn("slot release failed; retrying until the coordinator answers", "err", err)
+		g.slots.failedRelease(holder, keys)
+	}
 }
 
 // lease is an account chosen for one attempt, with its slot when the request takes slots.
@@ -325,8 +398,10 @@ func (c *call) ping() bool {
 }
 
 // coordFailed answers when the coordination backend cannot be reached: no slot can be
-// checked, so nothing is admitted (limits hold cluster-wide, invariant 2). A call that
-// failed because the client left is no backend failure.
+// checked, so nothing is admitted (limits hold cluster-wide, invariant 2): 503
+// overloaded_error, X-Fluxcode-Reject: coordination, x-should-retry: true — a retry a
+// moment later may well succeed. A call that failed because the client left is no backend
+// failure.
 func (c *call) coordFailed(err error) {
 	if c.ctx().Err() != nil {
 		c.gone.Store(true)
@@ -334,5 +409,7 @@ func (c *call) coordFailed(err error) {
 		return
 	}
 	c.g.log.ErrorContext(c.ctx(), "coordination backend failed", "err", err)
-	c.fail(provider.KindAPI, 0, "the gateway cannot check concurrency limits right now", "")
+	c.w.Header().Set("X-Should-Retry", "true")
+	c.fail(provider.KindOverloaded, http.StatusServiceUnavailable,
+		"FluxCode: the gateway cannot check concurrency limits right now; retry shortly", RejectCoordination)
 }

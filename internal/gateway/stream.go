@@ -19,6 +19,11 @@ import (
 // stream ends: the upstream's own error event when it sent one, else ours. A client that
 // leaves stops the writing, not the reading: the rest is drained (DrainTimeout) and billed
 // as partial.
+//
+// A billed stream's end is held back in res.tail: the event that completes it (the meter
+// knows which: message_stop) and anything after it, sent once the ledger row is committed
+// (bill.go). A stream that does not end normally has nothing held: what arrived is passed
+// on at once.
 func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body io.Reader) *provider.Failure {
 	res.stream = true
 	meter := c.prov.NewMeter()
@@ -43,7 +48,16 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 		c.startStream(resp.Header)
 	}
 	res.firstByte = c.g.now().Sub(c.start)
-	c.send(at, ev.Raw)
+	hold := c.op == provider.OpMessages
+	var end []byte // the held end; the reader reuses its buffer, so it is a copy
+	relay := func(raw []byte) {
+		if end != nil || (hold && meter.Complete()) {
+			end = append(end, raw...)
+			return
+		}
+		c.send(at, raw)
+	}
+	relay(ev.Raw)
 
 	for {
 		ev, err = er.Next()
@@ -55,11 +69,17 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 			f := c.prov.ClassifyEvent(ev.Data, c.g.now())
 			c.g.markAccount(res.account, &f, nil)
 		}
-		c.send(at, ev.Raw)
+		relay(ev.Raw)
 	}
 
 	res.usage = meter.Usage()
 	ended := errors.Is(err, io.EOF) && meter.Complete()
+	res.partial = !ended || sawError || c.gone.Load()
+	if res.partial && end != nil {
+		c.send(at, end) // the upstream went wrong after its end event: nothing to hold back
+		end = nil
+	}
+	res.tail = end
 	if !ended && !sawError {
 		// The upstream broke off (reset, idle timeout, cut mid-event, or an end without
 		// message_stop): tell the client once, in the protocol's own terms.
@@ -69,7 +89,6 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 		}
 		c.send(at, c.prov.ErrorEvent(kind, msg, c.id))
 	}
-	res.partial = !ended || sawError || c.gone.Load()
 	if res.partial && c.outcome == "ok" {
 		c.outcome = "partial"
 	}

@@ -6,15 +6,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/fluxcode/fluxcode/internal/gateway/gatewaytest"
 	"github.com/fluxcode/fluxcode/internal/store"
 	"github.com/fluxcode/fluxcode/internal/store/sqlstore"
 	"github.com/fluxcode/fluxcode/internal/testenv"
 )
 
-// TestBillingSurvivesDatabaseOutage: usage waiting to be written when PostgreSQL goes away
-// is retried until it comes back, and lands in the ledger exactly once; graceful shutdown
-// waits for it.
+// TestBillingSurvivesDatabaseOutage: usage that could not be written when PostgreSQL went
+// away (the answers completed after BillCommitWait) is retried until it comes back, and
+// lands in the ledger exactly once; graceful shutdown waits for it.
 func TestBillingSurvivesDatabaseOutage(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	if err := pg.CreateDB("outage"); err != nil {
@@ -28,21 +30,28 @@ func TestBillingSurvivesDatabaseOutage(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	d := gatewaytest.NewDeps(t, gatewaytest.Deps{Store: st, Coord: keysDeps.Coord, Keys: keysDeps.Keys, Mock: keysDeps.Mock})
 	cfg := config()
-	cfg.BillFlushInterval = time.Hour // rows wait in the batch until Close
+	cfg.BillCommitWait = 100 * time.Millisecond // the answers do not wait for the database
 	node := gatewaytest.Start(t, d, cfg, "node-1", nil)
 	ten := gatewaytest.NewTenant(t, d, gatewaytest.TenantOptions{})
 	gatewaytest.NewAccount(t, d, "up-outage", []int64{ten.Group.ID}, nil)
 	before := gatewaytest.Balance(t, st, ten.User.ID)
 
+	// The user's row locked by another session: no ledger write can commit, so the rows
+	// are certain to be pending when PostgreSQL stops (which ends that session too).
+	lock := lockUser(t, pg.DSN("outage"), ten.User.ID)
 	client := sdk(node, ten.Secret)
 	for i := range 5 {
 		if _, err := client.Messages.New(context.Background(), params(fmt.Sprint("outage ", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if n := node.Metric(t, "fluxcode_gateway_billing_commit_wait_expired_total", nil); n != 5 {
+		t.Fatalf("%v answers completed before their commit, want all 5", n)
+	}
 	if err := pg.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	lock.Close(context.Background())
 	closed := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -76,4 +85,24 @@ func TestBillingSurvivesDatabaseOutage(t *testing.T) {
 	if n := node.Metric(t, "fluxcode_gateway_requests_total", map[string]string{"op": "messages", "outcome": "ok"}); n != 5 {
 		t.Errorf("requests_total{messages,ok} = %v, want 5", n)
 	}
+}
+
+// lockUser opens a session that locks the user's row (SELECT … FOR UPDATE in an open
+// transaction) until it is closed or its server stops: every ledger write that charges the
+// user waits meanwhile.
+func lockUser(t *testing.T, dsn string, userID int64) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT id FROM users WHERE id = $1 FOR UPDATE", userID); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }

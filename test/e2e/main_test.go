@@ -25,10 +25,11 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// config is the gateway configuration of these tests: defaults, with billing flushed fast.
+// config is the gateway configuration of these tests: defaults, with charged balances
+// announced fast.
 func config() gateway.Config {
 	cfg := gateway.Default()
-	cfg.BillFlushInterval = 20 * time.Millisecond
+	cfg.BillNotifyInterval = 20 * time.Millisecond
 	return cfg
 }
 

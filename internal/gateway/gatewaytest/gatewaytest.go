@@ -45,11 +45,7 @@ type Deps struct {
 func NewDeps(t testing.TB, d Deps) *Deps {
 	t.Helper()
 	if d.Keys == nil {
-		k, err := secret.NewKeys(mustMaster(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.Keys = k
+		d.Keys = NewKeys(t)
 	}
 	if d.Store == nil {
 		d.Store = OpenSQLite(t, d.Keys)
@@ -68,6 +64,16 @@ func NewDeps(t testing.TB, d Deps) *Deps {
 	return &d
 }
 
+// NewKeys returns keys from a fresh master key.
+func NewKeys(t testing.TB) *secret.Keys {
+	t.Helper()
+	k, err := secret.NewKeys(mustMaster(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func mustMaster(t testing.TB) []byte {
 	m, err := secret.ParseMasterKey(secret.NewMasterKey())
 	if err != nil {
@@ -79,9 +85,13 @@ func mustMaster(t testing.TB) []byte {
 // OpenSQLite opens a migrated SQLite store in a temporary directory.
 func OpenSQLite(t testing.TB, keys *secret.Keys) *sqlstore.DB {
 	t.Helper()
-	db, err := sqlstore.Open(context.Background(), sqlstore.Config{
-		DSN: filepath.Join(t.TempDir(), "fluxcode.db"), Keys: keys, Logger: quietLogger(),
-	})
+	return OpenSQLiteFile(t, keys, filepath.Join(t.TempDir(), "fluxcode.db"))
+}
+
+// OpenSQLiteFile opens a migrated SQLite store in the file at path.
+func OpenSQLiteFile(t testing.TB, keys *secret.Keys, path string) *sqlstore.DB {
+	t.Helper()
+	db, err := sqlstore.Open(context.Background(), sqlstore.Config{DSN: path, Keys: keys, Logger: quietLogger()})
 	if err != nil {
 		t.Fatalf("open sqlite store: %v", err)
 	}
