@@ -57,15 +57,7 @@ func single(t *testing.T, cfg gateway.Config) *cluster {
 // PostgreSQL database and one Redis server.
 func shared(t *testing.T, n int, cfg gateway.Config) *cluster {
 	t.Helper()
-	master := secret.NewMasterKey()
-	mk, err := secret.ParseMasterKey(master)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := secret.NewKeys(mk)
-	if err != nil {
-		t.Fatal(err)
-	}
+	master, keys := masterKey(t)
 	dsn := testenv.PostgresDSN(t)
 	rds := testenv.StartRedis(t)
 	mock := gatewaytest.StartMock(t)
@@ -88,6 +80,22 @@ func shared(t *testing.T, n int, cfg gateway.Config) *cluster {
 		c.nodes = append(c.nodes, gatewaytest.Start(t, d, cfg, "node-"+string(rune('1'+i)), c.clock.Now))
 	}
 	return c
+}
+
+// masterKey returns a fresh master key (hex, for a node process's ENCRYPTION_KEY) and the
+// keys derived from it.
+func masterKey(t *testing.T) (string, *secret.Keys) {
+	t.Helper()
+	master := secret.NewMasterKey()
+	mk, err := secret.ParseMasterKey(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := secret.NewKeys(mk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return master, keys
 }
 
 // onBothShapes runs check on one node (SQLite, in-process coordination) and on two nodes

@@ -1,11 +1,11 @@
-// Command gwnode runs one bare gateway node on PostgreSQL and Redis, for the end-to-end test
-// that kills a node with SIGKILL while it holds concurrency slots: the kill needs a process
-// of its own. It reads its settings from the environment:
+// Command gwnode runs one bare gateway node, for the end-to-end tests that kill a node with
+// SIGKILL (while it holds concurrency slots, while it completes requests): the kill needs a
+// process of its own. It reads its settings from the environment:
 //
 //	GWNODE_LISTEN       loopback address to serve on, e.g. 127.0.0.1:0 (the chosen address is
 //	                    printed as "listening <addr>" on stdout)
-//	DATABASE_URL        PostgreSQL URL
-//	REDIS_URL           redis:// URL
+//	DATABASE_URL        PostgreSQL URL, or a SQLite file path (the single-node shape)
+//	REDIS_URL           redis:// URL; empty for in-process coordination (single node)
 //	ENCRYPTION_KEY      the master key shared with the test (64 hex characters)
 //	GATEWAY_SLOT_TTL    slot lease (Go duration)
 package main
@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/fluxcode/fluxcode/internal/billing"
+	"github.com/fluxcode/fluxcode/internal/coord"
+	"github.com/fluxcode/fluxcode/internal/coord/memory"
 	"github.com/fluxcode/fluxcode/internal/coord/redis"
 	"github.com/fluxcode/fluxcode/internal/gateway"
 	"github.com/fluxcode/fluxcode/internal/secret"
@@ -49,9 +51,15 @@ func run() error {
 		return err
 	}
 	defer st.Close()
-	co, err := redis.New(ctx, redis.Options{URL: os.Getenv("REDIS_URL")})
-	if err != nil {
-		return err
+	var co coord.Coordinator
+	if url := os.Getenv("REDIS_URL"); url != "" {
+		rc, err := redis.New(ctx, redis.Options{URL: url})
+		if err != nil {
+			return err
+		}
+		co = rc
+	} else {
+		co = memory.New()
 	}
 	defer co.Close()
 	cfg := gateway.Default()
