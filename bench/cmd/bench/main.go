@@ -69,7 +69,7 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&conc, "concurrency", "1,32,128", "comma-separated concurrency levels")
 	fs.IntVar(&o.streams, "streams", 1000, "slow streams held open for the memory figures")
 	fs.DurationVar(&o.streamFor, "stream-for", 0, "how long each held stream lasts upstream (default 12s; quick 8s)")
-	fs.BoolVar(&o.profile, "profile", true, "capture CPU profiles of the FluxCode targets (off in quick mode unless set)")
+	fs.BoolVar(&o.profile, "profile", true, "capture CPU and heap profiles of the FluxCode targets (off in quick mode unless set)")
 	fs.DurationVar(&o.profileFor, "profile-for", 5*time.Second, "length of each CPU profile")
 	fs.StringVar(&o.out, "out", "", "results directory (default bench/results in the module)")
 	fs.StringVar(&o.model, "model", "claude-sonnet-5-5", "model named in every request")
@@ -130,7 +130,7 @@ func render(ctx context.Context, root, resultsDir, dir string) error {
 	res.Compare()
 	res.Evaluate()
 	for i, p := range res.Profiles {
-		if top, err := profileTop(ctx, filepath.Join(dir, p.File)); err == nil {
+		if top, err := profileTop(ctx, filepath.Join(dir, p.File), p.Kind); err == nil {
 			res.Profiles[i].Top = top
 		}
 	}

@@ -187,8 +187,9 @@ type holdReport struct {
 
 // memory measures a target's resident memory idle and with n slow streams open through it.
 // The streams last streamFor upstream (so that a gateway still draining them after the
-// client left is done soon), far longer than it takes to open them all.
-func (r *runner) memory(ctx context.Context, t *target, n int, streamFor time.Duration) report.Memory {
+// client left is done soon), far longer than it takes to open them all. whileOpen, when not
+// nil, runs once the loaded figure is read and before the streams close.
+func (r *runner) memory(ctx context.Context, t *target, n int, streamFor time.Duration, whileOpen func()) report.Memory {
 	m := report.Memory{Target: t.name, Streams: n, PerStream: report.NaN()}
 	var detail []string
 	rss := func() (int64, error) {
@@ -260,6 +261,9 @@ func (r *runner) memory(ctx context.Context, t *target, n int, streamFor time.Du
 	if m.LoadedRSS, err = stableRSS(rss, 5*time.Second); err != nil {
 		m.Error = err.Error()
 		return m
+	}
+	if whileOpen != nil {
+		whileOpen()
 	}
 	if m.Open > 0 && m.Open >= n*9/10 {
 		m.PerStream = report.Num(float64(m.LoadedRSS-m.IdleRSS) / float64(m.Open))

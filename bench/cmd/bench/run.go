@@ -57,8 +57,21 @@ func measureAll(ctx context.Context, l *lab, o options, outDir string, logf func
 	logf("warmed up")
 
 	// Memory first, while the processes have seen only a little load: idle is then idle.
+	var heaps []report.Profile
 	for _, t := range l.targets {
-		m := r.memory(ctx, t, o.streams, o.streamFor)
+		var whileOpen func()
+		if o.profile && t.deployment != nil {
+			whileOpen = func() {
+				p, err := heapProfile(ctx, t, outDir)
+				if err != nil {
+					res.Notes = append(res.Notes, fmt.Sprintf("heap profile of %s failed: %v", t.name, err))
+					logf("heap profile %s: %v", t.name, err)
+					return
+				}
+				heaps = append(heaps, p)
+			}
+		}
+		m := r.memory(ctx, t, o.streams, o.streamFor, whileOpen)
 		logf("memory %s: idle %.1f MiB, %d streams open, %.1f KiB/stream %s", t.name,
 			float64(m.IdleRSS)/(1<<20), m.Open, float64(m.PerStream)/1024, m.Error)
 		res.Memory = append(res.Memory, m)
@@ -134,8 +147,7 @@ func measureAll(ctx context.Context, l *lab, o options, outDir string, logf func
 
 	if o.profile {
 		for _, name := range []string{report.PGRedis, report.SQLite} {
-			t := l.target(name)
-			p, err := l.profile(ctx, r, t, o.profileFor, outDir)
+			p, err := l.profile(ctx, r, l.target(name), o.profileFor, outDir)
 			if err != nil {
 				res.Notes = append(res.Notes, fmt.Sprintf("profile of %s failed: %v", name, err))
 				logf("profile %s: %v", name, err)
@@ -145,6 +157,7 @@ func measureAll(ctx context.Context, l *lab, o options, outDir string, logf func
 			logf("profiled %s", name)
 		}
 	}
+	res.Profiles = append(res.Profiles, heaps...)
 	res.Evaluate()
 	return res, nil
 }
@@ -230,7 +243,6 @@ func ledgerNotes(ctx context.Context, l *lab) []string {
 // profile captures a CPU profile of a FluxCode target under c=32 JSON load, from the
 // profiler (PPROF_ADDR) of the deployment's first node: the very process that was measured.
 func (l *lab) profile(ctx context.Context, r *runner, t *target, length time.Duration, outDir string) (report.Profile, error) {
-	d := t.deployment
 	warm := time.Second
 	loadCmd := exec.CommandContext(ctx, r.loadgen, "-url", t.url, "-key", t.key, "-model", r.model, "-c", "32",
 		"-warmup", warm.String(), "-duration", (length + time.Second).String())
@@ -240,8 +252,21 @@ func (l *lab) profile(ctx context.Context, r *runner, t *target, length time.Dur
 	}
 	defer func() { _ = loadCmd.Wait() }()
 	time.Sleep(warm)
-	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", d.pprofAddrs[0], int(length.Seconds()))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	return saveProfile(ctx, t, report.CPUProfile, fmt.Sprintf("profile?seconds=%d", int(length.Seconds())),
+		"c=32, JSON", outDir)
+}
+
+// heapProfile captures the heap in use (after a collection) of a FluxCode target's first
+// node; the harness takes it while the slow streams of the memory figures are open.
+func heapProfile(ctx context.Context, t *target, outDir string) (report.Profile, error) {
+	return saveProfile(ctx, t, report.HeapProfile, "heap?gc=1", "streams open", outDir)
+}
+
+// saveProfile fetches /debug/pprof/<query> from the first node of t's deployment, writes it
+// to outDir as <kind>-<target>.pprof and summarises it.
+func saveProfile(ctx context.Context, t *target, kind, query, when, outDir string) (report.Profile, error) {
+	d := t.deployment
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.pprofAddrs[0]+"/debug/pprof/"+query, nil)
 	if err != nil {
 		return report.Profile{}, err
 	}
@@ -252,31 +277,41 @@ func (l *lab) profile(ctx context.Context, r *runner, t *target, length time.Dur
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return report.Profile{}, fmt.Errorf("fetch profile: %w", err)
+		return report.Profile{}, fmt.Errorf("fetch %s profile: %w", kind, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return report.Profile{}, fmt.Errorf("fetch profile: %s: %s", resp.Status, data)
+		return report.Profile{}, fmt.Errorf("fetch %s profile: %s: %s", kind, resp.Status, data)
 	}
-	file := "cpu-" + t.name + ".pprof"
+	file := kind + "-" + t.name + ".pprof"
 	path := filepath.Join(outDir, file)
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		return report.Profile{}, err
 	}
-	top, err := profileTop(ctx, path)
+	top, err := profileTop(ctx, path, kind)
 	if err != nil {
 		return report.Profile{}, err
 	}
-	return report.Profile{Target: t.name + " (c=32, JSON, node " + d.nodes[0].name + ", PPROF_ADDR)", File: file, Top: top}, nil
+	return report.Profile{Kind: kind, Target: fmt.Sprintf("%s (%s, node %s, PPROF_ADDR)", t.name, when, d.nodes[0].name),
+		File: file, Top: top}, nil
 }
 
-// profileTop summarises a CPU profile: the functions with the most cumulative time, then
-// FluxCode's own functions alone. Go profiles carry their symbols, so no binary is needed.
-func profileTop(ctx context.Context, path string) ([]string, error) {
-	var lines []string
-	for _, args := range [][]string{
+// profileTop summarises a profile. CPU: the functions with the most cumulative time, then
+// FluxCode's own functions alone. Heap: the allocation sites holding the most memory, then
+// FluxCode's functions by cumulative size. Go profiles carry their symbols, so no binary is
+// needed.
+func profileTop(ctx context.Context, path, kind string) ([]string, error) {
+	views := [][]string{
 		{"-top", "-cum", "-nodecount=25"},
 		{"-top", "-cum", "-nodecount=20", "-show=github.com/fluxcode/fluxcode/"},
-	} {
+	}
+	if kind == report.HeapProfile {
+		views = [][]string{
+			{"-top", "-sample_index=inuse_space", "-nodecount=15"},
+			{"-top", "-cum", "-sample_index=inuse_space", "-nodecount=15", "-show=github.com/fluxcode/fluxcode/"},
+		}
+	}
+	var lines []string
+	for _, args := range views {
 		out, err := exec.CommandContext(ctx, "go", append(append([]string{"tool", "pprof"}, args...), path)...).Output()
 		if err != nil {
 			return nil, fmt.Errorf("go tool pprof %v: %w", args, err)

@@ -81,6 +81,12 @@ func (r *Results) Markdown(chart string) string {
 		p("## Where the counters come from\n\n%s\n", detail)
 	}
 	for _, pr := range r.Profiles {
+		if pr.Kind == HeapProfile {
+			p("## Heap profile: %s\n\n`%s` (open with `go tool pprof`). Heap in use after a collection, by where it "+
+				"was allocated, then FluxCode's own functions by cumulative size (goroutine stacks are not in it):\n\n```\n%s\n```\n\n",
+				pr.Target, pr.File, strings.Join(pr.Top, "\n"))
+			continue
+		}
 		p("## CPU profile: %s\n\n`%s` (open with `go tool pprof`). Functions by cumulative time, then FluxCode's own:\n\n```\n%s\n```\n\n",
 			pr.Target, pr.File, strings.Join(pr.Top, "\n"))
 	}
@@ -102,7 +108,7 @@ func (r *Results) Summary(latest, chart string) string {
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	m := r.Machine
 	p("Latest run (%s mode, %s, commit %s): %s, %d cores, everything on loopback, every process on the same "+
-		"cores. All figures, the per-statement and per-command counters and CPU profiles: [%s](%s); "+
+		"cores. All figures, the per-statement and per-command counters and the profiles: [%s](%s); "+
 		"`go run ./bench/cmd/bench` measures again (see [bench/README.md](bench/README.md)).\n\n",
 		r.Mode, r.Date, m.Commit, m.CPU, m.Cores, latest, latest)
 	if len(r.Verdicts) > 0 {

@@ -270,3 +270,20 @@ func TestSummary(t *testing.T) {
 		t.Errorf("Summary has a heading of its own (the README's section heading stands outside the markers):\n%s", md)
 	}
 }
+
+func TestMarkdownProfiles(t *testing.T) {
+	r := sample()
+	r.Profiles = []Profile{
+		{Target: "fluxcode-sqlite (c=32, JSON)", File: "cpu-fluxcode-sqlite.pprof", Top: []string{"cpu line"}},
+		{Kind: HeapProfile, Target: "fluxcode-sqlite (streams open)", File: "heap-fluxcode-sqlite.pprof", Top: []string{"heap line"}},
+	}
+	md := r.Markdown("")
+	cpu := strings.Index(md, "## CPU profile: fluxcode-sqlite (c=32, JSON)\n\n`cpu-fluxcode-sqlite.pprof`")
+	heap := strings.Index(md, "## Heap profile: fluxcode-sqlite (streams open)\n\n`heap-fluxcode-sqlite.pprof`")
+	if cpu < 0 || heap < 0 {
+		t.Fatalf("profiles missing or mislabelled (cpu at %d, heap at %d):\n%s", cpu, heap, md)
+	}
+	if !strings.Contains(md[heap:], "heap line") || strings.Contains(md[cpu:heap], "heap line") {
+		t.Errorf("heap summary not under its own heading:\n%s", md[cpu:])
+	}
+}

@@ -204,12 +204,20 @@ type Verdict struct {
 	Miss string `json:"miss,omitempty"`
 }
 
-// Profile is a captured CPU profile.
+// Profile is a captured profile: CPU time under load, or the heap in use with the slow
+// streams open.
 type Profile struct {
+	Kind   string   `json:"kind,omitempty"` // HeapProfile, or CPU (also when empty)
 	Target string   `json:"target"`
 	File   string   `json:"file"`
 	Top    []string `json:"top,omitempty"`
 }
+
+// Profile kinds.
+const (
+	CPUProfile  = "cpu"
+	HeapProfile = "heap"
+)
 
 // Aggregate makes a cell from its rounds: each figure is the median over rounds of that
 // round's figure (itself a median or percentile of the round's requests).
