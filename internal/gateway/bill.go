@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fluxcode/fluxcode/internal/billing"
@@ -20,9 +21,9 @@ import (
 // included; the store makes the row and the balance or subscription change one transaction,
 // and skips an id it already has, so a retried batch cannot bill twice (invariant 3).
 //
-// For an answer whose end is held back (res.tail), it returns a channel closed once the row
-// is committed; nil when no one needs to wait (a partial answer: its client sees no end).
-func (c *call) bill(res *result) <-chan struct{} {
+// For an answer whose end is held back (res.tail), it returns what to wait on for the row's
+// commit; nil when no one needs to wait (a partial answer: its client sees no end).
+func (c *call) bill(res *result) *commit {
 	if c.op != provider.OpMessages {
 		return nil
 	}
@@ -58,29 +59,41 @@ func (c *call) bill(res *result) <-chan struct{} {
 	return done
 }
 
-// awaitCommit waits until done is closed (the row is committed), for at most BillCommitWait:
-// a database that is down must not hang the answer. The row then stays queued and is
+// commit is what an answer waits on: done is closed when the writer is through with the row,
+// committed (set before the close) says whether it is in the ledger.
+type commit struct {
+	done      chan struct{}
+	committed bool
+}
+
+func (p *commit) finish(committed bool) {
+	p.committed = committed
+	close(p.done)
+}
+
+// awaitCommit waits until the row is committed, for at most BillCommitWait: a database that
+// does not answer must not hang the answer; one that fails is not waited for at all (the
+// writer lets the waiters go, see biller.goneDown). The row then stays queued and is
 // retried; only a node that dies before the database is back loses it. A client that
 // leaves ends the wait: there is no end left to hold back.
-func (c *call) awaitCommit(done <-chan struct{}) {
-	if done == nil {
+func (c *call) awaitCommit(p *commit) {
+	if p == nil {
 		return
-	}
-	select {
-	case <-done:
-		return
-	default:
 	}
 	t := time.NewTimer(c.g.cfg.BillCommitWait)
 	defer t.Stop()
 	select {
-	case <-done:
+	case <-p.done:
+		if p.committed {
+			return
+		}
 	case <-c.ctx().Done():
+		return
 	case <-t.C:
-		c.g.metrics.billCommitExpired.Inc()
 		c.g.log.WarnContext(c.ctx(), "the ledger row was not committed within the commit wait; "+
 			"completing the answer, the row stays queued", "request_id", c.id, "wait", c.g.cfg.BillCommitWait)
 	}
+	c.g.metrics.billUncommitted.Inc()
 }
 
 // sendTail completes the answer with its held-back end. An event is flushed at once, like
@@ -127,15 +140,18 @@ type biller struct {
 	m    *metrics
 	auth *authCache
 
-	mu       sync.Mutex
-	closed   bool
-	rows     []store.Usage   // queued, in arrival order
-	dones    []chan struct{} // dones[i] belongs to rows[i]; nil when no one waits
-	wake     chan struct{}   // capacity 1: the writer has work (or Close was called)
-	notify   chan struct{}   // closed by Close: the notifier's last round
-	spareR   []store.Usage   // the writer's previous batch, reused
-	spareD   []chan struct{} // its done channels
-	users    map[int64]bool  // users charged since the last notification
+	mu     sync.Mutex
+	closed bool
+	rows   []store.Usage  // queued, in arrival order
+	dones  []*commit      // dones[i] belongs to rows[i]; nil when no one waits
+	wake   chan struct{}  // capacity 1: the writer has work (or Close was called)
+	notify chan struct{}  // closed by Close: the notifier's last round
+	spareR []store.Usage  // the writer's previous batch, reused
+	spareD []*commit      // its commits
+	users  map[int64]bool // users charged since the last notification
+	// failing is set while the database refuses writes (two attempts in a row failed):
+	// answers do not wait for it then.
+	failing  atomic.Bool
 	touchMu  sync.Mutex
 	accounts map[int64]time.Time
 	keys     map[int64]time.Time
@@ -160,33 +176,42 @@ func (b *biller) depth() float64 {
 	return float64(len(b.rows))
 }
 
-// add queues a row. With wait, it returns a channel closed once the row is committed (or
-// refused by the store); without, nil. After Close it writes the row itself: a request
-// still finishing during shutdown is billed all the same.
-func (b *biller) add(row store.Usage, wait bool) <-chan struct{} {
-	var done chan struct{}
+// add queues a row. With wait, it returns the commit to wait on; without, nil. While the
+// database is failing, the commit is returned already finished, uncommitted: there is no
+// point in waiting. After Close, add writes the row itself: a request still finishing
+// during shutdown is billed all the same.
+func (b *biller) add(row store.Usage, wait bool) *commit {
+	var p *commit
 	if wait {
-		done = make(chan struct{})
+		p = &commit{done: make(chan struct{})}
+		if b.failing.Load() {
+			p.finish(false)
+			wait = false
+		}
 	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		b.write(ctx, []store.Usage{row})
-		if done != nil {
-			close(done)
+		ok := b.write(ctx, []store.Usage{row}, nil)
+		if wait {
+			p.finish(ok)
 		}
-		return done
+		return p
 	}
 	b.rows = append(b.rows, row)
-	b.dones = append(b.dones, done)
+	if wait {
+		b.dones = append(b.dones, p)
+	} else {
+		b.dones = append(b.dones, nil)
+	}
 	b.mu.Unlock()
 	select {
 	case b.wake <- struct{}{}:
 	default: // the writer is already told
 	}
-	return done
+	return p
 }
 
 func (b *biller) touch(account, key int64, at time.Time) {
@@ -214,10 +239,10 @@ func (b *biller) run() {
 			<-b.wake
 			continue
 		}
-		b.write(b.ctx, rows)
+		ok := b.write(b.ctx, rows, func() { b.goneDown(dones) })
 		for _, d := range dones {
 			if d != nil {
-				close(d)
+				d.finish(ok)
 			}
 		}
 		b.mu.Lock()
@@ -227,7 +252,7 @@ func (b *biller) run() {
 }
 
 // take removes the next batch from the queue.
-func (b *biller) take() ([]store.Usage, []chan struct{}, bool) {
+func (b *biller) take() ([]store.Usage, []*commit, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := len(b.rows)
@@ -266,32 +291,41 @@ func (b *biller) notifier() {
 	}
 }
 
-// write records rows, retrying until it succeeds or Close gives up. A batch the store
-// refuses as invalid (a row whose user was deleted meanwhile) is retried row by row, so one
-// bad row cannot block or lose the others.
-func (b *biller) write(ctx context.Context, rows []store.Usage) {
+// write records rows, retrying until it succeeds or Close gives up, and reports whether
+// they are in the ledger. A batch the store refuses as invalid (a row whose user was
+// deleted meanwhile) is retried row by row, so one bad row cannot block or lose the others.
+// down, when set, is called once the database looks down rather than blipping: the first
+// retry failed as well.
+func (b *biller) write(ctx context.Context, rows []store.Usage, down func()) bool {
 	backoff := 50 * time.Millisecond
-	for {
+	for failures := 0; ; failures++ {
 		res, err := b.st.RecordUsage(ctx, rows)
 		if err == nil {
+			if b.failing.Swap(false) {
+				b.log.Info("the database takes usage rows again")
+			}
 			b.m.billedRows.WithLabelValues("written").Add(float64(len(rows)))
 			b.charged(rows, res)
-			return
+			return true
 		}
 		if errors.Is(err, store.ErrInvalid) {
 			if len(rows) == 1 {
 				b.m.billedRows.WithLabelValues("refused").Inc()
 				b.log.Error("the store refused a usage row", "request_id", rows[0].RequestID,
 					"user", rows[0].UserID, "charged", int64(rows[0].Charged), "err", err)
-				return
+				return false
 			}
+			all := true
 			for i := range rows {
-				b.write(ctx, rows[i:i+1])
+				all = b.write(ctx, rows[i:i+1], nil) && all
 			}
-			return
+			return all
 		}
 		b.m.billErrors.Inc()
 		b.log.Warn("writing usage failed; retrying", "rows", len(rows), "err", err)
+		if failures == 1 && down != nil {
+			down()
+		}
 		select {
 		case <-ctx.Done():
 			b.m.billedRows.WithLabelValues("lost").Add(float64(len(rows)))
@@ -299,11 +333,33 @@ func (b *biller) write(ctx context.Context, rows []store.Usage) {
 				b.log.Error("usage row not written at shutdown", "request_id", rows[i].RequestID,
 					"user", rows[i].UserID, "charged", int64(rows[i].Charged))
 			}
-			return
+			return false
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, time.Second) // a waiting answer should see the database back soon
+		backoff = min(backoff*2, time.Second) // rows queued meanwhile should see the database back soon
 	}
+}
+
+// goneDown lets every waiting answer go, those of the batch being retried (batch) and those
+// queued behind it, and makes new answers not wait: a database that refuses writes will not
+// commit within any reasonable wait, and the clients should not pay for that in latency
+// (doc.go, "Billing"). The rows stay queued.
+func (b *biller) goneDown(batch []*commit) {
+	if !b.failing.Swap(true) {
+		b.log.Warn("the database refuses usage rows: answers complete without waiting for them; the rows stay queued")
+	}
+	release := func(dones []*commit) {
+		for i, d := range dones {
+			if d != nil {
+				d.finish(false)
+				dones[i] = nil
+			}
+		}
+	}
+	release(batch)
+	b.mu.Lock()
+	release(b.dones)
+	b.mu.Unlock()
 }
 
 // charged brings this node's cached copies of the charged users up to date at once, so the

@@ -246,8 +246,8 @@ func TestCommitWaitIsBounded(t *testing.T) {
 	if e.ledgerHas(t, id) {
 		t.Fatal("the row is in the ledger although the database was locked")
 	}
-	if n := e.node.Metric(t, "fluxcode_gateway_billing_commit_wait_expired_total", nil); n != 1 {
-		t.Fatalf("billing_commit_wait_expired_total = %v, want 1", n)
+	if n := e.node.Metric(t, "fluxcode_gateway_billing_uncommitted_answers_total", nil); n != 1 {
+		t.Fatalf("billing_uncommitted_answers_total = %v, want 1", n)
 	}
 	unlock()
 	usageRows(t, e.Store, e.tenant.User.ID, 1)

@@ -129,14 +129,20 @@
 // was busy (at most BillBatchSize) and writes them in one store call, without waiting for
 // more. At concurrency 1 an answer's end waits for one short transaction; under load one
 // transaction carries the rows of many requests (on PostgreSQL a balance batch is one
-// statement, see sqlstore). The wait is bounded by BillCommitWait (default 5 s): when the
-// database does not commit within it (PostgreSQL restarting, a lock), the answer completes
-// anyway and its row stays queued, retried with backoff (at most 1 s apart) until the
-// database takes it, and written by Close at graceful shutdown. Only a node killed while
-// the database is down past BillCommitWait can lose rows; each is logged when Close gives
-// up, and fluxcode_gateway_billing_commit_wait_expired_total counts the answers that
-// completed unbilled. The commit wait is also the back-pressure: while the database is
-// down, each request takes BillCommitWait longer, so the queue grows slowly, in memory.
+// statement, see sqlstore).
+//
+// The wait is bounded. A database that does not answer (a lock, a hung connection) is
+// waited for at most BillCommitWait (default 5 s). A database that refuses (PostgreSQL
+// restarting: the write and its first retry, 50 ms later, both fail) is not waited for at
+// all: the waiting answers are let go at once, and later ones do not wait until a write
+// succeeds again, so an outage costs clients no latency. Either way the answer completes
+// and its row stays queued, retried with backoff (at most 1 s apart) until the database
+// takes it, and written by Close at graceful shutdown (each row Close gives up on is
+// logged). Only a node killed before the database is back loses such rows;
+// fluxcode_gateway_billing_uncommitted_answers_total counts the answers that completed
+// before their commit. Rows wait in memory; their number is bounded by what the node can
+// serve while the database is away (admission needs the database once the cached key
+// lookups expire).
 //
 // The balance (and a subscription's usage) in the database is the only truth: the store
 // debits it in the transaction that writes the ledger rows, and charges are never skipped

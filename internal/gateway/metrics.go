@@ -16,8 +16,8 @@ type metrics struct {
 	slotWaitSeconds prometheus.Histogram     // how long they waited
 	billedRows      *prometheus.CounterVec   // ledger rows by result: written, refused, lost
 	billErrors      prometheus.Counter       // failed ledger writes (each is retried)
-	// billCommitExpired counts answers completed before their row was committed.
-	billCommitExpired prometheus.Counter
+	// billUncommitted counts complete answers sent before their row was committed.
+	billUncommitted prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -53,15 +53,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "fluxcode_gateway_billing_write_errors_total",
 			Help: "Ledger batch writes that failed and were retried.",
 		}),
-		billCommitExpired: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "fluxcode_gateway_billing_commit_wait_expired_total",
-			Help: "Complete answers whose ledger row was not committed within the commit wait: sent anyway, the row still queued.",
+		billUncommitted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fluxcode_gateway_billing_uncommitted_answers_total",
+			Help: "Complete answers sent before their ledger row was committed (the commit wait expired, or the database was failing); the rows stay queued.",
 		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.upstreamSeconds, m.failovers, m.slotWaits, m.slotWaitSeconds, m.billedRows, m.billErrors, m.billCommitExpired} {
+	for _, c := range []prometheus.Collector{m.requests, m.upstreamSeconds, m.failovers, m.slotWaits, m.slotWaitSeconds, m.billedRows, m.billErrors, m.billUncommitted} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("gateway: register metrics: %w", err)
 		}

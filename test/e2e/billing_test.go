@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anthropics/anthropic-sdk-go"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fluxcode/fluxcode/internal/gateway/gatewaytest"
@@ -18,17 +19,7 @@ import (
 // away (the answers completed after BillCommitWait) is retried until it comes back, and
 // lands in the ledger exactly once; graceful shutdown waits for it.
 func TestBillingSurvivesDatabaseOutage(t *testing.T) {
-	pg := testenv.StartPostgres(t)
-	if err := pg.CreateDB("outage"); err != nil {
-		t.Fatal(err)
-	}
-	keysDeps := gatewaytest.NewDeps(t, gatewaytest.Deps{}) // keys, coordinator and mock
-	st, err := sqlstore.Open(context.Background(), sqlstore.Config{DSN: pg.DSN("outage"), Keys: keysDeps.Keys, Logger: gatewaytest.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	d := gatewaytest.NewDeps(t, gatewaytest.Deps{Store: st, Coord: keysDeps.Coord, Keys: keysDeps.Keys, Mock: keysDeps.Mock})
+	pg, st, d := ownPostgres(t)
 	cfg := config()
 	cfg.BillCommitWait = 100 * time.Millisecond // the answers do not wait for the database
 	node := gatewaytest.Start(t, d, cfg, "node-1", nil)
@@ -45,7 +36,7 @@ func TestBillingSurvivesDatabaseOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := node.Metric(t, "fluxcode_gateway_billing_commit_wait_expired_total", nil); n != 5 {
+	if n := node.Metric(t, "fluxcode_gateway_billing_uncommitted_answers_total", nil); n != 5 {
 		t.Fatalf("%v answers completed before their commit, want all 5", n)
 	}
 	if err := pg.Stop(); err != nil {
@@ -105,4 +96,82 @@ func lockUser(t *testing.T, dsn string, userID int64) *pgx.Conn {
 		t.Fatal(err)
 	}
 	return conn
+}
+
+// ownPostgres is a node's dependencies on a PostgreSQL server of the test's own, which it
+// may stop and start.
+func ownPostgres(t *testing.T) (*testenv.Postgres, *sqlstore.DB, *gatewaytest.Deps) {
+	t.Helper()
+	pg := testenv.StartPostgres(t)
+	if err := pg.CreateDB("outage"); err != nil {
+		t.Fatal(err)
+	}
+	keys := gatewaytest.NewKeys(t)
+	st, err := sqlstore.Open(context.Background(), sqlstore.Config{DSN: pg.DSN("outage"), Keys: keys, Logger: gatewaytest.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return pg, st, gatewaytest.NewDeps(t, gatewaytest.Deps{Store: st, Keys: keys})
+}
+
+// TestNoWaitForARefusingDatabase: an answer that ends while PostgreSQL refuses connections
+// does not wait for its commit (here BillCommitWait is an hour: only the refusal can end
+// the wait); its row is written once PostgreSQL is back, exactly once.
+func TestNoWaitForARefusingDatabase(t *testing.T) {
+	pg, st, d := ownPostgres(t)
+	cfg := config()
+	cfg.BillCommitWait = time.Hour
+	node := gatewaytest.Start(t, d, cfg, "node-1", nil)
+	ten := gatewaytest.NewTenant(t, d, gatewaytest.TenantOptions{})
+	tap := gatewaytest.NewTap(t, d.Mock)
+	gatewaytest.NewAccount(t, d, "up-refused", []int64{ten.Group.ID}, func(a *store.Account) { a.BaseURL = tap.URL })
+	release := tap.Hold(t, "answered while postgres is down")
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a bound, not a speed
+	defer cancel()
+	type answer struct {
+		text string
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		client := sdk(node, ten.Secret)
+		stream := client.Messages.NewStreaming(ctx, params("answered while postgres is down"))
+		defer stream.Close()
+		var msg anthropic.Message
+		for stream.Next() {
+			if err := msg.Accumulate(stream.Current()); err != nil {
+				got <- answer{err: err}
+				return
+			}
+		}
+		text := ""
+		if len(msg.Content) > 0 {
+			text = msg.Content[0].Text
+		}
+		if msg.StopReason == "" {
+			text = ""
+		}
+		got <- answer{text: text, err: stream.Err()}
+	}()
+	waitUntil(t, func() bool { return len(tap.Exchanges()) == 1 }) // admitted; held at the upstream
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	a := <-got
+	if a.err != nil || a.text == "" {
+		t.Fatalf("the stream did not complete while PostgreSQL was down: %v", a.err)
+	}
+	if n := node.Metric(t, "fluxcode_gateway_billing_uncommitted_answers_total", nil); n != 1 {
+		t.Fatalf("billing_uncommitted_answers_total = %v, want 1", n)
+	}
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := rows(t, st, store.UsageFilter{UserID: ten.User.ID}, 1)
+	if r[0].Partial || r[0].Charged <= 0 {
+		t.Fatalf("row %+v", r[0])
+	}
 }
