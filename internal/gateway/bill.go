@@ -222,15 +222,23 @@ func (b *biller) touch(account, key int64, at time.Time) {
 }
 
 // run is the writer: whenever rows are queued it takes them all (up to BillBatchSize) and
-// writes them, without waiting for more; it returns once Close was called and everything is
-// written. The notifier runs beside it.
+// writes them; it waits for more (BillGroupDelay) only when the previous batch showed load,
+// never at concurrency 1. It returns once Close was called and everything is written. The
+// notifier runs beside it.
 func (b *biller) run() {
 	defer close(b.stopped)
 	notified := make(chan struct{})
 	go func() { defer close(notified); b.notifier() }()
 	defer func() { <-notified }()
+	last := 0 // rows of the previous batch
 	for {
+		if last > 1 && b.cfg.BillGroupDelay > 0 {
+			// Under load, let the rows of the requests finishing now join this batch: one
+			// transaction for many is what keeps commits cheap per request.
+			time.Sleep(b.cfg.BillGroupDelay)
+		}
 		rows, dones, closed := b.take()
+		last = len(rows)
 		if len(rows) == 0 {
 			if closed {
 				close(b.notify)

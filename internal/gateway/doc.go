@@ -126,10 +126,16 @@
 // completion.
 //
 // Rows are written by group commit: one writer per node takes every row queued while it
-// was busy (at most BillBatchSize) and writes them in one store call, without waiting for
-// more. At concurrency 1 an answer's end waits for one short transaction; under load one
-// transaction carries the rows of many requests (on PostgreSQL a balance batch is one
-// statement, see sqlstore).
+// was busy (at most BillBatchSize) and writes them in one store call. At concurrency 1 an
+// answer's end waits for one short transaction and nothing else. Under load (the previous
+// batch carried more than one row) the writer first waits BillGroupDelay (500 µs) for the
+// rows of the requests finishing meanwhile, as PostgreSQL's commit_delay does: a commit
+// costs the database, or a SQLite node's own CPU, far more than a row, so one transaction
+// carries the rows of many requests (on PostgreSQL a balance batch is one statement, see
+// sqlstore). Holding the end back costs throughput all the same: at concurrency 32 on the
+// 2-core bench machine, about a fifth of the requests per second on PostgreSQL and a third
+// on SQLite, whose commits run on the node's own CPU. That is the price of never losing a
+// served request.
 //
 // The wait is bounded. A database that does not answer (a lock, a hung connection) is
 // waited for at most BillCommitWait (default 5 s). A database that refuses (PostgreSQL
