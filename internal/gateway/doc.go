@@ -113,7 +113,7 @@
 // already has, so a batch written twice bills once.
 //
 // Commit before complete. A client that saw its answer end was billed, even if the node is
-// killed the next moment (SIGKILL, power loss): the end of a complete answer is held back
+// killed the next moment (SIGKILL, a crash): the end of a complete answer is held back
 // until its row is committed. For a stream, the end is the event that completes it
 // (message_stop; the meter knows it) and anything after it; for a JSON body, its last byte
 // that is not white space and what follows, without which no client has the whole body
@@ -121,9 +121,10 @@
 // relayed as it arrives, so holding the end costs no buffering and no time to first byte,
 // only the commit itself at the end. A node killed before the commit leaves its client an
 // answer without its end (a stream without message_stop, a body short of its length or of
-// its closing brace): not a served request, and not billed. Answers that do not end normally (the client left, the
-// upstream broke off) are billed as partial and wait for nothing: their client sees no
-// completion.
+// its closing brace): not a served request. (Killed between the commit and the send, the
+// node has billed an answer the client never saw whole: its tokens were consumed, and the
+// row is not partial.) Answers that do not end normally (the client left, the upstream
+// broke off) are billed as partial and wait for nothing: their client sees no completion.
 //
 // Rows are written by group commit: one writer per node takes every row queued while it
 // was busy (at most BillBatchSize) and writes them in one store call. At concurrency 1 an
