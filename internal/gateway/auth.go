@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 
 	"github.com/fluxcode/fluxcode/internal/provider"
@@ -22,8 +23,13 @@ func (c *call) authenticate() bool {
 		c.fail(provider.KindAuthentication, 0, "invalid API key", "")
 		return false
 	case err != nil:
+		// The database is down or slow (a restart): keys in the node's cache still work, an
+		// uncached one cannot be checked. Like a Redis outage, a retry soon may succeed, so
+		// the refusal is a retryable 503 the client can tell from an upstream answer.
 		c.g.log.ErrorContext(c.ctx(), "key lookup failed", "err", err)
-		c.fail(provider.KindAPI, 0, "the gateway cannot check API keys right now", "")
+		c.w.Header().Set("X-Should-Retry", "true")
+		c.fail(provider.KindOverloaded, http.StatusServiceUnavailable,
+			"FluxCode: the gateway cannot check API keys right now; retry shortly", RejectDatabase)
 		return false
 	}
 	now := c.g.now()

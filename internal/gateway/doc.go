@@ -30,8 +30,10 @@
 //	                                             when it restarts
 //	coordination       503     overloaded_error  the coordinator (Redis) cannot be reached: no
 //	                                             limit can be checked, so nothing is admitted
+//	database           503     overloaded_error  the database cannot be reached to check a key
+//	                                             that is not in the node's cache
 //
-// Refusals a retry can cure (concurrency, queue_full, coordination) carry x-should-retry:
+// Refusals a retry can cure (concurrency, queue_full, coordination, database) carry x-should-retry:
 // true, the others x-should-retry: false; the Anthropic SDKs honour the header. A node
 // whose Redis is down thus fails fast (one refused connection) and serves again by itself
 // once Redis answers.

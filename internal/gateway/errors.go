@@ -20,6 +20,7 @@ const (
 	RejectBalance      = "balance"      // the balance is not positive
 	RejectSubscription = "subscription" // no active subscription, or a usage window is full
 	RejectCoordination = "coordination" // the coordinator (Redis) cannot be reached
+	RejectDatabase     = "database"     // the database cannot be reached to check an uncached key
 )
 
 // fail answers the client with an error of kind. status 0 means the kind's status. reject,

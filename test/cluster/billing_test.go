@@ -14,8 +14,9 @@ import (
 const startBalance = 100_000_000_000
 
 // billBound is how long the harness waits for the nodes' billing batches to reach the
-// ledger. A batch waits at most 200 ms and a failed write is retried with a backoff of at
-// most 5 s, so this only matters after a PostgreSQL outage.
+// ledger. A complete answer is committed before its client sees its end, so this only
+// matters for partial rows and after a PostgreSQL outage (a failed write is retried at least
+// every second).
 const billBound = 60 * time.Second
 
 // ledgerRow is one usage_ledger row, as the harness reads it.
