@@ -7,7 +7,7 @@
 // cmd/mockupstream, postgres, redis-server, caddy), and so is the load generator
 // (bench/cmd/loadgen). See bench/README.md.
 //
-//	go run ./bench/cmd/bench            # full run, about 10 minutes
+//	go run ./bench/cmd/bench            # full run, about 6 minutes
 //	go run ./bench/cmd/bench -quick     # about 2 minutes, rougher figures
 package main
 
