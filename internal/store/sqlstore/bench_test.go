@@ -47,8 +47,13 @@ func BenchmarkKeyAuthByHash(b *testing.B) {
 
 // BenchmarkRecordUsageBatch measures billing: batches of 50 ledger rows spread over 10 users
 // (balance) and 5 subscriptions, one transaction each. ns/op is per batch; ns/row is reported.
-func BenchmarkRecordUsageBatch(b *testing.B) {
-	const batch = 50
+func BenchmarkRecordUsageBatch(b *testing.B) { benchRecordUsage(b, 50) }
+
+// BenchmarkRecordUsageSmallBatch is BenchmarkRecordUsageBatch with batches of 4 rows, the
+// size the gateway's ledger writer sees at a few dozen concurrent requests.
+func BenchmarkRecordUsageSmallBatch(b *testing.B) { benchRecordUsage(b, 4) }
+
+func benchRecordUsage(b *testing.B, batch int) {
 	for _, d := range dialects {
 		b.Run(d.name, func(b *testing.B) {
 			db := MustOpen(b, d.dsn(b))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fluxcode/fluxcode/internal/store"
@@ -34,11 +35,12 @@ var usageInsertColCount = strings.Count(usageInsertCols, ",") + 1
 // both dialects (SQLite 32766, PostgreSQL 65535).
 const usageChunk = 500
 
-func (d *DB) usageArgs(u *store.Usage) []any {
-	return []any{u.RequestID, u.UserID, u.APIKeyID, u.AccountID, u.GroupID, u.Platform, u.Model, u.UpstreamModel,
+// appendUsageArgs appends the values of usageInsertCols for u to args.
+func (d *DB) appendUsageArgs(args []any, u *store.Usage) []any {
+	return append(args, u.RequestID, u.UserID, u.APIKeyID, u.AccountID, u.GroupID, u.Platform, u.Model, u.UpstreamModel,
 		u.InputTokens, u.OutputTokens, u.CacheCreation5mTokens, u.CacheCreation1hTokens, u.CacheReadTokens,
 		int64(u.Cost), u.RateMultiplierPPM, int64(u.Charged), u.BillingType, u.Stream, u.Partial, u.StatusCode,
-		u.DurationMS, u.FirstByteMS, d.tv(u.CreatedAt)}
+		u.DurationMS, u.FirstByteMS, d.tv(u.CreatedAt))
 }
 
 func scanUsage(s scanner, u *store.Usage) error {
@@ -55,7 +57,9 @@ func scanUsage(s scanner, u *store.Usage) error {
 // counts once (its first row). Rows with a zero CreatedAt get the current time; rows[i].ID is
 // set for inserted rows. ErrInvalid (and nothing written) for an empty request id or an
 // unknown billing type. A row whose user or subscription no longer exists is still recorded.
-// On PostgreSQL a batch that bills balances only is one statement (recordBalanceBatch).
+// On PostgreSQL a batch that bills balances only is one statement (recordBalanceBatch); on
+// SQLite the statements are prepared once (ledgerStmts) and a small batch is inserted row by
+// row with the prepared single-row INSERT.
 func (d *DB) RecordUsage(ctx context.Context, rows []store.Usage) ([]store.RecordResult, error) {
 	results := make([]store.RecordResult, len(rows))
 	if len(rows) == 0 {
@@ -94,22 +98,23 @@ func (d *DB) RecordUsage(ctx context.Context, rows []store.Usage) ([]store.Recor
 		return results, nil
 	}
 
+	var st *ledgerStmts
+	if !d.pg {
+		var err error
+		if st, err = d.ledgerPrepared(ctx); err != nil {
+			return nil, wrap("record usage", err)
+		}
+	}
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		inserted, err := d.insertLedger(ctx, tx, rows, byID)
-		if err != nil {
+		lt := st.in(ctx, tx)
+		if err := d.insertLedger(ctx, tx, lt, rows, byID, results); err != nil {
 			return err
 		}
 		debits := map[int64]int64{}              // user → summed balance charges
 		subRows := map[[2]int64][]*store.Usage{} // (user, group) → subscription rows in order
 		for _, i := range fresh {
-			id, ok := inserted[rows[i].RequestID]
-			if !ok {
-				continue
-			}
-			rows[i].ID = id
-			results[i].Inserted = true
 			u := &rows[i]
-			if u.Charged == 0 {
+			if !results[i].Inserted || u.Charged == 0 {
 				continue
 			}
 			if u.BillingType == store.BillingBalance {
@@ -121,8 +126,13 @@ func (d *DB) RecordUsage(ctx context.Context, rows []store.Usage) ([]store.Recor
 		}
 		// Fixed order (ascending ids) so that concurrent batches lock rows alike: no deadlock.
 		for _, userID := range sortedKeys(debits) {
-			if _, err := tx.ExecContext(ctx, "UPDATE users SET balance = balance - $1 WHERE id = $2",
-				debits[userID], userID); err != nil {
+			var err error
+			if lt != nil {
+				_, err = lt.debit.ExecContext(ctx, debits[userID], userID)
+			} else {
+				_, err = tx.ExecContext(ctx, debitUser, debits[userID], userID)
+			}
+			if err != nil {
 				return fmt.Errorf("debit user %d: %w", userID, err)
 			}
 		}
@@ -132,7 +142,7 @@ func (d *DB) RecordUsage(ctx context.Context, rows []store.Usage) ([]store.Recor
 		}
 		slices.SortFunc(keys, func(a, b [2]int64) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
 		for _, k := range keys {
-			if err := d.chargeSubscription(ctx, tx, k[0], k[1], subRows[k]); err != nil {
+			if err := d.chargeSubscription(ctx, tx, lt, k[0], k[1], subRows[k]); err != nil {
 				return err
 			}
 		}
@@ -172,7 +182,7 @@ func (d *DB) recordBalanceBatch(ctx context.Context, rows []store.Usage, idx []i
 	args := make([]any, 0, len(idx)*usageInsertColCount)
 	for j, i := range idx {
 		values[j] = "(" + d.placeholders(len(args)+1, usageInsertColCount) + ")"
-		args = append(args, d.usageArgs(&rows[i])...)
+		args = d.appendUsageArgs(args, &rows[i])
 	}
 	users := make(map[int64]bool)
 	for _, i := range idx {
@@ -220,52 +230,154 @@ func (d *DB) recordBalanceBatch(ctx context.Context, rows []store.Usage, idx []i
 	return nil
 }
 
-// insertLedger inserts rows[i] for i in idx, skipping request ids already in the ledger, and
-// returns the ids of the rows it inserted by request id.
-func (d *DB) insertLedger(ctx context.Context, tx *sql.Tx, rows []store.Usage, idx []int) (map[string]int64, error) {
+// SQLite's billing statements. SQLite has no network round trip, so a batch costs what
+// SQLite spends on it: statements prepared once and run row by row beat a multi-row INSERT
+// whose text (its number of rows) changes with every batch and is parsed again each time.
+const (
+	insertUsageRow = "INSERT INTO usage_ledger (" + usageInsertCols + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, " +
+		"$9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) ON CONFLICT (request_id) DO NOTHING RETURNING id"
+	debitUser         = "UPDATE users SET balance = balance - $1 WHERE id = $2"
+	readSubscription  = "SELECT " + subscriptionCols + " FROM subscriptions WHERE user_id = $1 AND group_id = $2"
+	writeSubscription = `UPDATE subscriptions SET daily_used = $1, daily_start = $2, weekly_used = $3,
+		weekly_start = $4, monthly_used = $5, monthly_start = $6 WHERE id = $7`
+)
+
+// sqliteRowByRow is the largest batch SQLite inserts row by row: a prepared row costs about
+// as much as parsing the multi-row text once, and the gateway's batches are mostly smaller
+// (BenchmarkRecordUsageSmallBatch against BenchmarkRecordUsageBatch).
+const sqliteRowByRow = 10
+
+// ledgerStmts holds SQLite's billing statements, prepared on the writer's one connection
+// on first use (Open with SkipMigrate may run before the tables exist); a failed
+// preparation is retried next time. The zero value is ready to use.
+type ledgerStmts struct {
+	mu                               sync.Mutex
+	insert, debit, subRead, subWrite *sql.Stmt
+}
+
+// ledgerTx is ledgerStmts bound to one transaction.
+type ledgerTx struct{ insert, debit, subRead, subWrite *sql.Stmt }
+
+// ledgerPrepared returns the prepared billing statements, preparing them when needed.
+func (d *DB) ledgerPrepared(ctx context.Context) (*ledgerStmts, error) {
+	l := &d.ledger
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.insert != nil {
+		return l, nil
+	}
+	var stmts [4]*sql.Stmt
+	for i, q := range []string{insertUsageRow, debitUser, readSubscription, writeSubscription} {
+		st, err := d.w.PrepareContext(ctx, q)
+		if err != nil {
+			for _, p := range stmts[:i] {
+				p.Close()
+			}
+			return nil, fmt.Errorf("prepare billing statements: %w", err)
+		}
+		stmts[i] = st
+	}
+	l.insert, l.debit, l.subRead, l.subWrite = stmts[0], stmts[1], stmts[2], stmts[3]
+	return l, nil
+}
+
+// in binds the statements to tx; nil (PostgreSQL: statements as text) stays nil. The
+// writer has one connection, on which the statements are prepared already: binding them
+// costs no new preparation. The transaction closes them when it ends.
+func (l *ledgerStmts) in(ctx context.Context, tx *sql.Tx) *ledgerTx {
+	if l == nil {
+		return nil
+	}
+	return &ledgerTx{insert: tx.StmtContext(ctx, l.insert), debit: tx.StmtContext(ctx, l.debit),
+		subRead: tx.StmtContext(ctx, l.subRead), subWrite: tx.StmtContext(ctx, l.subWrite)}
+}
+
+func (l *ledgerStmts) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	for _, st := range []*sql.Stmt{l.insert, l.debit, l.subRead, l.subWrite} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	l.insert, l.debit, l.subRead, l.subWrite = nil, nil, nil, nil
+	return errors.Join(errs...)
+}
+
+// insertLedger inserts rows[i] for i in idx, skipping request ids already in the ledger; for
+// each row it inserted it sets rows[i].ID and results[i].Inserted. With lt (SQLite) and a
+// small batch it runs the prepared single-row INSERT per row, otherwise multi-row INSERTs of
+// up to usageChunk rows.
+func (d *DB) insertLedger(ctx context.Context, tx *sql.Tx, lt *ledgerTx, rows []store.Usage, idx []int, results []store.RecordResult) error {
+	if lt != nil && len(idx) <= sqliteRowByRow {
+		args := make([]any, 0, usageInsertColCount)
+		for _, i := range idx {
+			args = d.appendUsageArgs(args[:0], &rows[i])
+			var id int64
+			err := lt.insert.QueryRowContext(ctx, args...).Scan(&id)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // already in the ledger
+			}
+			if err != nil {
+				return fmt.Errorf("insert ledger row %s: %w", rows[i].RequestID, err)
+			}
+			rows[i].ID = id
+			results[i].Inserted = true
+		}
+		return nil
+	}
 	inserted := make(map[string]int64, len(idx))
 	for chunk := range slices.Chunk(idx, usageChunk) {
 		values := make([]string, len(chunk))
 		args := make([]any, 0, len(chunk)*usageInsertColCount)
 		for j, i := range chunk {
 			values[j] = "(" + d.placeholders(len(args)+1, usageInsertColCount) + ")"
-			args = append(args, d.usageArgs(&rows[i])...)
+			args = d.appendUsageArgs(args, &rows[i])
 		}
 		q := "INSERT INTO usage_ledger (" + usageInsertCols + ") VALUES " + strings.Join(values, ", ") +
 			" ON CONFLICT (request_id) DO NOTHING RETURNING id, request_id"
 		res, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
-			return nil, fmt.Errorf("insert ledger rows: %w", err)
+			return fmt.Errorf("insert ledger rows: %w", err)
 		}
 		for res.Next() {
 			var id int64
 			var requestID string
 			if err := res.Scan(&id, &requestID); err != nil {
 				res.Close()
-				return nil, fmt.Errorf("insert ledger rows: %w", err)
+				return fmt.Errorf("insert ledger rows: %w", err)
 			}
 			inserted[requestID] = id
 		}
 		if err := res.Close(); err != nil {
-			return nil, fmt.Errorf("insert ledger rows: %w", err)
+			return fmt.Errorf("insert ledger rows: %w", err)
 		}
 		if err := res.Err(); err != nil {
-			return nil, fmt.Errorf("insert ledger rows: %w", err)
+			return fmt.Errorf("insert ledger rows: %w", err)
 		}
 	}
-	return inserted, nil
+	for _, i := range idx {
+		if id, ok := inserted[rows[i].RequestID]; ok {
+			rows[i].ID = id
+			results[i].Inserted = true
+		}
+	}
+	return nil
 }
 
 // chargeSubscription adds the rows' charges to the windows of the user's subscription to the
 // group. The row is locked (FOR UPDATE on PostgreSQL; SQLite's write lock is already held),
-// so computing the new windows in Go cannot lose a concurrent charge.
-func (d *DB) chargeSubscription(ctx context.Context, tx *sql.Tx, userID, groupID int64, rows []*store.Usage) error {
-	q := "SELECT " + subscriptionCols + " FROM subscriptions WHERE user_id = $1 AND group_id = $2"
-	if d.pg {
-		q += " FOR UPDATE"
+// so computing the new windows in Go cannot lose a concurrent charge. lt: as in insertLedger.
+func (d *DB) chargeSubscription(ctx context.Context, tx *sql.Tx, lt *ledgerTx, userID, groupID int64, rows []*store.Usage) error {
+	var row *sql.Row
+	if lt != nil {
+		row = lt.subRead.QueryRowContext(ctx, userID, groupID)
+	} else {
+		row = tx.QueryRowContext(ctx, readSubscription+" FOR UPDATE", userID, groupID)
 	}
 	var s store.Subscription
-	err := scanSubscription(tx.QueryRowContext(ctx, q, userID, groupID), &s)
+	err := scanSubscription(row, &s)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Deleted while the request ran: the ledger row stands, there is no window to charge.
 		return nil
@@ -278,10 +390,13 @@ func (d *DB) chargeSubscription(ctx context.Context, tx *sql.Tx, userID, groupID
 		chargeWindow(&s.WeeklyStart, &s.WeeklyUsed, weeklyWindow, u.CreatedAt, u.Charged)
 		chargeWindow(&s.MonthlyStart, &s.MonthlyUsed, monthlyWindow, u.CreatedAt, u.Charged)
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE subscriptions SET daily_used = $1, daily_start = $2, weekly_used = $3,
-		weekly_start = $4, monthly_used = $5, monthly_start = $6 WHERE id = $7`,
-		int64(s.DailyUsed), d.tv(s.DailyStart), int64(s.WeeklyUsed), d.tv(s.WeeklyStart),
-		int64(s.MonthlyUsed), d.tv(s.MonthlyStart), s.ID)
+	args := []any{int64(s.DailyUsed), d.tv(s.DailyStart), int64(s.WeeklyUsed), d.tv(s.WeeklyStart),
+		int64(s.MonthlyUsed), d.tv(s.MonthlyStart), s.ID}
+	if lt != nil {
+		_, err = lt.subWrite.ExecContext(ctx, args...)
+	} else {
+		_, err = tx.ExecContext(ctx, writeSubscription, args...)
+	}
 	if err != nil {
 		return fmt.Errorf("charge subscription %d: %w", s.ID, err)
 	}

@@ -83,6 +83,8 @@ type DB struct {
 
 	keyAuthMu sync.Mutex
 	keyAuth   *sql.Stmt // the gateway's hot path, prepared once
+
+	ledger ledgerStmts // SQLite's billing statements, prepared once (billing.go)
 }
 
 var _ store.Store = (*DB)(nil)
@@ -275,6 +277,7 @@ func (d *DB) Close() error {
 	if d.keyAuth != nil {
 		errs = append(errs, d.keyAuth.Close())
 	}
+	errs = append(errs, d.ledger.close())
 	if d.r != nil && d.r != d.w {
 		errs = append(errs, d.r.Close())
 	}
