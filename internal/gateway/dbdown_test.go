@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"testing"
 
@@ -40,19 +39,7 @@ func TestDatabaseDownIs503(t *testing.T) {
 	if err := pg.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	resp := e.post(t, "/v1/messages", jsonBody, http.Header{"X-Api-Key": {other.Secret}})
-	b := readBody(t, resp)
-	var msg struct {
-		Type  string `json:"type"`
-		Error struct{ Type, Message string }
-	}
-	if err := json.Unmarshal(b, &msg); err != nil {
-		t.Fatalf("not an Anthropic error body: %s", b)
-	}
-	if resp.StatusCode != http.StatusServiceUnavailable || msg.Type != "error" || msg.Error.Type != "overloaded_error" ||
-		resp.Header.Get(gateway.HeaderReject) != gateway.RejectDatabase || resp.Header.Get("X-Should-Retry") != "true" {
-		t.Fatalf("uncached key with PostgreSQL down: status %d, headers %v, body %s", resp.StatusCode, resp.Header, b)
-	}
+	checkRetryable503(t, e.post(t, "/v1/messages", jsonBody, http.Header{"X-Api-Key": {other.Secret}}), gateway.RejectDatabase)
 
 	if err := pg.Start(); err != nil {
 		t.Fatal(err)

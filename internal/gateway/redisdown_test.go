@@ -44,19 +44,7 @@ func TestRedisDownIs503(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, body := range []string{jsonBody, streamBody} {
-		resp := e.post(t, "/v1/messages", body, nil)
-		b := readBody(t, resp)
-		var msg struct {
-			Type  string `json:"type"`
-			Error struct{ Type, Message string }
-		}
-		if err := json.Unmarshal(b, &msg); err != nil {
-			t.Fatalf("not an Anthropic error body: %s", b)
-		}
-		if resp.StatusCode != http.StatusServiceUnavailable || msg.Type != "error" || msg.Error.Type != "overloaded_error" ||
-			resp.Header.Get(gateway.HeaderReject) != gateway.RejectCoordination || resp.Header.Get("X-Should-Retry") != "true" {
-			t.Fatalf("with Redis down: status %d, headers %v, body %s", resp.StatusCode, resp.Header, b)
-		}
+		checkRetryable503(t, e.post(t, "/v1/messages", body, nil), gateway.RejectCoordination)
 	}
 	if err := r.Start(); err != nil {
 		t.Fatal(err)
@@ -113,5 +101,23 @@ func TestFailedReleaseIsRetried(t *testing.T) {
 	waitFor(t, func() bool { return count() == 0 })
 	if resp := e.post(t, "/v1/messages", uniqueBody("after"), nil); resp.StatusCode != 200 {
 		t.Fatalf("after Redis came back: status %d: %s", resp.StatusCode, readBody(t, resp))
+	}
+}
+
+// checkRetryable503 fails t unless resp is the gateway's own retryable refusal for reason: 503
+// overloaded_error in Anthropic's shape, X-Fluxcode-Reject: reason, x-should-retry: true.
+func checkRetryable503(t *testing.T, resp *http.Response, reason string) {
+	t.Helper()
+	b := readBody(t, resp)
+	var msg struct {
+		Type  string `json:"type"`
+		Error struct{ Type, Message string }
+	}
+	if err := json.Unmarshal(b, &msg); err != nil {
+		t.Fatalf("not an Anthropic error body: %s", b)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || msg.Type != "error" || msg.Error.Type != "overloaded_error" ||
+		resp.Header.Get(gateway.HeaderReject) != reason || resp.Header.Get("X-Should-Retry") != "true" {
+		t.Fatalf("want a retryable 503 (%s): status %d, headers %v, body %s", reason, resp.StatusCode, resp.Header, b)
 	}
 }
