@@ -16,6 +16,10 @@ import (
 	"github.com/fluxcode/fluxcode/internal/store"
 )
 
+// billAttemptTimeout bounds one ledger write attempt; a batch normally commits in
+// milliseconds.
+const billAttemptTimeout = 10 * time.Second
+
 // bill prices what the request consumed and hands the ledger row to the node's writer.
 // Every delivered request gets exactly one row under its gateway request id, partial ones
 // included; the store makes the row and the balance or subscription change one transaction,
@@ -307,7 +311,13 @@ func (b *biller) notifier() {
 func (b *biller) write(ctx context.Context, rows []store.Usage, down func()) bool {
 	backoff := 50 * time.Millisecond
 	for failures := 0; ; failures++ {
-		res, err := b.st.RecordUsage(ctx, rows)
+		// Each attempt is bounded: a database host that stops answering (a partition, or a
+		// port now held by something that is not PostgreSQL) must turn into a failed attempt
+		// that is retried, not a writer stuck for good. A retry after a commit whose reply was
+		// lost bills nothing twice: the store skips request ids it has.
+		attempt, cancel := context.WithTimeout(ctx, billAttemptTimeout)
+		res, err := b.st.RecordUsage(attempt, rows)
+		cancel()
 		if err == nil {
 			if b.failing.Swap(false) {
 				b.log.Info("the database takes usage rows again")
