@@ -55,8 +55,27 @@ func reloadCaddyfile(t testing.TB, cd *testenv.Caddy, env map[string]string) {
 	if err := cd.ReloadEnv(readDeployFile(t, caddyfile), env); err != nil {
 		t.Fatalf("reload deploy/%s: %v", caddyfile, err)
 	}
-	// The old configuration's server closes its idle keep-alive connections; a POST sent on
-	// one at that moment fails with EOF, and Go retries only idempotent requests.
+	// The old configuration's server closes its connections, and for a moment after /load
+	// returns it may still accept one and reset it; a POST sent on such a connection fails,
+	// and Go retries only idempotent requests. So wait until several fresh connections in a
+	// row are served, then drop the idle ones the harness's clients hold.
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	deadline := time.Now().Add(proxyBound)
+	for ok := 0; ok < 5; {
+		resp, err := fresh.Get("http://" + cd.Addr() + "/health/live")
+		if err == nil {
+			resp.Body.Close()
+		}
+		if err == nil && resp.StatusCode == http.StatusOK {
+			ok++
+			continue
+		}
+		ok = 0
+		if time.Now().After(deadline) {
+			t.Fatalf("Caddy does not serve fresh connections after the reload (last error %v):\n%s", err, cd.LogTail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	http.DefaultClient.CloseIdleConnections()
 }
 
