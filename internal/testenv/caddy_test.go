@@ -2,9 +2,11 @@ package testenv
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 const greetingCaddyfile = `http://{$CADDY_ADDR} {
@@ -73,9 +75,30 @@ func listenAddrs(t *testing.T, c *Caddy) []string {
 }
 
 // wantBody fails t unless GET url answers want.
+// wantBody checks that url answers want on fresh connections. Right after a reload the old
+// configuration's server may still answer on a connection it already had, so it asks a few
+// times within a bound (a reload that never takes effect still fails).
 func wantBody(t *testing.T, url, want, when string) {
 	t.Helper()
-	if got := mustGet(t, url); got != want {
-		t.Errorf("%s: %q, want %q", when, got, want)
+	client := http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	var got string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatalf("%s: GET %s: %v", when, url, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s: GET %s: read body: %v", when, url, err)
+		}
+		if got = string(b); got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s: %q, want %q", when, got, want)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
