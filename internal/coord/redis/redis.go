@@ -3,8 +3,10 @@
 //
 // Every multi-step operation is one Lua script, one round trip, timed by Redis's own clock
 // (TIME), so node clocks never matter. Keys touched by one script share a hash tag, so the
-// scripts also run on Redis Cluster. Every call is bounded by Options.OpTimeout and fails
-// with coord.ErrUnavailable, so a node with Redis down fails fast instead of hanging.
+// scripts also run on Redis Cluster. Every exchange with Redis is bounded by
+// Options.OpTimeout, and the wait for a pooled connection by Options.PoolWait; a call that
+// overruns fails with coord.ErrUnavailable, so a node with Redis down fails fast instead of
+// hanging.
 package redis
 
 import (
@@ -24,6 +26,13 @@ import (
 // DefaultOpTimeout bounds one call when Options.OpTimeout is zero: far above a healthy
 // loopback or LAN round trip, short enough that a request waiting on it still fails fast.
 const DefaultOpTimeout = 500 * time.Millisecond
+
+// DefaultPoolWait bounds the wait for a pooled connection when Options.PoolWait is zero.
+// That wait is local queueing, not a sign that Redis is down: a burst of thousands of
+// requests on a small machine queues for the pool far longer than any one round trip takes,
+// and those requests must be served, not refused as if Redis had failed. A dead server still
+// fails fast: refused dials and timed-out round trips empty the queue quickly.
+const DefaultPoolWait = 3 * time.Second
 
 // DefaultKeyPrefix starts every key and channel name when Options.KeyPrefix is empty.
 const DefaultKeyPrefix = "fc"
@@ -55,16 +64,20 @@ type Options struct {
 	// KeyPrefix names every key and channel (default DefaultKeyPrefix), so deployments can
 	// share a server. It must not contain braces: it is the Cluster hash tag of slot keys.
 	KeyPrefix string
-	// OpTimeout bounds each call, retries included (default DefaultOpTimeout).
+	// OpTimeout bounds each dial, write and read (default DefaultOpTimeout).
 	OpTimeout time.Duration
+	// PoolWait bounds the wait for a free connection (default DefaultPoolWait). A call,
+	// retries included, ends within PoolWait + OpTimeout.
+	PoolWait time.Duration
 	// Counter, when set, counts the commands and round trips the coordinator sends.
 	Counter *CommandCounter
 }
 
 // Coordinator is the Redis coordination backend. Create it with New.
 type Coordinator struct {
-	client    goredis.UniversalClient
-	prefix    string
+	client goredis.UniversalClient
+	prefix string
+	// opTimeout bounds each call: the pool wait plus one exchange.
 	opTimeout time.Duration
 	// probeIdle is how long a subscriber waits on a silent connection before it sends PING
 	// (idleProbe; tests shorten it).
@@ -93,7 +106,7 @@ func New(ctx context.Context, opts Options) (*Coordinator, error) {
 	c := &Coordinator{
 		client:    goredis.NewUniversalClient(uopts),
 		prefix:    prefix,
-		opTimeout: uopts.ReadTimeout,
+		opTimeout: uopts.PoolTimeout + uopts.ReadTimeout,
 		probeIdle: idleProbe,
 		subs:      make(map[*subscription]struct{}),
 	}
@@ -150,10 +163,18 @@ func universalOptions(opts Options) (*goredis.UniversalOptions, error) {
 	if timeout < 0 {
 		return nil, fmt.Errorf("redis coordinator: op timeout %v must be positive", timeout)
 	}
+	wait := opts.PoolWait
+	if wait == 0 {
+		wait = DefaultPoolWait
+	}
+	if wait < 0 {
+		return nil, fmt.Errorf("redis coordinator: pool wait %v must be positive", wait)
+	}
 	// Every socket wait is bounded by the call's own deadline (ContextTimeoutEnabled) and
-	// by timeout, so a dead server costs one timeout, never go-redis's 3 s defaults.
+	// by timeout, so a dead server costs one timeout per exchange; the queue for a
+	// connection has its own, longer bound (see DefaultPoolWait).
 	u.ContextTimeoutEnabled = true
-	u.DialTimeout, u.ReadTimeout, u.WriteTimeout, u.PoolTimeout = timeout, timeout, timeout, timeout
+	u.DialTimeout, u.ReadTimeout, u.WriteTimeout, u.PoolTimeout = timeout, timeout, timeout, wait
 	// A refused dial means the server is down: say so at once instead of retrying it five
 	// times. One command retry remains for the stale pooled connection a restart leaves.
 	u.DialerRetries = 1

@@ -495,3 +495,49 @@ func publishUntilReceived(t *testing.T, c *Coordinator, sub <-chan string, msg s
 		}
 	}
 }
+
+// A call that queues for a pooled connection longer than OpTimeout is served, not refused:
+// the queue is local load (a burst of requests on a small machine), not a Redis failure. The
+// queue has its own bound, PoolWait. The test holds the only connection with a BLPOP that
+// Redis answers after a fixed time, longer than OpTimeout.
+func TestPoolWaitIsNotAnExchangeTimeout(t *testing.T) {
+	r := testenv.StartRedis(t)
+	ctx := context.Background()
+	hold := func(c *Coordinator, d time.Duration) <-chan struct{} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			// Blocks server-side for d: the pool's one connection is busy meanwhile.
+			_ = c.client.BLPop(ctx, d, uniquePrefix()+":never").Err()
+		}()
+		// Wait until the BLPOP holds the connection (the pool reports it in use).
+		deadline := time.Now().Add(5 * time.Second)
+		for c.client.PoolStats().TotalConns-c.client.PoolStats().IdleConns == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the holding call never took the connection")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return done
+	}
+
+	queued := mustNew(t, Options{URL: r.URL(), KeyPrefix: uniquePrefix(), PoolSize: 1, OpTimeout: 300 * time.Millisecond})
+	done := hold(queued, time.Second)
+	if err := queued.Ping(ctx); err != nil {
+		t.Fatalf("Ping queued behind a 1 s call with a 300 ms op timeout: %v; want it served", err)
+	}
+	<-done
+
+	bounded := mustNew(t, Options{URL: r.URL(), KeyPrefix: uniquePrefix(), PoolSize: 1,
+		OpTimeout: 300 * time.Millisecond, PoolWait: 100 * time.Millisecond})
+	done = hold(bounded, 2*time.Second)
+	start := time.Now()
+	err := bounded.Ping(ctx)
+	if !errors.Is(err, coord.ErrUnavailable) {
+		t.Fatalf("Ping queued past PoolWait: err = %v, want ErrUnavailable", err)
+	}
+	if waited := time.Since(start); waited >= 2*time.Second {
+		t.Fatalf("Ping waited %v, past the holding call: PoolWait did not bound the queue", waited)
+	}
+	<-done
+}
