@@ -39,6 +39,26 @@ func TestBillingSurvivesDatabaseOutage(t *testing.T) {
 	if n := node.Metric(t, "fluxcode_gateway_billing_uncommitted_answers_total", nil); n != 5 {
 		t.Fatalf("%v answers completed before their commit, want all 5", n)
 	}
+	// A write fails for certain: the writer's session, waiting on the lock, is terminated.
+	// (A fast shutdown alone cannot promise it: if PostgreSQL ends the lock holder's
+	// session first, the waiting write may commit before its own session is ended.) The
+	// writer retries and waits on the lock again; then PostgreSQL stops with it waiting.
+	waitForLockWaiters(t, lock)
+	if _, err := lock.Exec(context.Background(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"+
+		" WHERE datname = current_database() AND wait_event_type = 'Lock'"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for node.Metric(t, "fluxcode_gateway_billing_write_errors_total", nil) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the terminated write was not counted as a failure")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitForLockWaiters(t, lock)
+	if n := gatewaytest.Balance(t, st, ten.User.ID); n != before {
+		t.Fatalf("balance %d changed to %d while the rows could not commit", before, n)
+	}
 	if err := pg.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -49,13 +69,8 @@ func TestBillingSurvivesDatabaseOutage(t *testing.T) {
 		defer cancel()
 		closed <- node.Gateway.Close(ctx)
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for node.Metric(t, "fluxcode_gateway_billing_write_errors_total", nil) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no write was attempted while the database was down")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// Let the writer meet the stopped server before it comes back.
+	time.Sleep(300 * time.Millisecond)
 	if err := pg.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +90,27 @@ func TestBillingSurvivesDatabaseOutage(t *testing.T) {
 	}
 	if n := node.Metric(t, "fluxcode_gateway_requests_total", map[string]string{"op": "messages", "outcome": "ok"}); n != 5 {
 		t.Errorf("requests_total{messages,ok} = %v, want 5", n)
+	}
+}
+
+// waitForLockWaiters waits until a session of the lock's database waits on a lock: the
+// ledger writer, blocked by lockUser.
+func waitForLockWaiters(t *testing.T, lock *pgx.Conn) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		if err := lock.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity"+
+			" WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the ledger writer never waited on the locked user row")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
