@@ -141,7 +141,7 @@ func TestClientLeavesMidStream(t *testing.T) {
 	resp.Body.Close()
 
 	rows := usageRows(t, e.Store, e.tenant.User.ID, 1)
-	log := e.Mock.Log("up-slow", 1)
+	log := gatewaytest.MockLog(t, e.Mock, "up-slow", 1)
 	if !log[0].Completed {
 		t.Fatalf("the upstream answer was not read to its end: %+v", log[0])
 	}

@@ -151,7 +151,7 @@ func TestJSONRelayedAndBilled(t *testing.T) {
 
 	rows := usageRows(t, e.Store, e.tenant.User.ID, 1)
 	row := rows[0]
-	log := e.Mock.Log("up-json", 1)
+	log := gatewaytest.MockLog(t, e.Mock, "up-json", 1)
 	if rowUsage(row) != mockUsage(log[0].Usage) {
 		t.Errorf("billed %+v, mock reported %+v", rowUsage(row), log[0].Usage)
 	}
@@ -185,7 +185,7 @@ func TestStreamRelayedEventForEvent(t *testing.T) {
 		t.Errorf("%d events, want 18", n)
 	}
 	rows := usageRows(t, e.Store, e.tenant.User.ID, 1)
-	if log := e.Mock.Log("up-stream", 1); rowUsage(rows[0]) != mockUsage(log[0].Usage) || !rows[0].Stream || rows[0].Partial {
+	if log := gatewaytest.MockLog(t, e.Mock, "up-stream", 1); rowUsage(rows[0]) != mockUsage(log[0].Usage) || !rows[0].Stream || rows[0].Partial {
 		t.Errorf("row %+v, mock reported %+v", rows[0], log[0].Usage)
 	}
 }

@@ -83,14 +83,16 @@ func (s *Server) recordRequest(e *exchange, body []byte) {
 	})
 }
 
+// finish books the exchange. The log entry and counters come before the in-flight count
+// falls, so that once WaitIdle returns, every answer a client has read is in the log.
 func (e *exchange) finish() {
-	e.st.end()
 	if e.entry.Aborted {
 		e.st.aborted.Add(1)
 	}
 	if e.s.opts.LogSize > 0 {
 		e.s.appendLog(e.entry)
 	}
+	e.st.end()
 }
 
 // fail answers with an error body in the provider's format.

@@ -368,7 +368,8 @@ func (s *Server) WaitIdle(ctx context.Context) error {
 }
 
 // Log returns up to n of the latest request log entries (oldest first), of one key or,
-// with key "", of all; n <= 0 means all that are kept.
+// with key "", of all; n <= 0 means all that are kept. An answer's entry is added a moment
+// after its last byte is flushed: call WaitIdle first to see every answer a client has read.
 func (s *Server) Log(key string, n int) []LogEntry {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()

@@ -174,7 +174,7 @@ func TestMidStreamError(t *testing.T) {
 				t.Errorf("failed over after the first byte: the second account got %d requests", n)
 			}
 			r := rows(t, c.Store, store.UsageFilter{UserID: ten.User.ID}, 1)[0]
-			if !r.Partial || r.InputTokens != c.Mock.Log("up-first", 1)[0].Usage.Input || r.Cost <= 0 {
+			if !r.Partial || r.InputTokens != gatewaytest.MockLog(t, c.Mock, "up-first", 1)[0].Usage.Input || r.Cost <= 0 {
 				t.Errorf("row %+v; want partial, billed for the input message_start reported", r)
 			}
 			if tc.name == "UpstreamErrorEvent" && gatewaytest.Account(t, c.Store, first.ID).OverloadedUntil == nil {

@@ -78,7 +78,7 @@ func TestSDK(t *testing.T) {
 			if !bytes.Equal(got, sent) || msg.RawJSON() != string(sent) {
 				t.Fatalf("the client received other bytes than the mock sent:\n got %s\nwant %s", got, sent)
 			}
-			log := c.Mock.Log("up-sdk", 1)[0]
+			log := gatewaytest.MockLog(t, c.Mock, "up-sdk", 1)[0]
 			if sdkUsage(msg.Usage) != log.Usage || msg.Content[0].Text != mockupstream.ReplyText(25) {
 				t.Errorf("usage %+v text %q; the mock reported %+v", sdkUsage(msg.Usage), msg.Content[0].Text, log.Usage)
 			}
@@ -119,7 +119,7 @@ func TestSDK(t *testing.T) {
 					t.Fatalf("event %d: SDK %s %s, mock %s %s", i, seen[i].Name, seen[i].Data, want[i].Name, want[i].Data)
 				}
 			}
-			if acc.Content[0].Text != mockupstream.ReplyText(25) || sdkUsage(acc.Usage) != c.Mock.Log("up-sdk", 1)[0].Usage {
+			if acc.Content[0].Text != mockupstream.ReplyText(25) || sdkUsage(acc.Usage) != gatewaytest.MockLog(t, c.Mock, "up-sdk", 1)[0].Usage {
 				t.Errorf("accumulated %q usage %+v", acc.Content[0].Text, acc.Usage)
 			}
 		})

@@ -322,3 +322,20 @@ func Account(t testing.TB, st store.Store, id int64) *store.Account {
 func Near(got *time.Time, want time.Time, slack time.Duration) bool {
 	return got != nil && got.Sub(want) <= slack && want.Sub(*got) <= slack
 }
+
+// MockLog returns the latest n log entries of the mock's key once the mock has nothing in
+// flight (an answer is logged a moment after the client has read it), failing t when fewer
+// than n are there.
+func MockLog(t testing.TB, m *mockupstream.Server, key string, n int) []mockupstream.LogEntry {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	log := m.Log(key, n)
+	if len(log) < n {
+		t.Fatalf("the mock logged %d answers for %s, want %d", len(log), key, n)
+	}
+	return log
+}
