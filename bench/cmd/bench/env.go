@@ -44,7 +44,7 @@ type target struct {
 	key        string // API key the load presents
 	self       []*child
 	caddyPid   int
-	pgPgid     int // PostgreSQL server's process group, 0 when unused
+	pgPid      int // PostgreSQL postmaster, 0 when unused (its backends count too)
 	pg         *pgCounter
 	redisPid   int
 	redis      *redisCounter
@@ -225,7 +225,7 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 		return fmt.Errorf("caddy → fluxcode /health: %w", err)
 	}
 
-	pgPgid := l.pg.Pid()
+	pgPid := l.pg.Pid()
 	for _, name := range []string{report.SQLite, report.PGRedis, report.TwoNodes} {
 		d := l.deployments[name]
 		key, err := provision(ctx, d.urls[0], l.mockURL, d.upstreamKey)
@@ -238,7 +238,7 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 			t.desc = "the fluxcode binary, single node: SQLite in DATA_DIR, in-process coordination → mock"
 		case report.PGRedis:
 			t.desc = fmt.Sprintf("the fluxcode binary, one node → PostgreSQL %s (own server) + Redis (own server) → mock", "15")
-			t.pgPgid, t.redisPid, t.redisAddr = pgPgid, l.redis[0].Pid(), l.redis[0].Addr()
+			t.pgPid, t.redisPid, t.redisAddr = pgPid, l.redis[0].Pid(), l.redis[0].Addr()
 			if t.pg, err = newPGCounter(ctx, l.pg.DSN("postgres"), "fluxcode_one"); err != nil {
 				return err
 			}
@@ -248,7 +248,7 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 		case report.TwoNodes:
 			t.url = "http://" + caddyAddr
 			t.desc = "Caddy (deploy/Caddyfile.multihost, least_conn) → two fluxcode processes sharing one PostgreSQL database and one Redis → mock"
-			t.caddyPid, t.pgPgid, t.redisPid, t.redisAddr = l.caddy.Pid(), pgPgid, l.redis[1].Pid(), l.redis[1].Addr()
+			t.caddyPid, t.pgPid, t.redisPid, t.redisAddr = l.caddy.Pid(), pgPid, l.redis[1].Pid(), l.redis[1].Addr()
 			if t.pg, err = newPGCounter(ctx, l.pg.DSN("postgres"), "fluxcode_two"); err != nil {
 				return err
 			}

@@ -65,8 +65,8 @@ func (r *runner) snapshot(ctx context.Context, t *target) (snapshot, error) {
 		}
 		s.self += ti.Total()
 	}
-	if t.pgPgid != 0 {
-		ti, err := proc.Default.GroupCPU(t.pgPgid)
+	if t.pgPid != 0 {
+		ti, err := proc.Default.TreeCPU(t.pgPid)
 		if err != nil {
 			return s, err
 		}
@@ -135,7 +135,7 @@ func makeRound(res load.Result, before, after snapshot, t *target) report.Round 
 		P50: res.P50, P99: res.P99, TTFBP50: res.TTFBP50, TTFBP99: res.TTFBP99, ErrorSample: res.ErrorSample,
 		CPU: report.CPU{
 			Target:   cpu(before.self, after.self, true),
-			Postgres: cpu(before.pg, after.pg, t.pgPgid != 0),
+			Postgres: cpu(before.pg, after.pg, t.pgPid != 0),
 			Redis:    cpu(before.redis, after.redis, t.redisPid != 0),
 			Caddy:    cpu(before.caddy, after.caddy, t.caddyPid != 0),
 		},

@@ -1,6 +1,6 @@
 // Package proc reads what the benchmark harness measures about a server process from Linux's
-// /proc: CPU time used (utime+stime, for one process or a whole process group) and resident
-// memory (VmRSS).
+// /proc: CPU time used (utime+stime, for one process or a process and all its descendants)
+// and resident memory (VmRSS).
 package proc
 
 import (
@@ -35,7 +35,7 @@ func (t Times) Total() time.Duration { return t.User + t.System + t.ChildUser + 
 
 // stat holds the /proc/<pid>/stat fields the harness uses.
 type stat struct {
-	pgrp  int
+	ppid  int
 	times Times
 }
 
@@ -63,13 +63,13 @@ func (r Root) readStat(pid int) (stat, error) {
 		return v, nil
 	}
 	var vals [5]int64
-	for k, field := range []int{5, 14, 15, 16, 17} { // pgrp, utime, stime, cutime, cstime
+	for k, field := range []int{4, 14, 15, 16, 17} { // ppid, utime, stime, cutime, cstime
 		if vals[k], err = num(field); err != nil {
 			return stat{}, err
 		}
 	}
 	tick := func(v int64) time.Duration { return time.Duration(v) * time.Second / userHZ }
-	return stat{pgrp: int(vals[0]), times: Times{
+	return stat{ppid: int(vals[0]), times: Times{
 		User: tick(vals[1]), System: tick(vals[2]), ChildUser: tick(vals[3]), ChildSystem: tick(vals[4]),
 	}}, nil
 }
@@ -80,39 +80,45 @@ func (r Root) CPU(pid int) (Times, error) {
 	return s.times, err
 }
 
-// GroupCPU returns the summed CPU times of every live process in process group pgid
-// (PostgreSQL's postmaster and its backends). Processes that vanish while they are read are
-// skipped: their time, once reaped, shows in the leader's child times.
-func (r Root) GroupCPU(pgid int) (Times, error) {
+// TreeCPU returns the summed CPU times of process pid and every live descendant of it
+// (PostgreSQL's postmaster and its backends). It follows parent ids, not the process group:
+// each PostgreSQL backend calls setsid() and leads a group of its own. Processes that vanish
+// while they are read are skipped: their time, once reaped, shows in their parent's child
+// times.
+func (r Root) TreeCPU(pid int) (Times, error) {
 	entries, err := os.ReadDir(string(r))
 	if err != nil {
 		return Times{}, fmt.Errorf("list processes: %w", err)
 	}
-	var sum Times
-	found := false
+	stats := make(map[int]stat)
+	children := make(map[int][]int)
 	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
+		p, err := strconv.Atoi(e.Name())
 		if err != nil || !e.IsDir() {
 			continue
 		}
-		s, err := r.readStat(pid)
+		s, err := r.readStat(p)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue
 			}
 			return Times{}, err
 		}
-		if s.pgrp != pgid {
-			continue
-		}
-		found = true
-		sum.User += s.times.User
-		sum.System += s.times.System
-		sum.ChildUser += s.times.ChildUser
-		sum.ChildSystem += s.times.ChildSystem
+		stats[p] = s
+		children[s.ppid] = append(children[s.ppid], p)
 	}
-	if !found {
-		return Times{}, fmt.Errorf("no process in group %d", pgid)
+	if _, ok := stats[pid]; !ok {
+		return Times{}, fmt.Errorf("no process %d", pid)
+	}
+	var sum Times
+	for todo := []int{pid}; len(todo) > 0; {
+		p := todo[len(todo)-1]
+		todo = append(todo[:len(todo)-1], children[p]...)
+		t := stats[p].times
+		sum.User += t.User
+		sum.System += t.System
+		sum.ChildUser += t.ChildUser
+		sum.ChildSystem += t.ChildSystem
 	}
 	return sum, nil
 }
