@@ -101,8 +101,9 @@ func (c *call) awaitCommit(p *commit) {
 }
 
 // sendTail completes the answer with its held-back end. An event is flushed at once, like
-// every event; a JSON body's end goes out when the handler returns, after finish has given
-// the slots back, so a client that sends its next request at once finds them free.
+// every event; a JSON body's end goes out when the handler returns. Either way the slots
+// were given back before (serveMessages), so a client that sends its next request at once
+// finds them free.
 func (c *call) sendTail(res *result) {
 	if len(res.tail) == 0 || c.gone.Load() {
 		return

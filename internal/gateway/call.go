@@ -56,12 +56,18 @@ func (g *Gateway) newCall(w http.ResponseWriter, r *http.Request, prov provider.
 	return c
 }
 
-// finish releases what the request holds and counts it. It runs deferred, so no early
-// return can leak a slot.
-func (c *call) finish() {
+// releaseHeld gives back every slot the request holds (one coordinator call).
+func (c *call) releaseHeld() {
 	if len(c.held) > 0 {
 		c.g.releaseSlots(c.id, c.held)
+		c.held = nil
 	}
+}
+
+// finish releases what the request still holds and counts it. It runs deferred, so no
+// early return can leak a slot.
+func (c *call) finish() {
+	c.releaseHeld()
 	c.g.metrics.requests.WithLabelValues(c.op.String(), c.outcome).Inc()
 	if c.abort {
 		panic(http.ErrAbortHandler) // the only honest end of a body that broke off

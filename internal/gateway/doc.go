@@ -89,8 +89,9 @@
 // least recently used), then makes one atomic coord.Scheduler call (one Redis round trip):
 // it reads the session's binding, tries the bound account first and then the ranking's order,
 // takes the user's, key's and first roomy account's slots together, and binds or refreshes
-// the session. The request gives every slot back in one call when it ends (an attempt that
-// failed over gives its account slot back at once). So a request costs Redis two round trips
+// the session. The request gives every slot back in one call once the upstream's answer is
+// read, while its ledger row commits and before the client sees the answer's end (an
+// attempt that failed over gives its account slot back at once). So a request costs Redis two round trips
 // (issue 5: at most three); waiting for a slot costs more. A release that fails (Redis down
 // as the request ended) is kept by the node and retried every second until Redis takes it,
 // so an account is not held full until the leases expire.

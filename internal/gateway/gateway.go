@@ -148,8 +148,13 @@ func (g *Gateway) serveMessages(w http.ResponseWriter, r *http.Request) {
 	res := c.relay() // schedule → forward → stream → meter, with failover
 	if res != nil {
 		// The answer's end waits for its ledger row: a client that saw the end was billed,
-		// even if this node dies the next moment (doc.go, "Billing").
-		c.awaitCommit(c.bill(res))
+		// even if this node dies the next moment (doc.go, "Billing"). The upstream is done,
+		// so the slots go back while the writer commits the row: the two round trips (Redis,
+		// the database) overlap instead of following each other, and a client that sends its
+		// next request on seeing the end finds its slots free.
+		commit := c.bill(res)
+		c.releaseHeld()
+		c.awaitCommit(commit)
 		c.sendTail(res)
 	}
 }

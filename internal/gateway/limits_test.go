@@ -281,3 +281,29 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// TestSlotsFreeWhenTheAnswerEnds: with a user limit of 1 and no wait queue, a client that
+// sends its next request the moment it has read an answer's end is never refused: the slots
+// are given back before the end is sent, JSON and streaming alike.
+func TestSlotsFreeWhenTheAnswerEnds(t *testing.T) {
+	cfg := testConfig()
+	cfg.WaitQueueMax = 0 // a full user is refused at once
+	e := newEnv(t, cfg, gatewaytest.TenantOptions{UserConcurrency: 1})
+	e.account(t, "up-seq", nil)
+	for i := range 30 {
+		body := uniqueBody(fmt.Sprint("seq ", i))
+		if i%2 == 1 {
+			body = strings.Replace(body, `"max_tokens"`, `"stream":true,"max_tokens"`, 1)
+		}
+		resp := e.post(t, "/v1/messages", body, nil)
+		got := readBody(t, resp)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d, sent as the previous answer ended: status %d %s: %s",
+				i, resp.StatusCode, resp.Header.Get(gateway.HeaderReject), got)
+		}
+	}
+	if n, _ := e.Coord.SlotCount(context.Background(), gateway.UserSlotKey(e.tenant.User.ID)); n != 0 {
+		t.Fatalf("%d user slots held after the last answer", n)
+	}
+}
