@@ -52,7 +52,7 @@ func (c *Coordinator) AcquireAccount(ctx context.Context, holder string, ttl tim
 
 	ctx, cancel := c.op(ctx)
 	defer cancel()
-	out, err := accountScript.Run(ctx, c.client, keys, args...).Slice()
+	out, err := c.hot.run(ctx, accountScript, keys, args...).Slice()
 	if err != nil {
 		return none, unavailable("acquire account", err)
 	}

@@ -76,6 +76,8 @@ type Options struct {
 // Coordinator is the Redis coordination backend. Create it with New.
 type Coordinator struct {
 	client goredis.UniversalClient
+	// hot sends AcquireAccount and ReleaseSlots, pipelined under load (batch.go).
+	hot    *batcher
 	prefix string
 	// opTimeout bounds each call: the pool wait plus one exchange.
 	opTimeout time.Duration
@@ -110,6 +112,7 @@ func New(ctx context.Context, opts Options) (*Coordinator, error) {
 		probeIdle: idleProbe,
 		subs:      make(map[*subscription]struct{}),
 	}
+	c.hot = newBatcher(c.client, c.opTimeout)
 	if opts.Counter != nil {
 		c.client.AddHook(opts.Counter)
 	}

@@ -55,7 +55,7 @@ func (c *Coordinator) ReleaseSlots(ctx context.Context, holder string, keys ...s
 	}
 	ctx, cancel := c.op(ctx)
 	defer cancel()
-	if err := releaseScript.Run(ctx, c.client, rkeys, holder).Err(); err != nil {
+	if err := c.hot.run(ctx, releaseScript, rkeys, holder).Err(); err != nil {
 		return unavailable("release slots", err)
 	}
 	return nil
