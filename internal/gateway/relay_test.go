@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -253,5 +254,35 @@ func TestGatewayErrors(t *testing.T) {
 	}
 	if n := e.Mock.Stats("up-e").Requests; n != 0 {
 		t.Errorf("refused requests reached the upstream %d times", n)
+	}
+}
+
+// TestStreamEventsReachTheClientAsTheyArrive: events are flushed as they come, never held
+// for the rest of the answer: the client reads the first events while the upstream, which
+// paces its deltas, is still answering.
+func TestStreamEventsReachTheClientAsTheyArrive(t *testing.T) {
+	e := newEnv(t, testConfig(), gatewaytest.TenantOptions{})
+	e.account(t, "up-paced", nil)
+	if err := e.Mock.SetScript("up-paced", mockupstream.Script{Events: 2, Interval: 400 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	resp := e.post(t, "/v1/messages", streamBody, nil)
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	var names []string
+	for len(names) < 3 { // message_start, content_block_start, the first delta
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %v: %v", names, err)
+		}
+		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "event: "); ok {
+			names = append(names, name)
+		}
+	}
+	if n := e.Mock.Stats("up-paced").InFlight; n != 1 {
+		t.Fatalf("the client had %v only once the upstream was done (in flight %d): the events were held back", names, n)
+	}
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -50,12 +50,27 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 	res.firstByte = c.g.now().Sub(c.start)
 	hold := c.op == provider.OpMessages
 	var end []byte // the held end; the reader reuses its buffer, so it is a copy
+	// Events that arrived together are written together and flushed once: each flush is a
+	// write to the client's socket. An event is never left unflushed while the relay waits.
+	unflushed := false
+	flush := func() {
+		if unflushed {
+			unflushed = false
+			c.flush(at)
+		}
+	}
 	relay := func(raw []byte) {
 		if end != nil || (hold && meter.Complete()) {
+			flush()
 			end = append(end, raw...)
 			return
 		}
-		c.send(at, raw)
+		if er.Ready() {
+			unflushed = c.write(at, raw) || unflushed
+			return
+		}
+		unflushed = false
+		c.send(at, raw) // flushes what was written before it too
 	}
 	relay(ev.Raw)
 
@@ -72,6 +87,7 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 		relay(ev.Raw)
 	}
 
+	flush()
 	res.usage = meter.Usage()
 	ended := errors.Is(err, io.EOF) && meter.Complete()
 	res.partial = !ended || sawError || c.gone.Load()
@@ -128,6 +144,31 @@ func (c *call) send(at *attempt, event []byte) {
 		return
 	}
 	if !c.writeEvent(event) {
+		c.clientLeft(at)
+	}
+}
+
+// write writes one event without flushing it (another follows at once), unless the client
+// is gone; it reports whether the event was written.
+func (c *call) write(at *attempt, event []byte) bool {
+	if c.gone.Load() {
+		return false
+	}
+	if _, err := c.w.Write(event); err != nil {
+		c.gone.Store(true)
+		c.clientLeft(at)
+		return false
+	}
+	return true
+}
+
+// flush sends what write left buffered.
+func (c *call) flush(at *attempt) {
+	if c.gone.Load() {
+		return
+	}
+	if err := c.rc.Flush(); err != nil {
+		c.gone.Store(true)
 		c.clientLeft(at)
 	}
 }

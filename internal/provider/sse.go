@@ -86,6 +86,17 @@ func (er *EventReader) putBuf() {
 	er.bufp = nil
 }
 
+// Ready reports whether Next can return without reading: a whole event is buffered
+// already, or the stream has ended. A relay writes events that arrived together and flushes
+// them once, and never leaves one unflushed while it waits for the upstream.
+func (er *EventReader) Ready() bool {
+	if er.err != nil {
+		return true
+	}
+	b := er.buf[er.start:er.end]
+	return bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\n\r\n"))
+}
+
 // ErrTruncated means the stream ended in the middle of a line: the partial event is dropped.
 var ErrTruncated = errors.New("event stream ended mid-line")
 

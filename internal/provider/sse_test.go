@@ -158,3 +158,39 @@ func TestEventReaderAnyChunking(t *testing.T) {
 		})
 	}
 }
+
+// Ready says whether the next event is here already: after a read that brought two events it
+// is true once and false after the second, and true at the end of the stream.
+func TestEventReaderReady(t *testing.T) {
+	pr, pw := io.Pipe()
+	er := provider.NewEventReader(pr)
+	defer er.Release()
+	go func() {
+		_, _ = pw.Write([]byte("event: a\ndata: 1\n\nevent: b\ndata: 2\n\n"))
+		_, _ = pw.Write([]byte("event: c\ndata: 3\r\n\r\n"))
+		pw.Close()
+	}()
+	want := []struct {
+		name  string
+		ready bool
+	}{{"a", true}, {"b", false}, {"c", true}}
+	for _, w := range want {
+		ev, err := er.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(ev.Name) != w.name {
+			t.Fatalf("event %q, want %q", ev.Name, w.name)
+		}
+		if w.name == "c" {
+			// The pipe's close may not have been read yet; Ready must turn true without a
+			// read only once it has: read to the end, then ask.
+			if _, err := er.Next(); err != io.EOF {
+				t.Fatalf("after the last event: %v, want EOF", err)
+			}
+		}
+		if got := er.Ready(); got != w.ready {
+			t.Fatalf("Ready after %q = %v, want %v", w.name, got, w.ready)
+		}
+	}
+}
