@@ -91,8 +91,9 @@
 // takes the user's, key's and first roomy account's slots together, and binds or refreshes
 // the session. The request gives every slot back in one call once the upstream's answer is
 // read, while its ledger row commits and before the client sees the answer's end (an
-// attempt that failed over gives its account slot back at once). So a request costs Redis two round trips
-// (issue 5: at most three); waiting for a slot costs more. A release that fails (Redis down
+// attempt that failed over gives its account slot back at once). So a request costs Redis
+// two calls (issue 5: at most three round trips), which share pipelines with other requests'
+// under load (coord/redis batch.go); waiting for a slot costs more. A release that fails (Redis down
 // as the request ended) is kept by the node and retried every second until Redis takes it,
 // so an account is not held full until the leases expire.
 //

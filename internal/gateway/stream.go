@@ -137,14 +137,12 @@ func (c *call) startStream(upstream http.Header) {
 	c.w.WriteHeader(http.StatusOK)
 }
 
-// send writes one event and flushes it, unless the client is gone; a failed write means the
-// client left, which starts the drain bound of the attempt.
+// send writes one event and flushes it (with whatever write left buffered), unless the
+// client is gone; a failed write means the client left, which starts the drain bound of the
+// attempt.
 func (c *call) send(at *attempt, event []byte) {
-	if c.gone.Load() {
-		return
-	}
-	if !c.writeEvent(event) {
-		c.clientLeft(at)
+	if c.write(at, event) {
+		c.flush(at)
 	}
 }
 
@@ -173,9 +171,9 @@ func (c *call) flush(at *attempt) {
 	}
 }
 
-// writeEvent writes and flushes one event: SSE is flushed per event, always (flush policy:
-// an event held in a buffer is latency the client sees; Caddy's streaming.go does the same
-// for text/event-stream).
+// writeEvent writes and flushes one event outside an attempt (pings, the held end). Flush
+// policy: an event held in a buffer is latency the client sees, so nothing is left
+// unflushed while the gateway waits (Caddy's streaming.go flushes text/event-stream alike).
 func (c *call) writeEvent(event []byte) bool {
 	if _, err := c.w.Write(event); err != nil {
 		c.gone.Store(true)

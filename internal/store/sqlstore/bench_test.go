@@ -107,26 +107,3 @@ func mustB(b *testing.B, err error) {
 		b.Fatal(err)
 	}
 }
-
-// BenchmarkRecordUsageOneBalanceRow is the ledger write of one request at concurrency 1:
-// one balance row, its own transaction (the answer waits for it).
-func BenchmarkRecordUsageOneBalanceRow(b *testing.B) {
-	for _, d := range dialects {
-		b.Run(d.name, func(b *testing.B) {
-			db := MustOpen(b, d.dsn(b))
-			g := mustGroupB(b, db, store.BillingBalance)
-			u := &store.User{Email: "one@example.test", Balance: 1 << 60}
-			mustB(b, db.CreateUser(b.Context(), u))
-			seq := 0
-			for b.Loop() {
-				seq++
-				row := []store.Usage{{RequestID: fmt.Sprintf("one-%d", seq), UserID: u.ID, GroupID: g.ID,
-					Model: "claude-sonnet-4-5", InputTokens: 100, OutputTokens: 200, Cost: 1234, Charged: 1234,
-					BillingType: store.BillingBalance}}
-				if _, err := db.RecordUsage(b.Context(), row); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
