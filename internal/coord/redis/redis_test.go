@@ -366,6 +366,71 @@ func TestIdleSetsVanish(t *testing.T) {
 	})
 }
 
+// oneSlotSet is a coordinator on a Redis of the test's own, a plain client of that Redis, and
+// the Redis key of the coordinator's slot set "k".
+func oneSlotSet(t *testing.T) (*Coordinator, *goredis.Client, string) {
+	r := testenv.StartRedis(t)
+	prefix := uniquePrefix()
+	return mustNew(t, Options{URL: r.URL(), KeyPrefix: prefix}), rawClient(t, r), "{" + prefix + "}:slot:k"
+}
+
+// Expired holders are purged only when a set looks full (the hot path then costs one call
+// per set to see room), so a set of crashed holders never grows past its limit and the
+// expired never take a live holder's place.
+func TestExpiredHoldersArePurgedWhenTheSetIsFull(t *testing.T) {
+	c, raw, key := oneSlotSet(t)
+	ctx := context.Background()
+	const limit = 3
+	for i := range 10 {
+		// Each holder "crashes": it never releases, and its 50 ms lease runs out.
+		holder := fmt.Sprintf("crashed-%d", i)
+		ok, _, err := c.AcquireSlots(ctx, holder, 50*time.Millisecond, coord.SlotReq{Key: "k", Limit: limit})
+		if err != nil || !ok {
+			t.Fatalf("holder %d: AcquireSlots: ok=%v err=%v (the expired must make room)", i, ok, err)
+		}
+		n, err := raw.ZCard(ctx, key).Result()
+		if err != nil {
+			t.Fatalf("ZCARD: %v", err)
+		}
+		if n > limit {
+			t.Fatalf("after holder %d the set has %d members, limit %d: expired holders pile up", i, n, limit)
+		}
+		time.Sleep(60 * time.Millisecond)
+	}
+	// Live holders fill the set; the expired are purged, the live are not.
+	for i := range limit {
+		if ok, _, err := c.AcquireSlots(ctx, fmt.Sprintf("live-%d", i), time.Minute, coord.SlotReq{Key: "k", Limit: limit}); err != nil || !ok {
+			t.Fatalf("live %d: ok=%v err=%v", i, ok, err)
+		}
+	}
+	if ok, _, err := c.AcquireSlots(ctx, "one-too-many", time.Minute, coord.SlotReq{Key: "k", Limit: limit}); err != nil || ok {
+		t.Fatalf("a fourth live holder: ok=%v err=%v, want refused", ok, err)
+	}
+}
+
+// A set lives at least as long as its newest holder's lease, minus the eighth the scripts
+// allow themselves before extending it (scripts.go, slotHelpers).
+func TestSetOutlivesItsHolders(t *testing.T) {
+	c, raw, key := oneSlotSet(t)
+	ctx := context.Background()
+	const ttl = 8 * time.Second
+	for i := range 4 {
+		if ok, _, err := c.AcquireSlots(ctx, fmt.Sprintf("h%d", i), ttl, coord.SlotReq{Key: "k", Limit: 10}); err != nil || !ok {
+			t.Fatalf("AcquireSlots: ok=%v err=%v", ok, err)
+		}
+		left, err := raw.PTTL(ctx, key).Result()
+		if err != nil {
+			t.Fatalf("PTTL: %v", err)
+		}
+		if left < ttl-ttl/8 || left > ttl {
+			t.Fatalf("after holder %d the set has %v to live; want between %v and %v", i, left, ttl-ttl/8, ttl)
+		}
+		if i == 1 {
+			time.Sleep(ttl/8 + 100*time.Millisecond) // the next acquisition must extend the set
+		}
+	}
+}
+
 func BenchmarkAcquireRelease(b *testing.B) {
 	r := testenv.StartRedis(b)
 	var counter CommandCounter

@@ -13,27 +13,54 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
+// slotHelpers are the slot-set functions of the acquiring scripts. A script pays for every
+// redis.call it makes (about a microsecond each on a warm server, several on one woken from
+// idle), and these run on every request, so the common case costs three calls per set:
+// ZCARD to see room, ZADD to take it, PTTL to see whether the set's life must be extended.
+//
+// room: expired holders are only purged when the set looks full, since until then they
+// cannot change the answer; a set therefore holds at most limit members plus the one added.
+// A holder already in the set always has room (a retry, or a queue slot taken again).
+//
+// take: the set must live as long as its longest holder, so that a holder's slot is not lost
+// with the set. A holder's expiry is now + ttl, so the set's life is extended to ttl when
+// less than 7/8 of ttl is left, not on every call: a live holder is refreshed (and the set
+// extended to its full ttl by refreshScript) every ttl/3, long before the remaining eighth
+// could matter; a crashed node's holder may lose its slot up to ttl/8 early, still within
+// the ttl that bounds it.
+const slotHelpers = `
+local function room(key, holder, limit)
+  if redis.call('ZCARD', key) < limit then
+    return true
+  end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if redis.call('ZSCORE', key, holder) then
+    return true
+  end
+  return redis.call('ZCARD', key) < limit
+end
+local function take(key, holder, exp, ttl)
+  redis.call('ZADD', key, exp, holder)
+  if redis.call('PTTL', key) < ttl - math.floor(ttl / 8) then
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+`
+
 // acquireScript: KEYS are slot sets; ARGV[1] holder, ARGV[2] ttl ms, ARGV[2+i] limit of
-// KEYS[i]. Purges expired holders, checks every limit, then adds to all sets. Returns 0 on
-// success, else the 1-based index of the first full set (nothing was added).
-var acquireScript = goredis.NewScript(nowMillis + `
+// KEYS[i]. Checks every limit, then adds to all sets. Returns 0 on success, else the 1-based
+// index of the first full set (nothing was added).
+var acquireScript = goredis.NewScript(nowMillis + slotHelpers + `
 local holder = ARGV[1]
 local ttl = tonumber(ARGV[2])
 for i, key in ipairs(KEYS) do
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  if not redis.call('ZSCORE', key, holder) then
-    if redis.call('ZCARD', key) >= tonumber(ARGV[2 + i]) then
-      return i
-    end
+  if not room(key, holder, tonumber(ARGV[2 + i])) then
+    return i
   end
 end
 local exp = now + ttl
 for _, key in ipairs(KEYS) do
-  redis.call('ZADD', key, exp, holder)
-  -- the set lives as long as its longest holder, so an idle set vanishes on its own
-  if redis.call('PTTL', key) < ttl then
-    redis.call('PEXPIRE', key, ttl)
-  end
+  take(key, holder, exp, ttl)
 end
 return 0
 `)
@@ -45,7 +72,7 @@ return 0
 // its limit and the index of its set in KEYS (0: unlimited); then the kept account ids.
 // Returns {granted account's 1-based position or 0, full base set's 1-based position or 0,
 // the bound account id or an empty string}.
-var accountScript = goredis.NewScript(nowMillis + `
+var accountScript = goredis.NewScript(nowMillis + slotHelpers + `
 local holder = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local sessionTTL = tonumber(ARGV[3])
@@ -59,21 +86,14 @@ if sessionTTL > 0 then
   session = KEYS[#KEYS]
   bound = redis.call('GET', session)
 end
-local function room(key, limit)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  if redis.call('ZSCORE', key, holder) then
-    return true
-  end
-  return redis.call('ZCARD', key) < limit
-end
 for i = 1, nBase do
-  if not room(KEYS[i], tonumber(ARGV[6 + i])) then
+  if not room(KEYS[i], holder, tonumber(ARGV[6 + i])) then
     return {0, i, bound or ''}
   end
 end
 local function fits(j)
   local k = tonumber(ARGV[acctArg + 3 * (j - 1) + 2])
-  return k == 0 or room(KEYS[k], tonumber(ARGV[acctArg + 3 * (j - 1) + 1]))
+  return k == 0 or room(KEYS[k], holder, tonumber(ARGV[acctArg + 3 * (j - 1) + 1]))
 end
 local first = 0
 if bound then
@@ -100,18 +120,12 @@ if chosen == 0 then
 end
 
 local exp = now + ttl
-local function take(key)
-  redis.call('ZADD', key, exp, holder)
-  if redis.call('PTTL', key) < ttl then
-    redis.call('PEXPIRE', key, ttl)
-  end
-end
 for i = 1, nBase do
-  take(KEYS[i])
+  take(KEYS[i], holder, exp, ttl)
 end
 local k = tonumber(ARGV[acctArg + 3 * (chosen - 1) + 2])
 if k > 0 then
-  take(KEYS[k])
+  take(KEYS[k], holder, exp, ttl)
 end
 if session then
   local id = ARGV[acctArg + 3 * (chosen - 1)]
