@@ -183,7 +183,9 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	stamp := time.Now().UTC().Format("2006-01-02")
+	// One directory per run, named for its start (UTC): a second run of the day, perhaps on
+	// another machine, must not overwrite the first's results.
+	stamp := time.Now().UTC().Format("2006-01-02T1504Z")
 	if o.quick {
 		stamp += "-quick"
 	}
