@@ -108,11 +108,23 @@ func (c *call) parse() bool {
 	return true
 }
 
-// newRequestID returns a random UUID (version 4).
+// newRequestID returns a time-ordered UUID (version 7, RFC 9562): 48 bits of Unix
+// milliseconds, then 74 random bits. The id is the ledger row's unique key, and ids that
+// grow with time are inserted at the end of its index instead of on a random page, which
+// spares the database reading and rewriting a random page per row (the index outgrows any
+// cache long before the ledger does).
 func newRequestID() string {
+	return formatUUIDv7(time.Now())
+}
+
+func formatUUIDv7(now time.Time) string {
 	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand panics rather than return short)
-	b[6] = b[6]&0x0f | 0x40
+	_, _ = rand.Read(b[6:]) // never fails (crypto/rand panics rather than return short)
+	ms := uint64(now.UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	b[6] = b[6]&0x0f | 0x70
 	b[8] = b[8]&0x3f | 0x80
 	var out [36]byte
 	hex.Encode(out[0:8], b[0:4])

@@ -423,3 +423,14 @@ func TestOpenPostgresKeyValueDSN(t *testing.T) {
 		t.Fatalf("key=value DSN opened %s, want postgres", db.Dialect())
 	}
 }
+
+// The SQLite writer checkpoints the WAL every 4,000 pages, not SQLite's default 1,000
+// (openSQLite says why); readers never write, so the setting is the writer's alone.
+func TestSQLiteWriterCheckpointInterval(t *testing.T) {
+	db := MustOpen(t, sqliteDSN(t))
+	var pages int
+	must(t, db.RawDB().QueryRowContext(t.Context(), "PRAGMA wal_autocheckpoint").Scan(&pages))
+	if pages != 4000 {
+		t.Fatalf("wal_autocheckpoint = %d pages, want 4000", pages)
+	}
+}
