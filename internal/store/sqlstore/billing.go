@@ -171,12 +171,12 @@ func balanceOnly(rows []store.Usage, idx []int) bool {
 // database cost of a request under load: BEGIN, INSERT, UPDATE, COMMIT would be four.
 //
 // Concurrent batches (other nodes) naming the same users must lock them in one order, or
-// they deadlock; the UPDATE's join follows no order of ours. So the statement first locks
-// the users it may charge in id order (the locked CTE: its LockRows sits above the Sort),
-// and the UPDATE waits for that through a scalar subquery, which PostgreSQL evaluates once
-// (an InitPlan) before the first row is updated. The UPDATE then finds the rows already
-// locked by this statement and, in READ COMMITTED, re-reads a row another batch changed
-// meanwhile (EvalPlanQual), so no charge is lost.
+// they deadlock; the UPDATE's join follows no order of ours. So a statement charging
+// several users first locks them in id order (the locked CTE: its LockRows sits above the
+// Sort), and the UPDATE waits for that through a scalar subquery, which PostgreSQL
+// evaluates once (an InitPlan) before the first row is updated. The UPDATE then finds the
+// rows already locked by this statement and, in READ COMMITTED, re-reads a row another
+// batch changed meanwhile (EvalPlanQual), so no charge is lost.
 func (d *DB) recordBalanceBatch(ctx context.Context, rows []store.Usage, idx []int, results []store.RecordResult) error {
 	values := make([]string, len(idx))
 	args := make([]any, 0, len(idx)*usageInsertColCount)
@@ -190,14 +190,34 @@ func (d *DB) recordBalanceBatch(ctx context.Context, rows []store.Usage, idx []i
 			users[rows[i].UserID] = true
 		}
 	}
-	args = append(args, sortedKeys(users))
-	q := "WITH ins AS (INSERT INTO usage_ledger (" + usageInsertCols + ") VALUES " + strings.Join(values, ", ") +
-		" ON CONFLICT (request_id) DO NOTHING RETURNING id, request_id, user_id, charged)," +
-		fmt.Sprintf(" locked AS (SELECT id FROM users WHERE id = ANY($%d) ORDER BY id FOR UPDATE),", len(args)) +
-		" debit AS (UPDATE users SET balance = users.balance - s.total" +
-		" FROM (SELECT user_id, CAST(SUM(charged) AS BIGINT) AS total FROM ins WHERE charged <> 0 GROUP BY user_id) s" +
-		" WHERE users.id = s.user_id AND (SELECT COUNT(*) FROM locked) >= 0)" +
-		" SELECT id, request_id FROM ins"
+	insert := "INSERT INTO usage_ledger (" + usageInsertCols + ") VALUES " + strings.Join(values, ", ") +
+		" ON CONFLICT (request_id) DO NOTHING RETURNING id, request_id, user_id, charged"
+	var q string
+	switch ids := sortedKeys(users); len(ids) {
+	case 0: // nothing to charge
+		q = insert
+	case 1:
+		// One user, one row lock: no order to keep. This form is also planned once: its
+		// generic plan finds the user by primary key, so PostgreSQL keeps it after five
+		// executions, where for the form below it keeps planning afresh (~0.1 ms a commit,
+		// measured with 20,000 users) because it cannot tell how many users the array holds.
+		// Most batches have one user: every batch at low load.
+		args = append(args, ids[0])
+		n := len(args)
+		q = "WITH ins AS (" + insert + ")," +
+			" debit AS (UPDATE users SET balance = balance -" +
+			fmt.Sprintf(" (SELECT CAST(COALESCE(SUM(charged), 0) AS BIGINT) FROM ins WHERE user_id = $%d)", n) +
+			fmt.Sprintf(" WHERE id = $%d AND EXISTS (SELECT 1 FROM ins WHERE user_id = $%d AND charged <> 0))", n, n) +
+			" SELECT id, request_id FROM ins"
+	default:
+		args = append(args, ids)
+		q = "WITH ins AS (" + insert + ")," +
+			fmt.Sprintf(" locked AS (SELECT id FROM users WHERE id = ANY($%d) ORDER BY id FOR UPDATE),", len(args)) +
+			" debit AS (UPDATE users SET balance = users.balance - s.total" +
+			" FROM (SELECT user_id, CAST(SUM(charged) AS BIGINT) AS total FROM ins WHERE charged <> 0 GROUP BY user_id) s" +
+			" WHERE users.id = s.user_id AND (SELECT COUNT(*) FROM locked) >= 0)" +
+			" SELECT id, request_id FROM ins"
+	}
 	res, err := d.w.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("insert ledger rows and debit balances: %w", err)

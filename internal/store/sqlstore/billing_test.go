@@ -1,8 +1,10 @@
 package sqlstore_test
 
 import (
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 
@@ -110,4 +112,86 @@ func usersWithBalance(t *testing.T, s store.Store, n int, balance store.Nanos) [
 		users[i] = storetest.MustUser(t, s, func(u *store.User) { u.Balance = balance })
 	}
 	return users
+}
+
+// A batch that charges one user takes a statement of its own: it bills like the general one
+// (duplicates skipped, other users' free rows recorded and not charged), and PostgreSQL plans
+// it once rather than on every commit, even among many users (where it keeps re-planning the
+// general form, whose array of users it cannot size).
+func TestPostgresOneUserBatchIsPlannedOnce(t *testing.T) {
+	db := MustOpen(t, testenv.PostgresDSN(t))
+	ctx := t.Context()
+	users := usersWithBalance(t, db, 2, 1_000_000)
+	_, err := db.RawDB().ExecContext(ctx, `INSERT INTO users (email, role, status, balance, created_at, updated_at)
+		SELECT 'many-' || g || '@example.test', 'user', 'active', 0, now(), now() FROM generate_series(1, 20000) g`)
+	must(t, err)
+	_, err = db.RawDB().ExecContext(ctx, "ANALYZE users")
+	must(t, err)
+
+	const commits = 12 // more than the 5 custom plans PostgreSQL tries first
+	var charged store.Nanos
+	for i := range commits {
+		batch := []store.Usage{
+			{RequestID: fmt.Sprintf("one-%d", i), UserID: users[0].ID, Charged: store.Nanos(10 + i), BillingType: store.BillingBalance},
+			{RequestID: fmt.Sprintf("free-%d", i), UserID: users[1].ID, BillingType: store.BillingBalance},
+		}
+		before := db.Statements()
+		res, err := db.RecordUsage(ctx, batch)
+		must(t, err)
+		if got := db.Statements() - before; got != 1 {
+			t.Fatalf("batch %d sent %d statements, want 1", i, got)
+		}
+		if !res[0].Inserted || !res[1].Inserted {
+			t.Fatalf("batch %d: %+v, want both rows inserted", i, res)
+		}
+		charged += 10 + store.Nanos(i)
+		res, err = db.RecordUsage(ctx, batch[:1]) // sent again: recorded and charged once
+		must(t, err)
+		if res[0].Inserted {
+			t.Fatalf("batch %d: its row was inserted twice", i)
+		}
+	}
+	for i, want := range []store.Nanos{1_000_000 - charged, 1_000_000} {
+		got, err := db.GetUser(ctx, users[i].ID)
+		must(t, err)
+		if got.Balance != want {
+			t.Fatalf("user %d: balance %d, want %d", i, got.Balance, want)
+		}
+	}
+
+	// Ask every session of the pool what it planned for the one-user statement.
+	var conns []*sql.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	plans := map[int][2]int64{} // rows in the statement → generic, custom plans
+	for range db.RawDB().Stats().OpenConnections {
+		conn, err := db.RawDB().Conn(ctx)
+		must(t, err)
+		conns = append(conns, conn)
+		rows, err := conn.QueryContext(ctx, `SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements
+			WHERE statement LIKE 'WITH ins AS (INSERT INTO usage_ledger%debit AS (UPDATE users SET balance = balance -%'`)
+		must(t, err)
+		for rows.Next() {
+			var text string
+			var g, c int64
+			must(t, rows.Scan(&text, &g, &c))
+			n := strings.Count(text, "), (") + 1 // rows in its VALUES
+			plans[n] = [2]int64{plans[n][0] + g, plans[n][1] + c}
+		}
+		must(t, rows.Err())
+		rows.Close()
+	}
+	// Two statements: batches of two rows, and of one (each batch sent again).
+	for n, p := range plans {
+		if p[0]+p[1] != commits || p[1] > 5 {
+			t.Errorf("the one-user statement of %d rows ran %d times with a generic plan and %d with a custom one; "+
+				"want %d in all, at most 5 custom", n, p[0], p[1], commits)
+		}
+	}
+	if len(plans) != 2 {
+		t.Errorf("one-user statements of %d sizes prepared, want 2: %v", len(plans), plans)
+	}
 }
