@@ -35,6 +35,29 @@ var usageInsertColCount = strings.Count(usageInsertCols, ",") + 1
 // both dialects (SQLite 32766, PostgreSQL 65535).
 const usageChunk = 500
 
+// usageValues is the VALUES list of a multi-row INSERT of rows[idx…] into usageInsertCols,
+// with its arguments.
+func (d *DB) usageValues(rows []store.Usage, idx []int) (string, []any) {
+	values := make([]string, len(idx))
+	args := make([]any, 0, len(idx)*usageInsertColCount)
+	for j, i := range idx {
+		values[j] = "(" + d.placeholders(len(args)+1, usageInsertColCount) + ")"
+		args = d.appendUsageArgs(args, &rows[i])
+	}
+	return strings.Join(values, ", "), args
+}
+
+// markInserted records, for each of rows[idx…] whose request id an INSERT … RETURNING
+// answered (inserted: request id → new row id), its id and that it was inserted.
+func markInserted(rows []store.Usage, idx []int, inserted map[string]int64, results []store.RecordResult) {
+	for _, i := range idx {
+		if id, ok := inserted[rows[i].RequestID]; ok {
+			rows[i].ID = id
+			results[i].Inserted = true
+		}
+	}
+}
+
 // appendUsageArgs appends the values of usageInsertCols for u to args.
 func (d *DB) appendUsageArgs(args []any, u *store.Usage) []any {
 	return append(args, u.RequestID, u.UserID, u.APIKeyID, u.AccountID, u.GroupID, u.Platform, u.Model, u.UpstreamModel,
@@ -178,19 +201,14 @@ func balanceOnly(rows []store.Usage, idx []int) bool {
 // rows already locked by this statement and, in READ COMMITTED, re-reads a row another
 // batch changed meanwhile (EvalPlanQual), so no charge is lost.
 func (d *DB) recordBalanceBatch(ctx context.Context, rows []store.Usage, idx []int, results []store.RecordResult) error {
-	values := make([]string, len(idx))
-	args := make([]any, 0, len(idx)*usageInsertColCount)
-	for j, i := range idx {
-		values[j] = "(" + d.placeholders(len(args)+1, usageInsertColCount) + ")"
-		args = d.appendUsageArgs(args, &rows[i])
-	}
+	values, args := d.usageValues(rows, idx)
 	users := make(map[int64]bool)
 	for _, i := range idx {
 		if rows[i].Charged != 0 {
 			users[rows[i].UserID] = true
 		}
 	}
-	insert := "INSERT INTO usage_ledger (" + usageInsertCols + ") VALUES " + strings.Join(values, ", ") +
+	insert := "INSERT INTO usage_ledger (" + usageInsertCols + ") VALUES " + values +
 		" ON CONFLICT (request_id) DO NOTHING RETURNING id, request_id, user_id, charged"
 	var q string
 	switch ids := sortedKeys(users); len(ids) {
@@ -241,12 +259,7 @@ func (d *DB) recordBalanceBatch(ctx context.Context, rows []store.Usage, idx []i
 	if err := res.Close(); err != nil {
 		return fmt.Errorf("insert ledger rows and debit balances: %w", err)
 	}
-	for _, i := range idx {
-		if id, ok := inserted[rows[i].RequestID]; ok {
-			rows[i].ID = id
-			results[i].Inserted = true
-		}
-	}
+	markInserted(rows, idx, inserted, results)
 	return nil
 }
 
@@ -350,13 +363,8 @@ func (d *DB) insertLedger(ctx context.Context, tx *sql.Tx, lt *ledgerTx, rows []
 	}
 	inserted := make(map[string]int64, len(idx))
 	for chunk := range slices.Chunk(idx, usageChunk) {
-		values := make([]string, len(chunk))
-		args := make([]any, 0, len(chunk)*usageInsertColCount)
-		for j, i := range chunk {
-			values[j] = "(" + d.placeholders(len(args)+1, usageInsertColCount) + ")"
-			args = d.appendUsageArgs(args, &rows[i])
-		}
-		q := "INSERT INTO usage_ledger (" + usageInsertCols + ") VALUES " + strings.Join(values, ", ") +
+		values, args := d.usageValues(rows, chunk)
+		q := "INSERT INTO usage_ledger (" + usageInsertCols + ") VALUES " + values +
 			" ON CONFLICT (request_id) DO NOTHING RETURNING id, request_id"
 		res, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
@@ -378,12 +386,7 @@ func (d *DB) insertLedger(ctx context.Context, tx *sql.Tx, lt *ledgerTx, rows []
 			return fmt.Errorf("insert ledger rows: %w", err)
 		}
 	}
-	for _, i := range idx {
-		if id, ok := inserted[rows[i].RequestID]; ok {
-			rows[i].ID = id
-			results[i].Inserted = true
-		}
-	}
+	markInserted(rows, idx, inserted, results)
 	return nil
 }
 
