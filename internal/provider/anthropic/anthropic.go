@@ -10,7 +10,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -32,38 +31,50 @@ var _ provider.Provider = (*Provider)(nil)
 // Platform implements provider.Provider.
 func (*Provider) Platform() string { return store.PlatformAnthropic }
 
-// ParseRequest implements provider.Provider. It reads model, stream and the session without
-// decoding the whole body: Claude Code bodies are ~50 KB of tools and prompts we never need.
+// ParseRequest implements provider.Provider. It reads model, stream and the session in one
+// pass over the top-level members, without decoding the rest: Claude Code bodies are ~50 KB
+// of tools and prompts we never need. A body with a top-level key twice is refused
+// (provider.ReadObject says why).
 func (*Provider) ParseRequest(op provider.Operation, h http.Header, body []byte) (provider.Request, error) {
 	if op == provider.OpModels {
 		return provider.Request{}, nil
 	}
-	if len(body) == 0 {
-		return provider.Request{}, errors.New("request body is empty")
+	var model, stream, system, messages, metadata gjson.Result
+	err := provider.ReadObject(body, func(m provider.Member) error {
+		switch m.Key {
+		case "model":
+			model = m.Value
+		case "stream":
+			stream = m.Value
+		case "system":
+			system = m.Value
+		case "messages":
+			messages = m.Value
+		case "metadata":
+			metadata = m.Value
+		}
+		return nil
+	})
+	if err != nil {
+		return provider.Request{}, err
 	}
-	if !gjson.ValidBytes(body) {
-		return provider.Request{}, errors.New("request body is not valid JSON")
-	}
-	// GetBytes below reads the body in place; ParseBytes would copy 50 KB first.
-	root := gjson.Result{Type: gjson.JSON, Raw: unsafeString(body)}
-	if !root.IsObject() {
-		return provider.Request{}, errors.New("request body must be a JSON object")
-	}
-	model := root.Get("model")
-	if model.Type != gjson.String || model.Str == "" {
+	if model.Type != gjson.String {
 		return provider.Request{}, errors.New("model: field required (a non-empty string)")
+	}
+	if err := provider.CheckModel(model.Str); err != nil {
+		return provider.Request{}, err
 	}
 	req := provider.Request{Model: strings.Clone(model.Str)}
 	if op == provider.OpMessages {
-		switch s := root.Get("stream"); s.Type {
+		switch stream.Type {
 		case gjson.True:
 			req.Stream = true
-		case gjson.False, gjson.Null:
+		case gjson.False, gjson.Null: // Null: absent or null
 		default:
 			return provider.Request{}, errors.New("stream: must be a boolean")
 		}
 	}
-	req.Session = sessionOf(h, root)
+	req.Session = sessionOf(h, system, messages.Get("0"), metadata.Get("user_id"))
 	return req, nil
 }
 
@@ -72,16 +83,15 @@ func (*Provider) ParseRequest(op provider.Operation, h http.Header, body []byte)
 // older "user_<hash>_account_<uuid>_session_<uuid>"), else the system prompt and first
 // message, which stay the same for every turn of one conversation. The result is hashed so
 // that sticky keys have a fixed size and carry no client text.
-func sessionOf(h http.Header, root gjson.Result) string {
+func sessionOf(h http.Header, system, first, uid gjson.Result) string {
 	if id := strings.TrimSpace(h.Get("X-Claude-Code-Session-Id")); id != "" {
 		return hashSession("s:", id)
 	}
-	if uid := root.Get("metadata.user_id"); uid.Type == gjson.String && uid.Str != "" {
+	if uid.Type == gjson.String && uid.Str != "" {
 		if id := sessionFromUserID(uid.Str); id != "" {
 			return hashSession("s:", id)
 		}
 	}
-	system, first := root.Get("system"), root.Get("messages.0")
 	if !system.Exists() && !first.Exists() {
 		return ""
 	}
@@ -103,8 +113,3 @@ func hashSession(prefix, s string) string {
 	sum := sha256.Sum256([]byte(prefix + s))
 	return hex.EncodeToString(sum[:16])
 }
-
-// unsafeString views b as a string without copying. Safe here because the body is never
-// modified while the view is in use, and every value kept from it (model, session) is copied
-// out by gjson or hashed.
-func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

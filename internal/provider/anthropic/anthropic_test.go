@@ -31,6 +31,15 @@ func TestParseRequest(t *testing.T) {
 		"NoModel":        `{"max_tokens":5}`,
 		"ModelNotString": `{"model":5}`,
 		"StreamNotBool":  `{"model":"m","stream":"yes"}`,
+		// Two copies of a key: the gateway would bill one and a last-key-wins upstream
+		// serve the other.
+		"DuplicateModel":        `{"model":"claude-haiku-5-5","max_tokens":5,"model":"claude-opus-5-5"}`,
+		"DuplicateEscapedModel": `{"model":"claude-haiku-5-5","mod\u0065l":"claude-opus-5-5"}`,
+		"DuplicateStream":       `{"model":"m","stream":false,"stream":true}`,
+		"DuplicateMaxTokens":    `{"model":"m","max_tokens":1,"max_tokens":100000}`,
+		"LongModel":             `{"model":"` + strings.Repeat("m", provider.MaxModelLen+1) + `"}`,
+		"ControlInModel":        `{"model":"claude\u0000x"}`,
+		"TooDeep":               `{"model":"m","x":` + strings.Repeat("[", provider.MaxJSONDepth) + strings.Repeat("]", provider.MaxJSONDepth) + `}`,
 	} {
 		t.Run("Rejects"+name, func(t *testing.T) {
 			if _, err := p.ParseRequest(provider.OpMessages, http.Header{}, []byte(body)); err == nil {
@@ -38,6 +47,20 @@ func TestParseRequest(t *testing.T) {
 			}
 		})
 	}
+	t.Run("EscapedModelKey", func(t *testing.T) {
+		req, err := p.ParseRequest(provider.OpMessages, http.Header{}, []byte(`{"mod\u0065l":"claude-\u006fpus-5-5"}`))
+		if err != nil || req.Model != "claude-opus-5-5" {
+			t.Fatalf("got %+v, %v", req, err)
+		}
+	})
+	t.Run("LongestModelAndDeepestBody", func(t *testing.T) {
+		depth := provider.MaxJSONDepth - 1 // the body object itself is one level
+		model := strings.Repeat("m", provider.MaxModelLen)
+		body := `{"model":"` + model + `","x":` + strings.Repeat("[", depth) + `"[[["` + strings.Repeat("]", depth) + `}`
+		if req, err := p.ParseRequest(provider.OpMessages, http.Header{}, []byte(body)); err != nil || req.Model != model {
+			t.Fatalf("got %+v, %v", req, err)
+		}
+	})
 	t.Run("CountTokensIgnoresStream", func(t *testing.T) {
 		if _, err := p.ParseRequest(provider.OpCountTokens, http.Header{}, []byte(`{"model":"m","stream":"x"}`)); err != nil {
 			t.Fatal(err)
@@ -154,6 +177,25 @@ func TestUpstreamRequestRewritesOnlyModel(t *testing.T) {
 	}
 	if req.ContentLength != int64(len(want)) {
 		t.Errorf("content length %d, want %d", req.ContentLength, len(want))
+	}
+}
+
+// TestUpstreamRequestRewritesEscapedModelKey: the rewrite replaces the member the parser
+// read, however its key is spelt, and never adds a second "model" member.
+func TestUpstreamRequestRewritesEscapedModelKey(t *testing.T) {
+	p := New()
+	body := []byte(`{"mod\u0065l":"claude-opus-5-5","max_tokens":5}`)
+	req, err := p.NewUpstreamRequest(context.Background(), provider.OpMessages,
+		provider.Target{Account: apiKeyAccount(), Model: "claude-haiku-5-5", Rewrite: true}, http.Header{}, "", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(req.Body)
+	if want := `{"mod\u0065l":"claude-haiku-5-5","max_tokens":5}`; string(got) != want {
+		t.Fatalf("forwarded %s, want %s", got, want)
+	}
+	if back, err := p.ParseRequest(provider.OpMessages, http.Header{}, got); err != nil || back.Model != "claude-haiku-5-5" {
+		t.Fatalf("forwarded body reads as %+v, %v", back, err)
 	}
 }
 

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/tidwall/sjson"
-
 	"github.com/fluxcode/fluxcode/internal/provider"
 	"github.com/fluxcode/fluxcode/internal/store"
 )
@@ -74,11 +72,9 @@ func (*Provider) NewUpstreamRequest(ctx context.Context, op provider.Operation, 
 		method, body = http.MethodGet, nil
 	}
 	if t.Rewrite && body != nil {
-		// Only the model field changes; sjson patches it in place of the old value and
-		// leaves every other byte of the body as the client sent it.
-		patched, err := sjson.SetBytes(body, "model", t.Model)
+		patched, err := rewriteModel(body, t.Model)
 		if err != nil {
-			return nil, fmt.Errorf("anthropic: rewrite model: %w", err)
+			return nil, err
 		}
 		body = patched
 	}
@@ -107,6 +103,27 @@ func (*Provider) NewUpstreamRequest(ctx context.Context, op provider.Operation, 
 	return req, nil
 }
 
+// rewriteModel replaces the value of the one top-level "model" member, found the same way
+// ParseRequest found the model it billed, and leaves every other byte of the body as the
+// client sent it. (A path-based patch could miss a key spelt with escapes and add a second
+// "model" member instead, which the upstream would read as the client's.)
+func rewriteModel(body []byte, model string) ([]byte, error) {
+	var found *provider.Member
+	err := provider.ReadObject(body, func(m provider.Member) error {
+		if m.Key == "model" {
+			found = &m
+		}
+		return nil
+	})
+	if err == nil && found == nil {
+		err = errors.New("no model member")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("anthropic: rewrite model: %w", err)
+	}
+	return provider.ReplaceValue(body, *found, model)
+}
+
 func copyAllowed(dst, src http.Header) {
 	for _, name := range forwardedHeaders {
 		if v, ok := src[name]; ok {
@@ -121,7 +138,7 @@ func copyAllowed(dst, src http.Header) {
 }
 
 // ErrNoCredentials means an account has no usable secret for its type.
-var ErrNoCredentials = errors.New("account has no credentials")
+var ErrNoCredentials = provider.ErrNoCredentials
 
 func setCredentials(h http.Header, acct *store.Account) error {
 	switch acct.Type {
