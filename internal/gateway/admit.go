@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/fluxcode/fluxcode/internal/provider"
@@ -20,12 +21,25 @@ const (
 // active subscription with room in every window for a subscription group. Concurrency is
 // admitted together with the account (schedule.go), in one atomic acquire.
 //
-// The balance read is the node's cached copy (AuthCacheTTL): the ledger may go a little
-// negative when many requests start at once, never the other way round. Charges are never
-// skipped for lack of balance (the older implementation's 7.2 #4).
+// The balance read is the node's cached copy (AuthCacheTTL), less the charges of this
+// node's rows not yet in the ledger (the database is slow or down: the copy is the last
+// known one then, and those charges are not in it). The ledger may go a little negative
+// when many requests start at once, never the other way round. Charges are never skipped
+// for lack of balance (the older implementation's 7.2 #4).
+//
+// A billed request is refused while the node's ledger queue is full (BillQueueMax): served,
+// its row could not be kept.
 func (c *call) admit() bool {
 	a := c.auth
 	now := c.g.now()
+	if c.op == provider.OpMessages && c.g.biller.full() {
+		c.w.Header().Set("X-Should-Retry", "true")
+		c.w.Header().Set("Retry-After", "1")
+		c.fail(provider.KindOverloaded, http.StatusServiceUnavailable,
+			"FluxCode: the gateway cannot record usage right now; retry shortly", RejectDatabase)
+		return false
+	}
+	pending := c.g.biller.pendingFor(a.User.ID)
 	switch a.Group.BillingType {
 	case store.BillingSubscription:
 		s := a.Subscription
@@ -33,13 +47,13 @@ func (c *call) admit() bool {
 			c.reject(RejectSubscription, provider.KindPermission, "FluxCode: no active subscription for this key's group", 0)
 			return false
 		}
-		if name, wait := fullWindow(a.Group, s, now); name != "" {
+		if name, wait := fullWindow(a.Group, s, pending, now); name != "" {
 			c.reject(RejectSubscription, provider.KindRateLimit,
 				fmt.Sprintf("FluxCode: the %s usage limit of your subscription is reached", name), wait)
 			return false
 		}
 	default:
-		if a.User.Balance <= 0 {
+		if a.User.Balance-pending <= 0 {
 			c.reject(RejectBalance, provider.KindBilling, "FluxCode: your balance is used up; top it up to continue", 0)
 			return false
 		}
@@ -47,9 +61,9 @@ func (c *call) admit() bool {
 	return true
 }
 
-// fullWindow returns the name of the first window whose limit is reached, and how long until
-// it restarts; "" when every window has room.
-func fullWindow(g store.Group, s *store.Subscription, now time.Time) (string, time.Duration) {
+// fullWindow returns the name of the first window whose limit is reached, counting pending
+// charges not yet in s, and how long until it restarts; "" when every window has room.
+func fullWindow(g store.Group, s *store.Subscription, pending store.Nanos, now time.Time) (string, time.Duration) {
 	windows := []struct {
 		name  string
 		limit store.Nanos
@@ -69,7 +83,7 @@ func fullWindow(g store.Group, s *store.Subscription, now time.Time) (string, ti
 		if !now.Before(end) {
 			continue // the window restarts with the next charge
 		}
-		if w.used >= w.limit {
+		if w.used+pending >= w.limit {
 			return w.name, end.Sub(now)
 		}
 	}

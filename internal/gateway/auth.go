@@ -67,13 +67,12 @@ func apiKeyOf(xAPIKey, authorization string) string {
 
 // lookupKey returns the key's KeyAuth from the node cache, reading the store on a miss. The
 // cache is short-lived and dropped by key, user and group invalidations; unknown keys are
-// remembered briefly so a client hammering with a bad key does not hammer the database.
+// remembered briefly so a client hammering with a bad key does not hammer the database. A
+// known key whose entry is due for a read is answered from its last known value while the
+// database cannot be read (cache.go).
 func (g *Gateway) lookupKey(ctx context.Context, key string) (*store.KeyAuth, error) {
 	hash := string(g.keys.HashAPIKey(key))
-	return g.auth.get(hash, func() (*store.KeyAuth, error) {
-		// Other requests may wait on this lookup: one client leaving must not fail them.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-		defer cancel()
+	return g.auth.get(ctx, hash, func(ctx context.Context) (*store.KeyAuth, error) {
 		return g.store.KeyAuthByHash(ctx, []byte(hash))
 	})
 }

@@ -134,8 +134,9 @@ func (g *Gateway) lookupPrice(models ...string) (billing.Price, bool) {
 // concurrency 1 a row waits for one short transaction and under load one transaction
 // carries many rows. A row whose answer is complete has a done channel, closed when the row
 // is committed (or refused): the request holds back the end of its answer until then
-// (doc.go, "Billing"). Database errors are retried with backoff; rows queued meanwhile wait
-// in memory (the commit wait is the back-pressure: requests slow to BillCommitWait each).
+// (doc.go, "Billing"). Database errors are retried every billRetryMax at most; rows queued
+// meanwhile wait in memory, at most BillQueueMax of them (admission refuses beyond: full).
+// The charges of the rows not yet written are kept per user, for admission (pending).
 // Close writes what is left.
 type biller struct {
 	st   store.Store
@@ -154,6 +155,10 @@ type biller struct {
 	spareR []store.Usage  // the writer's previous batch, reused
 	spareD []*commit      // its commits
 	users  map[int64]bool // users charged since the last notification
+	// writing counts the rows taken by the writer and not yet through; pending sums, per
+	// user, the charges of the queued and writing rows.
+	writing int
+	pending map[int64]store.Nanos
 	// failing is set while the database refuses writes (two attempts in a row failed):
 	// answers do not wait for it then.
 	failing  atomic.Bool
@@ -171,14 +176,36 @@ func newBiller(st store.Store, ps coord.PubSub, cfg Config, log *slog.Logger, m 
 	ctx, abandon := context.WithCancel(context.Background())
 	return &biller{st: st, ps: ps, cfg: cfg, log: log, m: m, auth: auth,
 		wake: make(chan struct{}, 1), notify: make(chan struct{}), users: make(map[int64]bool),
+		pending:  make(map[int64]store.Nanos),
 		accounts: make(map[int64]time.Time), keys: make(map[int64]time.Time),
 		stopped: make(chan struct{}), ctx: ctx, abandon: abandon}
 }
 
+// billRetryMax is the longest pause between two attempts at a batch: once the database
+// answers again, the rows queued during its outage are written within it.
+const billRetryMax = 100 * time.Millisecond
+
+// depth is how many rows are not yet written (queued, or in the batch being written).
 func (b *biller) depth() float64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return float64(len(b.rows))
+	return float64(len(b.rows) + b.writing)
+}
+
+// full reports whether the queue holds BillQueueMax rows or more: admission refuses then,
+// rather than serve what the node could not keep for the ledger.
+func (b *biller) full() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.rows)+b.writing >= b.cfg.BillQueueMax
+}
+
+// pendingFor is what the user's rows not yet in the ledger charge: admission counts it
+// against the last known balance, which does not include it (doc.go, "Billing").
+func (b *biller) pendingFor(user int64) store.Nanos {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.pending[user]
 }
 
 // add queues a row. With wait, it returns the commit to wait on; without, nil. While the
@@ -206,6 +233,9 @@ func (b *biller) add(row store.Usage, wait bool) *commit {
 		return p
 	}
 	b.rows = append(b.rows, row)
+	if row.Charged != 0 {
+		b.pending[row.UserID] += row.Charged
+	}
 	if wait {
 		b.dones = append(b.dones, p)
 	} else {
@@ -259,6 +289,17 @@ func (b *biller) run() {
 			}
 		}
 		b.mu.Lock()
+		// The rows are in the ledger, and their charges in the cached balances (charged),
+		// or they are refused or given up on: either way no longer pending. (Between the
+		// two, admission counted them twice: on the safe side.)
+		for i := range rows {
+			if c := rows[i].Charged; c != 0 {
+				if b.pending[rows[i].UserID] -= c; b.pending[rows[i].UserID] == 0 {
+					delete(b.pending, rows[i].UserID)
+				}
+			}
+		}
+		b.writing = 0
 		b.spareR, b.spareD = rows[:0], dones[:0]
 		b.mu.Unlock()
 	}
@@ -273,6 +314,7 @@ func (b *biller) take() ([]store.Usage, []*commit, bool) {
 		rows, dones := b.rows, b.dones
 		b.rows, b.dones = b.spareR, b.spareD
 		b.spareR, b.spareD = nil, nil
+		b.writing = len(rows)
 		return rows, dones, b.closed
 	}
 	max := b.cfg.BillBatchSize
@@ -281,6 +323,7 @@ func (b *biller) take() ([]store.Usage, []*commit, bool) {
 	b.spareR, b.spareD = nil, nil
 	b.rows = slices.Delete(b.rows, 0, max)
 	b.dones = slices.Delete(b.dones, 0, max)
+	b.writing = len(rows)
 	return rows, dones, b.closed
 }
 
@@ -310,7 +353,7 @@ func (b *biller) notifier() {
 // down, when set, is called once the database looks down rather than blipping: the first
 // retry failed as well.
 func (b *biller) write(ctx context.Context, rows []store.Usage, down func()) bool {
-	backoff := 50 * time.Millisecond
+	backoff := 25 * time.Millisecond
 	for failures := 0; ; failures++ {
 		// Each attempt is bounded: a database host that stops answering (a partition, or a
 		// port now held by something that is not PostgreSQL) must turn into a failed attempt
@@ -341,7 +384,9 @@ func (b *biller) write(ctx context.Context, rows []store.Usage, down func()) boo
 			return all
 		}
 		b.m.billErrors.Inc()
-		b.log.Warn("writing usage failed; retrying", "rows", len(rows), "err", err)
+		if failures%50 == 0 { // every few seconds while the database is away, not per attempt
+			b.log.Warn("writing usage failed; retrying", "rows", len(rows), "attempts", failures+1, "err", err)
+		}
 		if failures == 1 && down != nil {
 			down()
 		}
@@ -355,7 +400,10 @@ func (b *biller) write(ctx context.Context, rows []store.Usage, down func()) boo
 			return false
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, time.Second) // rows queued meanwhile should see the database back soon
+		// Short and capped: rows queued meanwhile, and admission if the queue filled, should
+		// see the database back within billRetryMax; an attempt at a database that is down
+		// costs one refused connection.
+		backoff = min(backoff*2, billRetryMax)
 	}
 }
 
@@ -384,7 +432,7 @@ func (b *biller) goneDown(batch []*commit) {
 // charged brings this node's cached copies of the charged users up to date at once, so the
 // node's next admission of a user sees what it has just billed: balances are debited in
 // place (a read of the store per batch would cost a statement per request at low load),
-// subscription users are dropped and read again (their windows have rules of their own).
+// subscription users are marked to be read again (their windows have rules of their own).
 // The users are remembered for the next notification of the other nodes. Rows the store
 // already had (a retried batch) changed nothing and are skipped.
 func (b *biller) charged(rows []store.Usage, res []store.RecordResult) {
@@ -408,12 +456,14 @@ func (b *biller) charged(rows []store.Usage, res []store.RecordResult) {
 		debitUsers(b.auth, debits)
 	}
 	if len(subs) > 0 {
-		dropUsers(b.auth, subs)
+		staleUsers(b.auth, subs)
 	}
 }
 
 // notifyCharged makes every node read the charged users' balances and subscription usage
-// afresh, on invalidate.User (this node too: it then sees the other nodes' charges).
+// afresh, on invalidate.Balance (this node too: it then sees the other nodes' charges).
+// The nodes keep the users' keys meanwhile: a charge must not make a key unknown, or a
+// database outage right after it would refuse the key (doc.go, "Billing").
 // Admission reads those copies, so this is what keeps a user's overspend small (doc.go,
 // "Billing"). A publish that fails stops the rest: Redis is likely down, and the other
 // nodes' copies expire within AuthCacheTTL anyway.
@@ -429,7 +479,7 @@ func (b *biller) notifyCharged() {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	for id := range users {
-		if err := invalidate.Publish(ctx, b.ps, invalidate.User, id); err != nil {
+		if err := invalidate.Publish(ctx, b.ps, invalidate.Balance, id); err != nil {
 			b.log.Warn("publishing charged users failed; other nodes see their balances when their cache expires", "err", err)
 			return
 		}

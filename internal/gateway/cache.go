@@ -16,6 +16,13 @@ const invalidationChannel = invalidate.Channel
 // rules) for a short TTL. Concurrent misses of one key share one load. Invalidation drops
 // entries and bumps a generation, so a load that started before an invalidation does not
 // store what it read. With negTTL > 0, store.ErrNotFound is remembered too.
+//
+// An entry past its TTL, or marked stale (a charge changed the balance it holds), is kept as
+// the last known value: when reading it again fails for any reason but ErrNotFound (the
+// database restarting, unreachable or slow), get answers the last known value and tries the
+// store again fallbackRetry later, so requests of known keys keep being served through a
+// database outage (doc.go, "Billing") and see the database again within fallbackRetry of
+// its return. A dropped entry is gone: invalidations that can take rights away drop.
 type cache[K comparable, V any] struct {
 	ttl, negTTL time.Duration
 	now         func() time.Time
@@ -38,14 +45,32 @@ type flight[V any] struct {
 	err  error
 }
 
+const (
+	// loadTimeout bounds a read of the store that nothing can stand in for.
+	loadTimeout = storeTimeout
+	// fallbackLoadTimeout bounds a read that a last known value can stand in for: a database
+	// that does not answer within it is treated as down for this request.
+	fallbackLoadTimeout = time.Second
+	// fallbackRetry is how long a last known value is answered after a failed read before
+	// the store is tried again: what bounds a node's recovery after a database outage, and
+	// its attempts while the database is away (one per entry per interval, not one per
+	// request).
+	fallbackRetry = 50 * time.Millisecond
+)
+
 func newCache[K comparable, V any](ttl, negTTL time.Duration, now func() time.Time) *cache[K, V] {
 	return &cache[K, V]{ttl: ttl, negTTL: negTTL, now: now,
 		entries: make(map[K]cacheEntry[V]), flights: make(map[K]*flight[V])}
 }
 
-func (c *cache[K, V]) get(k K, load func() (V, error)) (V, error) {
+// get returns k's value, loading it with load on a miss. ctx's values reach load, its end
+// does not: other requests may wait on the same load, and one client leaving must not fail
+// them. The load is bounded by loadTimeout, or fallbackLoadTimeout when a last known value
+// can answer instead.
+func (c *cache[K, V]) get(ctx context.Context, k K, load func(context.Context) (V, error)) (V, error) {
 	c.mu.Lock()
-	if e, ok := c.entries[k]; ok && c.now().Before(e.expires) {
+	e, known := c.entries[k]
+	if known && c.now().Before(e.expires) {
 		c.mu.Unlock()
 		if e.missing {
 			var zero V
@@ -58,23 +83,42 @@ func (c *cache[K, V]) get(k K, load func() (V, error)) (V, error) {
 		<-f.done
 		return f.v, f.err
 	}
+	fallback := known && !e.missing
 	f := &flight[V]{done: make(chan struct{})}
 	c.flights[k] = f
 	gen := c.gen
 	c.mu.Unlock()
 
-	f.v, f.err = load()
+	timeout := loadTimeout
+	if fallback {
+		timeout = fallbackLoadTimeout
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	f.v, f.err = load(lctx)
+	cancel()
 
 	c.mu.Lock()
 	if c.flights[k] == f {
 		delete(c.flights, k)
 	}
-	if gen == c.gen {
-		switch {
-		case f.err == nil:
+	switch {
+	case f.err == nil:
+		if gen == c.gen {
 			c.entries[k] = cacheEntry[V]{v: f.v, expires: c.now().Add(c.ttl)}
-		case c.negTTL > 0 && errors.Is(f.err, store.ErrNotFound):
+		}
+	case errors.Is(f.err, store.ErrNotFound):
+		if gen == c.gen && c.negTTL > 0 {
 			c.entries[k] = cacheEntry[V]{missing: true, expires: c.now().Add(c.negTTL)}
+		}
+	case fallback:
+		// The entry as it is now: a debit may have changed it meanwhile, and a drop (a right
+		// taken away) removed it, which leaves nothing to answer with.
+		if cur, ok := c.entries[k]; ok && !cur.missing {
+			f.v, f.err = cur.v, nil
+			if gen == c.gen { // else a change came meanwhile: read again at once
+				cur.expires = c.now().Add(fallbackRetry)
+				c.entries[k] = cur
+			}
 		}
 	}
 	c.mu.Unlock()
@@ -115,6 +159,22 @@ func (c *cache[K, V]) replace(with func(k K, v V) (V, bool)) {
 	}
 }
 
+// stale marks the entries match selects as due for a read (their value changed in the
+// store) while keeping them as the last known value (see cache). Like drop, it stops loads
+// in flight from storing what they read.
+func (c *cache[K, V]) stale(match func(k K, v V) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.flights)
+	for k, e := range c.entries {
+		if !e.missing && match(k, e.v) {
+			e.expires = time.Time{}
+			c.entries[k] = e
+		}
+	}
+}
+
 type (
 	authCache    = cache[string, *store.KeyAuth]
 	accountCache = cache[int64, []store.Account]
@@ -124,7 +184,7 @@ type (
 
 // debitUsers applies this node's committed charges to its cached copies of the users'
 // balances (copies: requests running hold the old ones), so that admission here sees them
-// without reading the store; other nodes' charges arrive by invalidate.User.
+// without reading the store; other nodes' charges arrive by invalidate.Balance.
 func debitUsers(ac *authCache, debits map[int64]store.Nanos) {
 	ac.replace(func(_ string, a *store.KeyAuth) (*store.KeyAuth, bool) {
 		d, ok := debits[a.User.ID]
@@ -137,35 +197,30 @@ func debitUsers(ac *authCache, debits map[int64]store.Nanos) {
 	})
 }
 
-// dropUsers removes the cached keys of the given users (their balance changed).
-func dropUsers(ac *authCache, users map[int64]bool) {
-	ac.drop(func(_ string, a *store.KeyAuth, missing bool) bool { return !missing && users[a.User.ID] })
+// staleUsers marks the cached keys of the given users for a fresh read (their balance or
+// subscription usage changed), keeping them as the last known value.
+func staleUsers(ac *authCache, users map[int64]bool) {
+	ac.stale(func(_ string, a *store.KeyAuth) bool { return users[a.User.ID] })
 }
 
 // groupAccounts returns the group's accounts, from the node cache. The slice is shared:
 // callers must not modify it.
 func (g *Gateway) groupAccounts(ctx context.Context, groupID int64) ([]store.Account, error) {
-	return g.accounts.get(groupID, func() ([]store.Account, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-		defer cancel()
+	return g.accounts.get(ctx, groupID, func(ctx context.Context) ([]store.Account, error) {
 		return g.store.AccountsByGroup(ctx, groupID)
 	})
 }
 
 // errorRules returns the admins' error rules, from the node cache.
 func (g *Gateway) errorRules(ctx context.Context) ([]store.ErrorRule, error) {
-	return g.rules.get(struct{}{}, func() ([]store.ErrorRule, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-		defer cancel()
+	return g.rules.get(ctx, struct{}{}, func(ctx context.Context) ([]store.ErrorRule, error) {
 		return g.store.ListErrorRules(ctx)
 	})
 }
 
 // proxy returns an account's proxy, from the node cache.
 func (g *Gateway) proxy(ctx context.Context, id int64) (*store.Proxy, error) {
-	return g.proxies.get(id, func() (*store.Proxy, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-		defer cancel()
+	return g.proxies.get(ctx, id, func(ctx context.Context) (*store.Proxy, error) {
 		return g.store.GetProxy(ctx, id)
 	})
 }
@@ -181,6 +236,10 @@ func (g *Gateway) listen(events <-chan string) {
 			g.auth.drop(func(_ string, a *store.KeyAuth, missing bool) bool { return missing || a.Key.ID == m.ID })
 		case invalidate.User:
 			g.auth.drop(func(_ string, a *store.KeyAuth, missing bool) bool { return !missing && a.User.ID == m.ID })
+		case invalidate.Balance:
+			// Charges only lower a balance (or fill a window): the key stays known, so that a
+			// database outage does not make it unknown (doc.go, "Billing").
+			g.auth.stale(func(_ string, a *store.KeyAuth) bool { return a.User.ID == m.ID })
 		case invalidate.Group:
 			g.auth.drop(func(_ string, a *store.KeyAuth, missing bool) bool { return !missing && a.Group.ID == m.ID })
 			g.accounts.drop(func(id int64, _ []store.Account, _ bool) bool { return id == m.ID })

@@ -58,6 +58,11 @@ type Config struct {
 	BillNotifyInterval time.Duration
 	// BillBatchSize is the most rows written in one transaction. Default 500.
 	BillBatchSize int
+	// BillQueueMax bounds the ledger rows a node holds unwritten (the database is down or
+	// slow): with that many, billed requests are refused (503, X-Fluxcode-Reject: database)
+	// until the writer catches up, rather than served without a row the node can keep.
+	// Requests already running still add theirs. Default 10,000.
+	BillQueueMax int
 	// AuthCacheTTL is how long a node trusts a cached key lookup; invalidations drop entries
 	// sooner. Default 10s. Unknown keys are remembered for NegativeCacheTTL (default 2s).
 	AuthCacheTTL     time.Duration
@@ -86,6 +91,7 @@ func Default() Config {
 		BillGroupDelay:     500 * time.Microsecond,
 		BillNotifyInterval: 200 * time.Millisecond,
 		BillBatchSize:      500,
+		BillQueueMax:       10_000,
 		AuthCacheTTL:       10 * time.Second,
 		NegativeCacheTTL:   2 * time.Second,
 		AccountCacheTTL:    10 * time.Second,
@@ -124,6 +130,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BillBatchSize <= 0 {
 		c.BillBatchSize = d.BillBatchSize
+	}
+	if c.BillQueueMax <= 0 {
+		c.BillQueueMax = d.BillQueueMax
 	}
 	return c
 }

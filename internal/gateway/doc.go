@@ -31,7 +31,8 @@
 //	coordination       503     overloaded_error  the coordinator (Redis) cannot be reached: no
 //	                                             limit can be checked, so nothing is admitted
 //	database           503     overloaded_error  the database cannot be reached to check a key
-//	                                             that is not in the node's cache
+//	                                             that is not in the node's cache, or the node's
+//	                                             ledger queue is full (BillQueueMax)
 //
 // Refusals a retry can cure (concurrency, queue_full, coordination, database) carry x-should-retry:
 // true, the others x-should-retry: false; the Anthropic SDKs honour the header. A node
@@ -144,30 +145,50 @@
 //
 // The wait is bounded. A database that does not answer (a lock, a hung connection) is
 // waited for at most BillCommitWait (default 5 s). A database that refuses (PostgreSQL
-// restarting: the write and its first retry, 50 ms later, both fail) is not waited for at
+// restarting: the write and its first retry, 25 ms later, both fail) is not waited for at
 // all: the waiting answers are let go at once, and later ones do not wait until a write
 // succeeds again, so an outage costs clients no latency. Either way the answer completes
-// and its row stays queued, retried with backoff (at most 1 s apart) until the database
+// and its row stays queued, retried at most 100 ms apart (billRetryMax) until the database
 // takes it, and written by Close at graceful shutdown (each row Close gives up on is
-// logged). Only a node killed before the database is back loses such rows;
-// fluxcode_gateway_billing_uncommitted_answers_total counts the answers that completed
-// before their commit. Rows wait in memory; their number is bounded by what the node can
-// serve while the database is away (admission needs the database once the cached key
-// lookups expire).
+// logged). fluxcode_gateway_billing_uncommitted_answers_total counts the answers that
+// completed before their commit; fluxcode_gateway_billing_queue_depth is the number of rows
+// not yet written.
+//
+// During a database outage, then, a client sees complete answers as usual; what changes is
+// that their rows are in the node's memory only. The loss window: a node killed (SIGKILL, a
+// crash, a lost host) before the database is back loses the rows it holds, and those
+// answers are never billed; a graceful stop writes them if the database returns within the
+// time Close is given (the node's flush bound, 30 s). The queue is bounded: with BillQueueMax rows (default 10,000) unwritten,
+// billed requests are refused (503, X-Fluxcode-Reject: database, x-should-retry: true)
+// until the writer catches up, rather than served without a row the node can keep; requests
+// already running still add theirs.
 //
 // The balance (and a subscription's usage) in the database is the only truth: the store
 // debits it in the transaction that writes the ledger rows, and charges are never skipped
 // for lack of balance. Admission reads the node's cached copy of it (with the key lookup,
-// AuthCacheTTL). The writing node applies its committed charges to its own copies at once
-// (balances debited in place, subscription users read again), and every BillNotifyInterval
-// (default 200 ms) publishes invalidate.User for the users it charged, so every node reads
-// them afresh. What bounds a user's overspend, then, is what can start before a spent
-// balance is seen everywhere: the requests already running (at most the user's concurrency
-// limit, cluster-wide), plus those started on other nodes before the notification
-// (BillNotifyInterval plus milliseconds of travel). A node that misses the message (pub/sub
-// is at most once; a reconnection drops every cache) sees the balance within AuthCacheTTL
-// (default 10 s). The balance goes negative by at most the cost of those requests, and the
-// next admission refuses. Publishing costs one Redis call per charged user per interval.
+// AuthCacheTTL), less this node's charges still queued (the rows not yet written, which the
+// copy cannot include). The writing node applies its committed charges to its own copies at
+// once (balances debited in place, subscription users marked to be read again), and every
+// BillNotifyInterval (default 200 ms) publishes invalidate.Balance for the users it
+// charged, so every node reads them afresh when it next needs them. What bounds a user's
+// overspend, then, is what can start before a spent balance is seen everywhere: the
+// requests already running (at most the user's concurrency limit, cluster-wide), plus those
+// started on other nodes before the notification (BillNotifyInterval plus milliseconds of
+// travel), plus, during a database outage, what other nodes charge meanwhile (each node
+// counts only its own queue). A node that misses the message (pub/sub is at most once; a
+// reconnection drops every cache) sees the balance within AuthCacheTTL (default 10 s). The
+// balance goes negative by at most the cost of those requests, and the next admission
+// refuses. Publishing costs one Redis call per charged user per interval.
+//
+// A charge does not make a node forget a key: invalidate.Balance marks the user's cached
+// keys to be read again, and a key the node has cached stays its last known value for as
+// long as the database cannot be read (cache.go). So through a database outage (a restart,
+// a failover) the keys a node has seen keep being served, on their last known balance less
+// the node's queued charges, and so do the group's accounts it has cached; keys it has not
+// seen get the database 503. Invalidations that can take rights away (a key, user or group
+// changed by an admin) still drop the entries. A failed read is tried again 50 ms later
+// (fallbackRetry), so a node sees the database again within 50 ms of its return, and
+// writes the queued rows within 100 ms.
 //
 // # Models
 //

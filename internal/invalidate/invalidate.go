@@ -19,8 +19,12 @@ const Channel = "fluxcode:invalidate"
 type Kind string
 
 const (
-	Key        Kind = "key"     // an API key (id = key id)
-	User       Kind = "user"    // a user: status, balance, concurrency (id = user id)
+	Key  Kind = "key"  // an API key (id = key id)
+	User Kind = "user" // a user: status, balance, concurrency (id = user id)
+	// Balance says charges changed a user's balance or subscription usage (id = user id):
+	// nodes read it again when next needed and keep what they knew meanwhile, where User
+	// makes them forget the user's keys.
+	Balance    Kind = "balance"
 	Group      Kind = "group"   // a group (id = group id)
 	Account    Kind = "account" // an upstream account, its groups or health marks (id = account id)
 	Settings   Kind = "settings"
