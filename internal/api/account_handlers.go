@@ -78,6 +78,9 @@ func (a *api) applyAccount(ctx context.Context, acc *store.Account, req *account
 	} else if typeChanged {
 		return invalid("credentials", "credentials are required when the type changes")
 	}
+	// Where the credentials are sent: a change of either needs the credentials given again,
+	// or whoever may edit accounts could send the stored key to a host of their choosing.
+	oldURL, oldProxy := acc.BaseURL, acc.ProxyID
 	if req.BaseURL != nil {
 		if err := checkBaseURL(*req.BaseURL); err != nil {
 			return err
@@ -93,6 +96,9 @@ func (a *api) applyAccount(ctx context.Context, acc *store.Account, req *account
 			id := req.ProxyID.V
 			acc.ProxyID = &id
 		}
+	}
+	if acc.ID != 0 && req.Credentials == nil && (acc.BaseURL != oldURL || !equalID(acc.ProxyID, oldProxy)) {
+		return invalid("credentials", "credentials are required when base_url or proxy_id changes")
 	}
 	if req.Priority != nil {
 		if *req.Priority < 0 || *req.Priority > maxPriority {
@@ -126,6 +132,10 @@ func (a *api) applyAccount(ctx context.Context, acc *store.Account, req *account
 		acc.GroupIDs = uniqueIDs(*req.GroupIDs)
 	}
 	return a.checkAccountGroups(ctx, acc)
+}
+
+func equalID(a, b *int64) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
 func checkCredentials(accType string, in *credentialsIn) (store.Credentials, error) {

@@ -82,19 +82,19 @@ func TestAccountsAndProxies(t *testing.T) {
 	path := fmt.Sprintf("/api/v1/admin/accounts/%d", acc.ID)
 	t.Run("UpdateKeepsCredentialsUnlessGiven", func(t *testing.T) {
 		var u accountBody
-		e.do("PATCH", path, e.adminToken, map[string]any{"priority": 1, "schedulable": false, "proxy_id": nil,
-			"model_mapping": nil}).ok(t, 200, &u)
-		if u.Priority != 1 || u.Schedulable || u.ProxyID != nil || len(u.ModelMapping) != 0 || !u.HasCredentials {
+		e.do("PATCH", path, e.adminToken, map[string]any{"priority": 1, "schedulable": false, "proxy_id": p.ID,
+			"base_url": "http://127.0.0.1:9/", "model_mapping": nil}).ok(t, 200, &u)
+		if u.Priority != 1 || u.Schedulable || u.ProxyID == nil || len(u.ModelMapping) != 0 || !u.HasCredentials {
 			t.Errorf("updated = %+v", u)
 		}
 		e.wantMessage(fmt.Sprintf("account:%d", acc.ID))
 		if s, _ := e.st.GetAccount(ctx, acc.ID); s.Credentials.APIKey != upstreamKey {
 			t.Error("an update without credentials changed them")
 		}
-		e.do("PATCH", path, e.adminToken, map[string]any{"type": "oauth", "credentials": map[string]any{
+		e.do("PATCH", path, e.adminToken, map[string]any{"type": "oauth", "proxy_id": nil, "credentials": map[string]any{
 			"access_token": upstreamAccess, "refresh_token": upstreamRefresh, "expires_at": "2030-01-01T00:00:00Z"}}).ok(t, 200, &u)
-		if strings.Join(u.CredentialFields, ",") != "access_token,refresh_token" || u.Type != "oauth" {
-			t.Errorf("credential fields = %v, type %s", u.CredentialFields, u.Type)
+		if strings.Join(u.CredentialFields, ",") != "access_token,refresh_token" || u.Type != "oauth" || u.ProxyID != nil {
+			t.Errorf("credential fields = %v, type %s, proxy %v", u.CredentialFields, u.Type, u.ProxyID)
 		}
 		if s, _ := e.st.GetAccount(ctx, acc.ID); s.Credentials.RefreshToken != upstreamRefresh || s.Credentials.APIKey != "" {
 			t.Error("given credentials did not replace the old ones")
@@ -166,7 +166,8 @@ func TestAccountsAndProxies(t *testing.T) {
 	})
 
 	t.Run("ProxyChangesReachAccounts", func(t *testing.T) {
-		e.do("PATCH", path, e.adminToken, map[string]any{"proxy_id": p.ID}).ok(t, 200, nil)
+		creds := map[string]any{"access_token": upstreamAccess}
+		e.do("PATCH", path, e.adminToken, map[string]any{"proxy_id": p.ID, "credentials": creds}).ok(t, 200, nil)
 		var up proxyBody
 		e.do("PATCH", fmt.Sprintf("/api/v1/admin/proxies/%d", p.ID), e.adminToken, map[string]any{"port": 1081}).ok(t, 200, &up)
 		if up.Port != 1081 || !up.HasPassword {
@@ -177,8 +178,13 @@ func TestAccountsAndProxies(t *testing.T) {
 		if up.HasPassword {
 			t.Error("a null password did not clear it")
 		}
+		// Still in use: refused, naming how many accounts use it.
+		r := e.do("DELETE", fmt.Sprintf("/api/v1/admin/proxies/%d", p.ID), e.adminToken, nil)
+		if b := r.wantError(t, 409, "conflict", ""); !strings.Contains(b.Error.Message, "used by 1 account") {
+			t.Errorf("message = %q, want the count of accounts", b.Error.Message)
+		}
+		e.do("PATCH", path, e.adminToken, map[string]any{"proxy_id": nil, "credentials": creds}).ok(t, 200, nil)
 		e.do("DELETE", fmt.Sprintf("/api/v1/admin/proxies/%d", p.ID), e.adminToken, nil).ok(t, 204, nil)
-		e.wantMessage(fmt.Sprintf("account:%d", acc.ID))
 		var a accountBody
 		e.do("GET", path, e.adminToken, nil).ok(t, 200, &a)
 		if a.ProxyID != nil {

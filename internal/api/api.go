@@ -35,10 +35,16 @@ type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
-	// LoginMaxFailures failed logins per email and client IP within LoginWindow lock further
-	// attempts until the window ends. Zero values mean 10 and 15 minutes.
-	LoginMaxFailures int
-	LoginWindow      time.Duration
+	// LoginMaxFailures failed logins per email, and LoginMaxPerAddress per client address
+	// (an IPv6 /64), within LoginWindow lock further attempts until the window ends. Zero
+	// values mean 10, 50 and 15 minutes.
+	LoginMaxFailures   int
+	LoginMaxPerAddress int
+	LoginWindow        time.Duration
+
+	// Passwords bounds this node's concurrent password hashing; nil means
+	// secret.NewPasswordGate's defaults.
+	Passwords *secret.PasswordGate
 }
 
 // api holds the handlers' dependencies.
@@ -51,8 +57,11 @@ type api struct {
 	regOn  func() bool
 	now    func() time.Time
 
-	loginMax    int64
-	loginWindow time.Duration
+	passwords *secret.PasswordGate
+
+	loginMax     int64 // per email
+	loginMaxAddr int64 // per client address
+	loginWindow  time.Duration
 	// dummyHash is checked for unknown emails so a login takes as long whether or not the
 	// email exists.
 	dummyHash string
@@ -63,8 +72,11 @@ func New(o Options) http.Handler {
 	a := &api{
 		store: o.Store, keys: o.Keys, tokens: o.Tokens, coord: o.Coord,
 		log: o.Logger, regOn: o.Registration, now: o.Now,
-		loginMax: int64(o.LoginMaxFailures), loginWindow: o.LoginWindow,
-		dummyHash: secret.HashPassword(secret.RandomToken(16)),
+		loginMax: int64(o.LoginMaxFailures), loginMaxAddr: int64(o.LoginMaxPerAddress), loginWindow: o.LoginWindow,
+		dummyHash: secret.HashPassword(secret.RandomToken(16)), passwords: o.Passwords,
+	}
+	if a.passwords == nil {
+		a.passwords = secret.NewPasswordGate(secret.GateOptions{})
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -82,6 +94,9 @@ func New(o Options) http.Handler {
 	if a.loginMax <= 0 {
 		a.loginMax = 10
 	}
+	if a.loginMaxAddr <= 0 {
+		a.loginMaxAddr = 50
+	}
 	if a.loginWindow <= 0 {
 		a.loginWindow = 15 * time.Minute
 	}
@@ -98,6 +113,7 @@ func (a *api) routes() http.Handler {
 	// Public.
 	handle("POST /api/v1/auth/register", a.register)
 	handle("POST /api/v1/auth/login", a.login)
+	handle("POST /api/v1/auth/logout", user(a.logout))
 
 	// The signed-in user.
 	handle("GET /api/v1/me", user(a.getMe))

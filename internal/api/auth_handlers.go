@@ -1,14 +1,10 @@
 package api
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"time"
 
-	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/store"
 )
 
@@ -50,7 +46,7 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	u, err := newUser(req.Email, req.Password)
+	u, err := a.newUser(ctx, req.Email, req.Password)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -79,8 +75,10 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) {
 	a.writeToken(w, r, http.StatusCreated, u)
 }
 
-// login checks an email and password and returns a token. Failures are counted per email and
-// client IP in the shared counters, so the throttle holds across nodes.
+// login checks an email and password and returns a token. The attempt is counted against
+// the email and the client address before the password is verified (see reserveLogin), so the
+// throttle holds for parallel requests and across nodes. A wrong password, an unknown email
+// and a disabled user get the same answer.
 func (a *api) login(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var req credentialsReq
@@ -97,19 +95,14 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, invalid("password", "password is required"))
 		return
 	}
-	throttle := a.loginThrottleKey(email, clientIP(r))
-	fails, err := a.coord.Get(ctx, throttle)
+	attempt, err := a.reserveLogin(ctx, email, clientIP(r))
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	if fails >= a.loginMax {
-		a.writeError(w, r, &apiError{kind: kindRateLimited, retryAfter: a.loginWindow,
-			message: "too many failed logins; try again later"})
-		return
-	}
 	u, err := a.store.GetUserByEmail(ctx, email)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		a.releaseLogin(ctx, attempt)
 		a.writeError(w, r, err)
 		return
 	}
@@ -117,35 +110,16 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 	if u != nil {
 		hash = u.PasswordHash
 	}
-	if !secret.CheckPassword(hash, req.Password) || u == nil {
-		if _, err := a.coord.Incr(ctx, throttle, 1, a.loginWindow); err != nil {
-			a.writeError(w, r, err)
-			return
-		}
+	ok, err := a.verifyPassword(ctx, hash, req.Password)
+	if err != nil {
+		a.releaseLogin(ctx, attempt)
+		a.writeError(w, r, err)
+		return
+	}
+	if !ok || u == nil || u.Status != store.StatusActive {
 		a.writeError(w, r, newError(kindUnauthenticated, "wrong email or password"))
 		return
 	}
-	if u.Status != store.StatusActive {
-		a.writeError(w, r, newError(kindForbidden, "the account is disabled"))
-		return
-	}
-	if fails > 0 {
-		a.resetThrottle(ctx, throttle, fails)
-	}
+	a.loginSucceeded(ctx, attempt)
 	a.writeToken(w, r, http.StatusOK, u)
-}
-
-// loginThrottleKey names the failure counter of one email from one address. Hashed, so the
-// coordination backend holds no email addresses.
-func (a *api) loginThrottleKey(email, ip string) string {
-	sum := sha256.Sum256([]byte(email + "\x00" + ip))
-	return "login:fail:" + hex.EncodeToString(sum[:16])
-}
-
-// resetThrottle takes back the failures counted before a successful login. Best effort: the
-// window expires anyway.
-func (a *api) resetThrottle(ctx context.Context, key string, fails int64) {
-	if _, err := a.coord.Incr(ctx, key, -fails, a.loginWindow); err != nil {
-		a.log.WarnContext(ctx, "reset login throttle", "error", err.Error())
-	}
 }

@@ -95,10 +95,19 @@ func TestLogin(t *testing.T) {
 		id, token := e.newUser("d@example.com")
 		e.do("PATCH", fmt.Sprintf("/api/v1/admin/users/%d", id), e.adminToken, map[string]any{"status": "disabled"}).ok(t, 200, nil)
 		e.wantMessage(fmt.Sprintf("user:%d", id))
-		e.do("POST", "/api/v1/auth/login", "", map[string]string{"email": "d@example.com", "password": "user-password-1"}).
-			wantError(t, 403, "forbidden", "")
-		// A token issued before the user was disabled is refused too.
-		e.do("GET", "/api/v1/me", token, nil).wantError(t, 403, "forbidden", "")
+		// The same answer as a wrong password: the status of an account is not disclosed.
+		right := e.do("POST", "/api/v1/auth/login", "", map[string]string{"email": "d@example.com", "password": "user-password-1"})
+		wrong := e.do("POST", "/api/v1/auth/login", "", map[string]string{"email": "d@example.com", "password": "wrong-password"})
+		right.wantError(t, 401, "unauthenticated", "")
+		if rb, wb := right.wantError(t, 401, "unauthenticated", ""), wrong.wantError(t, 401, "unauthenticated", ""); rb.Error != wb.Error {
+			t.Errorf("disabled user with the right password: %+v; wrong password: %+v", rb.Error, wb.Error)
+		}
+		// A token issued before the user was disabled is refused too, and stays refused once
+		// the user is enabled again.
+		e.do("GET", "/api/v1/me", token, nil).wantError(t, 401, "unauthenticated", "")
+		e.do("PATCH", fmt.Sprintf("/api/v1/admin/users/%d", id), e.adminToken, map[string]any{"status": "active"}).ok(t, 200, nil)
+		e.do("GET", "/api/v1/me", token, nil).wantError(t, 401, "unauthenticated", "")
+		e.login("d@example.com", "user-password-1")
 	})
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -25,7 +26,7 @@ type createKeyReq struct {
 // createKey makes a key for the signed-in user. The answer is the only time the full key is
 // shown: only its keyed hash is stored.
 func (a *api) createKey(w http.ResponseWriter, r *http.Request) {
-	a.issueKey(w, r, currentUser(r.Context()), "you")
+	a.issueKey(w, r, currentUser(r.Context()), "you", false)
 }
 
 // createUserKey lets an admin make a key for any user, bound to a group that user may use
@@ -37,12 +38,13 @@ func (a *api) createUserKey(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	a.issueKey(w, r, owner, "this user")
+	a.issueKey(w, r, owner, "this user", true)
 }
 
 // issueKey validates a createKeyReq and stores a new key owned by owner; whom names the owner
-// in the error about an unusable group.
-func (a *api) issueKey(w http.ResponseWriter, r *http.Request, owner *store.User, whom string) {
+// in the error about an unusable group. A key an admin makes carries its concurrency and
+// expiry as admin limits, which the owner cannot loosen.
+func (a *api) issueKey(w http.ResponseWriter, r *http.Request, owner *store.User, whom string, byAdmin bool) {
 	ctx := r.Context()
 	var req createKeyReq
 	if err := decodeJSON(w, r, &req); err != nil {
@@ -77,6 +79,9 @@ func (a *api) issueKey(w http.ResponseWriter, r *http.Request, owner *store.User
 	full := secret.NewAPIKey()
 	k := &store.APIKey{UserID: owner.ID, GroupID: req.GroupID, Name: name, Hash: a.keys.HashAPIKey(full),
 		Prefix: full[:keyPrefixLen], Status: store.StatusActive, Concurrency: req.Concurrency, ExpiresAt: expires}
+	if byAdmin {
+		k.AdminConcurrency, k.AdminExpiresAt = req.Concurrency, expires
+	}
 	if err := a.store.CreateAPIKey(ctx, k); err != nil {
 		a.writeError(w, r, err)
 		return
@@ -153,7 +158,7 @@ func (a *api) updateMyKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	checkGroup := func(id int64) error { return a.checkUsableGroup(ctx, currentUser(ctx), id, "you") }
-	if err := a.applyKeyUpdate(k, &req, checkGroup); err != nil {
+	if err := a.applyKeyUpdate(k, &req, false, checkGroup); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -161,7 +166,9 @@ func (a *api) updateMyKey(w http.ResponseWriter, r *http.Request) {
 }
 
 // applyKeyUpdate validates req and writes its fields into k; checkGroup vets a new group.
-func (a *api) applyKeyUpdate(k *store.APIKey, req *updateKeyReq, checkGroup func(int64) error) error {
+// An admin's status, concurrency and expiry are recorded as the key's admin limits too; an
+// owner's must stay within those limits, so an owner cannot undo what an admin imposed.
+func (a *api) applyKeyUpdate(k *store.APIKey, req *updateKeyReq, byAdmin bool, checkGroup func(int64) error) error {
 	if req.Name != nil {
 		name, err := checkText("name", *req.Name, true, maxNameLen)
 		if err != nil {
@@ -173,23 +180,45 @@ func (a *api) applyKeyUpdate(k *store.APIKey, req *updateKeyReq, checkGroup func
 		if err := checkEnum("status", *req.Status, store.StatusActive, store.StatusDisabled); err != nil {
 			return err
 		}
+		switch {
+		case byAdmin:
+			k.AdminDisabled = *req.Status == store.StatusDisabled
+		case k.AdminDisabled && *req.Status == store.StatusActive:
+			return &apiError{kind: kindForbidden, field: "status", message: "an administrator disabled this key"}
+		}
 		k.Status = *req.Status
 	}
 	if req.Concurrency != nil {
 		if err := checkConcurrency("concurrency", *req.Concurrency); err != nil {
 			return err
 		}
-		k.Concurrency = *req.Concurrency
+		c := *req.Concurrency
+		switch {
+		case byAdmin:
+			k.AdminConcurrency = c
+		case k.AdminConcurrency > 0 && (c == 0 || c > k.AdminConcurrency):
+			return &apiError{kind: kindForbidden, field: "concurrency",
+				message: fmt.Sprintf("an administrator limited this key to concurrency %d", k.AdminConcurrency)}
+		}
+		k.Concurrency = c
 	}
 	if req.ExpiresAt.Set {
-		k.ExpiresAt = nil
+		var exp *time.Time
 		if req.ExpiresAt.V != nil {
 			t := time.Time(*req.ExpiresAt.V)
 			if !t.After(a.now()) {
 				return invalid("expires_at", "expires_at must be in the future (or null for never)")
 			}
-			k.ExpiresAt = &t
+			exp = &t
 		}
+		switch {
+		case byAdmin:
+			k.AdminExpiresAt = exp
+		case k.AdminExpiresAt != nil && (exp == nil || exp.After(*k.AdminExpiresAt)):
+			return &apiError{kind: kindForbidden, field: "expires_at", message: fmt.Sprintf(
+				"an administrator set this key to expire at %s; it can only be earlier", k.AdminExpiresAt.Format(time.RFC3339))}
+		}
+		k.ExpiresAt = exp
 	}
 	if req.GroupID != nil && *req.GroupID != k.GroupID {
 		if err := checkGroup(*req.GroupID); err != nil {
@@ -270,7 +299,7 @@ func (a *api) updateKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	checkGroup := func(id int64) error { _, err := a.groupField(ctx, "group_id", id); return err }
-	if err := a.applyKeyUpdate(k, &req, checkGroup); err != nil {
+	if err := a.applyKeyUpdate(k, &req, true, checkGroup); err != nil {
 		a.writeError(w, r, err)
 		return
 	}

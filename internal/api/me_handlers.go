@@ -6,7 +6,6 @@ import (
 	"net/http"
 
 	"github.com/fluxcode/fluxcode/internal/invalidate"
-	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/store"
 )
 
@@ -38,7 +37,12 @@ func (a *api) updateMe(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	if !secret.CheckPassword(u.PasswordHash, req.Password) {
+	ok, err := a.verifyPassword(ctx, u.PasswordHash, req.Password)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if !ok {
 		a.writeError(w, r, invalid("password", "the current password is required to change the email"))
 		return
 	}
@@ -54,6 +58,9 @@ func (a *api) updateMe(w http.ResponseWriter, r *http.Request) {
 type changePasswordReq struct {
 	OldPassword string `json:"old_password"`
 	NewPassword string `json:"new_password"`
+	// RevokeAPIKeys deletes every API key of the user too, for when they may have leaked
+	// with the password.
+	RevokeAPIKeys bool `json:"revoke_api_keys"`
 }
 
 // changePassword replaces the password and bumps the token version, which revokes every
@@ -70,21 +77,58 @@ func (a *api) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	if !secret.CheckPassword(u.PasswordHash, req.OldPassword) {
-		a.writeError(w, r, invalid("old_password", "the current password is wrong"))
-		return
-	}
-	if err := a.store.SetPassword(ctx, u.ID, secret.HashPassword(req.NewPassword)); err != nil {
+	ok, err := a.verifyPassword(ctx, u.PasswordHash, req.OldPassword)
+	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	a.publish(ctx, invalidate.User, u.ID)
+	if !ok {
+		a.writeError(w, r, invalid("old_password", "the current password is wrong"))
+		return
+	}
+	if err := a.setPassword(ctx, u.ID, req.NewPassword, req.RevokeAPIKeys); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	fresh, err := a.store.GetUser(ctx, u.ID)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
 	a.writeToken(w, r, http.StatusOK, fresh)
+}
+
+// setPassword stores a new password (revoking the user's tokens) and, when revokeKeys is
+// set, deletes every API key of the user. The keys go first: should that fail, nothing about
+// the password has changed and the request can simply be repeated.
+func (a *api) setPassword(ctx context.Context, userID int64, pw string, revokeKeys bool) error {
+	hash, err := a.hashPassword(ctx, pw)
+	if err != nil {
+		return err
+	}
+	if revokeKeys {
+		if err := a.deleteUserKeys(ctx, userID); err != nil {
+			return err
+		}
+	}
+	if err := a.store.SetPassword(ctx, userID, hash); err != nil {
+		return err
+	}
+	a.publish(ctx, invalidate.User, userID)
+	return nil
+}
+
+// logout revokes every token of the signed-in user (there is one token version per user,
+// so this signs out all their sessions).
+func (a *api) logout(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	u := currentUser(ctx)
+	if err := a.store.RevokeTokens(ctx, u.ID); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	a.publish(ctx, invalidate.User, u.ID)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (a *api) listMySubscriptions(w http.ResponseWriter, r *http.Request) {

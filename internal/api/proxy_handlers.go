@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -122,7 +123,8 @@ func (a *api) updateProxy(w http.ResponseWriter, r *http.Request) {
 	writeStored(a, w, r, a.store.GetProxy, p.ID, viewProxy)
 }
 
-// deleteProxy removes a proxy; accounts that used it go direct from then on.
+// deleteProxy removes a proxy no account uses. Deleting one in use would silently send its
+// accounts direct, from the node's own address; the admin moves them off it first.
 func (a *api) deleteProxy(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	p, err := byPathID(r, a.store.GetProxy)
@@ -130,20 +132,29 @@ func (a *api) deleteProxy(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	// Read the users first: once deleted, nothing points at the proxy any more.
 	users, err := a.accountsUsingProxy(ctx, p.ID)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	if err := a.store.DeleteProxy(ctx, p.ID); err != nil {
-		a.writeError(w, r, err)
-		return
+	if len(users) == 0 {
+		err = a.store.DeleteProxy(ctx, p.ID)
+		if err == nil {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			a.writeError(w, r, err)
+			return
+		}
+		// An account took the proxy since the count: the store refused atomically.
+		if users, err = a.accountsUsingProxy(ctx, p.ID); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
 	}
-	for _, id := range users {
-		a.publish(ctx, invalidate.Account, id)
-	}
-	w.WriteHeader(http.StatusNoContent)
+	a.writeError(w, r, newError(kindConflict, "proxy %d is used by %d account(s); move them to another proxy or none first",
+		p.ID, max(len(users), 1)))
 }
 
 // accountsUsingProxy lists the accounts that go out through the proxy: nodes hold a

@@ -59,10 +59,12 @@ func (a *api) authenticate(r *http.Request) (*store.User, error) {
 		return nil, err
 	}
 	if u.TokenVersion != c.TokenVersion {
-		return nil, newError(kindUnauthenticated, "the token was revoked by a password change; sign in again")
+		return nil, newError(kindUnauthenticated, "the token was revoked (password change, logout or disabled account); sign in again")
 	}
 	if u.Status != store.StatusActive {
-		return nil, newError(kindForbidden, "the account is disabled")
+		// Disabling bumps the token version, so this is only a guard; it answers like a
+		// revoked token so a token says nothing about the account's state.
+		return nil, newError(kindUnauthenticated, "the token was revoked; sign in again")
 	}
 	return u, nil
 }

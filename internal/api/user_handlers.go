@@ -1,11 +1,11 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
 	"github.com/fluxcode/fluxcode/internal/invalidate"
-	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/store"
 )
 
@@ -26,7 +26,7 @@ func (a *api) createUser(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	u, err := newUser(req.Email, req.Password)
+	u, err := a.newUser(ctx, req.Email, req.Password)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -80,8 +80,10 @@ type updateUserReq struct {
 	Role        *string `json:"role"`
 	Status      *string `json:"status"`
 	Concurrency *int    `json:"concurrency"`
-	// Password resets the password, which revokes the user's tokens.
-	Password *string `json:"password"`
+	// Password resets the password, which revokes the user's tokens; RevokeAPIKeys (with
+	// it) deletes the user's API keys as well.
+	Password      *string `json:"password"`
+	RevokeAPIKeys bool    `json:"revoke_api_keys"`
 }
 
 func (a *api) updateUser(w http.ResponseWriter, r *http.Request) {
@@ -128,6 +130,9 @@ func (a *api) updateUser(w http.ResponseWriter, r *http.Request) {
 			a.writeError(w, r, err)
 			return
 		}
+	} else if req.RevokeAPIKeys {
+		a.writeError(w, r, invalid("revoke_api_keys", "revoke_api_keys goes with a new password"))
+		return
 	}
 	// An admin cannot lock themselves out; another admin can still change them.
 	if u.ID == currentUser(ctx).ID && (u.Role != store.RoleAdmin || u.Status != store.StatusActive) {
@@ -139,7 +144,7 @@ func (a *api) updateUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Password != nil {
-		if err := a.store.SetPassword(ctx, u.ID, secret.HashPassword(*req.Password)); err != nil {
+		if err := a.setPassword(ctx, u.ID, *req.Password, req.RevokeAPIKeys); err != nil {
 			a.writeError(w, r, err)
 			return
 		}
@@ -160,19 +165,10 @@ func (a *api) deleteUser(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, newError(kindConflict, "you cannot delete yourself"))
 		return
 	}
-	var keyIDs []int64
-	for off := 0; ; off += maxPageSize {
-		keys, _, err := a.store.ListAPIKeys(ctx, u.ID, store.Page{Offset: off, Limit: maxPageSize})
-		if err != nil {
-			a.writeError(w, r, err)
-			return
-		}
-		for _, k := range keys {
-			keyIDs = append(keyIDs, k.ID)
-		}
-		if len(keys) < maxPageSize {
-			break
-		}
+	keyIDs, err := a.userKeyIDs(ctx, u.ID)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
 	}
 	if err := a.store.DeleteUser(ctx, u.ID); err != nil {
 		a.writeError(w, r, err)
@@ -183,6 +179,38 @@ func (a *api) deleteUser(w http.ResponseWriter, r *http.Request) {
 		a.publish(ctx, invalidate.Key, id)
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// userKeyIDs lists the ids of every key of a user.
+func (a *api) userKeyIDs(ctx context.Context, userID int64) ([]int64, error) {
+	var ids []int64
+	for off := 0; ; off += maxPageSize {
+		keys, _, err := a.store.ListAPIKeys(ctx, userID, store.Page{Offset: off, Limit: maxPageSize})
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			ids = append(ids, k.ID)
+		}
+		if len(keys) < maxPageSize {
+			return ids, nil
+		}
+	}
+}
+
+// deleteUserKeys deletes every key of a user and tells every node.
+func (a *api) deleteUserKeys(ctx context.Context, userID int64) error {
+	ids, err := a.userKeyIDs(ctx, userID)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := a.store.DeleteAPIKey(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		a.publish(ctx, invalidate.Key, id)
+	}
+	return nil
 }
 
 type balanceReq struct {

@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/fluxcode/fluxcode/internal/invalidate"
-	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/store"
 )
 
@@ -43,8 +42,9 @@ func checkPassword(field, pw string) error {
 	return nil
 }
 
-// newUser validates an email and password and returns an active user with them.
-func newUser(email, password string) (*store.User, error) {
+// newUser validates an email and password and returns an active user with them, the
+// password hashed through the node's gate.
+func (a *api) newUser(ctx context.Context, email, password string) (*store.User, error) {
 	email, err := normalizeEmail("email", email)
 	if err != nil {
 		return nil, err
@@ -52,8 +52,11 @@ func newUser(email, password string) (*store.User, error) {
 	if err := checkPassword("password", password); err != nil {
 		return nil, err
 	}
-	return &store.User{Email: email, PasswordHash: secret.HashPassword(password), Role: store.RoleUser,
-		Status: store.StatusActive}, nil
+	hash, err := a.hashPassword(ctx, password)
+	if err != nil {
+		return nil, err
+	}
+	return &store.User{Email: email, PasswordHash: hash, Role: store.RoleUser, Status: store.StatusActive}, nil
 }
 
 // checkText bounds a free-text field; required refuses the empty (or blank) string.

@@ -57,14 +57,19 @@ type keyView struct {
 	Status      string     `json:"status"`
 	Concurrency int        `json:"concurrency"`
 	ExpiresAt   *time.Time `json:"expires_at"`
-	LastUsedAt  *time.Time `json:"last_used_at"`
-	CreatedAt   time.Time  `json:"created_at"`
-	UpdatedAt   time.Time  `json:"updated_at"`
+	// The limits an admin imposed; the owner can only tighten within them.
+	AdminDisabled    bool       `json:"admin_disabled"`
+	AdminConcurrency int        `json:"admin_concurrency"`
+	AdminExpiresAt   *time.Time `json:"admin_expires_at"`
+	LastUsedAt       *time.Time `json:"last_used_at"`
+	CreatedAt        time.Time  `json:"created_at"`
+	UpdatedAt        time.Time  `json:"updated_at"`
 }
 
 func viewKey(k *store.APIKey) keyView {
 	return keyView{ID: k.ID, UserID: k.UserID, GroupID: k.GroupID, Name: k.Name, Prefix: k.Prefix,
-		Status: k.Status, Concurrency: k.Concurrency, ExpiresAt: k.ExpiresAt, LastUsedAt: k.LastUsedAt,
+		Status: k.Status, Concurrency: k.Concurrency, ExpiresAt: k.ExpiresAt, AdminDisabled: k.AdminDisabled,
+		AdminConcurrency: k.AdminConcurrency, AdminExpiresAt: k.AdminExpiresAt, LastUsedAt: k.LastUsedAt,
 		CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt}
 }
 

@@ -54,7 +54,8 @@ type User struct {
 	Status       string // StatusActive | StatusDisabled
 	Balance      Nanos
 	Concurrency  int // max requests in flight across all the user's keys; 0 = unlimited
-	// TokenVersion is bumped by a password change: JWTs carrying an older version are refused.
+	// TokenVersion is bumped by a password change, a logout and disabling the user: JWTs
+	// carrying an older version are refused.
 	TokenVersion int64
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
@@ -89,9 +90,16 @@ type APIKey struct {
 	Status      string
 	Concurrency int        // 0 = unlimited
 	ExpiresAt   *time.Time // nil = never
-	LastUsedAt  *time.Time
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Limits an admin imposed, kept apart so the owner's own changes stay within them: the
+	// owner cannot enable a key an admin disabled, set a later expiry (or none) than an
+	// admin's, or a higher concurrency (or unlimited) than an admin's cap. Status,
+	// Concurrency and ExpiresAt above are always the effective values.
+	AdminDisabled    bool
+	AdminConcurrency int        // 0 = no cap
+	AdminExpiresAt   *time.Time // nil = none
+	LastUsedAt       *time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // KeyAuth is everything the gateway needs to authenticate and admit a request, read in one
@@ -306,9 +314,13 @@ type Users interface {
 	GetUserByEmail(ctx context.Context, email string) (*User, error)
 	ListUsers(ctx context.Context, p Page) ([]User, int, error)
 	// UpdateUser writes Email, Role, Status, Concurrency. Never Balance or PasswordHash.
+	// Disabling an active user bumps TokenVersion in the same write (and sets u's), so
+	// enabling them again later does not revive the tokens issued before.
 	UpdateUser(ctx context.Context, u *User) error
 	// SetPassword stores a new hash and bumps TokenVersion, revoking older tokens.
 	SetPassword(ctx context.Context, userID int64, hash string) error
+	// RevokeTokens bumps TokenVersion, revoking every token issued before (logout).
+	RevokeTokens(ctx context.Context, userID int64) error
 	DeleteUser(ctx context.Context, id int64) error
 	// CountAdmins counts users with RoleAdmin.
 	CountAdmins(ctx context.Context) (int, error)
@@ -332,7 +344,8 @@ type APIKeys interface {
 	CreateAPIKey(ctx context.Context, k *APIKey) error // ErrConflict on a taken hash
 	GetAPIKey(ctx context.Context, id int64) (*APIKey, error)
 	ListAPIKeys(ctx context.Context, userID int64, p Page) ([]APIKey, int, error) // userID 0 = all
-	UpdateAPIKey(ctx context.Context, k *APIKey) error                            // Name, GroupID, Status, Concurrency, ExpiresAt
+	// UpdateAPIKey writes Name, GroupID, Status, Concurrency, ExpiresAt and the Admin* limits.
+	UpdateAPIKey(ctx context.Context, k *APIKey) error
 	DeleteAPIKey(ctx context.Context, id int64) error
 	// KeyAuthByHash reads key, user, group (and subscription) in one query. ErrNotFound when
 	// no key has that hash. Status and expiry are not checked here: the caller decides.
@@ -360,6 +373,7 @@ type Proxies interface {
 	GetProxy(ctx context.Context, id int64) (*Proxy, error)
 	ListProxies(ctx context.Context, p Page) ([]Proxy, int, error)
 	UpdateProxy(ctx context.Context, p *Proxy) error
+	// DeleteProxy: ErrConflict while an account uses the proxy (checked atomically).
 	DeleteProxy(ctx context.Context, id int64) error
 }
 

@@ -10,11 +10,13 @@ import (
 	"github.com/fluxcode/fluxcode/internal/store"
 )
 
-const apiKeyCols = "id, user_id, group_id, name, hash, prefix, status, concurrency, expires_at, last_used_at, created_at, updated_at"
+const apiKeyCols = "id, user_id, group_id, name, hash, prefix, status, concurrency, expires_at, " +
+	"admin_disabled, admin_concurrency, admin_expires_at, last_used_at, created_at, updated_at"
 
 func apiKeyDest(k *store.APIKey) []any {
 	return []any{&k.ID, &k.UserID, &k.GroupID, &k.Name, &k.Hash, &k.Prefix, &k.Status, &k.Concurrency,
-		nullTimeDst{&k.ExpiresAt}, nullTimeDst{&k.LastUsedAt}, timeDst{&k.CreatedAt}, timeDst{&k.UpdatedAt}}
+		nullTimeDst{&k.ExpiresAt}, &k.AdminDisabled, &k.AdminConcurrency, nullTimeDst{&k.AdminExpiresAt},
+		nullTimeDst{&k.LastUsedAt}, timeDst{&k.CreatedAt}, timeDst{&k.UpdatedAt}}
 }
 
 func scanAPIKey(s scanner, k *store.APIKey) error { return s.Scan(apiKeyDest(k)...) }
@@ -28,8 +30,10 @@ func (d *DB) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
 	k.Status = orDefault(k.Status, store.StatusActive)
 	now := d.clock()
 	err := d.w.QueryRowContext(ctx, `INSERT INTO api_keys (user_id, group_id, name, hash, prefix, status, concurrency,
-		expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id`,
-		k.UserID, k.GroupID, k.Name, k.Hash, k.Prefix, k.Status, k.Concurrency, d.tvp(k.ExpiresAt), d.tv(now)).Scan(&k.ID)
+		expires_at, admin_disabled, admin_concurrency, admin_expires_at, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id`,
+		k.UserID, k.GroupID, k.Name, k.Hash, k.Prefix, k.Status, k.Concurrency, d.tvp(k.ExpiresAt),
+		k.AdminDisabled, k.AdminConcurrency, d.tvp(k.AdminExpiresAt), d.tv(now)).Scan(&k.ID)
 	if err != nil {
 		return wrap("create api key", err)
 	}
@@ -51,12 +55,14 @@ func (d *DB) ListAPIKeys(ctx context.Context, userID int64, p store.Page) ([]sto
 	return listPage(ctx, d, "list api keys", apiKeyCols, "api_keys", where, args, "id", p, scanAPIKey)
 }
 
-// UpdateAPIKey writes Name, GroupID, Status, Concurrency and ExpiresAt and sets k.UpdatedAt.
+// UpdateAPIKey writes Name, GroupID, Status, Concurrency, ExpiresAt and the admin limits,
+// and sets k.UpdatedAt.
 func (d *DB) UpdateAPIKey(ctx context.Context, k *store.APIKey) error {
 	now := d.clock()
 	err := mustAffect(d.w.ExecContext(ctx, `UPDATE api_keys SET name = $1, group_id = $2, status = $3, concurrency = $4,
-		expires_at = $5, updated_at = $6 WHERE id = $7`,
-		k.Name, k.GroupID, k.Status, k.Concurrency, d.tvp(k.ExpiresAt), d.tv(now), k.ID))
+		expires_at = $5, admin_disabled = $6, admin_concurrency = $7, admin_expires_at = $8, updated_at = $9 WHERE id = $10`,
+		k.Name, k.GroupID, k.Status, k.Concurrency, d.tvp(k.ExpiresAt), k.AdminDisabled, k.AdminConcurrency,
+		d.tvp(k.AdminExpiresAt), d.tv(now), k.ID))
 	if err != nil {
 		return wrap(fmt.Sprintf("update api key %d", k.ID), err)
 	}

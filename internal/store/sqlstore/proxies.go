@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/fluxcode/fluxcode/internal/store"
@@ -64,7 +65,28 @@ func (d *DB) UpdateProxy(ctx context.Context, p *store.Proxy) error {
 	return nil
 }
 
-// DeleteProxy removes the proxy; accounts that used it go direct (proxy_id becomes NULL).
+// DeleteProxy removes the proxy; ErrConflict while an account uses it. On PostgreSQL the
+// proxy row is locked first: an account being pointed at it holds a key-share lock that this
+// waits for, and one pointed at it later waits for this delete and then fails its foreign
+// key, so no account is left going direct unnoticed. SQLite's writer lock orders the same.
 func (d *DB) DeleteProxy(ctx context.Context, id int64) error {
-	return d.deleteByID(ctx, "proxies", "proxy", id)
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		lock := "SELECT id FROM proxies WHERE id = $1"
+		if d.pg {
+			lock += " FOR UPDATE"
+		}
+		if err := tx.QueryRowContext(ctx, lock, id).Scan(&id); err != nil {
+			return err
+		}
+		var used int
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM accounts WHERE proxy_id = $1", id).Scan(&used); err != nil {
+			return err
+		}
+		if used > 0 {
+			return fmt.Errorf("%w: %d account(s) use the proxy", store.ErrConflict, used)
+		}
+		_, err := tx.ExecContext(ctx, "DELETE FROM proxies WHERE id = $1", id)
+		return err
+	})
+	return wrap(fmt.Sprintf("delete proxy %d", id), err)
 }

@@ -68,11 +68,14 @@ func (d *DB) ListUsers(ctx context.Context, p store.Page) ([]store.User, int, er
 }
 
 // UpdateUser writes Email, Role, Status and Concurrency (never Balance or PasswordHash) and
-// sets u.UpdatedAt.
+// sets u.UpdatedAt. Disabling an active user bumps the token version in the same statement
+// (the right-hand side reads the row as it was), so no token issued before outlives it.
 func (d *DB) UpdateUser(ctx context.Context, u *store.User) error {
 	now := d.clock()
-	err := mustAffect(d.w.ExecContext(ctx, `UPDATE users SET email = $1, role = $2, status = $3, concurrency = $4,
-		updated_at = $5 WHERE id = $6`, u.Email, u.Role, u.Status, u.Concurrency, d.tv(now), u.ID))
+	err := d.w.QueryRowContext(ctx, `UPDATE users SET email = $1, role = $2,
+		token_version = token_version + CASE WHEN status <> $3 AND $3 = 'disabled' THEN 1 ELSE 0 END,
+		status = $3, concurrency = $4, updated_at = $5 WHERE id = $6 RETURNING token_version`,
+		u.Email, u.Role, u.Status, u.Concurrency, d.tv(now), u.ID).Scan(&u.TokenVersion)
 	if err != nil {
 		return wrap(fmt.Sprintf("update user %d", u.ID), err)
 	}
@@ -84,6 +87,12 @@ func (d *DB) SetPassword(ctx context.Context, userID int64, hash string) error {
 	err := mustAffect(d.w.ExecContext(ctx, `UPDATE users SET password_hash = $1, token_version = token_version + 1,
 		updated_at = $2 WHERE id = $3`, hash, d.tv(d.clock()), userID))
 	return wrap(fmt.Sprintf("set password of user %d", userID), err)
+}
+
+func (d *DB) RevokeTokens(ctx context.Context, userID int64) error {
+	err := mustAffect(d.w.ExecContext(ctx, `UPDATE users SET token_version = token_version + 1, updated_at = $1
+		WHERE id = $2`, d.tv(d.clock()), userID))
+	return wrap(fmt.Sprintf("revoke tokens of user %d", userID), err)
 }
 
 // DeleteUser removes the user with their keys, subscriptions and balance history. Their

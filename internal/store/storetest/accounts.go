@@ -45,18 +45,24 @@ func testProxies(t *testing.T, open Open) {
 		wantErr(t, "DeleteProxy", s.DeleteProxy(ctx, 987654321), store.ErrNotFound)
 	})
 
-	t.Run("DeleteLeavesAccountsDirect", func(t *testing.T) {
+	// A proxy in use is not deleted: its accounts would otherwise go direct unnoticed.
+	t.Run("DeleteInUseIsConflict", func(t *testing.T) {
 		p := &store.Proxy{Protocol: "http", Host: "127.0.0.1", Port: 3128}
 		must(t, "CreateProxy", s.CreateProxy(ctx, p))
 		a := newAccount(nil)
 		a.ProxyID = &p.ID
 		must(t, "CreateAccount", s.CreateAccount(ctx, a))
-		must(t, "DeleteProxy", s.DeleteProxy(ctx, p.ID))
+		wantErr(t, "DeleteProxy in use", s.DeleteProxy(ctx, p.ID), store.ErrConflict)
 		got, err := s.GetAccount(ctx, a.ID)
 		must(t, "GetAccount", err)
-		if got.ProxyID != nil {
-			t.Fatalf("ProxyID = %d after its proxy was deleted, want nil", *got.ProxyID)
+		if got.ProxyID == nil || *got.ProxyID != p.ID {
+			t.Fatalf("ProxyID = %v after a refused delete, want %d", got.ProxyID, p.ID)
 		}
+		a.ProxyID = nil
+		must(t, "UpdateAccount", s.UpdateAccount(ctx, a))
+		must(t, "DeleteProxy once unused", s.DeleteProxy(ctx, p.ID))
+		_, err = s.GetProxy(ctx, p.ID)
+		wantErr(t, "GetProxy after delete", err, store.ErrNotFound)
 	})
 
 	t.Run("ListPagesWithTotal", func(t *testing.T) {

@@ -92,7 +92,8 @@ func testAPIKeys(t *testing.T, open Open) {
 
 	t.Run("CreateThenGetReturnsTheSameKey", func(t *testing.T) {
 		k := &store.APIKey{UserID: u.ID, GroupID: g.ID, Name: "laptop", Hash: randomHash(), Prefix: "fk-AbC1",
-			Concurrency: 4, ExpiresAt: tp(base.Add(24 * time.Hour))}
+			Concurrency: 4, ExpiresAt: tp(base.Add(24 * time.Hour)), AdminDisabled: true, AdminConcurrency: 5,
+			AdminExpiresAt: tp(base.Add(48 * time.Hour))}
 		must(t, "CreateAPIKey", s.CreateAPIKey(ctx, k))
 		if k.ID == 0 || k.Status != store.StatusActive || k.CreatedAt.IsZero() {
 			t.Fatalf("CreateAPIKey: %+v", k)
@@ -125,11 +126,16 @@ func testAPIKeys(t *testing.T, open Open) {
 		equal(t, "updated fields", []any{got.Name, got.GroupID, got.Status, got.Concurrency, *got.ExpiresAt},
 			[]any{"renamed", g2.ID, store.StatusDisabled, 7, base})
 		equal(t, "hash and prefix kept", []any{got.Hash, got.Prefix}, []any{k.Hash, k.Prefix})
-		upd.ExpiresAt = nil
-		must(t, "UpdateAPIKey clearing expiry", s.UpdateAPIKey(ctx, &upd))
+		upd.AdminDisabled, upd.AdminConcurrency, upd.AdminExpiresAt = true, 3, tp(base.Add(time.Hour))
+		must(t, "UpdateAPIKey setting admin limits", s.UpdateAPIKey(ctx, &upd))
 		got, _ = s.GetAPIKey(ctx, k.ID)
-		if got.ExpiresAt != nil {
-			t.Fatalf("ExpiresAt = %v, want nil", got.ExpiresAt)
+		equal(t, "admin limits", []any{got.AdminDisabled, got.AdminConcurrency, *got.AdminExpiresAt},
+			[]any{true, 3, base.Add(time.Hour)})
+		upd.ExpiresAt, upd.AdminDisabled, upd.AdminConcurrency, upd.AdminExpiresAt = nil, false, 0, nil
+		must(t, "UpdateAPIKey clearing expiry and limits", s.UpdateAPIKey(ctx, &upd))
+		got, _ = s.GetAPIKey(ctx, k.ID)
+		if got.ExpiresAt != nil || got.AdminDisabled || got.AdminConcurrency != 0 || got.AdminExpiresAt != nil {
+			t.Fatalf("key = %+v, want no expiry and no admin limits", got)
 		}
 	})
 

@@ -46,6 +46,7 @@ func testUsers(t *testing.T, open Open) {
 		wantErr(t, "GetUserByEmail", err, store.ErrNotFound)
 		wantErr(t, "UpdateUser", s.UpdateUser(ctx, &store.User{ID: 987654321, Email: "a@b.c", Role: "user", Status: "active"}), store.ErrNotFound)
 		wantErr(t, "SetPassword", s.SetPassword(ctx, 987654321, "h"), store.ErrNotFound)
+		wantErr(t, "RevokeTokens", s.RevokeTokens(ctx, 987654321), store.ErrNotFound)
 		wantErr(t, "DeleteUser", s.DeleteUser(ctx, 987654321), store.ErrNotFound)
 	})
 
@@ -79,6 +80,32 @@ func testUsers(t *testing.T, open Open) {
 		got, err := s.GetUser(ctx, u.ID)
 		must(t, "GetUser", err)
 		equal(t, "hash and version", []any{got.PasswordHash, got.TokenVersion}, []any{"newer-hash", u.TokenVersion + 2})
+	})
+
+	t.Run("RevokeTokensBumpsTokenVersion", func(t *testing.T) {
+		u := MustUser(t, s)
+		must(t, "RevokeTokens", s.RevokeTokens(ctx, u.ID))
+		got, err := s.GetUser(ctx, u.ID)
+		must(t, "GetUser", err)
+		equal(t, "hash and version", []any{got.PasswordHash, got.TokenVersion}, []any{u.PasswordHash, u.TokenVersion + 1})
+	})
+
+	// Re-enabling a user must not revive the tokens they held when disabled.
+	t.Run("DisablingBumpsTokenVersionOnce", func(t *testing.T) {
+		u := MustUser(t, s)
+		upd := *u
+		upd.Concurrency = 3
+		must(t, "UpdateUser (still active)", s.UpdateUser(ctx, &upd))
+		equal(t, "version after a profile change", upd.TokenVersion, u.TokenVersion)
+		upd.Status = store.StatusDisabled
+		must(t, "UpdateUser (disable)", s.UpdateUser(ctx, &upd))
+		must(t, "UpdateUser (disabled again)", s.UpdateUser(ctx, &upd))
+		upd.Status = store.StatusActive
+		must(t, "UpdateUser (enable)", s.UpdateUser(ctx, &upd))
+		got, err := s.GetUser(ctx, u.ID)
+		must(t, "GetUser", err)
+		equal(t, "version after disable and enable", []any{got.TokenVersion, upd.TokenVersion},
+			[]any{u.TokenVersion + 1, u.TokenVersion + 1})
 	})
 
 	t.Run("DeleteRemovesTheUserAndTheirKeys", func(t *testing.T) {
