@@ -118,8 +118,11 @@ func migrate(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 
 // admin manages admin accounts from the command line, for first access and lost passwords.
 func admin(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "rotate-key" {
+		return rotateKey(ctx, args[1:], getenv, stdout, stderr)
+	}
 	if len(args) == 0 || (args[0] != "create" && args[0] != "reset-password") {
-		fmt.Fprintf(stderr, "fluxcode admin: want create or reset-password\n\n%s", usage)
+		fmt.Fprintf(stderr, "fluxcode admin: want create, reset-password or rotate-key\n\n%s", usage)
 		return exitUsage
 	}
 	sub := args[0]

@@ -35,6 +35,9 @@ Usage:
   fluxcode admin reset-password --email E [--password P]
                                         set a user's password (prints a generated one if none given);
                                         the user's older login tokens stop working
+  fluxcode admin rotate-key [--batch N]
+                                        re-seal every stored secret under ENCRYPTION_KEY, opening
+                                        older ones with ENCRYPTION_KEY_PREVIOUS; safe while nodes serve
   fluxcode config check                 print the effective configuration, secrets hidden;
                                         exit 2 if it is invalid
   fluxcode config vars                  print every configuration variable as a Markdown table

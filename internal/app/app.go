@@ -136,6 +136,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if m.keys, err = WithAPIKeyHashKey(ctx, m.store, keys); err != nil {
+		return err
+	}
 	m.tokens = auth.NewTokens(jwtSecret, m.cfg.JWTTTL())
 
 	m.registry = prometheus.NewRegistry()

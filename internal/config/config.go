@@ -77,8 +77,9 @@ type Config struct {
 	RedisSentinelPassword string   // REDIS_SENTINEL_PASSWORD
 	RedisClusterAddrs     []string // REDIS_CLUSTER_ADDRS: seed nodes of a Redis Cluster
 
-	DataDir       string
-	EncryptionKey string
+	DataDir               string
+	EncryptionKey         string
+	EncryptionKeyPrevious string // ENCRYPTION_KEY_PREVIOUS: comma-separated older keys
 
 	JWTSecret     string
 	JWTExpireHour int

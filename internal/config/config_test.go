@@ -61,15 +61,16 @@ func TestDefaults(t *testing.T) {
 
 // invalidValues gives, per variable whose text is checked beyond its type, values it refuses.
 var invalidValues = map[string][]string{
-	"DATABASE_URL":   {"mysql://u:p@h/db", "not a url", "postgres:///nohost"},
-	"REDIS_URL":      {"http://h:6379", "h:6379"},
-	"ENCRYPTION_KEY": {"short", "zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"},
-	"JWT_SECRET":     {"too-short"},
-	"ADMIN_EMAIL":    {"nobody", "Admin <a@b.c>"},
-	"ADMIN_PASSWORD": {"short"},
-	"TZ":             {"Mars/Olympus_Mons"},
-	"PRICE_FILE":     {"/nonexistent/prices.json"},
-	"METRICS_TOKEN":  {"short-token"},
+	"DATABASE_URL":            {"mysql://u:p@h/db", "not a url", "postgres:///nohost"},
+	"REDIS_URL":               {"http://h:6379", "h:6379"},
+	"ENCRYPTION_KEY":          {"short", "zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"},
+	"ENCRYPTION_KEY_PREVIOUS": {"short", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff,short"},
+	"JWT_SECRET":              {"too-short"},
+	"ADMIN_EMAIL":             {"nobody", "Admin <a@b.c>"},
+	"ADMIN_PASSWORD":          {"short"},
+	"TZ":                      {"Mars/Olympus_Mons"},
+	"PRICE_FILE":              {"/nonexistent/prices.json"},
+	"METRICS_TOKEN":           {"short-token"},
 	// Not host:port, a bad port, or (PPROF_ALLOW_REMOTE unset) not loopback.
 	"PPROF_ADDR": {"6060", "127.0.0.1", "127.0.0.1:http", "127.0.0.1:70000", ":6060", "0.0.0.0:6060", "10.0.0.5:6060", "[::]:6060", "example.com:6060"},
 }

@@ -127,8 +127,11 @@ func Vars() []Var {
 		{Name: "DATA_DIR", Default: "./data", Doc: "Directory for the SQLite database and the generated encryption key (single node).",
 			field: func(c *Config) any { return &c.DataDir }},
 		{Name: "ENCRYPTION_KEY", Secret: true, File: true, check: checkMasterKey,
-			Doc:   "32 bytes as 64 hex characters (openssl rand -hex 32): seals upstream credentials and keys API key hashes. Single node: generated into DATA_DIR/encryption.key when unset. Cluster: required, the same on every node.",
+			Doc:   "32 bytes as 64 hex characters (openssl rand -hex 32): seals upstream credentials, proxy passwords, TOTP secrets and the API key hash key. Single node: generated into DATA_DIR/encryption.key when unset. Cluster: required, the same on every node.",
 			field: func(c *Config) any { return &c.EncryptionKey }},
+		{Name: "ENCRYPTION_KEY_PREVIOUS", Secret: true, File: true, check: checkPreviousKeys,
+			Doc:   "Older ENCRYPTION_KEYs, comma-separated, still accepted to open stored secrets during a key rotation (see Rotating ENCRYPTION_KEY); values are always sealed under ENCRYPTION_KEY.",
+			field: func(c *Config) any { return &c.EncryptionKeyPrevious }},
 		{Name: "JWT_SECRET", Secret: true, File: true, check: checkJWTSecret,
 			Doc:   "Signing key of login tokens (at least 32 characters). Unset: one is generated and shared through the database.",
 			field: func(c *Config) any { return &c.JWTSecret }},
@@ -223,6 +226,26 @@ func checkRedisURL(s string) error {
 func checkMasterKey(s string) error {
 	_, err := secret.ParseMasterKey(s)
 	return err
+}
+
+func checkPreviousKeys(s string) error {
+	for i, k := range SplitKeys(s) {
+		if _, err := secret.ParseMasterKey(k); err != nil {
+			return fmt.Errorf("key %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// SplitKeys splits a comma-separated list of master keys, dropping empty entries.
+func SplitKeys(s string) []string {
+	var out []string
+	for _, k := range strings.Split(s, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func checkJWTSecret(s string) error {

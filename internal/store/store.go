@@ -301,6 +301,9 @@ type Store interface {
 	ErrorRules
 	Subscriptions
 	Billing
+	TwoFactor
+	Audit
+	SecretsRotation
 
 	// Ping answers nil when the database is reachable.
 	Ping(ctx context.Context) error
