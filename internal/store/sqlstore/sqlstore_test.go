@@ -254,7 +254,7 @@ func TestSecretsAreNotStoredInPlaintext(t *testing.T) {
 			if !bytes.Contains(dump, keys.HashAPIKey(userKey)) {
 				t.Error("the API key's hash is not in the raw rows: the dump reads nothing")
 			}
-			if !bytes.Contains(dump, []byte("v1:")) {
+			if !bytes.Contains(dump, []byte("v2:"+keys.KeyID()+":")) {
 				t.Error("no sealed value in the raw rows: the dump reads nothing")
 			}
 
