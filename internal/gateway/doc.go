@@ -63,15 +63,23 @@
 //
 // Before anything from an upstream reaches the client (SSE pings sent while waiting for a
 // slot do not count), a network error (including the connect and header timeouts), 401, 402,
-// 403, 408, 429, 529, 5xx, a 400 saying the account's credit balance is too low, or a stream
-// whose first event is such an error, moves the request to another account of the group, at
-// most MaxAccountSwitches times and never to the same account twice. Marks, shared by all
-// nodes through the store and invalidate.Account: 429 → rate-limited until the reset the
-// headers give (unified reset, retry-after, exhausted anthropic-ratelimit-*-reset) or
-// RateLimitCooldown; 529 → overloaded for OverloadCooldown; 401/402/403 and the credit 400 →
-// error state with the upstream message, until an admin clears it; an enabled admin error
-// rule (status + keyword) → temporarily unschedulable for its minutes instead. Network errors
-// and 5xx leave no mark. Other 4xx pass through unchanged. After the first byte, an upstream
+// 403, 408, 429, 529, 5xx, a 400 invalid_request_error whose message starts with "Your credit
+// balance is too low", or a stream whose first event is such an error, moves the request to
+// another account of the group, at most MaxAccountSwitches times and never to the same
+// account twice. Whose fault an answer is comes from its status, its structured error type
+// and fixed message prefixes, never from words anywhere in the message: upstreams quote the
+// request back (Anthropic names an unknown anthropic-beta value in its 400). A fixed prefix,
+// or an admin rule's keyword, that the client's own request contains (headers, query, body
+// raw or unescaped) is not trusted for that answer. Marks, shared by all nodes through the
+// store and invalidate.Account: 429 → rate-limited until the reset the headers give (unified
+// reset, retry-after, exhausted anthropic-ratelimit-*-reset) or RateLimitCooldown; 529 →
+// overloaded for OverloadCooldown; 401/403 → one confirming call of the account's own (GET
+// /v1/models, no client headers): refused again → error state, accepted → no mark, no clear
+// answer → paused for 5 minutes; 402 and the credit 400 → error state, until an admin clears
+// it; an enabled admin error rule (status + keyword) → temporarily unschedulable for its
+// minutes instead. The upstream text kept on an account is cleaned: at most 500 bytes, no
+// control characters, nothing that looks like a credential. Network errors and 5xx leave no
+// mark. Other 4xx pass through unchanged. After the first byte, an upstream
 // failure (an error event, a cut connection, IdleTimeout of silence) becomes exactly one error
 // event and the stream ends. A client that leaves is not failed over and costs no account a
 // mark; the upstream answer is still read to its end (DrainTimeout) and billed, flagged

@@ -4,8 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/fluxcode/fluxcode/internal/invalidate"
 	"github.com/fluxcode/fluxcode/internal/provider"
@@ -30,7 +36,7 @@ func (c *call) relay() *result {
 		}
 		c.g.metrics.failovers.WithLabelValues(failoverReason(f)).Inc()
 		c.g.log.WarnContext(c.ctx(), "upstream attempt failed", "account", l.cand.Account.ID,
-			"status", f.Status, "message", f.Message)
+			"status", f.Status, "message", accountNote(l.cand.Account, f))
 		tried[l.cand.Account.ID] = true
 		last = f
 		if c.gone.Load() {
@@ -97,11 +103,15 @@ func failoverReason(f *provider.Failure) string {
 }
 
 // matchRule returns the first enabled admin rule that the upstream answer matches: same
-// status, and the keyword (case-insensitive) in the body, or no keyword.
-func (g *Gateway) matchRule(ctx context.Context, status int, body []byte) *store.ErrorRule {
-	rules, err := g.errorRules(ctx)
+// status, and the keyword (case-insensitive) in the body, or no keyword. A keyword that the
+// client's own request contains proves nothing: the upstream may be quoting the client (an
+// unknown anthropic-beta value comes back inside Anthropic's 400), and one request would
+// then pause every account of a group. Such a rule is skipped for this answer, which leaves
+// the provider's own classification in charge.
+func (c *call) matchRule(status int, body []byte) *store.ErrorRule {
+	rules, err := c.g.errorRules(c.ctx())
 	if err != nil {
-		g.log.WarnContext(ctx, "reading error rules failed", "err", err)
+		c.g.log.WarnContext(c.ctx(), "reading error rules failed", "err", err)
 		return nil
 	}
 	var lower []byte
@@ -116,24 +126,69 @@ func (g *Gateway) matchRule(ctx context.Context, status int, body []byte) *store
 		if lower == nil {
 			lower = bytes.ToLower(body)
 		}
-		if bytes.Contains(lower, bytes.ToLower([]byte(r.Keyword))) {
+		if bytes.Contains(lower, bytes.ToLower([]byte(r.Keyword))) && !c.echoes(r.Keyword) {
 			return r
 		}
 	}
 	return nil
 }
 
+// echoes reports whether text occurs, ignoring case, in what the client sent: a header
+// value, the query, or the body, as sent or with its JSON strings unescaped (an upstream
+// quotes the decoded value). Only error answers get here, so reading the whole body again
+// costs nothing on the path that matters.
+func (c *call) echoes(text string) bool {
+	needle := strings.ToLower(text)
+	if needle == "" {
+		return false
+	}
+	for _, vs := range c.r.Header {
+		for _, v := range vs {
+			if strings.Contains(strings.ToLower(v), needle) {
+				return true
+			}
+		}
+	}
+	if q, err := url.QueryUnescape(c.r.URL.RawQuery); strings.Contains(strings.ToLower(c.r.URL.RawQuery), needle) ||
+		err == nil && strings.Contains(strings.ToLower(q), needle) {
+		return true
+	}
+	if bytes.Contains(bytes.ToLower(c.body), []byte(needle)) {
+		return true
+	}
+	if bytes.IndexByte(c.body, '\\') < 0 {
+		return false // no escapes: the decoded strings are the bytes just searched
+	}
+	found := false
+	var walk func(v gjson.Result)
+	walk = func(v gjson.Result) { // the parser bounded the depth (provider.MaxJSONDepth)
+		v.ForEach(func(k, e gjson.Result) bool {
+			found = strings.Contains(strings.ToLower(k.Str), needle) ||
+				e.Type == gjson.String && strings.Contains(strings.ToLower(e.Str), needle)
+			if !found && (e.IsObject() || e.IsArray()) {
+				walk(e)
+			}
+			return !found
+		})
+	}
+	walk(gjson.ParseBytes(c.body))
+	return found
+}
+
 // markAccount records an upstream failure on the account, in the store that every node
 // reads, and tells every node to drop its copy. An admin rule wins over the built-in reaction:
 // it exists to keep a transient 401/403 from putting an account in the error state (the
-// older implementation's 7.2 #11).
-func (g *Gateway) markAccount(acct *store.Account, f *provider.Failure, rule *store.ErrorRule) {
+// older implementation's 7.2 #11). The upstream's words are stored cleaned
+// (provider.CleanText): short, no control characters, no credentials.
+func (c *call) markAccount(acct *store.Account, f *provider.Failure, rule *store.ErrorRule) {
+	g := c.g
 	now := g.now()
+	note := accountNote(acct, f)
 	var m store.AccountMark
 	switch {
 	case rule != nil:
 		until := now.Add(minutes(rule.Minutes))
-		reason := fmt.Sprintf("rule %d: upstream %d: %s", rule.ID, f.Status, clip(f.Message, 500))
+		reason := fmt.Sprintf("rule %d: %s", rule.ID, note)
 		m.TempUnschedUntil, m.TempUnschedReason = &until, &reason
 	case f.Mark.Kind == provider.MarkRateLimited:
 		until := f.Mark.Until
@@ -144,13 +199,14 @@ func (g *Gateway) markAccount(acct *store.Account, f *provider.Failure, rule *st
 	case f.Mark.Kind == provider.MarkOverloaded:
 		until := now.Add(g.cfg.OverloadCooldown)
 		m.OverloadedUntil = &until
+	case f.Mark.Kind == provider.MarkVerify:
+		var ok bool
+		if m, ok = c.confirmRefusal(acct, note); !ok {
+			return
+		}
 	case f.Mark.Kind == provider.MarkError:
 		status := store.StatusError
-		msg := clip(f.Message, 1000)
-		if f.Status != 0 {
-			msg = fmt.Sprintf("upstream %d: %s", f.Status, msg)
-		}
-		m.Status, m.ErrorMessage = &status, &msg
+		m.Status, m.ErrorMessage = &status, &note
 	default:
 		return
 	}
@@ -166,11 +222,77 @@ func (g *Gateway) markAccount(acct *store.Account, f *provider.Failure, rule *st
 	}
 }
 
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+// unconfirmedPause is how long an account whose credentials were refused is skipped when
+// the confirming call got no clear answer either way.
+const unconfirmedPause = 5 * time.Minute
+
+// verifyTimeout bounds the confirming call, which the failed request waits for.
+const verifyTimeout = 15 * time.Second
+
+// confirmRefusal asks the upstream, with one cheap call of the account's own (the model
+// list: no tokens, no client headers), whether the credentials it just refused still work.
+// Refused again: the error state, until an admin acts. Accepted: no mark, the refusal was
+// about that one request. Neither: a pause, not the error state, since a single request
+// must not take an account out for good. ok is false when nothing is to be recorded.
+func (c *call) confirmRefusal(acct *store.Account, note string) (m store.AccountMark, ok bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), verifyTimeout)
+	defer cancel()
+	status, err := c.checkCredentials(ctx, acct)
+	switch {
+	case err == nil && (status == http.StatusUnauthorized || status == http.StatusForbidden):
+		st, msg := store.StatusError, clipText(note+" (confirmed by a second call)", maxNoteLen)
+		m.Status, m.ErrorMessage = &st, &msg
+		return m, true
+	case err == nil && status >= 200 && status <= 299:
+		c.g.log.InfoContext(ctx, "upstream refused an account's credentials for one request only; not marked",
+			"account", acct.ID, "note", note)
+		return m, false
 	}
-	return s
+	check := fmt.Sprintf("confirming call answered %d", status)
+	if err != nil {
+		check = "confirming call failed: " + provider.CleanText(err.Error(), 200)
+	}
+	until := c.g.now().Add(unconfirmedPause)
+	reason := clipText(note+"; "+check, maxNoteLen)
+	m.TempUnschedUntil, m.TempUnschedReason = &until, &reason
+	return m, true
 }
+
+// checkCredentials makes the confirming call and returns the upstream's status.
+func (c *call) checkCredentials(ctx context.Context, acct *store.Account) (int, error) {
+	req, err := c.prov.NewUpstreamRequest(ctx, provider.OpModels, provider.Target{Account: acct}, http.Header{}, "", nil)
+	if err != nil {
+		return 0, fmt.Errorf("build the confirming call: %w", err)
+	}
+	rt, err := c.g.transportFor(ctx, acct)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		return 0, fmt.Errorf("confirming call: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, errorBodyLimit)) // reuse the connection
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// maxNoteLen bounds the upstream text stored on an account.
+const maxNoteLen = 500
+
+// accountNote is what an account's state says about a failure: the status and the
+// upstream's message, cleaned of control characters and credentials (the account's own
+// included) and bounded.
+func accountNote(acct *store.Account, f *provider.Failure) string {
+	cr := acct.Credentials
+	msg := provider.CleanText(f.Message, maxNoteLen, cr.APIKey, cr.AccessToken, cr.RefreshToken)
+	if f.Status != 0 {
+		msg = fmt.Sprintf("upstream %d: %s", f.Status, msg)
+	}
+	return clipText(msg, maxNoteLen)
+}
+
+// clipText cuts clean text to at most n bytes on a character boundary.
+func clipText(s string, n int) string { return provider.CleanText(s, n) }
 
 func minutes(n int) time.Duration { return time.Duration(n) * time.Minute }

@@ -87,9 +87,13 @@ func (c *call) forward(l *lease) (*result, *provider.Failure) {
 
 	req, err := c.prov.NewUpstreamRequest(at.ctx, c.op, t, c.r.Header, c.r.URL.RawQuery, c.body)
 	if err != nil {
-		f := &provider.Failure{Verdict: provider.Failover, Kind: provider.KindAPI, Message: err.Error(),
-			Mark: provider.Mark{Kind: provider.MarkError}}
-		c.g.markAccount(acct, f, nil)
+		f := &provider.Failure{Verdict: provider.Failover, Kind: provider.KindAPI, Message: err.Error()}
+		if errors.Is(err, provider.ErrNoCredentials) {
+			// Only the account's own defect marks it: a request the provider cannot build
+			// for other reasons is the request's, and must not take the account out.
+			f.Mark = provider.Mark{Kind: provider.MarkError}
+			c.markAccount(acct, f, nil)
+		}
 		return nil, f
 	}
 	rt, err := c.g.transportFor(at.ctx, acct)
@@ -131,11 +135,16 @@ func (c *call) forward(l *lease) (*result, *provider.Failure) {
 }
 
 // upstreamError reads a non-2xx answer and decides: relay it (the client's own mistake) or
-// mark the account and let another try.
+// mark the account and let another try. Nothing the client wrote decides against the
+// account: a classification or admin rule that rests on text found in the client's own
+// request is not trusted (the upstream may be quoting it).
 func (c *call) upstreamError(acct *store.Account, resp *http.Response) *provider.Failure {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
 	f := c.prov.Classify(resp.StatusCode, resp.Header, body, c.g.now())
-	rule := c.g.matchRule(c.ctx(), resp.StatusCode, body)
+	if f.Marker != "" && c.echoes(f.Marker) {
+		f = provider.Failure{Verdict: provider.PassThrough, Status: f.Status, Kind: provider.KindInvalidRequest, Message: f.Message}
+	}
+	rule := c.matchRule(resp.StatusCode, body)
 	if rule != nil {
 		f.Verdict = provider.Failover // the admins said this answer means the account is unfit
 	}
@@ -143,7 +152,7 @@ func (c *call) upstreamError(acct *store.Account, resp *http.Response) *provider
 		c.passThrough(resp, body, f)
 		return nil
 	}
-	c.g.markAccount(acct, &f, rule)
+	c.markAccount(acct, &f, rule)
 	return &f
 }
 

@@ -39,7 +39,7 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 	if sawError {
 		f := c.prov.ClassifyEvent(ev.Data, c.g.now())
 		if f.Verdict == provider.Failover {
-			c.g.markAccount(res.account, &f, nil)
+			c.markAccount(res.account, &f, nil)
 			return &f
 		}
 		// The request's own fault (an invalid request found late): relayed like any event.
@@ -82,7 +82,7 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 		if meter.Event(ev.Name, ev.Data) && !sawError {
 			sawError = true
 			f := c.prov.ClassifyEvent(ev.Data, c.g.now())
-			c.g.markAccount(res.account, &f, nil)
+			c.markAccount(res.account, &f, nil)
 		}
 		relay(ev.Raw)
 	}

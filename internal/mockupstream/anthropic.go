@@ -25,6 +25,7 @@ var anthropicAPI = &dialect{
 		writeAnthropicError(w, f.Status, typ, msg, reqID)
 	},
 	cacheWrites: true,
+	invalidKey:  "invalid x-api-key",
 }
 
 // anthropicKey is the credential the caller presents: x-api-key, else a Bearer token.
@@ -54,6 +55,12 @@ func (s *Server) serveAnthropic(w http.ResponseWriter, r *http.Request, n uint64
 			e.badRequest("anthropic-version: header is required")
 			return
 		}
+		if bad := unknownBetas(r.Header.Values("Anthropic-Beta")); len(bad) > 0 {
+			// Anthropic quotes the unknown values back: client text inside its own error.
+			e.badRequest("Unexpected value(s) `" + strings.Join(bad, "`, `") +
+				"` for the `anthropic-beta` header. Please consult our documentation at docs.claude.com or try again without the header.")
+			return
+		}
 		if endpoint == endpointModels {
 			e.anthropicModels()
 			return
@@ -81,6 +88,42 @@ func (s *Server) serveAnthropic(w http.ResponseWriter, r *http.Request, n uint64
 			}
 		})
 	})
+}
+
+// unknownBetas returns the anthropic-beta values that are not beta names. The real API
+// knows a fixed list that grows with every release; the mock accepts every name of the
+// dated shape they all have ("interleaved-thinking-2025-05-14"), so that tomorrow's client
+// still works, and refuses anything else.
+func unknownBetas(values []string) []string {
+	var bad []string
+	for _, v := range values {
+		for _, b := range strings.Split(v, ",") {
+			if b = strings.TrimSpace(b); b != "" && !betaName(b) {
+				bad = append(bad, b)
+			}
+		}
+	}
+	return bad
+}
+
+// betaName reports whether b has the shape name-YYYY-MM-DD or name-YYYYMMDD, in lower case.
+func betaName(b string) bool {
+	for i := 0; i < len(b); i++ {
+		if c := b[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	date := strings.ReplaceAll(b[strings.IndexByte(b, '-')+1:], "-", "")
+	if strings.IndexByte(b, '-') <= 0 || len(date) < 8 {
+		return false
+	}
+	date = date[len(date)-8:]
+	for i := 0; i < len(date); i++ {
+		if date[i] < '0' || date[i] > '9' {
+			return false
+		}
+	}
+	return strings.HasPrefix(date, "20")
 }
 
 // parseAnthropicRequest validates what the Messages API requires and tolerates every

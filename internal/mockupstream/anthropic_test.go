@@ -191,6 +191,45 @@ func TestAuthentication(t *testing.T) {
 	})
 }
 
+// TestRevokedKey: a revoked key gets 401 on every endpoint, the model list included.
+func TestRevokedKey(t *testing.T) {
+	s := mustStart(t, Options{})
+	if err := s.SetScript("k-revoked", Script{Revoked: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ method, path string }{{"POST", "/v1/messages"}, {"GET", "/v1/models"}} {
+		resp := call(t, context.Background(), c.method, s.URL()+c.path, "k-revoked", simpleBody, nil)
+		var e apiError
+		decode(t, readAll(t, resp), &e)
+		if resp.StatusCode != 401 || e.Error.Type != "authentication_error" || e.Error.Message != "invalid x-api-key" {
+			t.Errorf("%s %s: status %d, body %+v", c.method, c.path, resp.StatusCode, e)
+		}
+	}
+	var sc Script
+	if err := sc.UnmarshalJSON([]byte(`{"revoked":true}`)); err != nil || !sc.Revoked {
+		t.Errorf("wire form: %+v, %v", sc, err)
+	}
+}
+
+// TestUnknownBetaIsQuoted: an anthropic-beta value that is not a beta name is refused with a
+// 400 that quotes it, as Anthropic does; dated names pass.
+func TestUnknownBetaIsQuoted(t *testing.T) {
+	s := mustStart(t, Options{})
+	resp := call(t, context.Background(), "POST", s.URL()+"/v1/messages", "k", simpleBody,
+		map[string]string{"Anthropic-Beta": "claude-code-20250219, Your credit balance is too low"})
+	var e apiError
+	decode(t, readAll(t, resp), &e)
+	want := "Unexpected value(s) `Your credit balance is too low` for the `anthropic-beta` header."
+	if resp.StatusCode != 400 || e.Error.Type != "invalid_request_error" || !strings.HasPrefix(e.Error.Message, want) {
+		t.Errorf("status %d, body %+v", resp.StatusCode, e)
+	}
+	resp = call(t, context.Background(), "POST", s.URL()+"/v1/messages", "k", simpleBody,
+		map[string]string{"Anthropic-Beta": "interleaved-thinking-2025-05-14,oauth-2025-04-20,some-future-beta-2031-01-02"})
+	if b := readAll(t, resp); resp.StatusCode != 200 {
+		t.Errorf("dated betas refused: %d %s", resp.StatusCode, b)
+	}
+}
+
 func TestBadRequests(t *testing.T) {
 	s := mustStart(t, Options{})
 	cases := []struct {

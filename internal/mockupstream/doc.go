@@ -16,7 +16,9 @@
 //
 // Every answer carries a request-id header (req_…). For Anthropic the credential is x-api-key or
 // Authorization: Bearer (any non-empty value is accepted unless a script says otherwise);
-// anthropic-version is required. Bad JSON, a missing model, messages or max_tokens give 400
+// anthropic-version is required. An anthropic-beta value that is not a dated beta name
+// ("interleaved-thinking-2025-05-14") gets 400 invalid_request_error quoting it back, as
+// Anthropic does: "Unexpected value(s) `…` for the `anthropic-beta` header. …". Bad JSON, a missing model, messages or max_tokens give 400
 // invalid_request_error in Anthropic's body {"type":"error","error":{"type","message"},
 // "request_id"}. Unknown body fields and role "system" messages are accepted.
 //
@@ -68,7 +70,8 @@
 // anthropic-ratelimit-* and unified reset headers, 500, 529 overloaded_error, ...), a
 // connection reset before any byte, a mid-stream `event: error` after K events, a stall
 // after K events, or a connection reset after K events; for every request, or for the
-// next FailTimes requests it applies to.
+// next FailTimes requests it applies to. A Script with Revoked answers every request of the
+// key, on every endpoint, with the provider's 401 for an invalid key.
 //
 // # Per-request directives
 //

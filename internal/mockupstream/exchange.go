@@ -26,6 +26,8 @@ type dialect struct {
 	// cacheWrites: the protocol reports cache creation; when false the 5m/1h buckets are
 	// always reported as zero.
 	cacheWrites bool
+	// invalidKey is the message of the 401 for a revoked key (Script.Revoked).
+	invalidKey string
 }
 
 // exchange is one provider API request being answered.
@@ -67,6 +69,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, n uint64, reqI
 			return
 		}
 		e.entry.Aborted = true // the peer did not finish sending
+		return
+	}
+	st.mu.Lock()
+	revoked := st.script.Revoked
+	st.mu.Unlock()
+	if revoked {
+		e.fail(http.StatusUnauthorized, d.errorType(http.StatusUnauthorized), d.invalidKey)
 		return
 	}
 	handle(e, body)

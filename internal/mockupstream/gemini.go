@@ -25,6 +25,7 @@ var geminiAPI = &dialect{
 		writeGeminiError(w, status, word, msg, nil)
 	},
 	writeScripted: writeGeminiScripted,
+	invalidKey:    "API key not valid. Please pass a valid API key.",
 }
 
 // DefaultGeminiModels are listed by GET /v1beta/models when Options.GeminiModels is empty.

@@ -25,6 +25,7 @@ var openaiAPI = &dialect{
 		typ, msg := openaiScripted(w.Header(), f, now)
 		writeOpenAIError(w, f.Status, typ, msg, reqID)
 	},
+	invalidKey: "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
 }
 
 // DefaultOpenAIModels are listed by the OpenAI GET /v1/models when Options.OpenAIModels is

@@ -154,6 +154,9 @@ type Script struct {
 	// streams (and stall/drop also to JSON answers); a request a failure does not apply
 	// to neither fails nor uses up a count.
 	FailTimes int
+	// Revoked makes the key invalid: every request with it, on every endpoint (the model
+	// list included), is answered 401 in the provider's format, as for a revoked key.
+	Revoked bool
 }
 
 func (sc *Script) validate() error {
@@ -374,6 +377,7 @@ type scriptJSON struct {
 	Seed      uint64       `json:"seed,omitempty"`
 	Fail      *failureJSON `json:"fail,omitempty"`
 	FailTimes int          `json:"fail_times,omitempty"`
+	Revoked   bool         `json:"revoked,omitempty"`
 }
 
 type failureJSON struct {
@@ -391,7 +395,7 @@ type failureJSON struct {
 func (sc Script) MarshalJSON() ([]byte, error) {
 	w := scriptJSON{
 		Latency: jsonDuration(sc.Latency), Events: sc.Events, Interval: jsonDuration(sc.Interval),
-		Usage: sc.Usage, Seed: sc.Seed, FailTimes: sc.FailTimes,
+		Usage: sc.Usage, Seed: sc.Seed, FailTimes: sc.FailTimes, Revoked: sc.Revoked,
 	}
 	if f := sc.Fail; f != nil {
 		w.Fail = &failureJSON{
@@ -413,7 +417,7 @@ func (sc *Script) UnmarshalJSON(data []byte) error {
 	}
 	*sc = Script{
 		Latency: time.Duration(w.Latency), Events: w.Events, Interval: time.Duration(w.Interval),
-		Usage: w.Usage, Seed: w.Seed, FailTimes: w.FailTimes,
+		Usage: w.Usage, Seed: w.Seed, FailTimes: w.FailTimes, Revoked: w.Revoked,
 	}
 	if f := w.Fail; f != nil {
 		sc.Fail = &Failure{

@@ -83,8 +83,13 @@ type Failure struct {
 	Verdict Verdict
 	Status  int       // the upstream HTTP status (0 for a transport error)
 	Kind    ErrorKind // how the error is reported to the client if no account is left
-	Message string    // the upstream's error message (never credentials)
+	Message string    // the upstream's error message, as received (clean it before storing)
 	Mark    Mark      // what to record on the account
+	// Marker is the fixed upstream text a classification rests on beyond status and error
+	// type ("Your credit balance is too low"), or "". An upstream quotes parts of a request
+	// back in its errors, so when the client's own request contains the marker the gateway
+	// does not trust it: the answer is treated as about the request (passed through, no mark).
+	Marker string
 }
 
 // MarkKind is the health state an upstream answer puts an account in.
@@ -94,7 +99,11 @@ const (
 	MarkNone        MarkKind = iota
 	MarkRateLimited          // until Until (from the answer's headers) or the default cooldown
 	MarkOverloaded           // for the overload cooldown
-	MarkError                // an error status (bad credentials): out until an admin acts
+	MarkError                // an error status (no credentials, no credit): out until an admin acts
+	// MarkVerify: the upstream refused the account's credentials (401/403). One request can
+	// draw that for reasons of its own (a beta or model the organization may not use), so the
+	// gateway confirms with one cheap call of its own before the account goes to MarkError.
+	MarkVerify
 )
 
 // Mark is a requested account health change. Until is zero when the answer did not say.

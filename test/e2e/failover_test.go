@@ -53,8 +53,11 @@ func TestFailoverPerClass(t *testing.T) {
 		check check
 	}{
 		{"NetworkError", mockupstream.Failure{Kind: mockupstream.FailReset}, noMark},
-		{"401", mockupstream.Failure{Status: 401, Message: "invalid x-api-key"}, errorState("401", "invalid x-api-key")},
-		{"403", mockupstream.Failure{Status: 403, Message: "organization disabled"}, errorState("403", "organization disabled")},
+		// One 401/403 is confirmed with a model-list call of the account's own: credentials
+		// that still work leave no mark; a revoked key (refused again) is the error state.
+		{"401Once", mockupstream.Failure{Status: 401, Message: "invalid x-api-key"}, noMark},
+		{"403Once", mockupstream.Failure{Status: 403, Message: "organization disabled"}, noMark},
+		{"401Revoked", mockupstream.Failure{}, errorState("401", "invalid x-api-key")},
 		// 429s: the unified reset of subscription accounts, the API-key buckets' resets,
 		// retry-after alone, and nothing at all (the default cooldown).
 		{"429UnifiedReset", mockupstream.Failure{Status: 429, RetryAfter: 2 * time.Hour, RateLimit: mockupstream.RateLimitUnified, NoRetryAfter: true}, rateLimited(2 * time.Hour)},
@@ -76,7 +79,11 @@ func TestFailoverPerClass(t *testing.T) {
 			first := c.account(t, "up-first", []int64{ten.Group.ID}, func(a *store.Account) { a.Priority = 10 })
 			c.account(t, "up-second", []int64{ten.Group.ID}, func(a *store.Account) { a.Priority = 20 })
 			fail := tc.fail
-			if err := c.Mock.SetScript("up-first", mockupstream.Script{Fail: &fail, FailTimes: 1}); err != nil {
+			script := mockupstream.Script{Fail: &fail, FailTimes: 1}
+			if tc.fail == (mockupstream.Failure{}) {
+				script = mockupstream.Script{Revoked: true}
+			}
+			if err := c.Mock.SetScript("up-first", script); err != nil {
 				t.Fatal(err)
 			}
 			var got []byte
@@ -86,7 +93,12 @@ func TestFailoverPerClass(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the SDK saw an error: %v", err)
 			}
-			ex := c.tap.Exchanges()
+			var ex []*gatewaytest.Exchange // the model requests, without a confirming call
+			for _, e := range c.tap.Exchanges() {
+				if e.Path == "/v1/messages" {
+					ex = append(ex, e)
+				}
+			}
 			if len(ex) != 2 || ex[0].UpstreamK != "up-first" || ex[1].UpstreamK != "up-second" || !bytes.Equal(got, ex[1].Body()) {
 				t.Fatalf("%d attempts; want the first account tried, then the second's answer relayed", len(ex))
 			}

@@ -361,14 +361,18 @@ func TestClassify(t *testing.T) {
 	}{
 		{400, nil, body("invalid_request_error", "bad"), provider.PassThrough, provider.MarkNone, time.Time{}, provider.KindInvalidRequest},
 		{404, nil, body("not_found_error", "no"), provider.PassThrough, provider.MarkNone, time.Time{}, provider.KindNotFound},
-		{401, nil, body("authentication_error", "invalid x-api-key"), provider.Failover, provider.MarkError, time.Time{}, provider.KindAuthentication},
-		{403, nil, []byte("<html>forbidden</html>"), provider.Failover, provider.MarkError, time.Time{}, provider.KindPermission},
+		{401, nil, body("authentication_error", "invalid x-api-key"), provider.Failover, provider.MarkVerify, time.Time{}, provider.KindAuthentication},
+		{403, nil, []byte("<html>forbidden</html>"), provider.Failover, provider.MarkVerify, time.Time{}, provider.KindPermission},
+		{402, nil, body("billing_error", "pay"), provider.Failover, provider.MarkError, time.Time{}, provider.KindBilling},
 		{429, http.Header{"Retry-After": {"30"}}, body("rate_limit_error", "slow"), provider.Failover, provider.MarkRateLimited, now.Add(30 * time.Second), provider.KindRateLimit},
 		{429, nil, body("rate_limit_error", "slow"), provider.Failover, provider.MarkRateLimited, time.Time{}, provider.KindRateLimit},
 		{529, nil, body("overloaded_error", "Overloaded"), provider.Failover, provider.MarkOverloaded, time.Time{}, provider.KindOverloaded},
 		{500, nil, body("api_error", "boom"), provider.Failover, provider.MarkNone, time.Time{}, provider.KindAPI},
 		{503, nil, nil, provider.Failover, provider.MarkNone, time.Time{}, provider.KindAPI},
 		{400, nil, body("invalid_request_error", "Your credit balance is too low to access the Anthropic API."), provider.Failover, provider.MarkError, time.Time{}, provider.KindBilling},
+		// The words anywhere else in the message are the client's, quoted back.
+		{400, nil, body("invalid_request_error", "Unexpected value(s) `Your credit balance is too low` for the `anthropic-beta` header."), provider.PassThrough, provider.MarkNone, time.Time{}, provider.KindInvalidRequest},
+		{400, nil, body("not_found_error", "Your credit balance is too low"), provider.PassThrough, provider.MarkNone, time.Time{}, provider.KindNotFound},
 	}
 	for _, c := range cases {
 		f := p.Classify(c.status, c.h, c.body, now)
@@ -378,6 +382,12 @@ func TestClassify(t *testing.T) {
 	}
 	if f := p.Classify(401, nil, body("authentication_error", "invalid x-api-key"), now); f.Message != "invalid x-api-key" {
 		t.Errorf("message = %q", f.Message)
+	}
+	if f := p.Classify(400, nil, body("invalid_request_error", "Your credit balance is too low to access the Anthropic API."), now); f.Marker != creditMarker {
+		t.Errorf("credit answer without its marker: %+v", f)
+	}
+	if f := p.ClassifyEvent(body("authentication_error", "x"), now); f.Mark.Kind != provider.MarkVerify {
+		t.Errorf("authentication event: %+v", f)
 	}
 	if f := p.ClassifyEvent(body("overloaded_error", "Overloaded"), now); f.Verdict != provider.Failover || f.Mark.Kind != provider.MarkOverloaded {
 		t.Errorf("overloaded event: %+v", f)

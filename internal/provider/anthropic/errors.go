@@ -98,11 +98,20 @@ var pingEvent = []byte("event: ping\ndata: {\"type\": \"ping\"}\n\n")
 // PingEvent implements provider.Provider.
 func (*Provider) PingEvent() []byte { return pingEvent }
 
-// Classify implements provider.Provider. Whose fault: 401/403 (bad or revoked credentials),
-// 402 and a 400 about the credit balance (the account cannot pay), 429 and 529 (the account
-// is limited or Anthropic is busy), 408 and 5xx (transient) belong to the account or
-// upstream, so another account is tried; any other 4xx is about the request itself and goes
-// back to the client unchanged.
+// creditMarker starts the message of the 400 Anthropic sends when an account's prepaid credit
+// is used up ("Your credit balance is too low to access the Anthropic API. …").
+const creditMarker = "Your credit balance is too low"
+
+// Classify implements provider.Provider. Whose fault is decided from the status, the
+// structured error.type and fixed message prefixes, never from words anywhere in the
+// message, which may quote the client's request (an unknown anthropic-beta value comes back
+// inside the 400's text):
+//   - 401/403: the credentials were refused; the gateway verifies before the error state.
+//   - 402, or a 400 invalid_request_error/billing_error whose message starts with
+//     creditMarker: the account cannot pay.
+//   - 429 (rate limited until the reset the headers name), 529 (overloaded), 408 and 5xx
+//     (transient): the account's or upstream's, another account is tried.
+//   - any other 4xx is about the request itself and goes back to the client unchanged.
 func (*Provider) Classify(status int, h http.Header, body []byte, now time.Time) provider.Failure {
 	errType := gjson.GetBytes(body, "error.type").Str
 	f := provider.Failure{
@@ -112,13 +121,17 @@ func (*Provider) Classify(status int, h http.Header, body []byte, now time.Time)
 		Message: messageOf(body),
 	}
 	switch {
-	case status == http.StatusUnauthorized, status == http.StatusForbidden, status == http.StatusPaymentRequired:
+	case status == http.StatusUnauthorized, status == http.StatusForbidden:
+		f.Mark = provider.Mark{Kind: provider.MarkVerify}
+	case status == http.StatusPaymentRequired:
 		f.Mark = provider.Mark{Kind: provider.MarkError}
-	case status == http.StatusBadRequest && strings.Contains(strings.ToLower(f.Message), "credit balance"):
-		// "Your credit balance is too low to access the Anthropic API" comes as a 400, but
-		// it is the account that cannot pay, not the request that is wrong.
+	case status == http.StatusBadRequest && (errType == "invalid_request_error" || errType == "billing_error") &&
+		strings.HasPrefix(f.Message, creditMarker):
+		// It comes as a 400, but it is the account that cannot pay, not the request that
+		// is wrong.
 		f.Mark = provider.Mark{Kind: provider.MarkError}
 		f.Kind = provider.KindBilling
+		f.Marker = creditMarker
 	case status == http.StatusTooManyRequests:
 		f.Mark = provider.Mark{Kind: provider.MarkRateLimited, Until: RateLimitReset(h, now)}
 	case status == 529:
@@ -130,7 +143,8 @@ func (*Provider) Classify(status int, h http.Header, body []byte, now time.Time)
 	return f
 }
 
-// ClassifyEvent implements provider.Provider: an error event inside a 200 stream.
+// ClassifyEvent implements provider.Provider: an error event inside a 200 stream, by its
+// error.type alone.
 func (*Provider) ClassifyEvent(data []byte, now time.Time) provider.Failure {
 	errType := gjson.GetBytes(data, "error.type").Str
 	f := provider.Failure{Verdict: provider.Failover, Kind: kindOf(errType, 0), Message: messageOf(data)}
@@ -139,7 +153,9 @@ func (*Provider) ClassifyEvent(data []byte, now time.Time) provider.Failure {
 		f.Mark = provider.Mark{Kind: provider.MarkOverloaded}
 	case provider.KindRateLimit:
 		f.Mark = provider.Mark{Kind: provider.MarkRateLimited}
-	case provider.KindAuthentication, provider.KindPermission, provider.KindBilling:
+	case provider.KindAuthentication, provider.KindPermission:
+		f.Mark = provider.Mark{Kind: provider.MarkVerify}
+	case provider.KindBilling:
 		f.Mark = provider.Mark{Kind: provider.MarkError}
 	case provider.KindAPI, provider.KindTimeout:
 	default:
