@@ -17,6 +17,11 @@ const invalidationChannel = invalidate.Channel
 // entries and bumps a generation, so a load that started before an invalidation does not
 // store what it read. With negTTL > 0, store.ErrNotFound is remembered too.
 //
+// Changes that keep an entry (replace, stale) are frequent under load (every charge of
+// every node), so they must not stop loads in flight from storing, or a busy node would
+// hardly ever keep a key: they are noted instead (marks), and a load that one of them
+// matches is stored already due for a read.
+//
 // An entry past its TTL, or marked stale (a charge changed the balance it holds), is kept as
 // the last known value: when reading it again fails for any reason but ErrNotFound (the
 // database restarting, unreachable or slow), get answers the last known value and tries the
@@ -31,6 +36,10 @@ type cache[K comparable, V any] struct {
 	gen     uint64
 	entries map[K]cacheEntry[V]
 	flights map[K]*flight[V]
+	// marks are the matchers of the changes made while loads were in flight; the first has
+	// sequence number markBase. They are forgotten when no load is in flight.
+	marks    []func(K, V) bool
+	markBase uint64
 }
 
 type cacheEntry[V any] struct {
@@ -43,6 +52,7 @@ type flight[V any] struct {
 	done chan struct{}
 	v    V
 	err  error
+	mark uint64 // the sequence number of the next change mark when the load began
 }
 
 const (
@@ -84,7 +94,7 @@ func (c *cache[K, V]) get(ctx context.Context, k K, load func(context.Context) (
 		return f.v, f.err
 	}
 	fallback := known && !e.missing
-	f := &flight[V]{done: make(chan struct{})}
+	f := &flight[V]{done: make(chan struct{}), mark: c.markBase + uint64(len(c.marks))}
 	c.flights[k] = f
 	gen := c.gen
 	c.mu.Unlock()
@@ -102,28 +112,69 @@ func (c *cache[K, V]) get(ctx context.Context, k K, load func(context.Context) (
 		delete(c.flights, k)
 	}
 	switch {
-	case f.err == nil:
-		if gen == c.gen {
-			c.entries[k] = cacheEntry[V]{v: f.v, expires: c.now().Add(c.ttl)}
+	case gen != c.gen: // dropped meanwhile: what was read may be what the drop undid
+		if f.err != nil && !errors.Is(f.err, store.ErrNotFound) && fallback {
+			f.v, f.err = c.lastKnown(k, f.v, f.err)
 		}
+	case f.err == nil:
+		expires := c.now().Add(c.ttl)
+		if c.changedSince(f.mark, k, f.v) {
+			expires = time.Time{} // read before a change, perhaps: keep it, but read again
+		}
+		c.entries[k] = cacheEntry[V]{v: f.v, expires: expires}
 	case errors.Is(f.err, store.ErrNotFound):
-		if gen == c.gen && c.negTTL > 0 {
+		if c.negTTL > 0 {
 			c.entries[k] = cacheEntry[V]{missing: true, expires: c.now().Add(c.negTTL)}
 		}
 	case fallback:
-		// The entry as it is now: a debit may have changed it meanwhile, and a drop (a right
-		// taken away) removed it, which leaves nothing to answer with.
-		if cur, ok := c.entries[k]; ok && !cur.missing {
-			f.v, f.err = cur.v, nil
-			if gen == c.gen { // else a change came meanwhile: read again at once
+		f.v, f.err = c.lastKnown(k, f.v, f.err)
+		if f.err == nil {
+			// Answer the last known value for a while before trying again. (A change
+			// since means the store answers again: then read again at once.)
+			if cur := c.entries[k]; !c.changedSince(f.mark, k, cur.v) {
 				cur.expires = c.now().Add(fallbackRetry)
 				c.entries[k] = cur
 			}
 		}
 	}
+	if len(c.flights) == 0 {
+		c.markBase += uint64(len(c.marks))
+		c.marks = nil
+	}
 	c.mu.Unlock()
 	close(f.done)
 	return f.v, f.err
+}
+
+// lastKnown returns k's entry as it is now, when there is one to answer with: a change may
+// have updated it meanwhile, and a drop (a right taken away) removed it, which leaves
+// nothing but the error. c.mu is held.
+func (c *cache[K, V]) lastKnown(k K, v V, err error) (V, error) {
+	if cur, ok := c.entries[k]; ok && !cur.missing {
+		return cur.v, nil
+	}
+	return v, err
+}
+
+// changedSince reports whether a change noted since mark matches k and v; when the marks
+// since then are forgotten, it cannot tell and says yes. c.mu is held.
+func (c *cache[K, V]) changedSince(mark uint64, k K, v V) bool {
+	if mark < c.markBase {
+		return true
+	}
+	for _, m := range c.marks[mark-c.markBase:] {
+		if m(k, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// note records a change for the loads in flight (see cache). c.mu is held.
+func (c *cache[K, V]) note(match func(K, V) bool) {
+	if len(c.flights) > 0 {
+		c.marks = append(c.marks, match)
+	}
 }
 
 // drop removes the entries match selects (missing reports a remembered ErrNotFound, with
@@ -141,13 +192,12 @@ func (c *cache[K, V]) drop(match func(k K, v V, missing bool) bool) {
 }
 
 // replace swaps the values that with returns ok for, keeping their expiry (remembered
-// misses are left alone). Like drop, it stops loads in flight from storing what they read:
-// they may have read before the change that calls for the replacement.
+// misses are left alone). A load in flight that with would change may have read before the
+// change that calls for the replacement: it is stored due for a read.
 func (c *cache[K, V]) replace(with func(k K, v V) (V, bool)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.gen++
-	clear(c.flights)
+	c.note(func(k K, v V) bool { _, ok := with(k, v); return ok })
 	for k, e := range c.entries {
 		if e.missing {
 			continue
@@ -160,13 +210,12 @@ func (c *cache[K, V]) replace(with func(k K, v V) (V, bool)) {
 }
 
 // stale marks the entries match selects as due for a read (their value changed in the
-// store) while keeping them as the last known value (see cache). Like drop, it stops loads
-// in flight from storing what they read.
+// store) while keeping them as the last known value (see cache); so are loads in flight
+// that it matches, when they are stored.
 func (c *cache[K, V]) stale(match func(k K, v V) bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.gen++
-	clear(c.flights)
+	c.note(match)
 	for k, e := range c.entries {
 		if !e.missing && match(k, e.v) {
 			e.expires = time.Time{}

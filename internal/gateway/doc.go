@@ -196,7 +196,10 @@
 // seen get the database 503. Invalidations that can take rights away (a key, user or group
 // changed by an admin) still drop the entries. A failed read is tried again 50 ms later
 // (fallbackRetry), so a node sees the database again within 50 ms of its return, and
-// writes the queued rows within 100 ms.
+// writes the queued rows within 100 ms. A database that refuses costs those reads nothing;
+// one that does not answer at all (a partitioned host) holds each of them, and the
+// requests that share it, for up to a second (fallbackLoadTimeout) before the last known
+// value answers.
 //
 // # Models
 //

@@ -31,11 +31,6 @@ func (c *cluster) redisRestart(t *testing.T) {
 	c.outage(t, "redis", c.redis.Stop, c.redis.Start)
 }
 
-// postgresRestart is scenario 6 for PostgreSQL.
-func (c *cluster) postgresRestart(t *testing.T) {
-	c.outage(t, "postgres", c.pg.Stop, c.pg.Start)
-}
-
 // outage stops a state server under load, keeps it down for a while, starts it again and
 // checks that while it was down no request hung past failFastBound, every error was a clear
 // one, and no account limit was exceeded; that every node serves again by itself; and that
@@ -146,7 +141,8 @@ func (c *cluster) outage(t *testing.T, name string, stop, start func() error) {
 
 // checkClearError fails t unless o, an answer that is not a whole one, is an error the client
 // can read: from a node, an error in Anthropic's format; from Caddy (no node answered), 502
-// or 503.
+// or 503 as an Anthropic overloaded_error with x-should-retry: true (deploy/Caddyfile's
+// handle_errors).
 func (c *cluster) checkClearError(t testing.TB, o outcome) {
 	t.Helper()
 	switch {
@@ -158,6 +154,8 @@ func (c *cluster) checkClearError(t testing.TB, o outcome) {
 		t.Errorf("a stream ended without message_stop or an error event: %s", o)
 	case o.requestID == "" && o.status != http.StatusBadGateway && o.status != http.StatusServiceUnavailable:
 		t.Errorf("Caddy answered neither 502 nor 503: %s", o)
+	case o.requestID == "" && (o.errType != "overloaded_error" || o.retry != "true"):
+		t.Errorf("Caddy's own error is not a retryable overloaded_error in Anthropic's format (x-should-retry %q): %s", o.retry, o)
 	}
 }
 
@@ -237,6 +235,9 @@ func (c *cluster) nodeKilled(t *testing.T) {
 		}
 		if !o.complete && !o.start.Before(healed) {
 			t.Errorf("a request sent %s after the kill was not served: %s", o.start.Sub(killed).Round(time.Millisecond), o)
+		}
+		if !o.complete && o.requestID == "" && o.status != 0 {
+			c.checkClearError(t, o) // Caddy's answer for a node that died before answering
 		}
 	}
 

@@ -26,7 +26,7 @@ func TestCluster(t *testing.T) {
 	t.Run("4 an account rate-limited on node 1 is skipped by every node", c.rateLimitedSkipped)
 	t.Run("5 a fourth node joins by a new upstream list and a reload", c.fourthNodeJoins)
 	t.Run("6 Redis restarted under load", c.redisRestart)
-	t.Run("6 PostgreSQL restarted under load", c.postgresRestart)
+	t.Run("6 PostgreSQL restarted under load: known keys served, recovery per node", c.postgresRestartKnownKeys)
 	t.Run("3 a node killed mid-stream", c.nodeKilled)
 	t.Run("7 PostgreSQL sessions never exceeded nodes × DATABASE_MAX_OPEN_CONNS", func(t *testing.T) {
 		if peak, bound := c.conns.everMax(), len(c.nodes)*c.maxOpenConns(); peak > bound {

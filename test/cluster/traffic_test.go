@@ -53,6 +53,7 @@ type outcome struct {
 	cut        bool   // the connection broke (before or during the answer)
 	corrupt    string // what was wrong with the answer, if anything
 	errType    string // the Anthropic error type of a non-200 JSON answer
+	retry      string // x-should-retry of a non-200 answer
 	body       string // a non-200 answer's body, for messages
 	start, end time.Time
 }
@@ -99,6 +100,7 @@ func send(ctx context.Context, client *http.Client, base, key string, s shape, n
 	o.requestID = resp.Header.Get(gateway.HeaderRequestID)
 	switch {
 	case resp.StatusCode != http.StatusOK:
+		o.retry = resp.Header.Get("X-Should-Retry")
 		b, err := io.ReadAll(resp.Body)
 		o.body = string(b)
 		if err != nil {

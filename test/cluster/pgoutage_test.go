@@ -1,0 +1,220 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Issue 16's PostgreSQL scenarios.
+const (
+	// pgOutageKeys is the handful of keys under load through the restart, each its own user.
+	pgOutageKeys = 4
+	// pgRecoveryBound is the generous bound on the time from PostgreSQL answering again to a
+	// node serving a key it has never seen. The target is 200 ms, measured and logged per
+	// node; on a loaded 2-core machine the test asserts only this.
+	pgRecoveryBound = 5 * time.Second
+	// pgProbeEvery paces the recovery probes: the resolution of the measurement.
+	pgProbeEvery = 5 * time.Millisecond
+)
+
+// postgresRestartKnownKeys is issue 16's scenarios 2 and 3 for PostgreSQL. A handful of keys,
+// each known to every node beforehand, are under steady load through Caddy and straight to
+// every node while PostgreSQL is stopped for a few seconds and started again:
+//
+//   - every request of a known key is served, before, during and after the outage;
+//   - once PostgreSQL is back, every answer is in the ledger exactly once and each balance
+//     fell by exactly its charges;
+//   - a key no node has seen is refused during the outage (the database 503), and the time
+//     from PostgreSQL answering again to each node serving it is measured and logged.
+func (c *cluster) postgresRestartKnownKeys(t *testing.T) {
+	nodes := c.liveNodes()
+	var tenants []*tenant
+	for i := range pgOutageKeys {
+		tenants = append(tenants, c.newTenant(t, fmt.Sprintf("pg-known-%d", i), accountSpec{}))
+	}
+	// Never used before the outage: no node has it cached.
+	fresh := c.newTenant(t, "pg-fresh", accountSpec{})
+	c.conns.reset()
+
+	// Every node learns every key.
+	client := newClient()
+	warm := make([][]outcome, len(tenants))
+	for i, tn := range tenants {
+		for _, n := range nodes {
+			o := send(context.Background(), client, n.base(), tn.key, quick, 0, nil)
+			if !o.complete {
+				t.Fatalf("warming %s with %s's key: %s", n.name, tn.name, o)
+			}
+			warm[i] = append(warm[i], o)
+		}
+	}
+
+	targets := []string{c.entry, c.entry}
+	for _, n := range nodes {
+		targets = append(targets, n.base())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	outs := make([][]outcome, len(tenants))
+	var loads sync.WaitGroup
+	for i, tn := range tenants {
+		loads.Add(1)
+		go func() {
+			defer loads.Done()
+			outs[i] = load{workers: len(targets), targets: targets, shape: outageShape}.run(ctx, tn.key)
+		}()
+	}
+	defer func() { cancel(); loads.Wait() }()
+
+	time.Sleep(time.Second)
+	down := time.Now()
+	if err := c.pg.Stop(); err != nil {
+		t.Fatalf("stop PostgreSQL: %v", err)
+	}
+	time.Sleep(outage / 2)
+	// A key no node has seen cannot be checked while PostgreSQL is down.
+	for _, n := range nodes {
+		o := send(context.Background(), client, n.base(), fresh.key, quick, 0, nil)
+		if o.status != 503 || o.errType != "overloaded_error" || o.requestID == "" {
+			t.Errorf("%s, an unknown key while PostgreSQL is down: %s; want the node's database 503", n.name, o)
+		}
+	}
+	time.Sleep(outage / 2)
+
+	// The recovery probes: the fresh key against every node, from just before the start.
+	answering := make(chan time.Time, 1)
+	go func() { answering <- pgAnswers(c.pg.DSN(dbName), time.Now().Add(recoveryBound)) }()
+	type recovery struct {
+		node   string
+		served time.Time // the end of the first request of the fresh key it served
+		probes []outcome
+	}
+	recoveries := make([]recovery, len(nodes))
+	var probing sync.WaitGroup
+	for i, n := range nodes {
+		probing.Add(1)
+		go func() {
+			defer probing.Done()
+			r := &recoveries[i]
+			r.node = n.name
+			deadline := time.Now().Add(recoveryBound)
+			for time.Now().Before(deadline) {
+				o := send(context.Background(), client, n.base(), fresh.key, quick, 0, nil)
+				r.probes = append(r.probes, o)
+				if o.complete {
+					r.served = o.end
+					return
+				}
+				time.Sleep(pgProbeEvery)
+			}
+		}()
+	}
+	up := time.Now()
+	if err := c.pg.Start(); err != nil {
+		t.Fatalf("start PostgreSQL again: %v", err)
+	}
+	back := <-answering
+	probing.Wait()
+	if back.IsZero() {
+		t.Fatalf("PostgreSQL did not answer within %s of its start", recoveryBound)
+	}
+
+	var lines []string
+	var probes []outcome
+	for i, r := range recoveries {
+		probes = append(probes, r.probes...)
+		if r.served.IsZero() {
+			t.Errorf("%s does not serve a new key %s after PostgreSQL is back: %s", r.node, recoveryBound, r.probes[len(r.probes)-1])
+			continue
+		}
+		took := r.served.Sub(back)
+		lines = append(lines, fmt.Sprintf("%s %d ms", r.node, took.Milliseconds()))
+		if took > pgRecoveryBound {
+			t.Errorf("%s served a new key %s after PostgreSQL answered again; want ≤ %s (target 200 ms)", r.node, took, pgRecoveryBound)
+		}
+		if took > 200*time.Millisecond {
+			var last []string
+			for _, o := range r.probes[max(0, len(r.probes)-4):] {
+				last = append(last, fmt.Sprintf("%s–%s %s", o.start.Format(clock), o.end.Format(clock), o))
+			}
+			t.Logf("%s was slow to recover; its last probes:\n%s\nits errors since PostgreSQL answered:\n%s", r.node,
+				strings.Join(last, "\n"), strings.Join(nodeErrorsSince(nodes[i], back, 5), "\n"))
+		}
+	}
+	sort.Strings(lines)
+	t.Logf("PostgreSQL stopped at %s, started at %s, answered again at %s; from then to serving a new key, per node: %s",
+		down.Format(clock), up.Format(clock), back.Format(clock), strings.Join(lines, ", "))
+
+	// Load continues a moment after the recovery, then the known keys must have been
+	// served throughout.
+	time.Sleep(time.Second)
+	cancel()
+	loads.Wait()
+	during := 0
+	for i, tn := range tenants {
+		n := countDuring(outs[i], down, back)
+		during += n
+		t.Logf("%s: %d requests, %d of them started while PostgreSQL was down", tn.name, len(outs[i]), n)
+		requireComplete(t, outs[i])
+		c.checkBilling(t, tn, append(outs[i], warm[i]...), true)
+	}
+	if during == 0 {
+		t.Errorf("no request of a known key was sent while PostgreSQL was down")
+	}
+	c.checkBilling(t, fresh, probes, true)
+	c.checkConnBound(t, len(nodes))
+}
+
+// nodeErrorsSince returns the last lines of the node's log at level ERROR since t.
+func nodeErrorsSince(n *node, since time.Time, last int) []string {
+	var out []string
+	for _, line := range strings.Split(n.Output(), "\n") {
+		var r struct {
+			Time  time.Time `json:"time"`
+			Level string    `json:"level"`
+		}
+		if json.Unmarshal([]byte(line), &r) != nil || r.Level != "ERROR" || r.Time.Before(since) {
+			continue
+		}
+		out = append(out, line)
+	}
+	return out[max(0, len(out)-last):]
+}
+
+// countDuring counts the outcomes that started in [from, to).
+func countDuring(outs []outcome, from, to time.Time) int {
+	n := 0
+	for _, o := range outs {
+		if !o.start.Before(from) && o.start.Before(to) {
+			n++
+		}
+	}
+	return n
+}
+
+// pgAnswers polls PostgreSQL with fresh connections, a millisecond apart, until one query
+// succeeds, and returns when it did: the moment PostgreSQL is known to answer again. The
+// zero time when deadline passes first.
+func pgAnswers(dsn string, deadline time.Time) time.Time {
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		conn, err := pgx.Connect(ctx, dsn)
+		if err == nil {
+			err = conn.Ping(ctx)
+			conn.Close(ctx)
+		}
+		cancel()
+		if err == nil {
+			return time.Now()
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return time.Time{}
+}
