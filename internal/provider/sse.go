@@ -108,9 +108,13 @@ func (er *EventReader) Next() (Event, error) {
 	er.lines = er.lines[:0]
 	nameStart, nameEnd := -1, -1
 	scan := 0 // offset from start of the first byte not yet split into lines
+	// searched: the bytes after scan already known to hold no line end, so that a long line
+	// arriving in many small reads is searched once, not once per read (quadratic).
+	searched := 0
 	for {
-		i := bytes.IndexByte(er.buf[er.start+scan:er.end], '\n')
+		i := bytes.IndexByte(er.buf[er.start+scan+searched:er.end], '\n')
 		if i < 0 {
+			searched = er.end - er.start - scan
 			err := er.fill()
 			if err == nil {
 				continue
@@ -127,6 +131,8 @@ func (er *EventReader) Next() (Event, error) {
 			}
 			return Event{}, err
 		}
+		i += searched
+		searched = 0
 		lineStart, lineEnd := scan, scan+i // without '\n'
 		scan += i + 1
 		line := bytes.TrimSuffix(er.buf[er.start+lineStart:er.start+lineEnd], []byte{'\r'})
