@@ -37,7 +37,7 @@ func (a *api) updateMe(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	ok, err := a.verifyPassword(ctx, u.PasswordHash, req.Password)
+	ok, err := a.verifyCounted(r, u.Email, u.PasswordHash, req.Password)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -77,7 +77,7 @@ func (a *api) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	ok, err := a.verifyPassword(ctx, u.PasswordHash, req.OldPassword)
+	ok, err := a.verifyCounted(r, u.Email, u.PasswordHash, req.OldPassword)
 	if err != nil {
 		a.writeError(w, r, err)
 		return

@@ -202,6 +202,21 @@ func TestLoginThrottlePerEmailAndPerAddress(t *testing.T) {
 	})
 }
 
+// A stolen token must not turn the password check of /me/password into an unthrottled oracle.
+func TestCurrentPasswordChecksAreThrottled(t *testing.T) {
+	e := newEnv(t, func(o *api.Options) { o.LoginMaxFailures = 3 })
+	_, token := e.newUser("u@example.com")
+	for range 3 {
+		e.do("POST", "/api/v1/me/password", token, map[string]any{"old_password": "guess-password",
+			"new_password": "new-password-1"}).wantError(t, 400, "invalid_argument", "old_password")
+	}
+	r := e.do("POST", "/api/v1/me/password", token, map[string]any{"old_password": "user-password-1",
+		"new_password": "new-password-1"})
+	r.wantError(t, 429, "rate_limited", "")
+	e.do("PATCH", "/api/v1/me", token, map[string]any{"email": "x@example.com", "password": "user-password-1"}).
+		wantError(t, 429, "rate_limited", "")
+}
+
 // parallelLogins runs n logins at once and returns their answers.
 func parallelLogins(n int, login func(i int) *resp) []*resp {
 	answers := make([]*resp, n)

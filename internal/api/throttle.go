@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"net/http"
 	"net/netip"
 	"time"
 
@@ -90,6 +91,25 @@ func addressBucket(ip string) string {
 		return netip.PrefixFrom(addr, 64).Masked().String()
 	}
 	return addr.String()
+}
+
+// verifyCounted checks the current password of a signed-in user (to change the email or the
+// password) as one login attempt, so a stolen token cannot be used to guess the password
+// faster than the login throttle allows.
+func (a *api) verifyCounted(r *http.Request, email, hash, pw string) (bool, error) {
+	ctx := r.Context()
+	at, err := a.reserveLogin(ctx, email, clientIP(r))
+	if err != nil {
+		return false, err
+	}
+	ok, err := a.verifyPassword(ctx, hash, pw)
+	switch {
+	case err != nil:
+		a.releaseLogin(ctx, at)
+	case ok:
+		a.loginSucceeded(ctx, at)
+	}
+	return ok, err
 }
 
 // Password hashing goes through the node's gate, which bounds argon2id's memory.
