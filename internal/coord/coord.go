@@ -37,19 +37,36 @@ type SlotReq struct {
 	Limit int
 }
 
+// RecoveryWindow is how long AcquireAccount grants nothing after the backend lost its state
+// (a Redis restart without its data, a failover to a replica that lacked the latest writes,
+// memory.Reset). Every node checks the epoch (RefreshSlots) several times within it and
+// registers again the slots of its requests in flight, so that when admissions resume the
+// sets count every request still running upstream (invariant 2).
+const RecoveryWindow = 2 * time.Second
+
 // Slots are counted concurrency slots held as leases. A holder is a unique token per
 // request. A slot expires TTL after it was taken or last refreshed, so a crashed node's slots
 // free themselves; a live node refreshes what it holds well before that.
+//
+// The backend's state lives in an epoch: an opaque string that changes whenever the state
+// was lost. An epoch that begins while the coordinator starts is open at once; one that
+// begins later (the state vanished under running nodes) opens RecoveryWindow after it began.
 type Slots interface {
 	// AcquireSlots takes one slot in every requested set for holder, atomically: either all
 	// are taken, or none is and full is the index of the first set that was full.
 	// Expired holders are purged before counting. Taking a slot the holder already has in a
-	// set succeeds without counting it twice.
+	// set succeeds without counting it twice. It ignores the recovery window: it serves wait
+	// queues, which bound waiting, not upstream load.
 	AcquireSlots(ctx context.Context, holder string, ttl time.Duration, reqs ...SlotReq) (ok bool, full int, err error)
 	// ReleaseSlots removes holder from each set. Missing entries are ignored.
 	ReleaseSlots(ctx context.Context, holder string, keys ...string) error
-	// RefreshSlots extends the expiry of each (key, holder) pair that still exists.
-	RefreshSlots(ctx context.Context, ttl time.Duration, held []Held) error
+	// RefreshSlots returns the backend's current epoch (beginning one, with its recovery
+	// window, when the state is gone) and extends the expiry of each (key, holder) pair that
+	// is still live. When epoch is not the current one (the state was lost since the
+	// caller's last refresh; "" forces it) every pair is registered again to expire after
+	// ttl, live or not: the caller vouches that their requests still run. held may be empty,
+	// to learn the epoch.
+	RefreshSlots(ctx context.Context, ttl time.Duration, epoch string, held []Held) (string, error)
 	// SlotCount counts the live holders of a set.
 	SlotCount(ctx context.Context, key string) (int, error)
 }
@@ -74,8 +91,9 @@ type Scheduler interface {
 	//     account when there was no binding, or the bound account is neither among Accounts
 	//     nor in req.Keep (it can no longer serve: rebound); left alone when the bound account
 	//     is among Accounts but full (bypassed for this request only) or is in Keep.
-	// ttl, and SessionTTL when Session is set, must be positive. A failed call may or may not
-	// have taken the slots; they expire after ttl.
+	// While the epoch's recovery window is open it takes nothing, reads no binding and
+	// answers Recovering, the time left. ttl, and SessionTTL when Session is set, must be
+	// positive. A failed call may or may not have taken the slots; they expire after ttl.
 	AcquireAccount(ctx context.Context, holder string, ttl time.Duration, req AccountReq) (AccountGrant, error)
 }
 
@@ -110,6 +128,12 @@ type AccountGrant struct {
 	BaseFull int
 	// Bound is the account the session was bound to when the call began, 0 for none.
 	Bound int64
+	// Epoch is the backend's epoch (see Slots): a caller that knew another one must
+	// register its slots again (RefreshSlots).
+	Epoch string
+	// Recovering > 0 says the epoch's recovery window is open for that long still: nothing
+	// was taken, Index and BaseFull are -1.
+	Recovering time.Duration
 }
 
 // Held names one slot a holder has.

@@ -95,7 +95,7 @@ func benchSlots(b *testing.B, co coord.Coordinator) {
 			r := httptest.NewRequest("POST", "/v1/messages", nil)
 			c := gw.newCall(httptest.NewRecorder(), r, gw.anthropic, provider.OpMessages)
 			c.auth = auth
-			l, err := c.tryAcquire(cands, nil)
+			l, _, err := c.tryAcquire(cands, nil)
 			if err != nil || l == nil {
 				b.Fatalf("acquire: %v", err)
 			}

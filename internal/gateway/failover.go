@@ -78,13 +78,19 @@ func (c *call) schedule(tried map[int64]bool, last *provider.Failure) (*lease, b
 		if !c.needsSlots() {
 			return &lease{cand: cands[0]}, true
 		}
-		l, err := c.tryAcquire(cands, keep)
+		l, recovering, err := c.tryAcquire(cands, keep)
 		if err != nil {
 			c.coordFailed(err)
 			return nil, false
 		}
 		if l != nil {
 			return l, true
+		}
+		if recovering > 0 {
+			if !c.waitRecovery(recovering) {
+				return nil, false
+			}
+			continue
 		}
 		if !c.wait(&w) {
 			return nil, false

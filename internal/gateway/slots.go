@@ -44,11 +44,36 @@ type slotBook struct {
 	// longer refreshed, and released again by the heartbeat until the coordinator takes it,
 	// so that they do not keep an account full until their lease expires.
 	unreleased map[string][]string // holder → slot keys
+	// epoch is the coordinator's epoch under which every held slot is registered ("" before
+	// the first heartbeat). A grant under another one wakes the heartbeat through stale.
+	epoch string
+	stale chan struct{}
 }
 
 func newSlotBook() *slotBook {
 	return &slotBook{held: make(map[string]map[string]struct{}), inFlight: make(map[int64]int),
-		lastUsed: make(map[int64]time.Time), freed: make(chan struct{}), unreleased: make(map[string][]string)}
+		lastUsed: make(map[int64]time.Time), freed: make(chan struct{}), unreleased: make(map[string][]string),
+		stale: make(chan struct{}, 1)}
+}
+
+// knownEpoch is the epoch every held slot is registered under.
+func (b *slotBook) knownEpoch() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.epoch
+}
+
+// seen notes an epoch a grant was made under: when it is not the book's, the heartbeat must
+// register every slot again at once (the coordinator lost its state, or this node's
+// heartbeat fell behind).
+func (b *slotBook) seen(epoch string) {
+	if epoch == b.knownEpoch() {
+		return
+	}
+	select {
+	case b.stale <- struct{}{}:
+	default:
+	}
 }
 
 // failedRelease records slots whose release must be tried again.
@@ -157,30 +182,70 @@ func (b *slotBook) use(account int64, delta int, now time.Time) {
 // would is an account slot back in use.
 const releaseRetryInterval = time.Second
 
-// heartbeat refreshes every slot this node holds, in one call each SlotTTL/3, so slots live
-// while their requests run and expire within SlotTTL after a crash (invariant 2). Between
-// beats it retries the releases that failed while the coordinator was down.
+// epochCheckInterval is how often the heartbeat asks the coordinator for its epoch: several
+// times within coord.RecoveryWindow, so that after a loss of the coordination state this node
+// has registered its slots again before anything new is admitted anywhere.
+const epochCheckInterval = coord.RecoveryWindow / 8
+
+// heartbeat keeps this node's slots registered. Every epochCheckInterval it reads the
+// coordinator's epoch; every SlotTTL/3 the same call refreshes every slot, so slots live while
+// their requests run and expire within SlotTTL after a crash (invariant 2). When the epoch
+// changed (Redis lost its data, or failed over to a replica that lacked the latest writes),
+// or the refreshes failed for so long that slots may have expired, it registers every slot
+// again at once. Between beats it retries the releases that failed while the coordinator
+// was down.
 func (g *Gateway) heartbeat(ctx context.Context) {
-	t := time.NewTicker(g.cfg.SlotTTL / 3)
+	t := time.NewTicker(epochCheckInterval)
 	defer t.Stop()
 	retry := time.NewTicker(min(releaseRetryInterval, g.cfg.SlotTTL/3))
 	defer retry.Stop()
+	var lastRefresh time.Time // of every slot, under the book's epoch
+	failing := false
 	for {
+		forced := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-retry.C:
 			g.retryReleases(ctx)
 			continue
+		case <-g.slots.stale:
+			forced = true
 		case <-t.C:
 		}
-		held := g.slots.all()
-		if len(held) == 0 {
+		now := g.now()
+		known := g.slots.knownEpoch()
+		if forced || now.Sub(lastRefresh) > g.cfg.SlotTTL/2 {
+			known = "" // slots may be missing: register them all again
+		}
+		full := known == "" || now.Sub(lastRefresh) >= g.cfg.SlotTTL/3
+		var held []coord.Held
+		if full {
+			held = g.slots.all()
+		}
+		cur, err := g.coord.RefreshSlots(ctx, g.cfg.SlotTTL, known, held)
+		if err == nil && cur != known && !full {
+			// A new epoch: the coordinator lost its state. Register every slot now.
+			full, held = true, g.slots.all()
+			cur, err = g.coord.RefreshSlots(ctx, g.cfg.SlotTTL, known, held)
+		}
+		if err != nil {
+			if ctx.Err() == nil && !failing {
+				g.log.Warn("slot heartbeat failed", "slots", len(held), "err", err)
+			}
+			failing = true
 			continue
 		}
-		if err := g.coord.RefreshSlots(ctx, g.cfg.SlotTTL, held); err != nil && ctx.Err() == nil {
-			g.log.Warn("slot heartbeat failed", "slots", len(held), "err", err)
+		failing = false
+		if full {
+			lastRefresh = now
 		}
+		if prev := g.slots.knownEpoch(); cur != prev && prev != "" {
+			g.log.Warn("coordination state lost: registered this node's slots again", "slots", len(held))
+		}
+		g.slots.mu.Lock()
+		g.slots.epoch = cur
+		g.slots.mu.Unlock()
 	}
 }
 
@@ -230,8 +295,9 @@ func (c *call) needsSlots() bool { return c.op == provider.OpMessages }
 // slots with the slot of the first candidate that has room, the session's bound account
 // first; the same call binds the session or refreshes its binding (coord.Scheduler has the
 // rules). It returns a nil lease when no account has room or the user's or key's own limit
-// is full.
-func (c *call) tryAcquire(cands []Candidate, keep []int64) (*lease, error) {
+// is full, and with it the time left in the coordinator's recovery window when that is
+// what kept it from granting.
+func (c *call) tryAcquire(cands []Candidate, keep []int64) (*lease, time.Duration, error) {
 	a := c.auth
 	req := coord.AccountReq{Base: make([]coord.SlotReq, 0, 2), Accounts: make([]coord.AccountSlot, len(cands)), Keep: keep}
 	if a.User.Concurrency > 0 {
@@ -249,8 +315,12 @@ func (c *call) tryAcquire(cands []Candidate, keep []int64) (*lease, error) {
 	}
 	req.Session, req.SessionTTL = c.session()
 	grant, err := c.g.coord.AcquireAccount(c.ctx(), c.id, c.g.cfg.SlotTTL, req)
-	if err != nil || grant.Index < 0 {
-		return nil, err
+	if err != nil {
+		return nil, 0, err
+	}
+	c.g.slots.seen(grant.Epoch)
+	if grant.Index < 0 {
+		return nil, grant.Recovering, nil
 	}
 	l := &lease{cand: cands[grant.Index], key: req.Accounts[grant.Index].Slot.Key}
 	keys := slotKeys(req.Base)
@@ -260,7 +330,30 @@ func (c *call) tryAcquire(cands []Candidate, keep []int64) (*lease, error) {
 	c.g.slots.add(c.id, keys)
 	c.held = appendMissing(c.held, keys)
 	c.g.slots.use(l.cand.Account.ID, 1, c.g.now())
-	return l, nil
+	return l, 0, nil
+}
+
+// waitRecovery waits out the coordinator's recovery window (at most d) before the request
+// tries again: the nodes are registering their requests in flight, and a request admitted
+// now could exceed a limit. It returns false, the outcome set, when the client left.
+func (c *call) waitRecovery(d time.Duration) bool {
+	return c.pause(d+rand.N(d/8+time.Millisecond), nil) // jittered: spread the retries
+}
+
+// pause sleeps for d or until wake is closed. It returns false, the outcome set, when the
+// client left.
+func (c *call) pause(d time.Duration, wake <-chan struct{}) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-c.ctx().Done():
+		c.gone.Store(true)
+		c.outcome = "client_gone"
+		return false
+	case <-wake:
+	case <-timer.C:
+	}
+	return true
 }
 
 // release ends one attempt. A failed attempt gives its account slot back at once, so that
@@ -349,15 +442,8 @@ func (c *call) wait(w *waiter) bool {
 	}
 	sleep = sleep/2 + rand.N(sleep/2+1)
 	w.backoff = min(w.backoff*2, 250*time.Millisecond)
-	timer := time.NewTimer(sleep)
-	defer timer.Stop()
-	select {
-	case <-c.ctx().Done():
-		c.gone.Store(true)
-		c.outcome = "client_gone"
+	if !c.pause(sleep, g.slots.released()) {
 		return false
-	case <-g.slots.released():
-	case <-timer.C:
 	}
 	if c.pings() && !g.now().Before(w.nextPing) {
 		w.nextPing = g.now().Add(g.cfg.PingInterval)

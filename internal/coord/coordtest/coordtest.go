@@ -237,7 +237,7 @@ func testSlots(t *testing.T, fresh func(*testing.T) coord.Coordinator) {
 		c := fresh(t)
 		ok, _, err := c.AcquireSlots(ctx, "me", shortTTL, coord.SlotReq{Key: "k", Limit: 1})
 		mustOK(t, "me acquires", ok, err)
-		if err := c.RefreshSlots(ctx, longTTL, []coord.Held{{Key: "k", Holder: "me"}, {Key: "absent", Holder: "me"}}); err != nil {
+		if _, err := c.RefreshSlots(ctx, longTTL, epochOf(t, c), []coord.Held{{Key: "k", Holder: "me"}, {Key: "absent", Holder: "me"}}); err != nil {
 			t.Fatalf("RefreshSlots: %v", err)
 		}
 		time.Sleep(2 * shortTTL) // past the first expiry: only the refresh keeps it
@@ -260,7 +260,7 @@ func testSlots(t *testing.T, fresh func(*testing.T) coord.Coordinator) {
 			}
 			return n == 0
 		})
-		if err := c.RefreshSlots(ctx, longTTL, []coord.Held{{Key: "dead", Holder: "me"}}); err != nil {
+		if _, err := c.RefreshSlots(ctx, longTTL, epochOf(t, c), []coord.Held{{Key: "dead", Holder: "me"}}); err != nil {
 			t.Fatalf("RefreshSlots: %v", err)
 		}
 		wantCount(t, c, "dead", 0)
@@ -306,7 +306,7 @@ func testSlots(t *testing.T, fresh func(*testing.T) coord.Coordinator) {
 		if _, _, err := c.AcquireSlots(ctx, "me", 0, coord.SlotReq{Key: "z", Limit: 1}); err == nil {
 			t.Fatalf("AcquireSlots with ttl 0 succeeded")
 		}
-		if err := c.RefreshSlots(ctx, -time.Second, []coord.Held{{Key: "z", Holder: "me"}}); err == nil {
+		if _, err := c.RefreshSlots(ctx, -time.Second, "", []coord.Held{{Key: "z", Holder: "me"}}); err == nil {
 			t.Fatalf("RefreshSlots with negative ttl succeeded")
 		}
 		wantCount(t, c, "z", 0)
@@ -726,6 +726,16 @@ func mustOK(t *testing.T, what string, ok bool, err error) {
 	if !ok {
 		t.Fatalf("%s: refused", what)
 	}
+}
+
+// epochOf returns c's current epoch.
+func epochOf(t *testing.T, c coord.Coordinator) string {
+	t.Helper()
+	e, err := c.RefreshSlots(context.Background(), longTTL, "", nil)
+	if err != nil || e == "" {
+		t.Fatalf("RefreshSlots to read the epoch = %q, %v", e, err)
+	}
+	return e
 }
 
 func wantCount(t *testing.T, c coord.Coordinator, key string, want int) {

@@ -32,13 +32,16 @@ func (c *Coordinator) AcquireAccount(ctx context.Context, holder string, ttl tim
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	s.sweep(now)
+	if wait := s.opens.Sub(now); wait > 0 {
+		return coord.AccountGrant{Index: -1, BaseFull: -1, Epoch: s.epoch, Recovering: wait}, nil
+	}
 
 	var bound int64
 	if req.Session != "" {
 		e, _ := st.get(req.Session, now)
 		bound = e.value
 	}
-	grant := coord.AccountGrant{Index: -1, BaseFull: -1, Bound: bound}
+	grant := coord.AccountGrant{Index: -1, BaseFull: -1, Bound: bound, Epoch: s.epoch}
 	for i, r := range req.Base {
 		if !s.room(r, holder, now) {
 			grant.BaseFull = i

@@ -14,6 +14,14 @@ func TestContract(t *testing.T) {
 	coordtest.Run(t, func(t *testing.T) coord.Coordinator { return New() })
 }
 
+func TestLoss(t *testing.T) {
+	coordtest.RunLoss(t, func(t *testing.T) (coord.Coordinator, coord.Coordinator, func()) {
+		c := New()
+		t.Cleanup(func() { _ = c.Close() })
+		return c, c, c.Reset
+	})
+}
+
 func TestClosedFailsUnavailable(t *testing.T) {
 	c := New()
 	if err := c.Close(); err != nil {

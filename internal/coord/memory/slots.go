@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -12,6 +13,38 @@ type slotTable struct {
 	mu        sync.Mutex
 	sets      map[string]map[string]time.Time // key -> holder -> expiry
 	lastSweep time.Time
+	// epoch names the current state (coord.Slots); it changes at every Reset, and
+	// AcquireAccount grants nothing before opens.
+	epoch string
+	gen   int
+	opens time.Time
+}
+
+// newEpoch begins the next epoch, open at opens. The caller holds mu.
+func (s *slotTable) newEpoch(opens time.Time) {
+	s.gen++
+	s.epoch = "m" + strconv.Itoa(s.gen)
+	s.opens = opens
+}
+
+// Reset forgets every slot, binding, counter and lease, as a Redis restart without its data
+// would, and begins a new epoch whose recovery window opens coord.RecoveryWindow from now.
+// Tests use it to check what a loss of the coordination state does.
+func (c *Coordinator) Reset() {
+	now := c.now()
+	s := &c.slots
+	s.mu.Lock()
+	s.sets = make(map[string]map[string]time.Time)
+	s.newEpoch(now.Add(coord.RecoveryWindow))
+	s.mu.Unlock()
+	for _, e := range []*expiring[int64]{&c.sticky, &c.counters} {
+		e.mu.Lock()
+		e.m = nil
+		e.mu.Unlock()
+	}
+	c.leases.mu.Lock()
+	c.leases.m = make(map[string]lease) // fences stay: they must keep growing
+	c.leases.mu.Unlock()
 }
 
 // live returns the set for key with expired holders removed, or nil when empty.
@@ -108,26 +141,28 @@ func (c *Coordinator) ReleaseSlots(ctx context.Context, holder string, keys ...s
 }
 
 // RefreshSlots extends each live (key, holder); an expired holder stays gone, because its
-// place may already be taken.
-func (c *Coordinator) RefreshSlots(ctx context.Context, ttl time.Duration, held []coord.Held) error {
+// place may already be taken. Under another epoch than the caller's, it registers every pair
+// again.
+func (c *Coordinator) RefreshSlots(ctx context.Context, ttl time.Duration, epoch string, held []coord.Held) (string, error) {
 	if err := checkTTL("refresh slots", ttl); err != nil {
-		return err
+		return "", err
 	}
 	if err := c.check(ctx); err != nil {
-		return err
+		return "", err
 	}
 	now := c.now()
 	exp := now.Add(ttl)
 	s := &c.slots
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	again := epoch != s.epoch
 	for _, h := range held {
 		set := s.live(h.Key, now)
-		if _, ok := set[h.Holder]; ok {
-			set[h.Holder] = exp
+		if _, ok := set[h.Holder]; ok || again {
+			s.take(coord.SlotReq{Key: h.Key, Limit: 1}, h.Holder, exp)
 		}
 	}
-	return nil
+	return s.epoch, nil
 }
 
 // SlotCount counts the live holders of key.

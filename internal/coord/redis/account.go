@@ -47,6 +47,7 @@ func (c *Coordinator) AcquireAccount(ctx context.Context, holder string, ttl tim
 	if req.Session != "" {
 		keys = append(keys, c.stickyKey(req.Session))
 	}
+	keys = append(keys, c.epochKey())
 	args[0], args[1], args[2] = holder, ms, sessionMS
 	args[3], args[4], args[5] = len(baseIndex), len(req.Accounts), len(req.Keep)
 
@@ -60,7 +61,11 @@ func (c *Coordinator) AcquireAccount(ctx context.Context, holder string, ttl tim
 	if err != nil {
 		return none, err
 	}
-	grant := coord.AccountGrant{Index: -1, BaseFull: -1, Bound: bound}
+	epoch, wait, err := parseEpoch(out[3:])
+	if err != nil {
+		return none, err
+	}
+	grant := coord.AccountGrant{Index: -1, BaseFull: -1, Bound: bound, Epoch: epoch, Recovering: wait}
 	switch {
 	case baseFull > 0 && baseFull <= len(baseIndex):
 		grant.BaseFull = baseIndex[baseFull-1]
@@ -74,10 +79,11 @@ func (c *Coordinator) AcquireAccount(ctx context.Context, holder string, ttl tim
 	return grant, nil
 }
 
-// parseGrant reads the script's {chosen, base full, bound} answer.
+// parseGrant reads the script's {chosen, base full, bound, epoch, wait} answer, but for the
+// epoch and wait (parseEpoch).
 func parseGrant(out []any) (chosen, baseFull int, bound int64, err error) {
-	if len(out) != 3 {
-		return 0, 0, 0, fmt.Errorf("redis acquire account: script answered %d values, want 3", len(out))
+	if len(out) != 5 {
+		return 0, 0, 0, fmt.Errorf("redis acquire account: script answered %d values, want 5", len(out))
 	}
 	c, ok1 := out[0].(int64)
 	b, ok2 := out[1].(int64)
@@ -91,4 +97,14 @@ func parseGrant(out []any) (chosen, baseFull int, bound int64, err error) {
 		}
 	}
 	return int(c), int(b), bound, nil
+}
+
+// parseEpoch reads {epoch, ms until its recovery window closes}.
+func parseEpoch(out []any) (string, time.Duration, error) {
+	epoch, ok1 := out[0].(string)
+	wait, ok2 := out[1].(int64)
+	if !ok1 || !ok2 || epoch == "" {
+		return "", 0, fmt.Errorf("redis acquire account: unexpected epoch answer %v", out)
+	}
+	return epoch, time.Duration(max(wait, 0)) * time.Millisecond, nil
 }

@@ -92,7 +92,8 @@ type Coordinator struct {
 
 var _ coord.Coordinator = (*Coordinator)(nil)
 
-// New connects and pings once, so a wrong address or password is reported at start.
+// New connects and begins the epoch (coord.Slots) once, so a wrong address or password is
+// reported at start.
 func New(ctx context.Context, opts Options) (*Coordinator, error) {
 	uopts, err := universalOptions(opts)
 	if err != nil {
@@ -116,11 +117,23 @@ func New(ctx context.Context, opts Options) (*Coordinator, error) {
 	if opts.Counter != nil {
 		c.client.AddHook(opts.Counter)
 	}
-	if err := c.Ping(ctx); err != nil {
+	if err := c.startEpoch(ctx); err != nil {
 		_ = c.client.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// startEpoch checks that Redis answers and begins the first epoch, open at once, when the
+// server has none: a node that starts on an empty server has no requests in flight, and
+// every other node that had some still sees the state vanish and registers them again.
+func (c *Coordinator) startEpoch(ctx context.Context) error {
+	ctx, cancel := c.op(ctx)
+	defer cancel()
+	if err := startEpochScript.Run(ctx, c.client, []string{c.epochKey()}).Err(); err != nil {
+		return unavailable("start epoch", err)
+	}
+	return nil
 }
 
 // universalOptions merges URL and fields into go-redis options with our timeouts.
@@ -235,6 +248,7 @@ func unavailable(op string, err error) error {
 func (c *Coordinator) slotKey(key string) string   { return "{" + c.prefix + "}:slot:" + key }
 func (c *Coordinator) leaseKey(name string) string { return "{" + c.prefix + ":lease:" + name + "}" }
 func (c *Coordinator) stickyKey(key string) string { return "{" + c.prefix + "}:sticky:" + key }
+func (c *Coordinator) epochKey() string            { return "{" + c.prefix + "}:epoch" }
 func (c *Coordinator) counterKey(key string) string {
 	return c.prefix + ":counter:" + key
 }

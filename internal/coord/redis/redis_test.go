@@ -64,6 +64,22 @@ func TestSharedBetweenNodes(t *testing.T) {
 	})
 }
 
+// TestLoss wipes the server with FLUSHALL, as a restart without persistence would.
+func TestLoss(t *testing.T) {
+	r := testenv.StartRedis(t)
+	raw := rawClient(t, r)
+	coordtest.RunLoss(t, func(t *testing.T) (coord.Coordinator, coord.Coordinator, func()) {
+		prefix := uniquePrefix()
+		a := mustNew(t, Options{URL: r.URL(), KeyPrefix: prefix})
+		b := mustNew(t, Options{URL: r.URL(), KeyPrefix: prefix})
+		return a, b, func() {
+			if err := raw.FlushAll(context.Background()).Err(); err != nil {
+				t.Fatalf("FLUSHALL: %v", err)
+			}
+		}
+	})
+}
+
 // Scenario 6 of issue 4, at this layer: with Redis down every call fails with
 // ErrUnavailable instead of hanging; once it is back, calls work again by themselves and the
 // subscriber reports the gap with "" before new messages.
@@ -94,7 +110,10 @@ func TestRedisRestart(t *testing.T) {
 			return err
 		},
 		"ReleaseSlots": func() error { return c.ReleaseSlots(ctx, "h", "a") },
-		"RefreshSlots": func() error { return c.RefreshSlots(ctx, time.Minute, []coord.Held{{Key: "a", Holder: "h"}}) },
+		"RefreshSlots": func() error {
+			_, err := c.RefreshSlots(ctx, time.Minute, "", []coord.Held{{Key: "a", Holder: "h"}})
+			return err
+		},
 		"SlotCount":    func() error { _, err := c.SlotCount(ctx, "a"); return err },
 		"AcquireLease": func() error { _, _, err := c.AcquireLease(ctx, "job", "me", time.Minute); return err },
 		"ReleaseLease": func() error { return c.ReleaseLease(ctx, "job", "me") },
@@ -252,7 +271,8 @@ func TestOneRoundTripEach(t *testing.T) {
 	}{
 		{"AcquireSlots", func() error { _, _, err := c.AcquireSlots(ctx, "h", time.Minute, reqs...); return err }},
 		{"RefreshSlots", func() error {
-			return c.RefreshSlots(ctx, time.Minute, []coord.Held{{Key: "account:1", Holder: "h"}, {Key: "user:1", Holder: "h"}})
+			_, err := c.RefreshSlots(ctx, time.Minute, "", []coord.Held{{Key: "account:1", Holder: "h"}, {Key: "user:1", Holder: "h"}})
+			return err
 		}},
 		{"AcquireAccount", func() error {
 			_, err := c.AcquireAccount(ctx, "h", time.Minute, coord.AccountReq{

@@ -1,6 +1,12 @@
 package redis
 
-import goredis "github.com/redis/go-redis/v9"
+import (
+	"fmt"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/fluxcode/fluxcode/internal/coord"
+)
 
 // The scripts run with EVALSHA, falling back to EVAL once when the server has not cached
 // them (a restart, SCRIPT FLUSH): one round trip in the steady state. Each reads the time
@@ -47,6 +53,29 @@ local function take(key, holder, exp, ttl)
 end
 `
 
+// epochHelpers read the epoch (coord.Slots) from its key, beginning one when it is missing.
+// The value is "<id>:<opens>": id is the server's TIME when the epoch began, opens the ms
+// from which AcquireAccount grants again. The key is written without replication
+// (REPL_NONE): it never reaches a replica nor the append-only file, so a replica promoted by
+// a failover, or a server restarted from its files, lacks it and begins a new epoch, exactly
+// when it may lack the latest holders. Its value never expires.
+var epochHelpers = fmt.Sprintf(`
+local function epoch(key, window)
+  local v = redis.call('GET', key)
+  if not v then
+    v = t[1] .. '.' .. t[2] .. ':' .. string.format('%%d', now + window)
+    redis.set_repl(redis.REPL_NONE)
+    redis.call('SET', key, v)
+    redis.set_repl(redis.REPL_ALL)
+  end
+  return v
+end
+local function opensIn(v)
+  return (tonumber(string.match(v, ':(%%d+)$')) or 0) - now
+end
+local recoveryWindow = %d
+`, coord.RecoveryWindow.Milliseconds())
+
 // acquireScript: KEYS are slot sets; ARGV[1] holder, ARGV[2] ttl ms, ARGV[2+i] limit of
 // KEYS[i]. Checks every limit, then adds to all sets. Returns 0 on success, else the 1-based
 // index of the first full set (nothing was added).
@@ -67,12 +96,18 @@ return 0
 
 // accountScript is AcquireAccount (see coord.Scheduler for the semantics).
 // KEYS: the base sets, then the sets of the limited candidate accounts, then the session's
-// binding when there is one. ARGV[1] holder, [2] ttl ms, [3] session ttl ms (0: no session),
-// [4] n base, [5] n accounts, [6] n keep; then the n base limits; then per account its id,
-// its limit and the index of its set in KEYS (0: unlimited); then the kept account ids.
-// Returns {granted account's 1-based position or 0, full base set's 1-based position or 0,
-// the bound account id or an empty string}.
-var accountScript = goredis.NewScript(nowMillis + slotHelpers + `
+// binding when there is one, then the epoch. ARGV[1] holder, [2] ttl ms, [3] session ttl ms
+// (0: no session), [4] n base, [5] n accounts, [6] n keep; then the n base limits; then per
+// account its id, its limit and the index of its set in KEYS (0: unlimited); then the kept
+// account ids. Returns {granted account's 1-based position or 0, full base set's 1-based
+// position or 0, the bound account id or an empty string, the epoch, the ms until the
+// epoch's recovery window closes (> 0: nothing was read or taken)}.
+var accountScript = goredis.NewScript(nowMillis + slotHelpers + epochHelpers + `
+local ep = epoch(KEYS[#KEYS], recoveryWindow)
+local wait = opensIn(ep)
+if wait > 0 then
+  return {0, 0, '', ep, wait}
+end
 local holder = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local sessionTTL = tonumber(ARGV[3])
@@ -83,12 +118,12 @@ local keepArg = acctArg + 3 * nAcct
 local session = nil
 local bound = false
 if sessionTTL > 0 then
-  session = KEYS[#KEYS]
+  session = KEYS[#KEYS - 1]
   bound = redis.call('GET', session)
 end
 for i = 1, nBase do
   if not room(KEYS[i], holder, tonumber(ARGV[6 + i])) then
-    return {0, i, bound or ''}
+    return {0, i, bound or '', ep, 0}
   end
 end
 local function fits(j)
@@ -116,7 +151,7 @@ else
   end
 end
 if chosen == 0 then
-  return {0, 0, bound or ''}
+  return {0, 0, bound or '', ep, 0}
 end
 
 local exp = now + ttl
@@ -139,7 +174,7 @@ if session then
     redis.call('SET', session, id, 'PX', sessionTTL)
   end
 end
-return {chosen, 0, bound or ''}
+return {chosen, 0, bound or '', ep, 0}
 `)
 
 // releaseScript: KEYS are slot sets; ARGV[1] holder.
@@ -150,22 +185,37 @@ end
 return 0
 `)
 
-// refreshScript: KEYS[i] a slot set, ARGV[1] ttl ms, ARGV[1+i] its holder. Extends live
-// holders only: an expired one may already have been replaced, so it is not revived.
-var refreshScript = goredis.NewScript(nowMillis + `
+// refreshScript: KEYS[i] a slot set, the last KEYS the epoch; ARGV[1] ttl ms, ARGV[2] the
+// caller's epoch, ARGV[2+i] the holder of KEYS[i]. Under the caller's epoch it extends live
+// holders only: an expired one may already have been replaced, so it is not revived. Under
+// another epoch the state was lost since the caller's last refresh: every holder is
+// registered again. Returns the epoch.
+var refreshScript = goredis.NewScript(nowMillis + epochHelpers + `
+local ep = epoch(KEYS[#KEYS], recoveryWindow)
+local again = ep ~= ARGV[2]
 local ttl = tonumber(ARGV[1])
 local exp = now + ttl
-for i, key in ipairs(KEYS) do
-  local holder = ARGV[1 + i]
-  local score = redis.call('ZSCORE', key, holder)
-  if score and tonumber(score) > now then
-    redis.call('ZADD', key, 'XX', exp, holder)
+for i = 1, #KEYS - 1 do
+  local key, holder = KEYS[i], ARGV[2 + i]
+  local keep = again
+  if not keep then
+    local score = redis.call('ZSCORE', key, holder)
+    keep = score and tonumber(score) > now
+  end
+  if keep then
+    redis.call('ZADD', key, exp, holder)
     if redis.call('PTTL', key) < ttl then
       redis.call('PEXPIRE', key, ttl)
     end
   end
 end
-return 0
+return ep
+`)
+
+// startEpochScript: KEYS[1] the epoch. Begins an epoch that is open at once when there is
+// none: New runs it, so that a fresh server serves from the start. Returns the epoch.
+var startEpochScript = goredis.NewScript(nowMillis + epochHelpers + `
+return epoch(KEYS[1], 0)
 `)
 
 // countScript: KEYS[1] a slot set. Counts holders alive now.

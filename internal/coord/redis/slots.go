@@ -61,28 +61,28 @@ func (c *Coordinator) ReleaseSlots(ctx context.Context, holder string, keys ...s
 	return nil
 }
 
-// RefreshSlots extends every live (key, holder) in one script.
-func (c *Coordinator) RefreshSlots(ctx context.Context, ttl time.Duration, held []coord.Held) error {
+// RefreshSlots reads the epoch and extends every live (key, holder), or registers them all
+// again under a new epoch, in one script.
+func (c *Coordinator) RefreshSlots(ctx context.Context, ttl time.Duration, epoch string, held []coord.Held) (string, error) {
 	ms, err := millis("refresh slots", ttl)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if len(held) == 0 {
-		return nil
-	}
-	keys := make([]string, len(held))
-	args := make([]any, 1+len(held))
-	args[0] = ms
+	keys := make([]string, len(held), len(held)+1)
+	args := make([]any, 2+len(held))
+	args[0], args[1] = ms, epoch
 	for i, h := range held {
 		keys[i] = c.slotKey(h.Key)
-		args[1+i] = h.Holder
+		args[2+i] = h.Holder
 	}
+	keys = append(keys, c.epochKey())
 	ctx, cancel := c.op(ctx)
 	defer cancel()
-	if err := refreshScript.Run(ctx, c.client, keys, args...).Err(); err != nil {
-		return unavailable("refresh slots", err)
+	cur, err := refreshScript.Run(ctx, c.client, keys, args...).Text()
+	if err != nil {
+		return "", unavailable("refresh slots", err)
 	}
-	return nil
+	return cur, nil
 }
 
 // SlotCount counts the holders of key alive by Redis's clock.
