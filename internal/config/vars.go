@@ -168,7 +168,7 @@ func Vars() []Var {
 			field: func(c *Config) any { return &c.GatewayWaitQueueMax }},
 		{Name: "GATEWAY_WAIT_TIMEOUT", Default: "30s", Doc: "How long a request waits for a concurrency slot.",
 			field: func(c *Config) any { return &c.GatewayWaitTimeout }},
-		{Name: "GATEWAY_SLOT_TTL", Default: "30s", Doc: "Lease of a concurrency slot, refreshed while the request runs; a crashed node's slots free after it.",
+		{Name: "GATEWAY_SLOT_TTL", Default: "8s", Doc: "Lease of a concurrency slot, refreshed every third of it while the request runs; a crashed node's slots free within it.",
 			field: func(c *Config) any { return &c.GatewaySlotTTL }},
 		{Name: "GATEWAY_OVERLOAD_COOLDOWN", Default: "5m", Doc: "How long an account that answered 529 (overloaded) is skipped.",
 			field: func(c *Config) any { return &c.GatewayOverloadCooldown }},

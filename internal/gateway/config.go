@@ -22,7 +22,9 @@ type Config struct {
 	// PingInterval is how often a waiting streaming client gets an SSE ping. Default 10s.
 	PingInterval time.Duration
 	// SlotTTL is the lease of a concurrency slot. One heartbeat per node refreshes every held
-	// slot each SlotTTL/3, so a crashed node's slots free within SlotTTL. Default 30s.
+	// slot each SlotTTL/3, so a crashed node's slots free within SlotTTL. Default 8s: a
+	// killed node's slots are back in use within 10 s (issue 16), while a refresh that fails
+	// once or twice loses nothing.
 	SlotTTL time.Duration
 	// OverloadCooldown is how long an account that answered 529 is skipped. Default 5m.
 	OverloadCooldown time.Duration
@@ -79,7 +81,7 @@ func Default() Config {
 		WaitQueueMax:       100,
 		WaitTimeout:        30 * time.Second,
 		PingInterval:       10 * time.Second,
-		SlotTTL:            30 * time.Second,
+		SlotTTL:            8 * time.Second,
 		OverloadCooldown:   5 * time.Minute,
 		RateLimitCooldown:  time.Minute,
 		ConnectTimeout:     10 * time.Second,

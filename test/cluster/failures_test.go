@@ -14,7 +14,7 @@ const (
 	// failFastBound: while PostgreSQL or Redis is down, every request ends within it.
 	failFastBound = 10 * time.Second
 	// recoveryBound: once the server is back, every node serves again within it, by itself.
-	// Slots held while Redis went down can only expire (GATEWAY_SLOT_TTL, 30 s by default),
+	// Slots held while Redis went down can only expire (GATEWAY_SLOT_TTL, 8 s by default),
 	// and a request may wait for one for GATEWAY_WAIT_TIMEOUT (30 s).
 	recoveryBound = 90 * time.Second
 	// outage is how long the server stays down, under load.

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -88,6 +89,8 @@ type Coordinator struct {
 	mu     sync.Mutex
 	closed bool
 	subs   map[*subscription]struct{}
+	// done is closed by Close: it ends the dialer's probes.
+	done chan struct{}
 }
 
 var _ coord.Coordinator = (*Coordinator)(nil)
@@ -106,19 +109,26 @@ func New(ctx context.Context, opts Options) (*Coordinator, error) {
 	if strings.ContainsAny(prefix, "{}") {
 		return nil, fmt.Errorf("redis coordinator: key prefix %q must not contain braces", prefix)
 	}
+	done := make(chan struct{})
+	poolSize := uopts.PoolSize
+	if poolSize == 0 {
+		poolSize = 10 * runtime.GOMAXPROCS(0) // go-redis's default
+	}
+	uopts.Dialer = newDialer(uopts.DialTimeout, uopts.TLSConfig, poolSize, done).dial
 	c := &Coordinator{
 		client:    goredis.NewUniversalClient(uopts),
 		prefix:    prefix,
 		opTimeout: uopts.PoolTimeout + uopts.ReadTimeout,
 		probeIdle: idleProbe,
 		subs:      make(map[*subscription]struct{}),
+		done:      done,
 	}
 	c.hot = newBatcher(c.client, c.opTimeout)
 	if opts.Counter != nil {
 		c.client.AddHook(opts.Counter)
 	}
 	if err := c.startEpoch(ctx); err != nil {
-		_ = c.client.Close()
+		_ = c.Close()
 		return nil, err
 	}
 	return c, nil
@@ -220,6 +230,7 @@ func (c *Coordinator) Close() error {
 		return nil
 	}
 	c.closed = true
+	close(c.done)
 	subs := c.subs
 	c.subs = nil
 	c.mu.Unlock()

@@ -1,0 +1,85 @@
+package redis
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"sync"
+	"time"
+)
+
+// probeEvery is how often the pool's probe dial is tried again while Redis refuses it (see
+// dialer).
+const probeEvery = 20 * time.Millisecond
+
+// probeFor bounds one probe dial, in case our count of failures ran ahead of go-redis's.
+const probeFor = 30 * time.Second
+
+// keepAlive is go-redis's own TCP keep-alive policy: probe after 30 s idle, give up on the
+// peer after 3 unanswered probes 5 s apart.
+var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 5 * time.Second, Count: 3}
+
+// dialer opens every connection of the client. Once PoolSize dials to an address have failed
+// (in all, since the last reset), go-redis stops dialing it: every call fails at once until
+// a background probe connects, and that probe sleeps a whole second after each failure,
+// which kept a node refusing for up to a second after Redis came back (issue 16). The
+// dialer counts failures the same way, so it knows that the dial it is asked for then is the
+// probe's: it retries that one every probeEvery until Redis accepts, so the pool reopens
+// within probeEvery of Redis answering again. Every other dial is tried once, within its
+// deadline, so a request fails fast while Redis is down.
+type dialer struct {
+	timeout  time.Duration
+	tls      *tls.Config
+	poolSize int
+	closed   <-chan struct{}
+
+	mu    sync.Mutex
+	fails map[string]int // per address, as go-redis counts them
+}
+
+func newDialer(timeout time.Duration, cfg *tls.Config, poolSize int, closed <-chan struct{}) *dialer {
+	return &dialer{timeout: timeout, tls: cfg, poolSize: poolSize, closed: closed, fails: make(map[string]int)}
+}
+
+func (d *dialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	probe := d.fails[addr] >= d.poolSize
+	d.mu.Unlock()
+	if !probe {
+		conn, err := d.once(ctx, network, addr)
+		if err != nil {
+			d.mu.Lock()
+			d.fails[addr]++
+			d.mu.Unlock()
+		}
+		return conn, err
+	}
+	// go-redis bounds each probe by the dial timeout; this loop has its own bound.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeFor)
+	defer cancel()
+	for {
+		conn, err := d.once(ctx, network, addr)
+		if err == nil {
+			d.mu.Lock()
+			d.fails[addr] = 0 // go-redis resets its count when the probe connects
+			d.mu.Unlock()
+			return conn, nil
+		}
+		select {
+		case <-d.closed:
+			return nil, err
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(probeEvery):
+		}
+	}
+}
+
+// once makes one dial, bounded by the dial timeout.
+func (d *dialer) once(ctx context.Context, network, addr string) (net.Conn, error) {
+	nd := &net.Dialer{Timeout: d.timeout, KeepAliveConfig: keepAlive}
+	if d.tls == nil {
+		return nd.DialContext(ctx, network, addr)
+	}
+	return (&tls.Dialer{NetDialer: nd, Config: d.tls}).DialContext(ctx, network, addr)
+}
