@@ -36,6 +36,8 @@ func TestDuplicateModelKeyRefused(t *testing.T) {
 		"Plain":   `{"model":"claude-haiku-5-5","max_tokens":300,"messages":[{"role":"user","content":"hi"}],"model":"claude-opus-5-5"}`,
 		"Escaped": `{"model":"claude-haiku-5-5","max_tokens":300,"messages":[{"role":"user","content":"hi"}],"mod\u0065l":"claude-opus-5-5"}`,
 		"Stream":  `{"model":"claude-haiku-5-5","stream":false,"max_tokens":300,"messages":[],"stream":true}`,
+		// Model names are capped at parse time, before anything else happens.
+		"LongModel": `{"model":"claude-haiku-5-5` + strings.Repeat("x", 200) + `","max_tokens":300,"messages":[]}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			resp := e.post(t, "/v1/messages", body, nil)

@@ -68,6 +68,16 @@ func TestParseRequest(t *testing.T) {
 	})
 }
 
+// TestParseRequestSurvivesDeepNesting: 32 MiB of "[" (well under the body limit) made
+// gjson's recursive validator overflow the goroutine stack, a fatal error that ends the
+// whole process. It is now refused as a client error.
+func TestParseRequestSurvivesDeepNesting(t *testing.T) {
+	body := append([]byte(`{"model":"m","x":`), bytes.Repeat([]byte("["), 32<<20)...)
+	if _, err := New().ParseRequest(provider.OpMessages, http.Header{}, body); err == nil || !strings.Contains(err.Error(), "nests deeper") {
+		t.Fatalf("got %v", err)
+	}
+}
+
 func TestSession(t *testing.T) {
 	p := New()
 	session := func(h http.Header, body string) string {
