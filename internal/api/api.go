@@ -114,11 +114,17 @@ func (a *api) routes() http.Handler {
 	handle("POST /api/v1/auth/register", a.register)
 	handle("POST /api/v1/auth/login", a.login)
 	handle("POST /api/v1/auth/logout", user(a.logout))
+	handle("POST /api/v1/auth/login/2fa", a.loginSecondFactor)
 
 	// The signed-in user.
 	handle("GET /api/v1/me", user(a.getMe))
 	handle("PATCH /api/v1/me", user(a.updateMe))
 	handle("POST /api/v1/me/password", user(a.changePassword))
+	handle("GET /api/v1/me/2fa", allowScope(scopeEnrol, user(a.getTwoFactor)))
+	handle("POST /api/v1/me/2fa/enrol", allowScope(scopeEnrol, user(a.enrolTwoFactor)))
+	handle("POST /api/v1/me/2fa/confirm", allowScope(scopeEnrol, user(a.confirmTwoFactor)))
+	handle("POST /api/v1/me/2fa/recovery-codes", user(a.regenerateRecoveryCodes))
+	handle("POST /api/v1/me/2fa/disable", user(a.disableTwoFactor))
 	handle("GET /api/v1/me/subscriptions", user(a.listMySubscriptions))
 	handle("GET /api/v1/groups", user(a.listUsableGroups))
 	handle("GET /api/v1/keys", user(a.listMyKeys))
@@ -171,6 +177,8 @@ func (a *api) routes() http.Handler {
 	handle("GET /api/v1/admin/error-rules", admin(a.listErrorRules))
 	handle("POST /api/v1/admin/error-rules", admin(a.createErrorRule))
 	handle("DELETE /api/v1/admin/error-rules/{id}", admin(a.deleteErrorRule))
+	handle("DELETE /api/v1/admin/users/{id}/2fa", admin(a.resetUserTwoFactor))
+	handle("GET /api/v1/admin/audit", admin(a.listAudit))
 	handle("GET /api/v1/admin/settings", admin(a.getSettings))
 	handle("PUT /api/v1/admin/settings", admin(a.putSettings))
 

@@ -121,5 +121,5 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.loginSucceeded(ctx, attempt)
-	a.writeToken(w, r, http.StatusOK, u)
+	a.finishLogin(w, r, u)
 }

@@ -23,6 +23,7 @@ type settingsView struct {
 	DefaultConcurrency  int    `json:"default_concurrency"`
 	DefaultBalance      money  `json:"default_balance"`
 	SiteName            string `json:"site_name"`
+	RequireTwoFactor    bool   `json:"require_2fa_for_admins"`
 }
 
 // loadSettings reads the admin settings, with defaults for those never saved. Registration
@@ -48,6 +49,7 @@ func (a *api) loadSettings(ctx context.Context) (settingsView, error) {
 	if s, ok := all[settingSiteName]; ok {
 		v.SiteName = s
 	}
+	v.RequireTwoFactor, _ = strconv.ParseBool(all[settingRequire2FA])
 	return v, nil
 }
 
@@ -70,6 +72,7 @@ type settingsReq struct {
 	DefaultConcurrency  *int    `json:"default_concurrency"`
 	DefaultBalance      *money  `json:"default_balance"`
 	SiteName            *string `json:"site_name"`
+	RequireTwoFactor    *bool   `json:"require_2fa_for_admins"`
 }
 
 // putSettings saves the settings present in the body; absent ones keep their values. Every
@@ -106,6 +109,13 @@ func (a *api) putSettings(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		set[settingSiteName] = name
+	}
+	if req.RequireTwoFactor != nil {
+		if err := a.checkCanRequire2FA(ctx, *req.RequireTwoFactor); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		set[settingRequire2FA] = strconv.FormatBool(*req.RequireTwoFactor)
 	}
 	for k, v := range set {
 		if err := a.store.SetSetting(ctx, k, v); err != nil {

@@ -30,8 +30,11 @@ type Claims struct {
 	UserID       int64
 	Role         string
 	TokenVersion int64
-	IssuedAt     time.Time
-	ExpiresAt    time.Time
+	// Scope limits what the token is good for: "" is a full session; other values (a pending
+	// two-factor step, an enrolment-only session) are accepted only where a route asks for them.
+	Scope     string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
 }
 
 // Tokens issues and parses tokens under one secret. Safe for concurrent use.
@@ -63,19 +66,25 @@ type claims struct {
 	jwt.RegisteredClaims
 	Role         string `json:"role"`
 	TokenVersion int64  `json:"tv"`
+	Scope        string `json:"scope,omitempty"`
 }
 
-// Issue signs a token for u and returns it with its expiry.
+// Issue signs a session token for u and returns it with its expiry.
 func (t *Tokens) Issue(u *store.User) (string, time.Time, error) {
+	return t.IssueScoped(u, "", t.ttl)
+}
+
+// IssueScoped signs a token for u limited to scope, valid for ttl (capped at the session TTL).
+func (t *Tokens) IssueScoped(u *store.User, scope string, ttl time.Duration) (string, time.Time, error) {
 	if len(t.secret) == 0 {
 		return "", time.Time{}, errors.New("auth: issue token: empty secret")
 	}
-	if t.ttl <= 0 {
-		return "", time.Time{}, fmt.Errorf("auth: issue token: ttl %s is not positive", t.ttl)
+	if t.ttl <= 0 || ttl <= 0 {
+		return "", time.Time{}, fmt.Errorf("auth: issue token: ttl %s is not positive", min(t.ttl, ttl))
 	}
 	// NumericDate keeps whole seconds; truncate first so the returned expiry is the token's.
 	now := t.now().Truncate(time.Second)
-	exp := now.Add(t.ttl)
+	exp := now.Add(min(ttl, t.ttl))
 	c := claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    issuer,
@@ -85,6 +94,7 @@ func (t *Tokens) Issue(u *store.User) (string, time.Time, error) {
 		},
 		Role:         u.Role,
 		TokenVersion: u.TokenVersion,
+		Scope:        scope,
 	}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.secret)
 	if err != nil {
@@ -121,6 +131,7 @@ func (t *Tokens) Parse(token string) (Claims, error) {
 		UserID:       id,
 		Role:         c.Role,
 		TokenVersion: c.TokenVersion,
+		Scope:        c.Scope,
 		IssuedAt:     c.IssuedAt.Time,
 		ExpiresAt:    c.ExpiresAt.Time,
 	}, nil

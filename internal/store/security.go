@@ -61,6 +61,7 @@ type AuditEntry struct {
 // AuditFilter selects audit entries. Zero fields do not filter.
 type AuditFilter struct {
 	ActorUserID int64
+	ActorEmail  string // exact, as recorded (lower case)
 	Action      string
 	TargetType  string
 	TargetID    string

@@ -141,6 +141,9 @@ func (d *DB) ListAudit(ctx context.Context, f store.AuditFilter, p store.Page) (
 	if f.ActorUserID != 0 {
 		add("actor_user_id = $%d", f.ActorUserID)
 	}
+	if f.ActorEmail != "" {
+		add("actor_email = $%d", f.ActorEmail)
+	}
 	if f.Action != "" {
 		add("action = $%d", f.Action)
 	}

@@ -146,6 +146,7 @@ func testAudit(t *testing.T, open Open) {
 		want int
 	}{
 		{"actor", store.AuditFilter{ActorUserID: 2}, 2},
+		{"actor email", store.AuditFilter{ActorEmail: "admin1@example.test"}, 2},
 		{"action", store.AuditFilter{Action: "user.update"}, 2},
 		{"target type", store.AuditFilter{TargetType: "group"}, 1},
 		{"target", store.AuditFilter{TargetType: "user", TargetID: "7"}, 2},
