@@ -46,6 +46,10 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	if err := a.countSignUp(ctx, clientIP(r)); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	u, err := a.newUser(ctx, req.Email, req.Password)
 	if err != nil {
 		a.writeError(w, r, err)

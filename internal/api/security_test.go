@@ -217,6 +217,26 @@ func TestCurrentPasswordChecksAreThrottled(t *testing.T) {
 		wantError(t, 429, "rate_limited", "")
 }
 
+// Sign-up, when open, is public and costs a hash too: limited per client address.
+func TestSignUpsAreThrottledPerAddress(t *testing.T) {
+	e := newEnv(t, func(o *api.Options) { o.Registration = func() bool { return true }; o.LoginMaxPerAddress = 2 })
+	register := func(ip, email string) *resp {
+		req := httptest.NewRequest("POST", "/api/v1/auth/register",
+			strings.NewReader(fmt.Sprintf(`{"email":%q,"password":"long-enough-1"}`, email)))
+		req.Header.Set("Content-Type", "application/json")
+		req.RemoteAddr = ip + ":40000"
+		return e.doRequest(req)
+	}
+	register("127.0.4.1", "a@example.com").ok(t, 201, nil)
+	register("127.0.4.1", "b@example.com").ok(t, 201, nil)
+	r := register("127.0.4.1", "c@example.com")
+	r.wantError(t, 429, "rate_limited", "")
+	if r.header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	register("127.0.4.2", "c@example.com").ok(t, 201, nil)
+}
+
 // parallelLogins runs n logins at once and returns their answers.
 func parallelLogins(n int, login func(i int) *resp) []*resp {
 	answers := make([]*resp, n)

@@ -93,6 +93,19 @@ func addressBucket(ip string) string {
 	return addr.String()
 }
 
+// countSignUp counts a sign-up from ip: each costs a password hash and may create a user,
+// so an address gets as many per window as it gets failed logins.
+func (a *api) countSignUp(ctx context.Context, ip string) error {
+	n, err := a.coord.Incr(ctx, throttleKey("register:addr:", addressBucket(ip)), 1, a.loginWindow)
+	if err != nil {
+		return err
+	}
+	if n > a.loginMaxAddr {
+		return &apiError{kind: kindRateLimited, retryAfter: a.loginWindow, message: "too many sign-ups from this address; try again later"}
+	}
+	return nil
+}
+
 // verifyCounted checks the current password of a signed-in user (to change the email or the
 // password) as one login attempt, so a stolen token cannot be used to guess the password
 // faster than the login throttle allows.
