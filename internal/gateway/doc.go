@@ -195,8 +195,9 @@
 // the node's queued charges, and so do the group's accounts it has cached; keys it has not
 // seen get the database 503. Invalidations that can take rights away (a key, user or group
 // changed by an admin) still drop the entries. A failed read is tried again 50 ms later
-// (fallbackRetry), so a node sees the database again within 50 ms of its return, and
-// writes the queued rows within 100 ms. A database that refuses costs those reads nothing;
+// (fallbackRetry), and the ledger writer at least every 100 ms: a node tries the database
+// again within 50 ms of its return, plus the time new connections take (every pooled one
+// died with the server). A database that refuses costs those reads nothing;
 // one that does not answer at all (a partitioned host) holds each of them, and the
 // requests that share it, for up to a second (fallbackLoadTimeout) before the last known
 // value answers.
