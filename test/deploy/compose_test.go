@@ -266,7 +266,8 @@ func TestComposeSecretsAreRequiredWithAMessage(t *testing.T) {
 					t.Errorf("%s is not required: use ${%s:?message}", name, name)
 				}
 				// Every use carries the form ${NAME:?message} with a message that says what to do.
-				uses := regexp.MustCompile(`\$\{`+name+`([^}]*)\}`).FindAllStringSubmatch(raw, -1)
+				// (Only this variable: ${NAME_OTHER} is another one.)
+				uses := regexp.MustCompile(`\$\{`+name+`([^A-Za-z0-9_}][^}]*)?\}`).FindAllStringSubmatch(raw, -1)
 				for _, u := range uses {
 					if !strings.HasPrefix(u[1], ":?") || len(strings.TrimSpace(u[1][2:])) < 10 {
 						t.Errorf("${%s%s}: want ${%s:?<what to set>}", name, u[1], name)
