@@ -276,3 +276,36 @@ func TestRequireTwoFactorForAdmins(t *testing.T) {
 	e.do("GET", "/api/v1/me", token, nil).ok(t, 200, nil)
 	_ = http.StatusOK
 }
+
+// Moving the second factor to a new device, or replacing the recovery codes, needs a current
+// code: a stolen session alone cannot take over the second factor.
+func TestTwoFactorReenrolAndNewRecoveryCodesNeedACode(t *testing.T) {
+	e, c := newClockEnv(t)
+	_, token := e.newUser("u@example.com")
+	sec, codes := e.enrol(token, c)
+	c.advance(secret.TOTPPeriod)
+
+	e.do("POST", "/api/v1/me/2fa/enrol", token, nil).wantError(t, 409, "conflict", "")
+	e.do("POST", "/api/v1/me/2fa/recovery-codes", token, map[string]string{}).wantError(t, 400, "invalid_argument", "code")
+	var fresh confirmBody
+	e.do("POST", "/api/v1/me/2fa/recovery-codes", token, map[string]string{"code": code(t, sec, c.now())}).ok(t, 200, &fresh)
+	if len(fresh.RecoveryCodes) != 10 || fresh.RecoveryCodes[0] == codes[0] {
+		t.Fatalf("new recovery codes = %v", fresh.RecoveryCodes)
+	}
+	// The old codes are gone.
+	ch := e.challenge("u@example.com", "user-password-1")
+	e.do("POST", "/api/v1/auth/login/2fa", "", map[string]string{"challenge": ch, "recovery_code": codes[0]}).wantError(t, 401, "unauthenticated", "")
+
+	var en enrolBody
+	e.do("POST", "/api/v1/me/2fa/enrol", token, map[string]string{"recovery_code": fresh.RecoveryCodes[0]}).ok(t, 200, &en)
+	// Until the new device is confirmed, the old one still signs in.
+	c.advance(secret.TOTPPeriod)
+	var tb tokenBody
+	e.do("POST", "/api/v1/auth/login/2fa", "", map[string]string{"challenge": ch, "code": code(t, sec, c.now())}).ok(t, 200, &tb)
+	c.advance(secret.TOTPPeriod)
+	e.do("POST", "/api/v1/me/2fa/confirm", token, map[string]string{"code": code(t, en.Secret, c.now())}).ok(t, 200, nil)
+	c.advance(secret.TOTPPeriod)
+	ch = e.challenge("u@example.com", "user-password-1")
+	e.do("POST", "/api/v1/auth/login/2fa", "", map[string]string{"challenge": ch, "code": code(t, sec, c.now())}).wantError(t, 401, "unauthenticated", "")
+	e.do("POST", "/api/v1/auth/login/2fa", "", map[string]string{"challenge": ch, "code": code(t, en.Secret, c.now())}).ok(t, 200, &tb)
+}
