@@ -115,6 +115,7 @@ func (a *api) routes() http.Handler {
 	handle("POST /api/v1/auth/login", a.login)
 	handle("POST /api/v1/auth/logout", user(a.logout))
 	handle("POST /api/v1/auth/login/2fa", a.loginSecondFactor)
+	handle("GET /api/v1/settings/public", a.publicSettings)
 
 	// The signed-in user.
 	handle("GET /api/v1/me", user(a.getMe))
@@ -185,6 +186,8 @@ func (a *api) routes() http.Handler {
 	// Admin: the ledger.
 	handle("GET /api/v1/admin/usage", admin(a.listUsage))
 	handle("GET /api/v1/admin/usage/summary", admin(a.usageSummary))
+	handle("GET /api/v1/admin/usage/export", admin(a.exportUsage))
+	handle("GET /api/v1/admin/dashboard", admin(a.adminDashboard))
 
 	return a.jsonFallbacks(mux)
 }

@@ -26,6 +26,12 @@ func (a *api) writeToken(w http.ResponseWriter, r *http.Request, status int, u *
 		a.writeError(w, r, err)
 		return
 	}
+	if fromConsole(r) {
+		// The console gets the token only as an HttpOnly cookie, never in script's reach.
+		setSessionCookie(w, r, tok, exp)
+		writeJSON(w, status, tokenBody{TokenType: "cookie", ExpiresAt: exp, User: viewUser(u)})
+		return
+	}
 	writeJSON(w, status, tokenBody{Token: tok, TokenType: "Bearer", ExpiresAt: exp, User: viewUser(u)})
 }
 

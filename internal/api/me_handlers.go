@@ -10,7 +10,7 @@ import (
 )
 
 func (a *api) getMe(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, viewUser(currentUser(r.Context())))
+	a.writeMe(w, r, currentUser(r.Context()))
 }
 
 // updateMeReq changes the user's email; the current password confirms it, so a stolen token
@@ -90,6 +90,10 @@ func (a *api) changePassword(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	if err := a.store.SetSetting(ctx, mustChangeSetting(u.ID), "0"); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	fresh, err := a.store.GetUser(ctx, u.ID)
 	if err != nil {
 		a.writeError(w, r, err)
@@ -128,6 +132,7 @@ func (a *api) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.publish(ctx, invalidate.User, u.ID)
+	clearSessionCookie(w, r)
 	w.WriteHeader(http.StatusNoContent)
 }
 

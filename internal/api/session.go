@@ -67,6 +67,10 @@ func (a *api) authenticate(r *http.Request) (*store.User, string, error) {
 
 func (a *api) authenticateToken(r *http.Request) (*store.User, auth.Claims, error) {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if r.Header.Get("Authorization") == "" {
+		// The console's HttpOnly cookie (see console.go); only with its header.
+		scheme, token, ok = "Bearer", sessionToken(r), true
+	}
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		return nil, auth.Claims{}, newError(kindUnauthenticated, "an Authorization: Bearer token is required")
 	}

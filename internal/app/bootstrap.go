@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/fluxcode/fluxcode/internal/api"
 	"github.com/fluxcode/fluxcode/internal/config"
 	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/store"
@@ -52,6 +53,10 @@ func EnsureAdmin(ctx context.Context, cfg config.Config, st store.Store, out io.
 	}
 	logger.InfoContext(ctx, "created the first admin", "email", email, "password_generated", generated)
 	if generated {
+		// The console asks for a new password at the first sign-in.
+		if err := api.RequirePasswordChange(ctx, st, u.ID); err != nil {
+			return true, fmt.Errorf("mark the generated admin password for change: %w", err)
+		}
 		if _, err := fmt.Fprintf(out, "%s email=%s password=%s\n", AdminPasswordLine, email, password); err != nil {
 			return true, fmt.Errorf("print the generated admin password: %w", err)
 		}
