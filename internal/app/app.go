@@ -32,6 +32,7 @@ import (
 	"github.com/fluxcode/fluxcode/internal/httpx"
 	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/store"
+	"github.com/fluxcode/fluxcode/internal/webui"
 )
 
 // Server timeouts. There is no WriteTimeout: an SSE answer may stream for many minutes.
@@ -175,7 +176,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 // handler assembles the routes and the middleware around them.
 func (m *Main) handler() (http.Handler, error) {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/", notFound)
+	// The console answers every path no route serves, except the API's, the gateway's and
+	// the operations paths, which keep their JSON 404 (webui.Reserved).
+	mux.Handle("/", webui.Handler(http.HandlerFunc(notFound)))
 	mux.HandleFunc("GET /health", m.health)
 	mux.HandleFunc("GET /health/live", m.live)
 	mux.Handle("GET /metrics", m.metricsHandler())

@@ -134,7 +134,7 @@ func TestSingleNodeFirstStartAndRestart(t *testing.T) {
 	}
 
 	for path, want := range map[string]string{
-		"/nope":         `"code":"not_found"`,
+		"/v1beta/nope":  `"code":"not_found"`, // other paths serve the console
 		"/v1/nope":      `"type":"not_found_error"`,
 		"/api/v1/nope?": `"code":"not_found"`,
 	} {

@@ -1,0 +1,109 @@
+// Package console drives the web console in a real browser (Debian's chromium through
+// playwright-core) against a real single-node server on SQLite and the mock Anthropic
+// upstream: the scenario is web/e2e/console.mjs.
+package console
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/fluxcode/fluxcode/internal/app"
+	"github.com/fluxcode/fluxcode/internal/config"
+	"github.com/fluxcode/fluxcode/internal/mockupstream"
+	"github.com/fluxcode/fluxcode/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// repoRoot is two levels up from this package.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// requireBrowserTools fails (never skips) when node, chromium or web/node_modules are
+// missing, saying what to install.
+func requireBrowserTools(t *testing.T, root string) string {
+	t.Helper()
+	node := testenv.RequireBinary(t, "node", "nodejs")
+	testenv.RequireBinary(t, "/usr/bin/chromium", "chromium")
+	if _, err := os.Stat(filepath.Join(root, "web", "node_modules", "playwright-core", "package.json")); err != nil {
+		t.Fatalf("web/node_modules/playwright-core is missing: run `npm ci` in web/ (apt-get install npm for npm itself)")
+	}
+	return node
+}
+
+var passwordLine = regexp.MustCompile(regexp.QuoteMeta(app.AdminPasswordLine) + ` email=(\S+) password=(\S+)`)
+
+// TestConsoleInBrowser: the admin signs in with the generated password and must replace it,
+// creates a group, an account on the mock upstream and a user with a balance; the user signs
+// in (a Chinese-preferring browser gets Chinese), creates a key; a request through the
+// gateway with that key shows on both dashboards with its cost; the language switch changes
+// the text; a form error names the field in the API's words; no CSP violation happens.
+// With FLUXCODE_SCREENSHOTS=1 the screenshots go to docs/screenshots/, else to a temp dir.
+func TestConsoleInBrowser(t *testing.T) {
+	root := repoRoot(t)
+	node := requireBrowserTools(t, root)
+
+	mock := mockupstream.New(mockupstream.Options{})
+	if err := mock.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mock.Close() })
+
+	cfg, err := config.Load(config.MapEnv(map[string]string{
+		"SERVER_HOST": "127.0.0.1",
+		"SERVER_PORT": "0",
+		"DATA_DIR":    t.TempDir(),
+		"LOG_LEVEL":   "warn",
+	}))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	out := &testenv.Buffer{}
+	m := app.New(cfg, out)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := m.Run(ctx); err != nil {
+		t.Fatalf("Run: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
+	match := passwordLine.FindStringSubmatch(out.String())
+	if match == nil {
+		t.Fatalf("no generated admin password in the output:\n%s", out)
+	}
+
+	shots := t.TempDir()
+	if os.Getenv("FLUXCODE_SCREENSHOTS") == "1" {
+		shots = filepath.Join(root, "docs", "screenshots")
+	}
+	runCtx, stop := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer stop()
+	cmd := exec.CommandContext(runCtx, node, filepath.Join(root, "web", "e2e", "console.mjs"))
+	cmd.Dir = filepath.Join(root, "web")
+	cmd.Env = append(os.Environ(),
+		"BASE_URL=http://"+m.Addr(),
+		"MOCK_URL="+mock.URL(),
+		"ADMIN_EMAIL="+match[1],
+		"ADMIN_PASSWORD="+match[2],
+		"SCREENSHOTS="+shots,
+		"CHROMIUM=/usr/bin/chromium",
+	)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	err = cmd.Run()
+	t.Logf("browser scenario:\n%s", logs.String())
+	if err != nil {
+		t.Fatalf("browser scenario failed: %v\nserver output:\n%s", err, out)
+	}
+}

@@ -1,0 +1,203 @@
+// The console's browser scenario, run by test/console (go test): a real server on SQLite and
+// the mock Anthropic upstream, Debian's chromium driven by playwright-core. Any failed check
+// throws, and the process exits non-zero.
+import { chromium } from 'playwright-core'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+
+const BASE = process.env.BASE_URL
+const MOCK = process.env.MOCK_URL
+const ADMIN_EMAIL = process.env.ADMIN_EMAIL
+const GENERATED = process.env.ADMIN_PASSWORD
+const SHOTS = process.env.SCREENSHOTS
+const NEW_ADMIN_PASSWORD = 'console-admin-password-2'
+const USER_EMAIL = 'alice@example.com'
+const USER_PASSWORD = 'alice-password-1'
+const DESKTOP = { width: 1280, height: 860 }
+const PHONE = { width: 390, height: 844 }
+
+function check(cond, msg) {
+  if (!cond) throw new Error('check failed: ' + msg)
+  console.log('ok -', msg)
+}
+
+mkdirSync(SHOTS, { recursive: true })
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox'] })
+const violations = []
+
+async function newPage(locale, viewport = DESKTOP) {
+  const ctx = await browser.newContext({ locale, viewport })
+  const page = await ctx.newPage()
+  page.on('console', (m) => {
+    if (/Content Security Policy|Refused to/i.test(m.text())) violations.push(m.text())
+  })
+  page.on('pageerror', (e) => violations.push('page error: ' + e.message))
+  page.on('dialog', (d) => d.accept())
+  return page
+}
+
+async function signIn(page, email, password) {
+  await page.goto(BASE + '/')
+  await page.waitForURL(/\/login/)
+  await page.fill('#email', email)
+  await page.fill('#password', password)
+  await page.click('form button[type=submit]')
+}
+
+async function text(page, sel) {
+  return (await page.locator(sel).first().textContent())?.trim()
+}
+
+try {
+  // --- The admin's first sign-in: the generated password must be replaced.
+  const admin = await newPage('en-US')
+  await signIn(admin, ADMIN_EMAIL, GENERATED)
+  await admin.waitForURL(/\/password$/)
+  check((await admin.locator('.notice').textContent()).includes('generated'), 'the first sign-in asks to replace the generated password')
+  check((await admin.locator('nav').count()) === 0, 'no navigation before the password is changed')
+  // A too-short password: the API's words appear at the field.
+  await admin.fill('#old_password', GENERATED)
+  await admin.fill('#new_password', 'short')
+  await admin.fill('#repeat', 'short')
+  await admin.click('form button[type=submit]')
+  const pwErr = admin.locator('#new_password-error')
+  await pwErr.waitFor()
+  check(/new_password must have \d+ to \d+ characters/.test(await pwErr.textContent()), 'a form error names the field in the API\'s words: ' + (await pwErr.textContent()))
+  await admin.fill('#new_password', NEW_ADMIN_PASSWORD)
+  await admin.fill('#repeat', NEW_ADMIN_PASSWORD)
+  await admin.click('form button[type=submit]')
+  await admin.waitForURL(/\/admin$/)
+  check(true, 'the admin changed the password and reached the overview')
+  const cookies = await admin.context().cookies()
+  const session = cookies.find((c) => c.name === 'fluxcode_session')
+  check(session && session.httpOnly && session.sameSite === 'Strict', 'the session is an HttpOnly SameSite=Strict cookie')
+  check((await admin.evaluate(() => document.cookie)).indexOf('fluxcode_session') < 0, 'page script cannot read the session cookie')
+
+  // --- A group: first an empty name (the field error), then a real one.
+  await admin.click('nav >> text=Groups')
+  await admin.waitForURL(/\/admin\/groups$/)
+  await admin.click('form button[type=submit]')
+  const nameErr = admin.locator('#g-name-error')
+  await nameErr.waitFor()
+  check((await nameErr.textContent()).includes('name'), 'an empty group name is reported at the name field: ' + (await nameErr.textContent()))
+  await admin.fill('#g-name', 'default')
+  await admin.click('form button[type=submit]')
+  await admin.locator('table >> text=default').waitFor()
+  check(true, 'group created')
+
+  // --- An account on the mock upstream, in that group.
+  await admin.click('nav >> text=Accounts')
+  await admin.fill('#a-name', 'mock-anthropic')
+  await admin.fill('#a-key', 'sk-ant-console-test')
+  await admin.fill('#a-base', MOCK)
+  await admin.selectOption('#a-groups', { label: 'default' })
+  await admin.click('form button[type=submit]')
+  await admin.locator('table >> text=mock-anthropic').waitFor()
+  check(true, 'account created')
+
+  // --- A user with a balance.
+  await admin.click('nav >> text=Users')
+  await admin.fill('#u-email', USER_EMAIL)
+  await admin.fill('#u-password', USER_PASSWORD)
+  await admin.click('form button[type=submit]')
+  const row = admin.locator('tr', { hasText: USER_EMAIL })
+  await row.waitFor()
+  await row.locator('button', { hasText: 'Edit' }).click()
+  await admin.fill('#adj-amount', 'abc')
+  await admin.click('[data-testid=user-panel] form:first-of-type button[type=submit]')
+  await admin.locator('#adj-amount-error').waitFor()
+  check(true, 'a bad amount is reported at the amount field: ' + (await text(admin, '#adj-amount-error')))
+  await admin.fill('#adj-amount', '10')
+  await admin.fill('#adj-note', 'welcome credit')
+  await admin.click('[data-testid=user-panel] form:first-of-type button[type=submit]')
+  await admin.locator('tr', { hasText: USER_EMAIL }).locator('text=$10.0000').waitFor()
+  check(true, 'user created with a balance of $10')
+
+  // --- The user, in a browser that prefers Chinese.
+  const user = await newPage('zh-CN')
+  await signIn(user, USER_EMAIL, USER_PASSWORD)
+  await user.waitForURL(/\/dashboard$/)
+  check((await text(user, 'nav')).includes('仪表盘'), 'a Chinese-preferring browser gets the Chinese console')
+  check((await text(user, '[data-testid=balance]')) === '$10.0000', 'the user sees the balance')
+  await user.click('nav >> text=API 密钥')
+  await user.fill('#key-name', '<img src=x onerror=alert(1)>')
+  await user.click('form button[type=submit]')
+  const keyEl = user.locator('[data-testid=new-key]')
+  await keyEl.waitFor()
+  const key = (await keyEl.textContent()).trim()
+  check(key.length > 20, 'the new key is shown once')
+  await user.locator('td', { hasText: '<img src=x onerror=alert(1)>' }).waitFor()
+  check((await user.locator('td img').count()) === 0, 'a user-chosen name is rendered as text, not markup')
+
+  // --- A request through the gateway with that key.
+  const res = await fetch(BASE + '/v1/messages', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': key, 'anthropic-version': '2023-06-01' },
+    body: JSON.stringify({ model: 'claude-sonnet-5-5', max_tokens: 32, messages: [{ role: 'user', content: 'hello from the console test' }] }),
+  })
+  const answer = await res.text()
+  check(res.status === 200, 'the gateway served the key: ' + res.status + ' ' + answer.slice(0, 200))
+
+  // The user's dashboard shows it with its cost.
+  await user.click('nav >> text=仪表盘')
+  await user.locator('[data-testid=today-requests]', { hasText: '1' }).waitFor()
+  const userCost = await text(user, '[data-testid=today-cost]')
+  check(userCost !== '$0.0000' && userCost.startsWith('$'), 'the user dashboard shows the request and its cost ' + userCost)
+  await user.click('nav >> text=用量')
+  await user.locator('[data-testid=usage-table] >> text=claude-sonnet-5-5').waitFor()
+  check(true, 'the usage log lists the request')
+
+  // The language switch.
+  await user.selectOption('[data-testid=lang]', 'en')
+  await user.locator('nav >> text=Dashboard').waitFor()
+  check(!(await text(user, 'nav')).includes('仪表盘'), 'the language switch changes the text to English')
+  await user.selectOption('[data-testid=lang]', 'zh-CN')
+  await user.locator('nav >> text=仪表盘').waitFor()
+  check(true, 'and back to Chinese')
+
+  // The admin's overview shows it with the same cost.
+  await admin.click('nav >> text=Overview')
+  await admin.reload()
+  await admin.locator('[data-testid=admin-today-requests]', { hasText: '1' }).waitFor()
+  const adminCost = await text(admin, '[data-testid=admin-today-cost]')
+  check(adminCost === userCost, `the admin overview shows the request and the same cost (${adminCost})`)
+  await admin.locator('td', { hasText: 'mock-anthropic' }).waitFor()
+
+  // --- Screenshots of every main page, both languages, desktop and phone width.
+  const userPages = [['dashboard', '/dashboard'], ['keys', '/keys'], ['usage', '/usage'], ['use-with', '/use-with']]
+  const adminPages = [['admin-overview', '/admin'], ['admin-users', '/admin/users'], ['admin-groups', '/admin/groups'],
+    ['admin-accounts', '/admin/accounts'], ['admin-proxies', '/admin/proxies'], ['admin-rules', '/admin/rules'],
+    ['admin-usage', '/admin/usage'], ['admin-settings', '/admin/settings']]
+  for (const [lang, tag] of [['en', 'en'], ['zh-CN', 'zh']]) {
+    for (const [vp, vpName] of [[DESKTOP, 'desktop'], [PHONE, 'phone']]) {
+      const login = await newPage(lang, vp)
+      await login.goto(BASE + '/login')
+      await login.locator('#email').waitFor()
+      await login.screenshot({ path: join(SHOTS, `login-${tag}-${vpName}.png`) })
+      await login.context().close()
+      for (const [p, pages] of [[user, userPages], [admin, adminPages]]) {
+        await p.setViewportSize(vp)
+        await p.selectOption('[data-testid=lang]', lang)
+        for (const [name, path] of pages) {
+          await p.goto(BASE + path)
+          await p.locator('main h1').waitFor()
+          await p.waitForLoadState('networkidle')
+          await p.screenshot({ path: join(SHOTS, `${name}-${tag}-${vpName}.png`), fullPage: vpName === 'desktop' })
+        }
+      }
+    }
+  }
+  check(true, 'screenshots written to ' + SHOTS)
+
+  // The phone layout hides the navigation behind the menu button, which opens it.
+  await user.setViewportSize(PHONE)
+  await user.goto(BASE + '/dashboard')
+  await user.locator('main h1').waitFor()
+  check(!(await user.locator('nav').isVisible()), 'at phone width the navigation is folded')
+  await user.click('.menu-btn')
+  check(await user.locator('nav').isVisible(), 'the menu button opens it')
+
+  check(violations.length === 0, 'no CSP violation or page error: ' + violations.join(' | '))
+} finally {
+  await browser.close()
+}

@@ -1,0 +1,56 @@
+// A form's error state: the API names the wrong field and says why; the page shows that
+// message next to the field (or above the form when no field is named).
+import { reactive, ref, type Ref } from 'vue'
+import { api, ApiError, type Page } from './api'
+
+export function useForm() {
+  const errors = reactive<Record<string, string>>({})
+  const general = ref('')
+  const busy = ref(false)
+  async function run(fn: () => Promise<unknown>): Promise<boolean> {
+    for (const k of Object.keys(errors)) delete errors[k]
+    general.value = ''
+    busy.value = true
+    try {
+      await fn()
+      return true
+    } catch (e) {
+      if (e instanceof ApiError && e.field) errors[e.field] = e.message
+      else general.value = e instanceof Error ? e.message : String(e)
+      return false
+    } finally {
+      busy.value = false
+    }
+  }
+  return { errors, general, busy, run }
+}
+
+// confirmAction asks before a destructive action.
+export function confirmAction(message: string): boolean {
+  return window.confirm(message)
+}
+
+// useList is one server-paged list and the row actions on it: an action's failure is shown
+// above the table, and the page is reloaded after it.
+export function useList<T>(path: string, size = 20) {
+  const list = ref({ items: [], total: 0, page: 1, page_size: size }) as Ref<Page<T>>
+  const rowError = ref('')
+  async function load(page = list.value.page) {
+    const sep = path.includes('?') ? '&' : '?'
+    list.value = await api<Page<T>>('GET', `${path}${sep}page=${page}&page_size=${size}`)
+  }
+  async function act(fn: () => Promise<unknown>) {
+    rowError.value = ''
+    try {
+      await fn()
+      await load()
+    } catch (e) {
+      rowError.value = e instanceof Error ? e.message : String(e)
+    }
+  }
+  // toggle flips a record's status between active and disabled with a PATCH.
+  const toggle = (url: string, status: string) => act(() => api('PATCH', url, { status: status === 'disabled' ? 'active' : 'disabled' }))
+  // remove deletes a record after the user confirms.
+  const remove = (url: string, question: string) => confirmAction(question) && act(() => api('DELETE', url))
+  return { list, rowError, load, act, toggle, remove }
+}

@@ -1,0 +1,148 @@
+import { createI18n } from 'vue-i18n'
+
+const en = {
+  app: { signOut: 'Sign out', language: 'Language', menu: 'Menu', loading: 'Working…', user: 'My account', admin: 'Administration' },
+  nav: {
+    dashboard: 'Dashboard', keys: 'API keys', usage: 'Usage', useWith: 'Use it with',
+    adminDashboard: 'Overview', users: 'Users', groups: 'Groups', accounts: 'Accounts', proxies: 'Proxies',
+    rules: 'Error rules', adminUsage: 'Usage log', settings: 'Settings',
+  },
+  common: {
+    save: 'Save', create: 'Create', cancel: 'Cancel', delete: 'Delete', enable: 'Enable', disable: 'Disable',
+    edit: 'Edit', actions: 'Actions', name: 'Name', status: 'Status', active: 'active', disabled: 'disabled',
+    created: 'Created', prev: 'Previous', next: 'Next', pageOf: 'Page {page} of {pages} ({total} in all)',
+    none: 'Nothing here yet.', confirmDelete: 'Delete “{name}”? This cannot be undone.', copy: 'Copy',
+    copied: 'Copied', filter: 'Filter', reset: 'Reset', saved: 'Saved.', id: 'ID', platform: 'Platform',
+    concurrency: 'Concurrency', concurrencyHint: '0 means no limit', priority: 'Priority', yes: 'yes', no: 'no',
+    email: 'Email', password: 'Password', balance: 'Balance', expires: 'Expires', never: 'never', group: 'Group',
+  },
+  login: {
+    title: 'Sign in', register: 'Create an account', submit: 'Sign in', submitRegister: 'Register',
+    toRegister: 'No account? Register', toLogin: 'Have an account? Sign in',
+  },
+  password: {
+    title: 'Change your password', firstRun: 'This administrator password was generated at the first start. Choose your own before you continue.',
+    old: 'Current password', new: 'New password', repeat: 'Repeat the new password', mismatch: 'The two new passwords differ.',
+    submit: 'Change password', done: 'Password changed.',
+  },
+  dash: {
+    title: 'Dashboard', balance: 'Balance', today: 'Today', requests: 'Requests', tokens: 'Tokens', cost: 'Cost',
+    charged: 'Charged', chart: 'Requests per day (last 14 days)', chartCost: 'Cost per day (last 14 days)',
+    subs: 'Subscriptions', daily: 'Day', weekly: 'Week', monthly: 'Month', used: 'used', left: 'left', of: 'of',
+    noSubs: 'No subscriptions.', errorRate: 'Partial answers',
+  },
+  keys: {
+    title: 'API keys', new: 'New key', prefix: 'Key', shownOnce: 'Copy the key now: it is shown only once.',
+    lastUsed: 'Last used', expiresAt: 'Expires at (optional)', noGroups: 'No group is open to you yet; ask an administrator.',
+  },
+  usage: {
+    title: 'Usage', model: 'Model', from: 'From', to: 'To', key: 'Key ID', user: 'User ID', account: 'Account ID',
+    group: 'Group ID', time: 'Time', input: 'Input', output: 'Output', cache: 'Cache read', duration: 'Duration',
+    export: 'Export CSV', exporting: 'Exporting…',
+  },
+  useWith: {
+    title: 'Use it with', key: 'Key', pick: 'Choose one of your keys', noKeys: 'Create a key first.',
+    note: 'The full key was shown once when you created it; put it where {placeholder} stands.',
+    platformNote: 'This key\'s group serves {platform}; these clients can use it:',
+  },
+  admin: {
+    title: 'Overview', users: 'Users', groups: 'Groups', accounts: 'Accounts', inFlight: 'In flight', limit: 'Limit',
+    marks: 'Health marks', rateLimited: 'rate limited until {t}', overloaded: 'overloaded until {t}',
+    tempUnsched: 'paused until {t}', healthy: 'healthy', adjust: 'Adjust balance', amount: 'Amount (USD, negative to deduct)',
+    note: 'Note', role: 'Role', newUser: 'New user', newGroup: 'New group', billing: 'Billing', multiplier: 'Rate multiplier',
+    dailyLimit: 'Daily limit (USD)', weeklyLimit: 'Weekly limit (USD)', monthlyLimit: 'Monthly limit (USD)',
+    newAccount: 'New account (API key)', apiKey: 'Upstream API key', baseUrl: 'Base URL (empty: the platform default)',
+    mapping: 'Model mapping (one “from=to” per line)', proxy: 'Proxy', noProxy: 'none', groupsOf: 'Groups',
+    recover: 'Clear marks', subs: 'Subscriptions', assign: 'Assign subscription', expiresAt: 'Expires at',
+    newProxy: 'New proxy', protocol: 'Protocol', host: 'Host', port: 'Port', username: 'Username',
+    newRule: 'New error rule', statusCode: 'Upstream status', keyword: 'Keyword in the error', minutes: 'Pause (minutes)',
+    enabled: 'Enabled', siteName: 'Site name', registration: 'Allow public registration', defConc: 'Default concurrency of new users',
+    defBalance: 'Default balance of new users (USD)', schedulable: 'Schedulable', errorRate: 'Error rate',
+  },
+}
+
+type Messages = typeof en
+
+const zh: Messages = {
+  app: { signOut: '退出登录', language: '语言', menu: '菜单', loading: '处理中…', user: '我的账户', admin: '管理' },
+  nav: {
+    dashboard: '仪表盘', keys: 'API 密钥', usage: '用量', useWith: '接入方式',
+    adminDashboard: '总览', users: '用户', groups: '分组', accounts: '上游账号', proxies: '代理',
+    rules: '错误规则', adminUsage: '用量日志', settings: '设置',
+  },
+  common: {
+    save: '保存', create: '创建', cancel: '取消', delete: '删除', enable: '启用', disable: '停用',
+    edit: '编辑', actions: '操作', name: '名称', status: '状态', active: '启用中', disabled: '已停用',
+    created: '创建时间', prev: '上一页', next: '下一页', pageOf: '第 {page} / {pages} 页（共 {total} 条）',
+    none: '暂无数据。', confirmDelete: '确定删除“{name}”？此操作无法撤销。', copy: '复制',
+    copied: '已复制', filter: '筛选', reset: '重置', saved: '已保存。', id: 'ID', platform: '平台',
+    concurrency: '并发数', concurrencyHint: '0 表示不限', priority: '优先级', yes: '是', no: '否',
+    email: '邮箱', password: '密码', balance: '余额', expires: '到期', never: '永不', group: '分组',
+  },
+  login: {
+    title: '登录', register: '注册账户', submit: '登录', submitRegister: '注册',
+    toRegister: '没有账户？注册', toLogin: '已有账户？登录',
+  },
+  password: {
+    title: '修改密码', firstRun: '此管理员密码是首次启动时自动生成的，请先设置您自己的密码。',
+    old: '当前密码', new: '新密码', repeat: '再次输入新密码', mismatch: '两次输入的新密码不一致。',
+    submit: '修改密码', done: '密码已修改。',
+  },
+  dash: {
+    title: '仪表盘', balance: '余额', today: '今日', requests: '请求数', tokens: 'Token 数', cost: '费用',
+    charged: '扣费', chart: '每日请求数（最近 14 天）', chartCost: '每日费用（最近 14 天）',
+    subs: '订阅', daily: '日', weekly: '周', monthly: '月', used: '已用', left: '剩余', of: '共',
+    noSubs: '没有订阅。', errorRate: '不完整应答',
+  },
+  keys: {
+    title: 'API 密钥', new: '新建密钥', prefix: '密钥', shownOnce: '请立即复制密钥：它只显示这一次。',
+    lastUsed: '最近使用', expiresAt: '到期时间（可选）', noGroups: '暂无可用分组，请联系管理员。',
+  },
+  usage: {
+    title: '用量', model: '模型', from: '开始', to: '结束', key: '密钥 ID', user: '用户 ID', account: '账号 ID',
+    group: '分组 ID', time: '时间', input: '输入', output: '输出', cache: '缓存读取', duration: '耗时',
+    export: '导出 CSV', exporting: '导出中…',
+  },
+  useWith: {
+    title: '接入方式', key: '密钥', pick: '选择一个密钥', noKeys: '请先创建密钥。',
+    note: '完整密钥只在创建时显示一次；请把它填到 {placeholder} 处。',
+    platformNote: '此密钥的分组提供 {platform}，以下客户端可以使用：',
+  },
+  admin: {
+    title: '总览', users: '用户', groups: '分组', accounts: '上游账号', inFlight: '进行中', limit: '上限',
+    marks: '健康标记', rateLimited: '限流至 {t}', overloaded: '过载至 {t}',
+    tempUnsched: '暂停至 {t}', healthy: '正常', adjust: '调整余额', amount: '金额（美元，负数为扣减）',
+    note: '备注', role: '角色', newUser: '新建用户', newGroup: '新建分组', billing: '计费方式', multiplier: '费率倍数',
+    dailyLimit: '日限额（美元）', weeklyLimit: '周限额（美元）', monthlyLimit: '月限额（美元）',
+    newAccount: '新建账号（API 密钥）', apiKey: '上游 API 密钥', baseUrl: 'Base URL（留空为平台默认）',
+    mapping: '模型映射（每行一个“源=目标”）', proxy: '代理', noProxy: '无', groupsOf: '所属分组',
+    recover: '清除标记', subs: '订阅', assign: '分配订阅', expiresAt: '到期时间',
+    newProxy: '新建代理', protocol: '协议', host: '主机', port: '端口', username: '用户名',
+    newRule: '新建错误规则', statusCode: '上游状态码', keyword: '错误中的关键词', minutes: '暂停（分钟）',
+    enabled: '启用', siteName: '站点名称', registration: '允许公开注册', defConc: '新用户默认并发数',
+    defBalance: '新用户默认余额（美元）', schedulable: '可调度', errorRate: '错误率',
+  },
+}
+
+export function preferredLocale(): 'en' | 'zh-CN' {
+  const saved = localStorage.getItem('fluxcode.lang')
+  if (saved === 'en' || saved === 'zh-CN') return saved
+  for (const l of navigator.languages ?? [navigator.language]) {
+    if (l.toLowerCase().startsWith('zh')) return 'zh-CN'
+    if (l.toLowerCase().startsWith('en')) return 'en'
+  }
+  return 'en'
+}
+
+export const i18n = createI18n({
+  legacy: false,
+  locale: preferredLocale(),
+  fallbackLocale: 'en',
+  messages: { en, 'zh-CN': zh },
+})
+
+export function setLocale(l: 'en' | 'zh-CN') {
+  i18n.global.locale.value = l
+  localStorage.setItem('fluxcode.lang', l)
+  document.documentElement.lang = l
+}
