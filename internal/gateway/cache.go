@@ -37,7 +37,7 @@ type cache[K comparable, V any] struct {
 	entries map[K]cacheEntry[V]
 	flights map[K]*flight[V]
 	// marks are the matchers of the changes made while loads were in flight; the first has
-	// sequence number markBase. They are forgotten when no load is in flight.
+	// sequence number markBase. They are forgotten once no load in flight began before them.
 	marks    []func(K, V) bool
 	markBase uint64
 }
@@ -137,10 +137,7 @@ func (c *cache[K, V]) get(ctx context.Context, k K, load func(context.Context) (
 			}
 		}
 	}
-	if len(c.flights) == 0 {
-		c.markBase += uint64(len(c.marks))
-		c.marks = nil
-	}
+	c.forgetMarks()
 	c.mu.Unlock()
 	close(f.done)
 	return f.v, f.err
@@ -168,6 +165,22 @@ func (c *cache[K, V]) changedSince(mark uint64, k K, v V) bool {
 		}
 	}
 	return false
+}
+
+// forgetMarks drops the marks no load in flight can need: under steady load some load is
+// nearly always in flight, so waiting for none would keep them all. c.mu is held.
+func (c *cache[K, V]) forgetMarks() {
+	oldest := c.markBase + uint64(len(c.marks))
+	for _, f := range c.flights {
+		oldest = min(oldest, f.mark)
+	}
+	if oldest > c.markBase {
+		c.marks = c.marks[oldest-c.markBase:]
+		c.markBase = oldest
+	}
+	if len(c.marks) == 0 {
+		c.marks = nil
+	}
 }
 
 // note records a change for the loads in flight (see cache). c.mu is held.

@@ -82,4 +82,60 @@ func TestCacheStoresLoadsRacingChanges(t *testing.T) {
 	if v, _ := c.get(ctx, "d", count(7)); v != 7 || reads != 1 {
 		t.Errorf("a load racing a drop: got %d after %d reads; want a fresh read (7, 1)", v, reads)
 	}
+
+	// A load in flight keeps the marks made since it began, and no older ones: with loads
+	// always in flight (steady traffic), the marks do not pile up.
+	inFlight := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			c.mu.Lock()
+			n := len(c.flights)
+			c.mu.Unlock()
+			if n == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d loads in flight, want %d", n, want)
+			}
+		}
+	}
+	slow := func(k string, release chan struct{}) chan struct{} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c.get(ctx, k, func(context.Context) (int, error) { <-release; return 8, nil })
+		}()
+		return done
+	}
+	changes := func(n int) {
+		for i := range n {
+			c.stale(func(_ string, v int) bool { return v == 100+i })
+		}
+	}
+	marks := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.marks)
+	}
+	changes(3) // nothing in flight: not kept
+	release1, release2 := make(chan struct{}), make(chan struct{})
+	done1 := slow("slow1", release1)
+	inFlight(1)
+	changes(10)
+	done2 := slow("slow2", release2)
+	inFlight(2)
+	changes(5)
+	if n := marks(); n != 15 {
+		t.Errorf("%d marks kept, want the 15 made since the first load in flight began", n)
+	}
+	close(release1)
+	<-done1
+	if n := marks(); n != 5 {
+		t.Errorf("%d marks kept once the first load ended, want the 5 made since the second began", n)
+	}
+	close(release2)
+	<-done2
+	if n := marks(); n != 0 {
+		t.Errorf("%d marks kept with no load in flight", n)
+	}
 }
