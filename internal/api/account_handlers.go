@@ -85,6 +85,9 @@ func (a *api) applyAccount(ctx context.Context, acc *store.Account, req *account
 		if err := checkBaseURL(*req.BaseURL); err != nil {
 			return err
 		}
+		if err := a.checkUpstreamURL("base_url", *req.BaseURL); err != nil {
+			return err
+		}
 		acc.BaseURL = *req.BaseURL
 	}
 	if req.ProxyID.Set {

@@ -16,6 +16,7 @@ import (
 	"github.com/fluxcode/fluxcode/internal/auth"
 	"github.com/fluxcode/fluxcode/internal/coord"
 	"github.com/fluxcode/fluxcode/internal/httpx"
+	"github.com/fluxcode/fluxcode/internal/netguard"
 	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/store"
 )
@@ -45,17 +46,23 @@ type Options struct {
 	// Passwords bounds this node's concurrent password hashing; nil means
 	// secret.NewPasswordGate's defaults.
 	Passwords *secret.PasswordGate
+
+	// Upstreams checks account base URLs and proxy hosts on create and update (the SSRF
+	// guard's early check; the gateway's dialer has the last word). nil refuses loopback,
+	// private, link-local and metadata addresses.
+	Upstreams *netguard.Guard
 }
 
 // api holds the handlers' dependencies.
 type api struct {
-	store  store.Store
-	keys   *secret.Keys
-	tokens *auth.Tokens
-	coord  coord.Coordinator
-	log    *slog.Logger
-	regOn  func() bool
-	now    func() time.Time
+	upstreams *netguard.Guard
+	store     store.Store
+	keys      *secret.Keys
+	tokens    *auth.Tokens
+	coord     coord.Coordinator
+	log       *slog.Logger
+	regOn     func() bool
+	now       func() time.Time
 
 	passwords *secret.PasswordGate
 
@@ -74,6 +81,10 @@ func New(o Options) http.Handler {
 		log: o.Logger, regOn: o.Registration, now: o.Now,
 		loginMax: int64(o.LoginMaxFailures), loginMaxAddr: int64(o.LoginMaxPerAddress), loginWindow: o.LoginWindow,
 		dummyHash: secret.HashPassword(secret.RandomToken(16)), passwords: o.Passwords,
+		upstreams: o.Upstreams,
+	}
+	if a.upstreams == nil {
+		a.upstreams = netguard.New(nil)
 	}
 	if a.passwords == nil {
 		a.passwords = secret.NewPasswordGate(secret.GateOptions{})

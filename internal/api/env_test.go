@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/fluxcode/fluxcode/internal/coord/memory"
 	"github.com/fluxcode/fluxcode/internal/httpx"
 	"github.com/fluxcode/fluxcode/internal/invalidate"
+	"github.com/fluxcode/fluxcode/internal/netguard"
 	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/store"
 	"github.com/fluxcode/fluxcode/internal/store/sqlstore"
@@ -71,7 +73,9 @@ func newEnv(t *testing.T, opts ...func(*api.Options)) *env {
 	}
 	e := &env{t: t, st: st, co: co, keys: keys, msgs: msgs,
 		tokens: auth.NewTokens([]byte("test secret of thirty-two bytes!"), time.Hour)}
-	o := api.Options{Store: st, Keys: keys, Tokens: e.tokens, Coord: co}
+	// The tests' upstreams and proxies are on loopback, which the API refuses by default.
+	o := api.Options{Store: st, Keys: keys, Tokens: e.tokens, Coord: co,
+		Upstreams: netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})}
 	for _, f := range opts {
 		f(&o)
 	}

@@ -85,6 +85,10 @@ func (a *api) createProxy(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	if err := a.checkUpstreamHost("host", p.Host); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	if err := a.store.CreateProxy(ctx, p); err != nil {
 		a.writeError(w, r, nameConflict(err))
 		return
@@ -105,6 +109,10 @@ func (a *api) updateProxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := req.apply(p); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if err := a.checkUpstreamHost("host", p.Host); err != nil {
 		a.writeError(w, r, err)
 		return
 	}

@@ -9,6 +9,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +17,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,15 +30,17 @@ import (
 	"github.com/fluxcode/fluxcode/internal/config"
 	"github.com/fluxcode/fluxcode/internal/coord"
 	"github.com/fluxcode/fluxcode/internal/httpx"
+	"github.com/fluxcode/fluxcode/internal/netguard"
 	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/store"
 	"github.com/fluxcode/fluxcode/internal/webui"
 )
 
-// Server timeouts. There is no WriteTimeout: an SSE answer may stream for many minutes.
+// Server limits. The header, idle and body-read timeouts and the connection limit are
+// configured (SERVER_*, GATEWAY_BODY_READ_TIMEOUT). There is no WriteTimeout: an SSE answer
+// may stream for many minutes.
 const (
-	readHeaderTimeout = 10 * time.Second
-	idleTimeout       = 2 * time.Minute
+	readHeaderTimeout = 10 * time.Second // the pprof listener's
 	maxHeaderBytes    = 1 << 20
 	// flushTimeout bounds the final billing flush and closing the backends on Close, apart
 	// from the time given to in-flight requests.
@@ -121,6 +123,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		log.WarnContext(ctx, "generated ENCRYPTION_KEY into the data directory; back it up: without it stored credentials cannot be read", "path", m.cfg.EncryptionKeyPath())
 	}
 
+	if err := secureDataDir(ctx, m.cfg, log); err != nil {
+		return err
+	}
 	db, err := OpenStore(ctx, m.cfg, keys, log)
 	if err != nil {
 		return err
@@ -156,16 +161,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("listen on %s (SERVER_HOST, SERVER_PORT): %w", m.cfg.Addr(), err)
 	}
-	m.ln = ln
+	m.ln = httpx.LimitListener(ln, m.cfg.MaxConns, log)
 	m.srv = &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
+		ReadHeaderTimeout: m.cfg.ReadHeaderTimeout,
+		IdleTimeout:       m.cfg.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go func() {
-		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := m.srv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.serveErr <- err
 		}
 	}()
@@ -189,6 +194,7 @@ func (m *Main) handler() (http.Handler, error) {
 		Coord:        m.coord,
 		Logger:       m.logger,
 		Registration: func() bool { return m.cfg.RegistrationEnabled },
+		Upstreams:    netguard.New(m.cfg.UpstreamAllowedNetworks),
 	}))
 	if err := m.mountGateway(mux); err != nil {
 		return nil, err
@@ -199,6 +205,7 @@ func (m *Main) handler() (http.Handler, error) {
 		return nil, err
 	}
 	var h http.Handler = mux
+	h = httpx.BodyReadTimeout(m.bodyReadTimeout)(h)
 	h = httpx.Recover(m.logger)(h)
 	h = metrics.Middleware(h)
 	h = httpx.AccessLog(m.logger)(h)
@@ -208,17 +215,38 @@ func (m *Main) handler() (http.Handler, error) {
 	return h, nil
 }
 
+// bodyReadTimeout is the per-read deadline of a request body: generous on the gateway
+// routes (a large conversation from a slow uplink), short elsewhere (small JSON bodies).
+func (m *Main) bodyReadTimeout(r *http.Request) time.Duration {
+	if gatewayPath(r.URL.Path) {
+		return m.cfg.GatewayBodyReadTimeout
+	}
+	return m.cfg.BodyReadTimeout
+}
+
+func gatewayPath(p string) bool { return p == "/v1" || strings.HasPrefix(p, "/v1/") }
+
 // notFound answers a path no route serves, as JSON: in Anthropic's error shape under /v1/
-// (SDKs parse it), in the API's shape elsewhere.
+// (SDKs parse it), in the API's shape elsewhere. The encoder makes any path (bytes that are
+// not UTF-8, quotes) valid JSON.
 func notFound(w http.ResponseWriter, r *http.Request) {
+	msg := "no route for " + r.Method + " " + r.URL.Path
+	type apiErr struct {
+		Type    string `json:"type,omitempty"`
+		Code    string `json:"code,omitempty"`
+		Message string `json:"message"`
+	}
+	body := struct {
+		Type      string `json:"type,omitempty"`
+		Error     apiErr `json:"error"`
+		RequestID string `json:"request_id"`
+	}{Error: apiErr{Code: "not_found", Message: msg}, RequestID: httpx.RequestID(r.Context())}
+	if gatewayPath(r.URL.Path) {
+		body.Type, body.Error = "error", apiErr{Type: "not_found_error", Message: msg}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusNotFound)
-	msg := strconv.Quote("no route for " + r.Method + " " + r.URL.Path)
-	if strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/v1" {
-		fmt.Fprintf(w, `{"type":"error","error":{"type":"not_found_error","message":%s},"request_id":%q}`+"\n", msg, httpx.RequestID(r.Context()))
-		return
-	}
-	fmt.Fprintf(w, `{"error":{"code":"not_found","message":%s},"request_id":%q}`+"\n", msg, httpx.RequestID(r.Context()))
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 // track counts requests in flight, so Close can wait for handlers (and the billing they

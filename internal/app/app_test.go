@@ -31,6 +31,8 @@ func singleEnv(t *testing.T, dataDir string) map[string]string {
 		"DATA_DIR":    dataDir,
 		"LOG_FORMAT":  "json",
 		"LOG_LEVEL":   "debug",
+		// The tests' mock upstreams listen on loopback, which nodes refuse by default.
+		"UPSTREAM_ALLOWED_NETWORKS": "127.0.0.0/8",
 	}
 }
 

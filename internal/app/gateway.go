@@ -50,5 +50,7 @@ func GatewayConfig(cfg config.Config) gateway.Config {
 	g.HeaderTimeout = cfg.UpstreamHeaderTimeout
 	g.IdleTimeout = cfg.UpstreamIdleTimeout
 	g.MaxBodyBytes = cfg.MaxBodyBytes
+	g.BodyBytesInFlight = cfg.GatewayBodyBytesInFlight
+	g.AllowedNetworks = cfg.UpstreamAllowedNetworks
 	return g
 }

@@ -18,13 +18,26 @@ import (
 	"github.com/fluxcode/fluxcode/internal/httpx"
 )
 
-// metricsHandler serves /metrics, behind METRICS_TOKEN when one is configured.
+// metricsHandler serves /metrics, behind METRICS_TOKEN when one is configured. Without a
+// token, /metrics is open only on a node that listens on loopback alone; a node reachable
+// from elsewhere answers 403 (and says so at start), because the metrics name routes,
+// accounts' traffic and the node's internals. The node still starts: /metrics is optional,
+// and refusing to start would break every deployment that does not scrape it.
 func (m *Main) metricsHandler() http.Handler {
 	h := promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
-	if m.cfg.MetricsToken == "" {
+	switch {
+	case m.cfg.MetricsToken != "":
+		return requireBearer(m.cfg.MetricsToken, h)
+	case m.cfg.ListensOnLoopback():
 		return h
 	}
-	return requireBearer(m.cfg.MetricsToken, h)
+	m.logger.Warn("METRICS_TOKEN is not set and the node listens beyond loopback: /metrics answers 403 until METRICS_TOKEN is set", "addr", m.cfg.Addr())
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprintf(w, `{"error":{"code":"forbidden","message":"/metrics is closed: this node listens beyond loopback and METRICS_TOKEN is not set; set METRICS_TOKEN and scrape with Authorization: Bearer <token>"},"request_id":%s}`+"\n",
+			strconv.Quote(httpx.RequestID(r.Context())))
+	})
 }
 
 // requireBearer lets through only requests with Authorization: Bearer <token>. Both sides are

@@ -52,8 +52,14 @@ type Config struct {
 	ServerMode      string        // SERVER_MODE: debug | release
 	ShutdownTimeout time.Duration // SERVER_SHUTDOWN_TIMEOUT: how long Close waits for requests
 	MaxBodyBytes    int64         // MAX_BODY_BYTES
-	TrustedProxies  []netip.Prefix
-	NodeName        string // NODE_NAME; empty = the host name
+
+	ReadHeaderTimeout time.Duration // SERVER_READ_HEADER_TIMEOUT
+	IdleTimeout       time.Duration // SERVER_IDLE_TIMEOUT
+	BodyReadTimeout   time.Duration // SERVER_BODY_READ_TIMEOUT: per read, outside /v1
+	MaxConns          int           // SERVER_MAX_CONNS; 0 = no limit
+
+	TrustedProxies []netip.Prefix
+	NodeName       string // NODE_NAME; empty = the host name
 
 	DatabaseURL          string
 	DatabaseHost         string
@@ -101,10 +107,15 @@ type Config struct {
 	GatewaySlotTTL            time.Duration
 	GatewayOverloadCooldown   time.Duration
 	GatewayRateLimitCooldown  time.Duration
+	GatewayBodyReadTimeout    time.Duration // per read of a /v1 request body
+	GatewayBodyBytesInFlight  int64
 
 	UpstreamConnectTimeout time.Duration
 	UpstreamHeaderTimeout  time.Duration
 	UpstreamIdleTimeout    time.Duration
+	// UpstreamAllowedNetworks are the special-purpose networks upstreams and proxies may
+	// nevertheless be in (UPSTREAM_ALLOWED_NETWORKS); empty refuses them all.
+	UpstreamAllowedNetworks []netip.Prefix
 
 	PprofAddr        string // PPROF_ADDR; empty = no profiling listener
 	PprofAllowRemote bool   // PPROF_ALLOW_REMOTE
@@ -243,6 +254,9 @@ func (c Config) Location() *time.Location {
 	return loc
 }
 
+// ListensOnLoopback reports whether the node listens on a loopback address only.
+func (c Config) ListensOnLoopback() bool { return loopbackHost(c.Addr()) }
+
 // loopbackHost reports whether the host of addr (host:port) is a loopback IP or localhost.
 // An empty host means every interface, so it is not loopback.
 func loopbackHost(addr string) bool {
@@ -290,6 +304,9 @@ func (c Config) Validate() error {
 	}
 	if c.PprofAddr != "" && !c.PprofAllowRemote && !loopbackHost(c.PprofAddr) {
 		add("PPROF_ADDR %q is not a loopback address: the profiler has no authentication and shows internals, so it listens on 127.0.0.1 or ::1 only (reach it through an SSH tunnel), unless PPROF_ALLOW_REMOTE=true", c.PprofAddr)
+	}
+	if c.GatewayBodyBytesInFlight < c.MaxBodyBytes {
+		add("GATEWAY_BODY_BYTES_IN_FLIGHT (%d) must be at least MAX_BODY_BYTES (%d), or no body of the largest size could be read", c.GatewayBodyBytesInFlight, c.MaxBodyBytes)
 	}
 	if c.DatabaseMaxIdleConns > c.DatabaseMaxOpenConns {
 		add("DATABASE_MAX_IDLE_CONNS (%d) must not exceed DATABASE_MAX_OPEN_CONNS (%d)", c.DatabaseMaxIdleConns, c.DatabaseMaxOpenConns)

@@ -51,7 +51,7 @@ func TestDefaults(t *testing.T) {
 	if c.DataDir != "./data" || c.SQLitePath() != filepath.Join("data", "fluxcode.db") {
 		t.Errorf("data dir = %q, sqlite = %q", c.DataDir, c.SQLitePath())
 	}
-	if c.GatewaySlotTTL != 8*time.Second || c.MaxBodyBytes != 104857600 || c.RegistrationEnabled {
+	if c.GatewaySlotTTL != 8*time.Second || c.MaxBodyBytes != 32<<20 || c.RegistrationEnabled {
 		t.Errorf("gateway defaults = %v %d %v", c.GatewaySlotTTL, c.MaxBodyBytes, c.RegistrationEnabled)
 	}
 	if c.PostgresDSN() != "" || c.RedisConfigured() {

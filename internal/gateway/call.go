@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"io"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -31,8 +29,11 @@ type call struct {
 	start time.Time
 
 	body []byte
-	auth *store.KeyAuth
-	req  provider.Request
+	// bodyHeld is what this request took from the node's body budget (body.go); finish
+	// gives it back.
+	bodyHeld int64
+	auth     *store.KeyAuth
+	req      provider.Request
 
 	// held are the user and key slots (and wait-queue places) this request holds; released
 	// by finish.
@@ -68,6 +69,7 @@ func (c *call) releaseHeld() {
 // early return can leak a slot.
 func (c *call) finish() {
 	c.releaseHeld()
+	c.releaseBody()
 	c.g.metrics.requests.WithLabelValues(c.op.String(), c.outcome).Inc()
 	if c.abort {
 		panic(http.ErrAbortHandler) // the only honest end of a body that broke off
@@ -76,26 +78,6 @@ func (c *call) finish() {
 
 // ctx is the request's context: done when the client leaves.
 func (c *call) ctx() context.Context { return c.r.Context() }
-
-// readBody reads the whole body before anything goes upstream, bounded by MaxBodyBytes: a
-// failover needs the body again, and streaming a body upstream lost answers (issue 5).
-func (c *call) readBody() bool {
-	if c.op == provider.OpModels {
-		return true
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, c.g.cfg.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			c.fail(provider.KindTooLarge, 0, "request body is larger than the gateway's limit", "")
-			return false
-		}
-		c.outcome = "client_gone"
-		return false // the client stopped sending: there is no one to answer
-	}
-	c.body = body
-	return true
-}
 
 // parse reads the fields the gateway needs from the body.
 func (c *call) parse() bool {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -38,8 +39,18 @@ type Config struct {
 	HeaderTimeout time.Duration
 	// IdleTimeout bounds the silence between two reads of an upstream body. Default 5m.
 	IdleTimeout time.Duration
-	// MaxBodyBytes is the largest request body accepted (413 beyond). Default 100 MiB.
+	// MaxBodyBytes is the largest request body accepted (413 beyond, refused on the
+	// Content-Length before any body byte is read). Default 32 MiB: Anthropic refuses
+	// Messages bodies over 32 MB with a 413 of its own, so a larger one can never be served.
 	MaxBodyBytes int64
+	// BodyBytesInFlight bounds the request-body bytes one node holds at once (bodies being
+	// read and bodies kept for failover until their request ends). A request that would pass
+	// it is refused with a retryable 503. Default 1 GiB; at least MaxBodyBytes.
+	BodyBytesInFlight int64
+	// AllowedNetworks are the loopback, private, link-local or metadata networks an account's
+	// base URL or a proxy may nevertheless point at. Empty (the default) refuses them all, at
+	// dial time, on the resolved address (internal/netguard).
+	AllowedNetworks []netip.Prefix
 	// DrainTimeout bounds how long the gateway keeps reading an upstream answer after the
 	// client left, so that the usage it reports can still be billed. Default 2m.
 	DrainTimeout time.Duration
@@ -87,7 +98,8 @@ func Default() Config {
 		ConnectTimeout:     10 * time.Second,
 		HeaderTimeout:      5 * time.Minute,
 		IdleTimeout:        5 * time.Minute,
-		MaxBodyBytes:       100 << 20,
+		MaxBodyBytes:       32 << 20,
+		BodyBytesInFlight:  1 << 30,
 		DrainTimeout:       2 * time.Minute,
 		BillCommitWait:     5 * time.Second,
 		BillGroupDelay:     500 * time.Microsecond,
@@ -130,6 +142,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = d.MaxBodyBytes
 	}
+	if c.BodyBytesInFlight <= 0 {
+		c.BodyBytesInFlight = max(d.BodyBytesInFlight, c.MaxBodyBytes)
+	}
 	if c.BillBatchSize <= 0 {
 		c.BillBatchSize = d.BillBatchSize
 	}
@@ -142,6 +157,9 @@ func (c Config) withDefaults() Config {
 func (c Config) validate() error {
 	if c.MaxAccountSwitches < 0 || c.WaitQueueMax < 0 {
 		return fmt.Errorf("gateway config: MaxAccountSwitches and WaitQueueMax must not be negative")
+	}
+	if c.BodyBytesInFlight < c.MaxBodyBytes {
+		return fmt.Errorf("gateway config: BodyBytesInFlight (%d) must be at least MaxBodyBytes (%d), or no body of the largest size could ever be read", c.BodyBytesInFlight, c.MaxBodyBytes)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fluxcode/fluxcode/internal/netguard"
 	"github.com/fluxcode/fluxcode/internal/provider"
 	"github.com/fluxcode/fluxcode/internal/store"
 )
@@ -230,14 +231,18 @@ func (ir *idleReader) stop() { ir.timer.Stop() }
 
 // transports keeps one http.Transport per proxy setting, shared by every account that uses
 // it, so keep-alive connections are reused across requests and accounts.
+//
+// Every transport dials through the SSRF guard: the upstream's address (direct) or the
+// proxy's is checked after DNS and before connect.
 type transports struct {
-	cfg Config
-	mu  sync.Mutex
-	m   map[string]*http.Transport // key: proxy URL, "" for direct
+	cfg   Config
+	guard *netguard.Guard
+	mu    sync.Mutex
+	m     map[string]*http.Transport // key: proxy URL, "" for direct
 }
 
 func newTransports(cfg Config) *transports {
-	return &transports{cfg: cfg, m: make(map[string]*http.Transport)}
+	return &transports{cfg: cfg, guard: netguard.New(cfg.AllowedNetworks), m: make(map[string]*http.Transport)}
 }
 
 func (ts *transports) get(proxy *url.URL) *http.Transport {
@@ -250,9 +255,9 @@ func (ts *transports) get(proxy *url.URL) *http.Transport {
 	if t, ok := ts.m[key]; ok {
 		return t
 	}
-	dialer := &net.Dialer{Timeout: ts.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
+	dial := ts.guard.DialContext(net.Dialer{Timeout: ts.cfg.ConnectTimeout, KeepAlive: 30 * time.Second})
 	t := &http.Transport{
-		DialContext:           dialer.DialContext,
+		DialContext:           dial,
 		ForceAttemptHTTP2:     true,
 		TLSHandshakeTimeout:   ts.cfg.ConnectTimeout,
 		ResponseHeaderTimeout: ts.cfg.HeaderTimeout,
@@ -273,7 +278,14 @@ func (ts *transports) get(proxy *url.URL) *http.Transport {
 		ReadBufferSize:  2 << 10,
 	}
 	if proxy != nil {
-		t.Proxy = http.ProxyURL(proxy) // http, https and socks5 schemes
+		// http, https and socks5 schemes. The proxy resolves and dials the upstream itself,
+		// so only a target written as an address (or localhost) can be checked here.
+		t.Proxy = func(r *http.Request) (*url.URL, error) {
+			if err := ts.guard.CheckHost(r.URL.Hostname()); err != nil {
+				return nil, err
+			}
+			return proxy, nil
+		}
 	}
 	ts.m[key] = t
 	return t

@@ -54,6 +54,7 @@ type Gateway struct {
 	proxies   *proxyCache
 	slots     *slotBook
 	upstreams *transports
+	bodies    *bodyBudget
 	biller    *biller
 	metrics   *metrics
 	unpriced  sync.Map // models already warned about
@@ -95,6 +96,7 @@ func New(opts Options) (*Gateway, error) {
 		proxies:   newCache[int64, *store.Proxy](cfg.AccountCacheTTL, 0, now),
 		slots:     newSlotBook(),
 		upstreams: newTransports(cfg),
+		bodies:    &bodyBudget{max: cfg.BodyBytesInFlight},
 		metrics:   m,
 	}
 	g.biller = newBiller(opts.Store, opts.Coord, cfg, g.log, m, g.auth)
@@ -135,14 +137,16 @@ func (g *Gateway) Close(ctx context.Context) error {
 	return err
 }
 
-// serveMessages is the life of one request: authenticate → admit → schedule → forward
-// (stream and meter, failing over before the first byte) → bill → complete the answer. Each step answers the
-// client itself when it ends the request. The key is checked before the body is read, so an
-// unknown client cannot make the gateway read up to MaxBodyBytes.
+// serveMessages is the life of one request: check the declared length → authenticate →
+// admit → read and parse the body → schedule → forward (stream and meter, failing over
+// before the first byte) → bill → complete the answer. Each step answers the client itself
+// when it ends the request. The length, the key, the balance and the subscription are all
+// checked before the body is read (none of them needs it), so a client without a key or
+// without money cannot make the gateway read, or hold, up to MaxBodyBytes.
 func (g *Gateway) serveMessages(w http.ResponseWriter, r *http.Request) {
 	c := g.newCall(w, r, g.anthropic, provider.OpMessages)
 	defer c.finish()
-	if !c.authenticate() || !c.readBody() || !c.parse() || !c.admit() {
+	if !c.checkLength() || !c.authenticate() || !c.admit() || !c.readBody() || !c.parse() {
 		return
 	}
 	res := c.relay() // schedule → forward → stream → meter, with failover
@@ -163,7 +167,7 @@ func (g *Gateway) serveMessages(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) serveCountTokens(w http.ResponseWriter, r *http.Request) {
 	c := g.newCall(w, r, g.anthropic, provider.OpCountTokens)
 	defer c.finish()
-	if !c.authenticate() || !c.readBody() || !c.parse() || !c.admit() {
+	if !c.checkLength() || !c.authenticate() || !c.admit() || !c.readBody() || !c.parse() {
 		return
 	}
 	c.relay()

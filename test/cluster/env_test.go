@@ -107,6 +107,8 @@ func renderNodeEnv(t testing.TB, fill map[string]string, dataDir string) map[str
 	}
 	out["SERVER_HOST"], out["SERVER_PORT"] = env["NODE_BIND_HOST"], env["NODE_PORT"]
 	out["DATA_DIR"] = dataDir
+	// The mock upstream listens on loopback, which nodes refuse as an upstream by default.
+	out["UPSTREAM_ALLOWED_NETWORKS"] = "127.0.0.0/8"
 
 	cfg, err := config.Load(config.MapEnv(out))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -165,10 +166,19 @@ func (n *Node) Metric(t testing.TB, name string, labels map[string]string) float
 	return sum
 }
 
-// Start starts a gateway node on d with cfg (zero fields take the defaults). now, when not
-// nil, is the node's clock. Set FLUXCODE_TEST_LOG=1 to see its logs.
+// Loopback is the allowlist the harness gives nodes so that they may dial the mock upstream
+// (on 127.0.0.1): the gateway's default refuses loopback upstreams.
+var Loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// Start starts a gateway node on d with cfg (zero fields take the defaults). A nil
+// cfg.AllowedNetworks becomes Loopback, explicitly; pass an empty, non-nil slice to keep the
+// default refusal of loopback upstreams. now, when not nil, is the node's clock. Set
+// FLUXCODE_TEST_LOG=1 to see its logs.
 func Start(t testing.TB, d *Deps, cfg gateway.Config, name string, now func() time.Time) *Node {
 	t.Helper()
+	if cfg.AllowedNetworks == nil {
+		cfg.AllowedNetworks = Loopback
+	}
 	reg := prometheus.NewRegistry()
 	gw, err := gateway.New(gateway.Options{
 		Store: d.Store, Coord: d.Coord, Keys: d.Keys, Prices: d.Prices, Metrics: reg,

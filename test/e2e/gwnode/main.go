@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
@@ -63,6 +64,8 @@ func run() error {
 	}
 	defer co.Close()
 	cfg := gateway.Default()
+	// The mock upstream listens on loopback, which the gateway refuses by default.
+	cfg.AllowedNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	if v := os.Getenv("GATEWAY_SLOT_TTL"); v != "" {
 		if cfg.SlotTTL, err = time.ParseDuration(v); err != nil {
 			return fmt.Errorf("GATEWAY_SLOT_TTL: %w", err)
