@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/fluxcode/fluxcode/internal/provider"
 )
 
@@ -134,4 +136,15 @@ func (br *budgetReader) Read(p []byte) (int, error) {
 		return n, errBodyBudget
 	}
 	return n, err
+}
+
+// bodyBytes exposes the bytes the node's requests hold against BodyBytesInFlight.
+func (m *metrics) bodyBytes(b *bodyBudget) {
+	if m.reg == nil {
+		return
+	}
+	_ = m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "fluxcode_gateway_body_bytes_in_flight",
+		Help: "Request-body bytes held by this node's requests (GATEWAY_BODY_BYTES_IN_FLIGHT bounds it).",
+	}, func() float64 { return float64(b.used.Load()) }))
 }

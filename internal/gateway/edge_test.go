@@ -118,23 +118,20 @@ func TestBodyBytesInFlightBounded(t *testing.T) {
 
 	holder := rawPost(t, e.node.URL, "/v1/messages", e.tenant.Secret, size, body[:1000]) // holds its 60 KiB
 
-	// The holder's reservation is made once its headers are read: poll until the second is
-	// refused (before that it could still win the race and be served).
+	// The holder's bytes are reserved once its headers are read and it is admitted.
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		second := rawPost(t, e.node.URL, "/v1/messages", e.tenant.Secret, size, body)
-		resp, eb := readAnswer(t, second)
-		if resp.StatusCode == http.StatusServiceUnavailable {
-			if eb.Error.Type != "overloaded_error" || resp.Header.Get(gateway.HeaderReject) != gateway.RejectBodyBudget ||
-				resp.Header.Get("X-Should-Retry") != "true" || !strings.Contains(eb.Error.Message, "request bodies") {
-				t.Fatalf("budget refusal: %d %+v headers %v", resp.StatusCode, eb, resp.Header)
-			}
-			break
-		}
+	for e.node.Metric(t, "fluxcode_gateway_body_bytes_in_flight", nil) < size {
 		if time.Now().After(deadline) {
-			t.Fatalf("a body over the node's budget was not refused: %d %+v", resp.StatusCode, eb)
+			t.Fatal("the holder's body bytes are not counted")
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
+	}
+	second := rawPost(t, e.node.URL, "/v1/messages", e.tenant.Secret, size, body)
+	resp, eb := readAnswer(t, second)
+	if resp.StatusCode != http.StatusServiceUnavailable || eb.Error.Type != "overloaded_error" ||
+		resp.Header.Get(gateway.HeaderReject) != gateway.RejectBodyBudget ||
+		resp.Header.Get("X-Should-Retry") != "true" || !strings.Contains(eb.Error.Message, "request bodies") {
+		t.Fatalf("a body over the node's budget: %d %+v headers %v, want a retryable 503", resp.StatusCode, eb, resp.Header)
 	}
 
 	// The holder finishes its body and is served; then there is room again.
@@ -144,7 +141,7 @@ func TestBodyBytesInFlightBounded(t *testing.T) {
 	if resp, eb := readAnswer(t, holder); resp.StatusCode != 200 {
 		t.Fatalf("holder: %d %+v", resp.StatusCode, eb)
 	}
-	resp := e.post(t, "/v1/messages", body, nil)
+	resp = e.post(t, "/v1/messages", body, nil)
 	if resp.StatusCode != 200 {
 		t.Fatalf("after the holder ended: %d %s", resp.StatusCode, readBody(t, resp))
 	}
@@ -160,7 +157,13 @@ func TestChunkedBodyBytesInFlightBounded(t *testing.T) {
 	e.account(t, "up-chunked", nil)
 	holder := rawPost(t, e.node.URL, "/v1/messages", e.tenant.Secret, 40<<10, "{")
 	defer holder.Close()
-	time.Sleep(50 * time.Millisecond) // let the holder's reservation be made (a race only weakens the test)
+	deadline := time.Now().Add(10 * time.Second)
+	for e.node.Metric(t, "fluxcode_gateway_body_bytes_in_flight", nil) < 40<<10 {
+		if time.Now().After(deadline) {
+			t.Fatal("the holder's body bytes are not counted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	pr, pw := io.Pipe()
 	go func() {

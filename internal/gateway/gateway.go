@@ -101,6 +101,7 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.biller = newBiller(opts.Store, opts.Coord, cfg, g.log, m, g.auth)
 	m.queueDepth(g.biller.depth)
+	m.bodyBytes(g.bodies)
 
 	ctx, stop := context.WithCancel(context.Background())
 	g.stop = stop
