@@ -21,8 +21,16 @@ const redisPackage = "redis-server"
 type RedisOption func(*redisConfig)
 
 type redisConfig struct {
-	password string
-	persist  bool
+	password  string
+	persist   bool
+	replicaOf string
+}
+
+// WithReplicaOf makes the server a replica of the master at addr (host:port), which it
+// authenticates to with its own password. Without persistence it starts empty and copies the
+// master as soon as it reaches it.
+func WithReplicaOf(addr string) RedisOption {
+	return func(c *redisConfig) { c.replicaOf = addr }
 }
 
 // WithPassword makes the server require password (requirepass).
@@ -117,6 +125,12 @@ func (r *Redis) args() []string {
 	}
 	if r.cfg.password != "" {
 		args = append(args, "--requirepass", r.cfg.password)
+	}
+	if host, port, ok := strings.Cut(r.cfg.replicaOf, ":"); ok {
+		args = append(args, "--replicaof", host, port)
+		if r.cfg.password != "" {
+			args = append(args, "--masterauth", r.cfg.password)
+		}
 	}
 	return args
 }

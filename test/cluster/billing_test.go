@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -194,21 +193,8 @@ func (c *cluster) checkPeaks(t testing.TB, tn *tenant) {
 // liveSlots counts the members of every slot set that are alive by Redis's clock: the
 // concurrency slots and wait-queue places some request holds.
 func (c *cluster) liveSlots(ctx context.Context) (int64, error) {
-	t, err := c.rdb.Time(ctx).Result()
-	if err != nil {
-		return 0, err
-	}
-	now := fmt.Sprintf("(%d", t.UnixMilli())
-	var total int64
-	iter := c.rdb.ScanType(ctx, 0, "*slot:*", 100, "zset").Iterator()
-	for iter.Next(ctx) {
-		n, err := c.rdb.ZCount(ctx, iter.Val(), now, "+inf").Result()
-		if err != nil {
-			return 0, err
-		}
-		total += n
-	}
-	return total, iter.Err()
+	alive, err := c.aliveHolders(ctx)
+	return int64(len(alive)), err
 }
 
 func first(s []string, n int) []string {

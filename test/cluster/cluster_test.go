@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -52,13 +53,25 @@ type cluster struct {
 
 	adminEmail string
 	admin      string // an admin token, from a login through Caddy
+
+	// startRedis, when set, starts the nodes' Redis instead of one persistent server, sets
+	// rdb, and returns the REDIS_* variables that replace REDIS_HOST and REDIS_PORT.
+	startRedis func(c *cluster) map[string]string
+	redisEnv   map[string]string
 }
 
 // startCluster starts the state host, the mock, three nodes at the same moment and Caddy in
 // front of them, and waits until every node is healthy behind Caddy.
 func startCluster(t *testing.T, bin string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, bin: bin}
+	return startClusterWith(t, bin, nil)
+}
+
+// startClusterWith is startCluster with the nodes' Redis started by startRedis (see
+// cluster.startRedis); nil for the usual one.
+func startClusterWith(t *testing.T, bin string, startRedis func(c *cluster) map[string]string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, bin: bin, startRedis: startRedis}
 	c.secrets = map[string]string{
 		"POSTGRES_PASSWORD": secret.NewMasterKey()[:32],
 		"REDIS_PASSWORD":    secret.NewMasterKey()[:32],
@@ -122,6 +135,10 @@ func (c *cluster) startStateHost() {
 	t.Cleanup(c.db.Close)
 	c.conns = startConnSampler(t, c.db)
 
+	if c.startRedis != nil {
+		c.redisEnv = c.startRedis(c)
+		return
+	}
 	c.redis = testenv.StartRedis(t, testenv.WithPassword(c.secrets["REDIS_PASSWORD"]), testenv.WithPersistence())
 	c.rdb = goredis.NewClient(&goredis.Options{Addr: c.redis.Addr(), Password: c.redis.Password(),
 		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second})
@@ -135,10 +152,6 @@ func (c *cluster) newNode(i int) *node {
 	port := testenv.FreePortOn(t, ip)
 	name := fmt.Sprintf("node%d", i+1)
 	dir := t.TempDir()
-	_, redisPort, err := net.SplitHostPort(c.redis.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
 	fill := map[string]string{
 		"NODE_BIND_HOST":  ip,
 		"NODE_PORT":       strconv.Itoa(port),
@@ -148,13 +161,23 @@ func (c *cluster) newNode(i int) *node {
 		"DATABASE_PORT":   strconv.Itoa(c.pg.Port()),
 		"POSTGRES_USER":   dbUser,
 		"POSTGRES_DB":     dbName,
-		"REDIS_HOST":      "127.0.0.1",
-		"REDIS_PORT":      redisPort,
+	}
+	if c.redisEnv == nil {
+		_, redisPort, err := net.SplitHostPort(c.redis.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fill["REDIS_HOST"], fill["REDIS_PORT"] = "127.0.0.1", redisPort
 	}
 	for k, v := range c.secrets {
 		fill[k] = v
 	}
 	env := renderNodeEnv(t, fill, filepath.Join(dir, "data"))
+	if c.redisEnv != nil {
+		delete(env, "REDIS_HOST")
+		delete(env, "REDIS_PORT")
+		maps.Copy(env, c.redisEnv)
+	}
 	return newNode(t, c.bin, name, ip, port, dir, env)
 }
 

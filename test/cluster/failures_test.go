@@ -19,8 +19,10 @@ const (
 	recoveryBound = 90 * time.Second
 	// outage is how long the server stays down, under load.
 	outage = 4 * time.Second
-	// slotFreeBound: a killed node's slots are free within it (scenario 3).
-	slotFreeBound = 60 * time.Second
+	// slotFreeBound: a killed node's slots are free within it (scenario 3). The target, and
+	// the figure measured and logged, is 10 s (GATEWAY_SLOT_TTL 8 s); the bound is generous
+	// for a loaded machine.
+	slotFreeBound = 20 * time.Second
 )
 
 // outageShape is the load of the outage scenarios: short streams.
@@ -198,6 +200,8 @@ func (c *cluster) nodeKilled(t *testing.T) {
 	}()
 	time.Sleep(500 * time.Millisecond)
 
+	holders := c.sampleHolders(t)
+	time.Sleep(2 * sampleEvery)
 	killed := time.Now()
 	victim.kill(t)
 	t.Logf("%s killed at %s", victim.name, killed.Format(clock))
@@ -241,20 +245,16 @@ func (c *cluster) nodeKilled(t *testing.T) {
 		}
 	}
 
-	// The killed node's slots: still held now (its streams died holding them), free within
-	// the bound.
-	orphans := c.countSlots(t)
-	if orphans == 0 {
-		t.Errorf("no slot is held right after the kill, although %d streams died with the node", broken)
+	// The killed node's slots: the broken streams' holders, held after the kill, free
+	// within the bound.
+	var orphans []string
+	for _, o := range longOuts {
+		if !o.complete && o.requestID != "" {
+			orphans = append(orphans, o.requestID)
+		}
 	}
-	for orphans > 0 && time.Since(killed) <= slotFreeBound {
-		time.Sleep(500 * time.Millisecond)
-		orphans = c.countSlots(t)
-	}
-	if orphans > 0 {
-		t.Errorf("%d slots of the killed node are still held %s after the kill", orphans, slotFreeBound)
-	}
-	t.Logf("the killed node's slots were free %s after the kill", time.Since(killed).Round(100*time.Millisecond))
+	freed := holders.freedAfter(t, killed, orphans, slotFreeBound)
+	t.Logf("the killed node's %d slots were free %s after the kill", len(orphans), freed.Round(100*time.Millisecond))
 
 	c.checkBilling(t, tn, append(append(longOuts, shortOuts...), after...), false)
 	c.checkConnBound(t, len(c.nodes))

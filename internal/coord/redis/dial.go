@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"slices"
 	"sync"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // probeEvery is how often the pool's probe dial is tried again while Redis refuses it (see
@@ -33,6 +37,12 @@ type dialer struct {
 	poolSize int
 	closed   <-chan struct{}
 
+	// master, for Sentinel, names the current master: a probe that began before a failover
+	// connects to the new one (go-redis only closes the probe's connection and reopens the
+	// pool, whose next dial asks the Sentinels again).
+	master    func(ctx context.Context) (string, error)
+	sentinels []string
+
 	mu    sync.Mutex
 	fails map[string]int // per address, as go-redis counts them
 }
@@ -58,10 +68,15 @@ func (d *dialer) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeFor)
 	defer cancel()
 	for {
+		if d.master != nil && !slices.Contains(d.sentinels, addr) {
+			if a, err := d.master(ctx); err == nil {
+				addr = a
+			}
+		}
 		conn, err := d.once(ctx, network, addr)
 		if err == nil {
 			d.mu.Lock()
-			d.fails[addr] = 0 // go-redis resets its count when the probe connects
+			clear(d.fails) // go-redis resets its count when the probe connects
 			d.mu.Unlock()
 			return conn, nil
 		}
@@ -82,4 +97,24 @@ func (d *dialer) once(ctx context.Context, network, addr string) (net.Conn, erro
 		return nd.DialContext(ctx, network, addr)
 	}
 	return (&tls.Dialer{NetDialer: nd, Config: d.tls}).DialContext(ctx, network, addr)
+}
+
+// askSentinels returns a function that asks the Sentinels, in turn, for the master's address.
+func askSentinels(u *goredis.UniversalOptions, dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		var err error
+		for _, s := range u.Addrs {
+			sc := goredis.NewSentinelClient(&goredis.Options{Addr: s, Password: u.SentinelPassword, TLSConfig: u.TLSConfig,
+				Dialer: dial, DialTimeout: u.DialTimeout, ReadTimeout: u.ReadTimeout, WriteTimeout: u.WriteTimeout,
+				MaxRetries: -1, DisableIdentity: true,
+				MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}})
+			var addr []string
+			addr, err = sc.GetMasterAddrByName(ctx, u.MasterName).Result()
+			_ = sc.Close()
+			if err == nil && len(addr) == 2 {
+				return net.JoinHostPort(addr[0], addr[1]), nil
+			}
+		}
+		return "", err
+	}
 }

@@ -114,7 +114,11 @@ func New(ctx context.Context, opts Options) (*Coordinator, error) {
 	if poolSize == 0 {
 		poolSize = 10 * runtime.GOMAXPROCS(0) // go-redis's default
 	}
-	uopts.Dialer = newDialer(uopts.DialTimeout, uopts.TLSConfig, poolSize, done).dial
+	d := newDialer(uopts.DialTimeout, uopts.TLSConfig, poolSize, done)
+	if uopts.MasterName != "" {
+		d.master, d.sentinels = askSentinels(uopts, d.once), uopts.Addrs
+	}
+	uopts.Dialer = d.dial
 	c := &Coordinator{
 		client:    goredis.NewUniversalClient(uopts),
 		prefix:    prefix,
