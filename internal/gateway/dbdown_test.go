@@ -173,3 +173,49 @@ func TestFullLedgerQueueRefuses(t *testing.T) {
 	})
 	usageRows(t, e.Store, e.tenant.User.ID, 4)
 }
+
+// TestOutageAdmissionCountsQueuedSubscriptionUsage: the same for a subscription window. A
+// window with room for one request is filled by the queued row of the first request of the
+// outage, and the second is refused (429, subscription) though the last known usage is zero.
+func TestOutageAdmissionCountsQueuedSubscriptionUsage(t *testing.T) {
+	ctx := context.Background()
+	e, pg := pgEnv(t, testConfig(), gatewaytest.TenantOptions{Balance: -1})
+	g := &store.Group{Name: "sub-outage", Platform: store.PlatformAnthropic, BillingType: store.BillingSubscription,
+		RateMultiplierPPM: 1_000_000, DailyLimit: 1_000_000, Status: store.StatusActive}
+	if err := e.Store.CreateGroup(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	tn := gatewaytest.NewTenant(t, e.Deps, gatewaytest.TenantOptions{Group: g, Balance: -1})
+	start := time.Now().Add(-time.Hour)
+	if err := e.Store.CreateSubscription(ctx, &store.Subscription{UserID: tn.User.ID, GroupID: g.ID,
+		StartsAt: start, ExpiresAt: start.Add(30 * 24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	gatewaytest.NewAccount(t, e.Deps, "up-sub", []int64{g.ID}, func(a *store.Account) { a.BaseURL = e.tap.URL })
+	key := http.Header{"X-Api-Key": {tn.Secret}}
+	if resp := e.post(t, "/v1/messages/count_tokens", jsonBody, key); resp.StatusCode != 200 {
+		t.Fatalf("a token count (caches the key): status %d: %s", resp.StatusCode, readBody(t, resp))
+	}
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if resp := e.post(t, "/v1/messages", uniqueBody("sub first"), key); resp.StatusCode != 200 {
+		t.Fatalf("the first request of the outage: status %d: %s", resp.StatusCode, readBody(t, resp))
+	}
+	resp := e.post(t, "/v1/messages", uniqueBody("sub second"), key)
+	if b := readBody(t, resp); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get(gateway.HeaderReject) != gateway.RejectSubscription {
+		t.Fatalf("the second request of the outage: status %d, %s: %s; want 429 (window filled by the queued row)",
+			resp.StatusCode, resp.Header.Get(gateway.HeaderReject), b)
+	}
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rows := usageRows(t, e.Store, tn.User.ID, 1)
+	sub, err := e.Store.GetSubscription(ctx, tn.User.ID, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows[0].Charged < g.DailyLimit || sub.DailyUsed != rows[0].Charged {
+		t.Errorf("row charged %d (the window holds %d), daily used %d after the outage", rows[0].Charged, g.DailyLimit, sub.DailyUsed)
+	}
+}
