@@ -16,12 +16,9 @@ import (
 
 	"github.com/fluxcode/fluxcode/internal/api"
 	"github.com/fluxcode/fluxcode/internal/coord"
-	"github.com/fluxcode/fluxcode/internal/coord/memory"
-	coordredis "github.com/fluxcode/fluxcode/internal/coord/redis"
 	"github.com/fluxcode/fluxcode/internal/httpx"
 	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/store"
-	"github.com/fluxcode/fluxcode/internal/testenv"
 )
 
 // hashes counts the password hashes one or more gates ran, and the most at once.
@@ -294,25 +291,7 @@ func TestLoginThrottleAcrossNodes(t *testing.T) {
 		}
 		b.loginFrom("127.0.9.200", "victim@example.com", "user-password-1").wantError(t, 429, "rate_limited", "")
 	}
-	t.Run("Redis", func(t *testing.T) {
-		r := testenv.StartRedis(t)
-		prefix := fmt.Sprintf("api-throttle-%d", time.Now().UnixNano())
-		nodeCoord := func() coord.Coordinator {
-			c, err := coordredis.New(context.Background(), coordredis.Options{URL: r.URL(), KeyPrefix: prefix})
-			if err != nil {
-				t.Fatalf("redis coordinator: %v", err)
-			}
-			t.Cleanup(func() { _ = c.Close() })
-			return c
-		}
-		run(t, nodeCoord(), nodeCoord())
-	})
-	t.Run("InProcess", func(t *testing.T) {
-		// A single node's coordinator, shared by both handlers.
-		shared := memory.New()
-		t.Cleanup(func() { _ = shared.Close() })
-		run(t, shared, shared)
-	})
+	acrossNodes(t, run)
 }
 
 // Issue 9 fix 6: a user's PATCH of their own key re-enabled an admin-disabled key, removed

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fluxcode/fluxcode/internal/api"
+	"github.com/fluxcode/fluxcode/internal/coord"
 	"github.com/fluxcode/fluxcode/internal/httpx"
 	"github.com/fluxcode/fluxcode/internal/secret"
 )
@@ -182,26 +183,32 @@ func rawDump(t *testing.T, e *env, queries ...string) []byte {
 }
 
 // Second-factor guesses are counted per user in the shared counters: after five wrong codes,
-// even the right code is refused, on every node.
+// even the right code is refused, on every node. The nodes share a store and each has its own
+// coordinator client: two Redis clients of one server, or the single node's in-process one.
 func TestTwoFactorThrottleAcrossNodes(t *testing.T) {
-	e, c := newClockEnv(t)
-	_, token := e.newUser("u@example.com")
-	sec, _ := e.enrol(token, c)
-	c.advance(secret.TOTPPeriod)
-	other := e.otherNode(c.now)
-	ch := e.challenge("u@example.com", "user-password-1")
-	right := code(t, sec, c.now())
-	wrong := fmt.Sprintf("%06d", (atoi(right)+1)%1_000_000)
-	nodes := []*env{e, other}
-	for i := range 5 {
-		nodes[i%2].do("POST", "/api/v1/auth/login/2fa", "", map[string]string{"challenge": ch, "code": wrong}).wantError(t, 401, "unauthenticated", "")
+	run := func(t *testing.T, c1, c2 coord.Coordinator) {
+		c := &clock{t: time.Now()}
+		e := newEnv(t, func(o *api.Options) { o.Now, o.Coord = c.now, c1 })
+		_, token := e.newUser("u@example.com")
+		sec, _ := e.enrol(token, c)
+		c.advance(secret.TOTPPeriod)
+		other := &env{t: t, st: e.st, keys: e.keys, tokens: e.tokens,
+			h: httpx.WithRequestIDs(api.New(api.Options{Store: e.st, Keys: e.keys, Tokens: e.tokens, Coord: c2, Now: c.now}))}
+		ch := e.challenge("u@example.com", "user-password-1")
+		right := code(t, sec, c.now())
+		wrong := fmt.Sprintf("%06d", (atoi(right)+1)%1_000_000)
+		nodes := []*env{e, other}
+		for i := range 5 {
+			nodes[i%2].do("POST", "/api/v1/auth/login/2fa", "", map[string]string{"challenge": ch, "code": wrong}).wantError(t, 401, "unauthenticated", "")
+		}
+		r := other.do("POST", "/api/v1/auth/login/2fa", "", map[string]string{"challenge": ch, "code": right})
+		r.wantError(t, 429, "rate_limited", "")
+		if r.header.Get("Retry-After") == "" {
+			t.Error("429 without Retry-After")
+		}
+		e.do("POST", "/api/v1/auth/login/2fa", "", map[string]string{"challenge": ch, "code": right}).wantError(t, 429, "rate_limited", "")
 	}
-	r := other.do("POST", "/api/v1/auth/login/2fa", "", map[string]string{"challenge": ch, "code": right})
-	r.wantError(t, 429, "rate_limited", "")
-	if r.header.Get("Retry-After") == "" {
-		t.Error("429 without Retry-After")
-	}
-	e.do("POST", "/api/v1/auth/login/2fa", "", map[string]string{"challenge": ch, "code": right}).wantError(t, 429, "rate_limited", "")
+	acrossNodes(t, run)
 }
 
 func atoi(s string) int {
