@@ -19,6 +19,8 @@ const en = {
   login: {
     title: 'Sign in', register: 'Create an account', submit: 'Sign in', submitRegister: 'Register',
     toRegister: 'No account? Register', toLogin: 'Have an account? Sign in',
+    twoFactor: 'Enter the code from your authenticator app.', code: 'Six-digit code', recoveryCode: 'Recovery code',
+    useRecovery: 'Use a recovery code instead',
   },
   password: {
     title: 'Change your password', firstRun: 'This administrator password was generated at the first start. Choose your own before you continue.',
@@ -82,6 +84,8 @@ const zh: Messages = {
   login: {
     title: '登录', register: '注册账户', submit: '登录', submitRegister: '注册',
     toRegister: '没有账户？注册', toLogin: '已有账户？登录',
+    twoFactor: '请输入身份验证器应用中的验证码。', code: '六位验证码', recoveryCode: '恢复码',
+    useRecovery: '改用恢复码',
   },
   password: {
     title: '修改密码', firstRun: '此管理员密码是首次启动时自动生成的，请先设置您自己的密码。',
