@@ -66,6 +66,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		"SERVER_PORT": "0",
 		"DATA_DIR":    t.TempDir(),
 		"LOG_LEVEL":   "warn",
+		// The mock upstream listens on loopback, which the SSRF guard refuses by default.
+		"UPSTREAM_ALLOWED_NETWORKS": "127.0.0.1/32",
 	}))
 	if err != nil {
 		t.Fatalf("config: %v", err)
