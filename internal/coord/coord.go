@@ -49,8 +49,10 @@ const RecoveryWindow = 2 * time.Second
 // free themselves; a live node refreshes what it holds well before that.
 //
 // The backend's state lives in an epoch: an opaque string that changes whenever the state
-// was lost. An epoch that begins while the coordinator starts is open at once; one that
-// begins later (the state vanished under running nodes) opens RecoveryWindow after it began.
+// was lost (a backend may also begin a new epoch when it cannot tell, e.g. Redis unreached by
+// any node for RecoveryWindow). An epoch that begins while the coordinator starts is open at
+// once; one that begins later (the state vanished under running nodes) opens RecoveryWindow
+// after it began.
 type Slots interface {
 	// AcquireSlots takes one slot in every requested set for holder, atomically: either all
 	// are taken, or none is and full is the index of the first set that was full.

@@ -8,7 +8,9 @@ import (
 )
 
 // CommandCounter counts what a coordinator sends to Redis, for benchmarks that report
-// Redis commands and round trips per gateway request. Set it in Options.Counter.
+// Redis commands and round trips per gateway request. Set it in Options.Counter. RefreshSlots
+// is not counted: it is each node's heartbeat, a few calls a second whatever the load, not
+// part of any request.
 type CommandCounter struct {
 	commands   atomic.Int64
 	roundTrips atomic.Int64
@@ -31,9 +33,15 @@ func (c *CommandCounter) Reset() {
 // DialHook passes dials through uncounted.
 func (c *CommandCounter) DialHook(next goredis.DialHook) goredis.DialHook { return next }
 
+// uncounted marks the context of a call the counter skips.
+type uncounted struct{}
+
 // ProcessHook counts one command, one round trip.
 func (c *CommandCounter) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	return func(ctx context.Context, cmd goredis.Cmder) error {
+		if ctx.Value(uncounted{}) != nil {
+			return next(ctx, cmd)
+		}
 		c.commands.Add(1)
 		c.roundTrips.Add(1)
 		return next(ctx, cmd)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fluxcode/fluxcode/internal/coord"
+	"github.com/fluxcode/fluxcode/internal/coord/coordtest"
 	"github.com/fluxcode/fluxcode/internal/testenv"
 )
 
@@ -78,5 +79,48 @@ func TestServesPromptlyAfterOutage(t *testing.T) {
 		if lag > 700*time.Millisecond {
 			t.Errorf("round %d: served %s after Redis answered; want well under a second", round, lag)
 		}
+	}
+}
+
+// TestEpochLapsesOnAReplica: the epoch is written without replication, so the copy a
+// replica took at its full resynchronisation is never extended and lapses, while the master
+// keeps its own and the slots reach the replica; promoted by a failover, the replica begins
+// a new epoch.
+func TestEpochLapsesOnAReplica(t *testing.T) {
+	master := testenv.StartRedis(t)
+	replica := testenv.StartRedis(t, testenv.WithReplicaOf(master.Addr()))
+	prefix := uniquePrefix()
+	c := mustNew(t, Options{URL: master.URL(), KeyPrefix: prefix})
+	ctx := context.Background()
+	g, err := c.AcquireAccount(ctx, "h", time.Minute, coord.AccountReq{Accounts: []coord.AccountSlot{{ID: 1, Slot: coord.SlotReq{Key: "a", Limit: 1}}}})
+	if err != nil || g.Index != 0 {
+		t.Fatalf("AcquireAccount: %+v, %v", g, err)
+	}
+	raw := rawClient(t, replica)
+	coordtest.Eventually(t, "the slot reaches the replica", func() bool {
+		n, err := raw.ZCard(ctx, c.slotKey("a")).Result()
+		return err == nil && n == 1
+	})
+	coordtest.Eventually(t, "the replica's copy of the epoch lapses", func() bool {
+		n, err := raw.Exists(ctx, c.epochKey()).Result()
+		return err == nil && n == 0
+	})
+	if n, err := rawClient(t, master).Exists(ctx, c.epochKey()).Result(); err != nil || n != 1 {
+		t.Fatalf("the master has no epoch: %d %v", n, err)
+	}
+
+	// Promoted, the replica begins a new epoch whose window is open.
+	if err := raw.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		t.Fatalf("promote the replica: %v", err)
+	}
+	promoted := mustNew(t, Options{URL: replica.URL(), KeyPrefix: prefix})
+	// New began an epoch open at once, as for a node starting up; a node that was running
+	// when the failover happened finds none, like this:
+	if err := raw.Del(ctx, c.epochKey()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	g2, err := promoted.AcquireAccount(ctx, "h2", time.Minute, coord.AccountReq{Accounts: []coord.AccountSlot{{ID: 1, Slot: coord.SlotReq{Key: "a", Limit: 1}}}})
+	if err != nil || g2.Index != -1 || g2.Recovering <= 0 || g2.Epoch == g.Epoch {
+		t.Fatalf("AcquireAccount on the promoted replica = %+v, %v; want recovering under a new epoch", g2, err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -89,8 +90,10 @@ type Coordinator struct {
 	mu     sync.Mutex
 	closed bool
 	subs   map[*subscription]struct{}
-	// done is closed by Close: it ends the dialer's probes.
+	// done is closed by Close: it ends the dialer's probes and keepEpoch.
 	done chan struct{}
+	// refreshed is when a RefreshSlots last succeeded (UnixNano): it extended the epoch.
+	refreshed atomic.Int64
 }
 
 var _ coord.Coordinator = (*Coordinator)(nil)
@@ -135,7 +138,27 @@ func New(ctx context.Context, opts Options) (*Coordinator, error) {
 		_ = c.Close()
 		return nil, err
 	}
+	go c.keepEpoch()
 	return c, nil
+}
+
+// keepEpoch extends the epoch's life (see epochTTL) every coord.RecoveryWindow/8 until Close,
+// so that the epoch lapses only on a server no node reaches.
+func (c *Coordinator) keepEpoch() {
+	t := time.NewTicker(coord.RecoveryWindow / 8)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, c.refreshed.Load())) < coord.RecoveryWindow/8 {
+			continue // the gateway's heartbeat did it
+		}
+		// A failure is Redis being down: the next tick tries again.
+		_, _ = c.RefreshSlots(context.Background(), time.Minute, "", nil)
+	}
 }
 
 // startEpoch checks that Redis answers and begins the first epoch, open at once, when the

@@ -56,25 +56,38 @@ end
 // epochHelpers read the epoch (coord.Slots) from its key, beginning one when it is missing.
 // The value is "<id>:<opens>": id is the server's TIME when the epoch began, opens the ms
 // from which AcquireAccount grants again. The key is written without replication
-// (REPL_NONE): it never reaches a replica nor the append-only file, so a replica promoted by
-// a failover, or a server restarted from its files, lacks it and begins a new epoch, exactly
-// when it may lack the latest holders. Its value never expires.
+// (REPL_NONE), so it never reaches the append-only file nor, through the command stream, a
+// replica; and it expires epochTTL after a node last extended it (keepEpoch). A replica copies the whole dataset, the epoch included, only at a full
+// resynchronisation, and that copy expires on it within epochTTL. So a replica promoted by a
+// failover, a server restarted empty or from its files, or one that stalled for longer than
+// epochTTL, lacks the epoch and begins a new one, exactly when it may lack holders.
 var epochHelpers = fmt.Sprintf(`
+local epochTTL = %d
 local function epoch(key, window)
   local v = redis.call('GET', key)
   if not v then
     v = t[1] .. '.' .. t[2] .. ':' .. string.format('%%d', now + window)
     redis.set_repl(redis.REPL_NONE)
-    redis.call('SET', key, v)
+    redis.call('SET', key, v, 'PX', epochTTL)
     redis.set_repl(redis.REPL_ALL)
   end
   return v
+end
+local function keepEpoch(key)
+  redis.set_repl(redis.REPL_NONE)
+  redis.call('PEXPIRE', key, epochTTL)
+  redis.set_repl(redis.REPL_ALL)
 end
 local function opensIn(v)
   return (tonumber(string.match(v, ':(%%d+)$')) or 0) - now
 end
 local recoveryWindow = %d
-`, coord.RecoveryWindow.Milliseconds())
+`, epochTTL.Milliseconds(), coord.RecoveryWindow.Milliseconds())
+
+// epochTTL is how long the epoch outlives its last extension: every coordinator extends it
+// every coord.RecoveryWindow/8 (Coordinator.keepEpoch), so only a server that lost it, or
+// that no node could reach for that long, begins a new epoch.
+const epochTTL = coord.RecoveryWindow
 
 // acquireScript: KEYS are slot sets; ARGV[1] holder, ARGV[2] ttl ms, ARGV[2+i] limit of
 // KEYS[i]. Checks every limit, then adds to all sets. Returns 0 on success, else the 1-based
@@ -192,6 +205,7 @@ return 0
 // registered again. Returns the epoch.
 var refreshScript = goredis.NewScript(nowMillis + epochHelpers + `
 local ep = epoch(KEYS[#KEYS], recoveryWindow)
+keepEpoch(KEYS[#KEYS])
 local again = ep ~= ARGV[2]
 local ttl = tonumber(ARGV[1])
 local exp = now + ttl

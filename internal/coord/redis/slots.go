@@ -76,12 +76,13 @@ func (c *Coordinator) RefreshSlots(ctx context.Context, ttl time.Duration, epoch
 		args[2+i] = h.Holder
 	}
 	keys = append(keys, c.epochKey())
-	ctx, cancel := c.op(ctx)
+	ctx, cancel := c.op(context.WithValue(ctx, uncounted{}, true))
 	defer cancel()
 	cur, err := refreshScript.Run(ctx, c.client, keys, args...).Text()
 	if err != nil {
 		return "", unavailable("refresh slots", err)
 	}
+	c.refreshed.Store(time.Now().UnixNano())
 	return cur, nil
 }
 
