@@ -226,24 +226,18 @@ func (m *Main) bodyReadTimeout(r *http.Request) time.Duration {
 
 func gatewayPath(p string) bool { return p == "/v1" || strings.HasPrefix(p, "/v1/") }
 
-// notFound answers a path no route serves, as JSON: in Anthropic's error shape under /v1/
-// (SDKs parse it), in the API's shape elsewhere. The encoder makes any path (bytes that are
-// not UTF-8, quotes) valid JSON.
+// notFound answers a path no route serves, as JSON in the API's shape. Under a provider's
+// prefix (/v1/) the gateway answers instead, in that provider's error shape (its SDKs parse
+// it). The encoder makes any path (bytes that are not UTF-8, quotes) valid JSON.
 func notFound(w http.ResponseWriter, r *http.Request) {
-	msg := "no route for " + r.Method + " " + r.URL.Path
 	type apiErr struct {
-		Type    string `json:"type,omitempty"`
-		Code    string `json:"code,omitempty"`
+		Code    string `json:"code"`
 		Message string `json:"message"`
 	}
 	body := struct {
-		Type      string `json:"type,omitempty"`
 		Error     apiErr `json:"error"`
 		RequestID string `json:"request_id"`
-	}{Error: apiErr{Code: "not_found", Message: msg}, RequestID: httpx.RequestID(r.Context())}
-	if gatewayPath(r.URL.Path) {
-		body.Type, body.Error = "error", apiErr{Type: "not_found_error", Message: msg}
-	}
+	}{Error: apiErr{Code: "not_found", Message: "no route for " + r.Method + " " + r.URL.Path}, RequestID: httpx.RequestID(r.Context())}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusNotFound)
 	_ = json.NewEncoder(w).Encode(body)

@@ -7,9 +7,12 @@ import (
 	"github.com/fluxcode/fluxcode/internal/billing"
 	"github.com/fluxcode/fluxcode/internal/config"
 	"github.com/fluxcode/fluxcode/internal/gateway"
+	"github.com/fluxcode/fluxcode/internal/provider"
+	"github.com/fluxcode/fluxcode/internal/provider/anthropic"
 )
 
-// mountGateway starts the relay (/v1/messages and friends) and registers its routes. Its
+// mountGateway starts the relay with its providers and registers their routes (and the
+// 404s under their prefixes). Its
 // Close, which flushes pending billing, runs when the node closes, after the HTTP server has
 // stopped taking requests.
 func (m *Main) mountGateway(mux *http.ServeMux) error {
@@ -18,14 +21,16 @@ func (m *Main) mountGateway(mux *http.ServeMux) error {
 		return fmt.Errorf("load prices (PRICE_FILE): %w", err)
 	}
 	g, err := gateway.New(gateway.Options{
-		Store:    m.store,
-		Coord:    m.coord,
-		Keys:     m.keys,
-		Prices:   prices,
-		Logger:   m.logger,
-		Metrics:  m.registry,
-		Config:   GatewayConfig(m.cfg),
-		NodeName: m.nodeName,
+		// OpenAI and Gemini join here.
+		Providers: []provider.Provider{anthropic.New()},
+		Store:     m.store,
+		Coord:     m.coord,
+		Keys:      m.keys,
+		Prices:    prices,
+		Logger:    m.logger,
+		Metrics:   m.registry,
+		Config:    GatewayConfig(m.cfg),
+		NodeName:  m.nodeName,
 	})
 	if err != nil {
 		return fmt.Errorf("start the gateway: %w", err)

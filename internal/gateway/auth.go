@@ -12,12 +12,11 @@ import (
 
 // authenticate finds the key's user and group and checks that all three may be used.
 func (c *call) authenticate() bool {
-	key := apiKeyOf(c.r.Header.Get("X-Api-Key"), c.r.Header.Get("Authorization"))
-	if key == "" {
-		c.fail(provider.KindAuthentication, 0, "missing API key: send it in x-api-key or Authorization: Bearer", "")
+	if c.key == "" {
+		c.fail(provider.KindAuthentication, 0, "missing API key: send it in "+keyPlacesText(c.route.keys), "")
 		return false
 	}
-	a, err := c.g.lookupKey(c.ctx(), key)
+	a, err := c.g.lookupKey(c.ctx(), c.key)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		c.fail(provider.KindAuthentication, 0, "invalid API key", "")
@@ -42,27 +41,30 @@ func (c *call) authenticate() bool {
 		c.fail(provider.KindPermission, 0, "this account is disabled", "")
 	case a.Group.Status != store.StatusActive:
 		c.fail(provider.KindPermission, 0, "this API key's group is disabled", "")
-	case a.Group.Platform != c.prov.Platform():
-		// A key of an OpenAI group must not reach Anthropic accounts with the wrong
-		// credentials and get them marked as broken (the older implementation's 7.2 #7).
-		c.fail(provider.KindPermission, 0, "this API key's group serves "+a.Group.Platform+", not "+c.prov.Platform(), "")
 	default:
+		if !c.choose(a.Group.Platform) {
+			return false
+		}
 		c.auth = a
 		return true
 	}
 	return false
 }
 
-// apiKeyOf takes the key from x-api-key, else from a Bearer authorization.
-func apiKeyOf(xAPIKey, authorization string) string {
-	if k := strings.TrimSpace(xAPIKey); k != "" {
-		return k
+// keyPlacesText names the key places for the client: "x-api-key or Authorization: Bearer".
+func keyPlacesText(places []provider.KeyPlace) string {
+	names := make([]string, len(places))
+	for i, p := range places {
+		switch {
+		case p.Query != "":
+			names[i] = "the " + p.Query + " query parameter"
+		case p.Scheme != "":
+			names[i] = p.Header + ": " + p.Scheme
+		default:
+			names[i] = strings.ToLower(p.Header)
+		}
 	}
-	scheme, token, ok := strings.Cut(strings.TrimSpace(authorization), " ")
-	if ok && strings.EqualFold(scheme, "Bearer") {
-		return strings.TrimSpace(token)
-	}
-	return ""
+	return strings.Join(names, " or ")
 }
 
 // lookupKey returns the key's KeyAuth from the node cache, reading the store on a miss. The

@@ -12,6 +12,7 @@ import (
 	"github.com/fluxcode/fluxcode/internal/coord/memory"
 	"github.com/fluxcode/fluxcode/internal/coord/redis"
 	"github.com/fluxcode/fluxcode/internal/provider"
+	"github.com/fluxcode/fluxcode/internal/provider/anthropic"
 	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/store"
 	"github.com/fluxcode/fluxcode/internal/store/sqlstore"
@@ -45,7 +46,7 @@ func benchGateway(b *testing.B, co coord.Coordinator) (*Gateway, string, *store.
 	if err := st.CreateAPIKey(ctx, &store.APIKey{UserID: u.ID, GroupID: g.ID, Name: "k", Hash: keys.HashAPIKey(sec), Prefix: sec[:7], Status: store.StatusActive, Concurrency: 100}); err != nil {
 		b.Fatal(err)
 	}
-	gw, err := New(Options{Store: st, Coord: co, Keys: keys, Prices: billing.Default()})
+	gw, err := New(Options{Providers: []provider.Provider{anthropic.New()}, Store: st, Coord: co, Keys: keys, Prices: billing.Default()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func benchSlots(b *testing.B, co coord.Coordinator) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			r := httptest.NewRequest("POST", "/v1/messages", nil)
-			c := gw.newCall(httptest.NewRecorder(), r, gw.anthropic, provider.OpMessages)
+			c := gw.newCall(httptest.NewRecorder(), r, &gw.routes[0])
 			c.auth = auth
 			l, _, err := c.tryAcquire(cands, nil)
 			if err != nil || l == nil {

@@ -20,13 +20,18 @@ const HeaderRequestID = "X-Fluxcode-Request-Id"
 // call is one client request on its way through the gateway.
 type call struct {
 	g     *Gateway
-	prov  provider.Provider // the protocol of the route
+	route *route
+	prov  provider.Provider // the protocol answering: the route's first until the key's group settles it
 	op    provider.Operation
 	w     http.ResponseWriter
 	rc    *http.ResponseController
 	r     *http.Request
 	id    string
 	start time.Time
+	// key is the client's API key, taken out of the request; in is the rest of the request
+	// as the provider sees it, with every key place of the route removed.
+	key string
+	in  provider.Inbound
 
 	body []byte
 	// bodyHeld is what this request took from the node's body budget (body.go); finish
@@ -51,10 +56,24 @@ type call struct {
 	outcome string
 }
 
-func (g *Gateway) newCall(w http.ResponseWriter, r *http.Request, prov provider.Provider, op provider.Operation) *call {
-	c := &call{g: g, prov: prov, op: op, w: w, rc: http.NewResponseController(w), r: r, id: newRequestID(), start: g.now(), outcome: "ok"}
+func (g *Gateway) newCall(w http.ResponseWriter, r *http.Request, rt *route) *call {
+	c := &call{g: g, route: rt, prov: rt.provs[0], op: rt.op, w: w, rc: http.NewResponseController(w), r: r,
+		id: newRequestID(), start: g.now(), outcome: "ok"}
 	w.Header().Set(HeaderRequestID, c.id)
+	c.key, c.in = takeKey(rt.keys, r)
 	return c
+}
+
+// takeKey returns the API key found in the first of places that holds one, and the request
+// without any of them: the headers lose every key header, the query every key parameter.
+func takeKey(places []provider.KeyPlace, r *http.Request) (string, provider.Inbound) {
+	key := provider.KeyOf(places, r.Header, func(name string) string { return r.URL.Query().Get(name) })
+	for _, p := range places {
+		if p.Header != "" {
+			r.Header.Del(p.Header)
+		}
+	}
+	return key, provider.Inbound{Header: r.Header, Path: r.URL.Path, RawQuery: provider.WithoutKeys(places, r.URL.RawQuery)}
 }
 
 // releaseHeld gives back every slot the request holds (one coordinator call).
@@ -81,7 +100,7 @@ func (c *call) ctx() context.Context { return c.r.Context() }
 
 // parse reads the fields the gateway needs from the body.
 func (c *call) parse() bool {
-	req, err := c.prov.ParseRequest(c.op, c.r.Header, c.body)
+	req, err := c.prov.ParseRequest(c.op, c.in, c.body)
 	if err != nil {
 		c.fail(provider.KindInvalidRequest, 0, err.Error(), "")
 		return false

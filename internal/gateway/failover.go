@@ -266,7 +266,7 @@ func (c *call) confirmRefusal(acct *store.Account, note string) (m store.Account
 
 // checkCredentials makes the confirming call and returns the upstream's status.
 func (c *call) checkCredentials(ctx context.Context, acct *store.Account) (int, error) {
-	req, err := c.prov.NewUpstreamRequest(ctx, provider.OpModels, provider.Target{Account: acct}, http.Header{}, "", nil)
+	req, err := c.prov.NewUpstreamRequest(ctx, provider.OpModels, provider.Target{Account: acct}, provider.Inbound{Header: http.Header{}}, nil)
 	if err != nil {
 		return 0, fmt.Errorf("build the confirming call: %w", err)
 	}

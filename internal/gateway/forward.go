@@ -86,7 +86,7 @@ func (c *call) forward(l *lease) (*result, *provider.Failure) {
 		at.mu.Unlock()
 	}()
 
-	req, err := c.prov.NewUpstreamRequest(at.ctx, c.op, t, c.r.Header, c.r.URL.RawQuery, c.body)
+	req, err := c.prov.NewUpstreamRequest(at.ctx, c.op, t, c.in, c.body)
 	if err != nil {
 		f := &provider.Failure{Verdict: provider.Failover, Kind: provider.KindAPI, Message: err.Error()}
 		if errors.Is(err, provider.ErrNoCredentials) {

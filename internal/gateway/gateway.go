@@ -14,18 +14,21 @@ import (
 	"github.com/fluxcode/fluxcode/internal/billing"
 	"github.com/fluxcode/fluxcode/internal/coord"
 	"github.com/fluxcode/fluxcode/internal/provider"
-	"github.com/fluxcode/fluxcode/internal/provider/anthropic"
 	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/store"
 )
 
-// Options are what a Gateway is built from. Store, Coord, Keys and Prices are required.
+// Options are what a Gateway is built from. Store, Coord, Keys, Prices and at least one
+// provider are required.
 type Options struct {
-	Store  store.Store
-	Coord  coord.Coordinator
-	Keys   *secret.Keys
-	Prices *billing.Table
-	Logger *slog.Logger
+	// Providers are the protocols served, at most one per platform; their routes make the
+	// gateway's route table.
+	Providers []provider.Provider
+	Store     store.Store
+	Coord     coord.Coordinator
+	Keys      *secret.Keys
+	Prices    *billing.Table
+	Logger    *slog.Logger
 	// Metrics receives the gateway's collectors; nil keeps them unregistered.
 	Metrics  prometheus.Registerer
 	Config   Config
@@ -44,9 +47,8 @@ type Gateway struct {
 	cfg    Config
 	node   string
 	now    func() time.Time
-	// anthropic serves the Messages routes; openai and gemini will sit beside it, each route
-	// handing its provider to the request (call.prov).
-	anthropic provider.Provider
+	// routes is the route table built from the providers (route.go).
+	routes []route
 
 	auth      *authCache
 	accounts  *accountCache
@@ -67,8 +69,12 @@ type Gateway struct {
 // New builds a gateway and starts its background work: the invalidation listener, the slot
 // heartbeat and the billing batcher. Close stops them.
 func New(opts Options) (*Gateway, error) {
-	if opts.Store == nil || opts.Coord == nil || opts.Keys == nil || opts.Prices == nil {
-		return nil, errors.New("gateway: Store, Coord, Keys and Prices are required")
+	if opts.Store == nil || opts.Coord == nil || opts.Keys == nil || opts.Prices == nil || len(opts.Providers) == 0 {
+		return nil, errors.New("gateway: Store, Coord, Keys, Prices and Providers are required")
+	}
+	routes, err := buildRoutes(opts.Providers)
+	if err != nil {
+		return nil, err
 	}
 	cfg := opts.Config.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -89,7 +95,7 @@ func New(opts Options) (*Gateway, error) {
 	g := &Gateway{
 		store: opts.Store, coord: opts.Coord, keys: opts.Keys, prices: opts.Prices,
 		log: log.With("component", "gateway"), cfg: cfg, node: opts.NodeName, now: now,
-		anthropic: anthropic.New(),
+		routes:    routes,
 		auth:      newCache[string, *store.KeyAuth](cfg.AuthCacheTTL, cfg.NegativeCacheTTL, now),
 		accounts:  newCache[int64, []store.Account](cfg.AccountCacheTTL, 0, now),
 		rules:     newCache[struct{}, []store.ErrorRule](cfg.AccountCacheTTL, 0, now),
@@ -117,12 +123,11 @@ func New(opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-// Routes registers the relay routes. The query string (Claude Code's ?beta=true) plays no
-// part in routing; it is passed upstream as it came.
+// Routes registers the route table on mux.
 func (g *Gateway) Routes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/messages", g.serveMessages)
-	mux.HandleFunc("POST /v1/messages/count_tokens", g.serveCountTokens)
-	mux.HandleFunc("GET /v1/models", g.serveModels)
+	for i := range g.routes {
+		mux.HandleFunc(g.routes[i].pattern, g.handler(&g.routes[i]))
+	}
 }
 
 // Close stops background work and writes every pending usage row, retrying transient
@@ -144,9 +149,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 // when it ends the request. The length, the key, the balance and the subscription are all
 // checked before the body is read (none of them needs it), so a client without a key or
 // without money cannot make the gateway read, or hold, up to MaxBodyBytes.
-func (g *Gateway) serveMessages(w http.ResponseWriter, r *http.Request) {
-	c := g.newCall(w, r, g.anthropic, provider.OpMessages)
-	defer c.finish()
+func (g *Gateway) serveMessages(c *call) {
 	if !c.checkLength() || !c.authenticate() || !c.admit() || !c.readBody() || !c.parse() {
 		return
 	}
@@ -165,19 +168,16 @@ func (g *Gateway) serveMessages(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveCountTokens relays a token count like a message, without slots or billing.
-func (g *Gateway) serveCountTokens(w http.ResponseWriter, r *http.Request) {
-	c := g.newCall(w, r, g.anthropic, provider.OpCountTokens)
-	defer c.finish()
+func (g *Gateway) serveCountTokens(c *call) {
 	if !c.checkLength() || !c.authenticate() || !c.admit() || !c.readBody() || !c.parse() {
 		return
 	}
 	c.relay()
 }
 
-// serveModels lists the models of the key's group (see models.go).
-func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request) {
-	c := g.newCall(w, r, g.anthropic, provider.OpModels)
-	defer c.finish()
+// serveModels lists the models of the key's group (see models.go), in the protocol of the
+// group's platform when the route is shared.
+func (g *Gateway) serveModels(c *call) {
 	if !c.authenticate() || !c.parse() {
 		return
 	}
@@ -185,4 +185,10 @@ func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.relay()
+}
+
+// serveNotFound answers a path under a provider's prefix that no route serves, in the
+// provider's error format (its SDKs parse it).
+func (g *Gateway) serveNotFound(c *call) {
+	c.fail(provider.KindNotFound, 0, "no route for "+c.r.Method+" "+c.r.URL.Path, "")
 }

@@ -10,6 +10,8 @@ package provider
 import (
 	"context"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/fluxcode/fluxcode/internal/store"
@@ -22,6 +24,7 @@ const (
 	OpMessages    Operation = iota // create a response (JSON or stream); billed
 	OpCountTokens                  // count input tokens; not billed
 	OpModels                       // list models
+	OpNotFound                     // a path under the provider's prefix that no route serves
 )
 
 func (o Operation) String() string {
@@ -32,8 +35,36 @@ func (o Operation) String() string {
 		return "count_tokens"
 	case OpModels:
 		return "models"
+	case OpNotFound:
+		return "not_found"
 	}
 	return "unknown"
+}
+
+// Route is one client route of a provider: a net/http ServeMux pattern and the operation
+// it serves. When several providers declare the same pattern (GET /v1/models), the gateway
+// serves it once and picks the provider from the platform of the key's group.
+type Route struct {
+	Pattern string // "POST /v1/messages"; a pattern ending in "/" (no method) is a 404 subtree
+	Op      Operation
+}
+
+// KeyPlace is one place a provider's clients put their FluxCode API key. Exactly one of
+// Header and Query is set.
+type KeyPlace struct {
+	Header string // a request header ("X-Api-Key", "Authorization")
+	// Scheme, when set, is the word before the key in the header's value ("Bearer").
+	Scheme string
+	Query  string // a query parameter ("key", Gemini's ?key=)
+}
+
+// Inbound is what a provider sees of the client's request besides its body: the headers,
+// the path (Gemini names the model and the stream choice there) and the raw query, with
+// every key place already removed, so that no provider can forward the client's key.
+type Inbound struct {
+	Header   http.Header
+	Path     string
+	RawQuery string
 }
 
 // Usage is what one response consumed, in the buckets every price table knows. Input
@@ -146,7 +177,7 @@ func (k ErrorKind) Status() int {
 	case KindRateLimit:
 		return http.StatusTooManyRequests
 	case KindOverloaded:
-		return 529
+		return http.StatusServiceUnavailable // a provider with its own status says so (Anthropic's 529)
 	case KindTimeout:
 		return http.StatusGatewayTimeout
 	}
@@ -157,16 +188,19 @@ func (k ErrorKind) Status() int {
 type Provider interface {
 	// Platform is the store.Platform* value of the groups and accounts this protocol serves.
 	Platform() string
+	// Routes are the client routes this protocol serves, including its 404 subtrees.
+	Routes() []Route
+	// KeyPlaces are where its clients put the API key, in the order they are looked at.
+	KeyPlaces() []KeyPlace
 
-	// ParseRequest reads the fields the gateway needs from a client request body. The error
-	// message is safe to show the client (KindInvalidRequest).
-	ParseRequest(op Operation, h http.Header, body []byte) (Request, error)
+	// ParseRequest reads the fields the gateway needs from a client request (its path and
+	// query, its body). The error message is safe to show the client (KindInvalidRequest).
+	ParseRequest(op Operation, in Inbound, body []byte) (Request, error)
 
 	// NewUpstreamRequest builds the request for one attempt: the account's URL and
 	// credentials, the allowed client headers (never the client's credentials) and the body
-	// with only the fields the gateway must change rewritten. clientQuery is the raw query
-	// string of the client's request.
-	NewUpstreamRequest(ctx context.Context, op Operation, t Target, clientHeader http.Header, clientQuery string, body []byte) (*http.Request, error)
+	// with only the fields the gateway must change rewritten.
+	NewUpstreamRequest(ctx context.Context, op Operation, t Target, in Inbound, body []byte) (*http.Request, error)
 
 	// ResponseHeaders lists the upstream response headers relayed to the client.
 	ResponseHeaders() []string
@@ -183,7 +217,10 @@ type Provider interface {
 	// JSONUsage reads the usage of a complete non-streamed response body.
 	JSONUsage(body []byte) Usage
 
-	// WriteError answers the client with an error in this protocol's format.
+	// WriteModels answers a model list request with these model ids, in this protocol's shape.
+	WriteModels(w http.ResponseWriter, ids []string)
+	// WriteError answers the client with an error in this protocol's format; status 0 means
+	// the protocol's status for kind.
 	WriteError(w http.ResponseWriter, kind ErrorKind, status int, message, requestID string)
 	// ErrorEvent is one complete stream event that reports an error, for failures after the
 	// stream has started.
@@ -202,4 +239,59 @@ type Meter interface {
 	Usage() Usage
 	// Complete reports whether the stream's normal end (e.g. message_stop) was seen.
 	Complete() bool
+}
+
+// KeyOf returns the API key a request carries in the first of places that holds one, or "".
+func KeyOf(places []KeyPlace, h http.Header, query func(string) string) string {
+	for _, p := range places {
+		var v string
+		if p.Query != "" {
+			v = query(p.Query)
+		} else {
+			v = h.Get(p.Header)
+		}
+		v = strings.TrimSpace(v)
+		if p.Scheme != "" {
+			scheme, token, ok := strings.Cut(v, " ")
+			if !ok || !strings.EqualFold(scheme, p.Scheme) {
+				continue
+			}
+			v = strings.TrimSpace(token)
+		}
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// WithoutKeys returns the raw query with every parameter of a query key place removed, the
+// other parameters as they came (order and escaping kept).
+func WithoutKeys(places []KeyPlace, rawQuery string) string {
+	if rawQuery == "" {
+		return ""
+	}
+	drop := func(name string) bool {
+		for _, p := range places {
+			if p.Query != "" && p.Query == name {
+				return true
+			}
+		}
+		return false
+	}
+	var out strings.Builder
+	for part := range strings.SplitSeq(rawQuery, "&") {
+		name, _, _ := strings.Cut(part, "=")
+		if un, err := url.QueryUnescape(name); err == nil {
+			name = un
+		}
+		if drop(name) {
+			continue
+		}
+		if out.Len() > 0 {
+			out.WriteByte('&')
+		}
+		out.WriteString(part)
+	}
+	return out.String()
 }

@@ -26,6 +26,8 @@ import (
 	"github.com/fluxcode/fluxcode/internal/gateway"
 	"github.com/fluxcode/fluxcode/internal/invalidate"
 	"github.com/fluxcode/fluxcode/internal/mockupstream"
+	"github.com/fluxcode/fluxcode/internal/provider"
+	"github.com/fluxcode/fluxcode/internal/provider/anthropic"
 	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/store"
 	"github.com/fluxcode/fluxcode/internal/store/sqlstore"
@@ -38,6 +40,8 @@ type Deps struct {
 	Keys   *secret.Keys
 	Prices *billing.Table
 	Mock   *mockupstream.Server
+	// Providers are the gateway's protocols; nil means Anthropic alone.
+	Providers []provider.Provider
 }
 
 // NewDeps fills the missing parts of d: a SQLite store in a temporary directory, an
@@ -180,8 +184,13 @@ func Start(t testing.TB, d *Deps, cfg gateway.Config, name string, now func() ti
 		cfg.AllowedNetworks = Loopback
 	}
 	reg := prometheus.NewRegistry()
+	provs := d.Providers
+	if provs == nil {
+		provs = []provider.Provider{anthropic.New()}
+	}
 	gw, err := gateway.New(gateway.Options{
-		Store: d.Store, Coord: d.Coord, Keys: d.Keys, Prices: d.Prices, Metrics: reg,
+		Providers: provs,
+		Store:     d.Store, Coord: d.Coord, Keys: d.Keys, Prices: d.Prices, Metrics: reg,
 		Logger: quietLogger().With("node", name), Config: cfg, NodeName: name, Now: now,
 	})
 	if err != nil {

@@ -1,7 +1,7 @@
 // Package anthropic is the Anthropic Messages protocol for the gateway: reading client
 // requests, building upstream requests for API-key and subscription (OAuth) accounts,
 // metering usage from JSON and SSE responses, classifying upstream errors and writing errors
-// in Anthropic's format. Wire facts: shared/reference/protocols.md §1.
+// in Anthropic's format.
 package anthropic
 
 import (
@@ -31,12 +31,35 @@ var _ provider.Provider = (*Provider)(nil)
 // Platform implements provider.Provider.
 func (*Provider) Platform() string { return store.PlatformAnthropic }
 
+var routes = []provider.Route{
+	{Pattern: "POST /v1/messages", Op: provider.OpMessages},
+	{Pattern: "POST /v1/messages/count_tokens", Op: provider.OpCountTokens},
+	{Pattern: "GET /v1/models", Op: provider.OpModels},
+	// Anything else under /v1 gets a 404 the SDKs can parse.
+	{Pattern: "/v1/", Op: provider.OpNotFound},
+	{Pattern: "/v1", Op: provider.OpNotFound},
+}
+
+// Routes implements provider.Provider. The query string (Claude Code's ?beta=true) plays no
+// part in routing; it is passed upstream as it came.
+func (*Provider) Routes() []provider.Route { return routes }
+
+// keyPlaces: the SDKs send x-api-key; Claude Code with an auth token, and most other
+// clients, send Authorization: Bearer.
+var keyPlaces = []provider.KeyPlace{
+	{Header: "X-Api-Key"},
+	{Header: "Authorization", Scheme: "Bearer"},
+}
+
+// KeyPlaces implements provider.Provider.
+func (*Provider) KeyPlaces() []provider.KeyPlace { return keyPlaces }
+
 // ParseRequest implements provider.Provider. It reads model, stream and the session in one
 // pass over the top-level members, without decoding the rest: Claude Code bodies are ~50 KB
 // of tools and prompts we never need. A body with a top-level key twice is refused
 // (provider.ReadObject says why).
-func (*Provider) ParseRequest(op provider.Operation, h http.Header, body []byte) (provider.Request, error) {
-	if op == provider.OpModels {
+func (*Provider) ParseRequest(op provider.Operation, in provider.Inbound, body []byte) (provider.Request, error) {
+	if op != provider.OpMessages && op != provider.OpCountTokens {
 		return provider.Request{}, nil
 	}
 	var model, stream, system, messages, metadata gjson.Result
@@ -74,7 +97,7 @@ func (*Provider) ParseRequest(op provider.Operation, h http.Header, body []byte)
 			return provider.Request{}, errors.New("stream: must be a boolean")
 		}
 	}
-	req.Session = sessionOf(h, system, messages.Get("0"), metadata.Get("user_id"))
+	req.Session = sessionOf(in.Header, system, messages.Get("0"), metadata.Get("user_id"))
 	return req, nil
 }
 

@@ -19,7 +19,7 @@ import (
 func TestParseRequest(t *testing.T) {
 	p := New()
 	t.Run("ModelAndStream", func(t *testing.T) {
-		req, err := p.ParseRequest(provider.OpMessages, http.Header{}, []byte(`{"model":"claude-opus-5-5","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+		req, err := p.ParseRequest(provider.OpMessages, provider.Inbound{}, []byte(`{"model":"claude-opus-5-5","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"hi"}]}`))
 		if err != nil || req.Model != "claude-opus-5-5" || !req.Stream {
 			t.Fatalf("got %+v, %v", req, err)
 		}
@@ -42,13 +42,13 @@ func TestParseRequest(t *testing.T) {
 		"TooDeep":               `{"model":"m","x":` + strings.Repeat("[", provider.MaxJSONDepth) + strings.Repeat("]", provider.MaxJSONDepth) + `}`,
 	} {
 		t.Run("Rejects"+name, func(t *testing.T) {
-			if _, err := p.ParseRequest(provider.OpMessages, http.Header{}, []byte(body)); err == nil {
+			if _, err := p.ParseRequest(provider.OpMessages, provider.Inbound{}, []byte(body)); err == nil {
 				t.Fatalf("body %q accepted", body)
 			}
 		})
 	}
 	t.Run("EscapedModelKey", func(t *testing.T) {
-		req, err := p.ParseRequest(provider.OpMessages, http.Header{}, []byte(`{"mod\u0065l":"claude-\u006fpus-5-5"}`))
+		req, err := p.ParseRequest(provider.OpMessages, provider.Inbound{}, []byte(`{"mod\u0065l":"claude-\u006fpus-5-5"}`))
 		if err != nil || req.Model != "claude-opus-5-5" {
 			t.Fatalf("got %+v, %v", req, err)
 		}
@@ -57,12 +57,12 @@ func TestParseRequest(t *testing.T) {
 		depth := provider.MaxJSONDepth - 1 // the body object itself is one level
 		model := strings.Repeat("m", provider.MaxModelLen)
 		body := `{"model":"` + model + `","x":` + strings.Repeat("[", depth) + `"[[["` + strings.Repeat("]", depth) + `}`
-		if req, err := p.ParseRequest(provider.OpMessages, http.Header{}, []byte(body)); err != nil || req.Model != model {
+		if req, err := p.ParseRequest(provider.OpMessages, provider.Inbound{}, []byte(body)); err != nil || req.Model != model {
 			t.Fatalf("got %+v, %v", req, err)
 		}
 	})
 	t.Run("CountTokensIgnoresStream", func(t *testing.T) {
-		if _, err := p.ParseRequest(provider.OpCountTokens, http.Header{}, []byte(`{"model":"m","stream":"x"}`)); err != nil {
+		if _, err := p.ParseRequest(provider.OpCountTokens, provider.Inbound{}, []byte(`{"model":"m","stream":"x"}`)); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -73,7 +73,7 @@ func TestParseRequest(t *testing.T) {
 // whole process. It is now refused as a client error.
 func TestParseRequestSurvivesDeepNesting(t *testing.T) {
 	body := append([]byte(`{"model":"m","x":`), bytes.Repeat([]byte("["), 32<<20)...)
-	if _, err := New().ParseRequest(provider.OpMessages, http.Header{}, body); err == nil || !strings.Contains(err.Error(), "nests deeper") {
+	if _, err := New().ParseRequest(provider.OpMessages, provider.Inbound{}, body); err == nil || !strings.Contains(err.Error(), "nests deeper") {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -82,7 +82,7 @@ func TestSession(t *testing.T) {
 	p := New()
 	session := func(h http.Header, body string) string {
 		t.Helper()
-		req, err := p.ParseRequest(provider.OpMessages, h, []byte(body))
+		req, err := p.ParseRequest(provider.OpMessages, provider.Inbound{Header: h}, []byte(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,7 +138,7 @@ func TestUpstreamRequestAPIKey(t *testing.T) {
 		"User-Agent":              {"claude-cli/2.1.332 (external, sdk-cli)"},
 	}
 	req, err := p.NewUpstreamRequest(context.Background(), provider.OpMessages,
-		provider.Target{Account: apiKeyAccount(), Model: "claude-opus-5-5"}, client, "beta=true", body)
+		provider.Target{Account: apiKeyAccount(), Model: "claude-opus-5-5"}, provider.Inbound{Header: client, RawQuery: "beta=true"}, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestUpstreamRequestRewritesOnlyModel(t *testing.T) {
 	p := New()
 	body := []byte("{\"model\" : \"claude-opus-5-5\",\n \"x\":\"\\u00e9\\u2028\", \"max_tokens\":1e3, \"metadata\":{\"model\":\"keep\"}}")
 	req, err := p.NewUpstreamRequest(context.Background(), provider.OpMessages,
-		provider.Target{Account: apiKeyAccount(), Model: "claude-sonnet-5-5", Rewrite: true}, http.Header{}, "", body)
+		provider.Target{Account: apiKeyAccount(), Model: "claude-sonnet-5-5", Rewrite: true}, provider.Inbound{}, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestUpstreamRequestRewritesEscapedModelKey(t *testing.T) {
 	p := New()
 	body := []byte(`{"mod\u0065l":"claude-opus-5-5","max_tokens":5}`)
 	req, err := p.NewUpstreamRequest(context.Background(), provider.OpMessages,
-		provider.Target{Account: apiKeyAccount(), Model: "claude-haiku-5-5", Rewrite: true}, http.Header{}, "", body)
+		provider.Target{Account: apiKeyAccount(), Model: "claude-haiku-5-5", Rewrite: true}, provider.Inbound{}, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestUpstreamRequestRewritesEscapedModelKey(t *testing.T) {
 	if want := `{"mod\u0065l":"claude-haiku-5-5","max_tokens":5}`; string(got) != want {
 		t.Fatalf("forwarded %s, want %s", got, want)
 	}
-	if back, err := p.ParseRequest(provider.OpMessages, http.Header{}, got); err != nil || back.Model != "claude-haiku-5-5" {
+	if back, err := p.ParseRequest(provider.OpMessages, provider.Inbound{}, got); err != nil || back.Model != "claude-haiku-5-5" {
 		t.Fatalf("forwarded body reads as %+v, %v", back, err)
 	}
 }
@@ -213,7 +213,7 @@ func TestUpstreamRequestOAuth(t *testing.T) {
 	p := New()
 	acct := &store.Account{ID: 8, Type: store.AccountTypeOAuth, Credentials: store.Credentials{AccessToken: "sk-ant-oat01-tok"}}
 	client := http.Header{"X-Api-Key": {"fk-client"}, "Anthropic-Beta": {"interleaved-thinking-2025-05-14"}, "User-Agent": {"my-sdk/1.0"}}
-	req, err := p.NewUpstreamRequest(context.Background(), provider.OpCountTokens, provider.Target{Account: acct, Model: "m"}, client, "", []byte(`{"model":"m"}`))
+	req, err := p.NewUpstreamRequest(context.Background(), provider.OpCountTokens, provider.Target{Account: acct, Model: "m"}, provider.Inbound{Header: client}, []byte(`{"model":"m"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestUpstreamRequestOAuth(t *testing.T) {
 }
 
 func TestUpstreamRequestModelsIsGET(t *testing.T) {
-	req, err := New().NewUpstreamRequest(context.Background(), provider.OpModels, provider.Target{Account: apiKeyAccount()}, http.Header{}, "", nil)
+	req, err := New().NewUpstreamRequest(context.Background(), provider.OpModels, provider.Target{Account: apiKeyAccount()}, provider.Inbound{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestUpstreamRequestWithoutCredentials(t *testing.T) {
 		{ID: 2, Type: store.AccountTypeOAuth},
 		{ID: 3, Type: "weird", Credentials: store.Credentials{APIKey: "k"}},
 	} {
-		if _, err := New().NewUpstreamRequest(context.Background(), provider.OpMessages, provider.Target{Account: acct}, http.Header{}, "", []byte(`{}`)); err == nil {
+		if _, err := New().NewUpstreamRequest(context.Background(), provider.OpMessages, provider.Target{Account: acct}, provider.Inbound{}, []byte(`{}`)); err == nil {
 			t.Errorf("account %d (%s) built a request", acct.ID, acct.Type)
 		}
 	}
@@ -471,5 +471,18 @@ func TestMeterKeepsCacheSplitWhenDeltaHasOnlyTotal(t *testing.T) {
 		"event: message_delta\ndata: {\"usage\":{\"input_tokens\":5,\"cache_creation_input_tokens\":30,\"output_tokens\":9}}\n\n")
 	if want := (provider.Usage{Input: 5, Output: 9, CacheCreation5m: 10, CacheCreation1h: 20}); m.Usage() != want {
 		t.Fatalf("usage %+v, want %+v", m.Usage(), want)
+	}
+}
+
+// TestOverloadedIs529: an overload is Anthropic's own 529 (which its SDKs retry), while the
+// protocol-neutral status of the kind stays 503 for every other protocol.
+func TestOverloadedIs529(t *testing.T) {
+	rec := httptest.NewRecorder()
+	New().WriteError(rec, provider.KindOverloaded, 0, "busy", "req_1")
+	if rec.Code != 529 || !strings.Contains(rec.Body.String(), `"overloaded_error"`) {
+		t.Errorf("got %d %s", rec.Code, rec.Body)
+	}
+	if s := provider.KindOverloaded.Status(); s != http.StatusServiceUnavailable {
+		t.Errorf("neutral status %d", s)
 	}
 }

@@ -54,7 +54,7 @@ func BenchmarkParseRequest(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := p.ParseRequest(provider.OpMessages, h, body); err != nil {
+		if _, err := p.ParseRequest(provider.OpMessages, provider.Inbound{Header: h}, body); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -67,7 +67,7 @@ func BenchmarkBodyRewrite(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := p.NewUpstreamRequest(context.Background(), provider.OpMessages, t, http.Header{}, "", body); err != nil {
+		if _, err := p.NewUpstreamRequest(context.Background(), provider.OpMessages, t, provider.Inbound{}, body); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -75,13 +75,22 @@ func errorJSON(kind provider.ErrorKind, message, requestID string) []byte {
 // WriteError implements provider.Provider.
 func (*Provider) WriteError(w http.ResponseWriter, kind provider.ErrorKind, status int, message, requestID string) {
 	if status == 0 {
-		status = kind.Status()
+		status = statusOf(kind)
 	}
 	body := errorJSON(kind, message, requestID)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body) // a client that is gone cannot be told anything else
+}
+
+// statusOf is the status Anthropic answers kind with: an overload is its own 529, which the
+// SDKs retry like a 503.
+func statusOf(kind provider.ErrorKind) int {
+	if kind == provider.KindOverloaded {
+		return 529
+	}
+	return kind.Status()
 }
 
 // ErrorEvent implements provider.Provider.

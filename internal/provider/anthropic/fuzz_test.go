@@ -53,7 +53,7 @@ func FuzzParseRewrite(f *testing.F) {
 	p := New()
 	acct := apiKeyAccount()
 	f.Fuzz(func(t *testing.T, body []byte, mapped string) {
-		req, err := p.ParseRequest(provider.OpMessages, http.Header{}, body)
+		req, err := p.ParseRequest(provider.OpMessages, provider.Inbound{}, body)
 		if err != nil {
 			return
 		}
@@ -71,12 +71,12 @@ func FuzzParseRewrite(f *testing.F) {
 			return
 		}
 		up, err := p.NewUpstreamRequest(context.Background(), provider.OpMessages,
-			provider.Target{Account: acct, Model: mapped, Rewrite: true}, http.Header{}, "", body)
+			provider.Target{Account: acct, Model: mapped, Rewrite: true}, provider.Inbound{}, body)
 		if err != nil {
 			t.Fatalf("rewrite of an accepted body failed: %v: %q", err, body)
 		}
 		fwd, _ := io.ReadAll(up.Body)
-		back, err := p.ParseRequest(provider.OpMessages, http.Header{}, fwd)
+		back, err := p.ParseRequest(provider.OpMessages, provider.Inbound{}, fwd)
 		if err != nil || back.Model != mapped || back.Stream != req.Stream || back.Session != req.Session {
 			t.Fatalf("forwarded body reads as %+v (%v), want model %q like %+v:\n%q", back, err, mapped, req, fwd)
 		}

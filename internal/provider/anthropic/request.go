@@ -52,7 +52,7 @@ var opPaths = map[provider.Operation]string{
 }
 
 // NewUpstreamRequest implements provider.Provider.
-func (*Provider) NewUpstreamRequest(ctx context.Context, op provider.Operation, t provider.Target, clientHeader http.Header, clientQuery string, body []byte) (*http.Request, error) {
+func (*Provider) NewUpstreamRequest(ctx context.Context, op provider.Operation, t provider.Target, in provider.Inbound, body []byte) (*http.Request, error) {
 	acct := t.Account
 	path, ok := opPaths[op]
 	if !ok {
@@ -63,8 +63,8 @@ func (*Provider) NewUpstreamRequest(ctx context.Context, op provider.Operation, 
 		base = DefaultBaseURL
 	}
 	url := base + path
-	if clientQuery != "" {
-		url += "?" + clientQuery // Claude Code's ?beta=true goes where it would have gone
+	if in.RawQuery != "" {
+		url += "?" + in.RawQuery // Claude Code's ?beta=true goes where it would have gone
 	}
 
 	method := http.MethodPost
@@ -90,7 +90,7 @@ func (*Provider) NewUpstreamRequest(ctx context.Context, op provider.Operation, 
 	}
 
 	h := req.Header
-	copyAllowed(h, clientHeader)
+	copyAllowed(h, in.Header)
 	if h.Get("Anthropic-Version") == "" {
 		h.Set("Anthropic-Version", Version)
 	}

@@ -25,6 +25,8 @@ import (
 	"github.com/fluxcode/fluxcode/internal/coord/memory"
 	"github.com/fluxcode/fluxcode/internal/coord/redis"
 	"github.com/fluxcode/fluxcode/internal/gateway"
+	"github.com/fluxcode/fluxcode/internal/provider"
+	"github.com/fluxcode/fluxcode/internal/provider/anthropic"
 	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/store/sqlstore"
 )
@@ -71,7 +73,7 @@ func run() error {
 			return fmt.Errorf("GATEWAY_SLOT_TTL: %w", err)
 		}
 	}
-	gw, err := gateway.New(gateway.Options{Store: st, Coord: co, Keys: keys, Prices: billing.Default(),
+	gw, err := gateway.New(gateway.Options{Providers: []provider.Provider{anthropic.New()}, Store: st, Coord: co, Keys: keys, Prices: billing.Default(),
 		Logger: log, Config: cfg, NodeName: "gwnode"})
 	if err != nil {
 		return err

@@ -1,0 +1,83 @@
+package gateway
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/fluxcode/fluxcode/internal/provider"
+)
+
+// route is one row of the route table: a ServeMux pattern, the operation and the providers
+// that serve it. A route has several providers when protocols share a path (GET /v1/models
+// for Anthropic and OpenAI); the key's group then names the one that answers (call.choose).
+type route struct {
+	pattern string
+	op      provider.Operation
+	provs   []provider.Provider
+	// keys are the key places of every provider of the route: all are looked at for the
+	// key and all are removed before anything goes upstream.
+	keys []provider.KeyPlace
+}
+
+// buildRoutes makes the route table from the providers' routes, in the order they declare
+// them. A pattern declared twice must mean the same operation.
+func buildRoutes(provs []provider.Provider) ([]route, error) {
+	var table []route
+	platforms := map[string]bool{}
+	for _, p := range provs {
+		if platforms[p.Platform()] {
+			return nil, fmt.Errorf("gateway: two providers for platform %q", p.Platform())
+		}
+		platforms[p.Platform()] = true
+		for _, r := range p.Routes() {
+			i := slices.IndexFunc(table, func(t route) bool { return t.pattern == r.Pattern })
+			if i < 0 {
+				table = append(table, route{pattern: r.Pattern, op: r.Op})
+				i = len(table) - 1
+			}
+			rt := &table[i]
+			if rt.op != r.Op {
+				return nil, fmt.Errorf("gateway: route %q is %v for one provider and %v for another", r.Pattern, rt.op, r.Op)
+			}
+			rt.provs = append(rt.provs, p)
+			for _, k := range p.KeyPlaces() {
+				if !slices.Contains(rt.keys, k) {
+					rt.keys = append(rt.keys, k)
+				}
+			}
+		}
+	}
+	return table, nil
+}
+
+// handler serves one route: every operation goes through a call, which releases what it
+// holds and is counted when it ends.
+func (g *Gateway) handler(rt *route) http.HandlerFunc {
+	serve := map[provider.Operation]func(*call){
+		provider.OpMessages:    g.serveMessages,
+		provider.OpCountTokens: g.serveCountTokens,
+		provider.OpModels:      g.serveModels,
+		provider.OpNotFound:    g.serveNotFound,
+	}[rt.op]
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := g.newCall(w, r, rt)
+		defer c.finish()
+		serve(c)
+	}
+}
+
+// choose settles the provider of a shared route by the platform of the key's group. A
+// route's only provider is chosen already; a group of another platform is refused, so a key
+// of an OpenAI group never reaches Anthropic accounts with the wrong credentials (which would
+// get them marked as broken).
+func (c *call) choose(platform string) bool {
+	for _, p := range c.route.provs {
+		if p.Platform() == platform {
+			c.prov = p
+			return true
+		}
+	}
+	c.fail(provider.KindPermission, 0, "this API key's group serves "+platform+", not "+c.prov.Platform(), "")
+	return false
+}
