@@ -104,7 +104,7 @@ func TestDefaultOpus55ByHand(t *testing.T) {
 	if got != 28_400_000 {
 		t.Errorf("cost = %d nanos (%s USD), want 28400000 (0.0284)", got, FormatUSD(got))
 	}
-	// protocols.md §5.4: Claude Code reports $0.00014 for 10 in + 5 out.
+	// Claude Code itself reports $0.00014 for 10 in + 5 out.
 	if got := Cost(p, Tokens{Input: 10, Output: 5}); FormatUSD(got) != "0.000140000" {
 		t.Errorf("10 in + 5 out = %s USD, want 0.000140000", FormatUSD(got))
 	}

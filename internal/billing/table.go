@@ -13,7 +13,7 @@ import (
 )
 
 // defaultPrices is the built-in table: current Anthropic, OpenAI and Gemini
-// list prices (shared/reference/protocols.md §5.1–5.3) in LiteLLM's format.
+// list prices (each entry's "source" says where from) in LiteLLM's format.
 //
 //go:embed prices.json
 var defaultPrices []byte

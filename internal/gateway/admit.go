@@ -25,7 +25,7 @@ const (
 // node's rows not yet in the ledger (the database is slow or down: the copy is the last
 // known one then, and those charges are not in it). The ledger may go a little negative
 // when many requests start at once, never the other way round. Charges are never skipped
-// for lack of balance (the older implementation's 7.2 #4).
+// for lack of balance: an unbilled request would be a free one.
 //
 // A billed request is refused while the node's ledger queue is full (BillQueueMax): served,
 // its row could not be kept.

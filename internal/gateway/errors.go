@@ -52,7 +52,7 @@ func (c *call) fail(kind provider.ErrorKind, status int, message, reject string)
 
 // reject refuses a request at admission. Refusals that a retry may cure (a slot, the queue)
 // let the SDKs retry; the others tell them not to (x-should-retry, honoured by the
-// Stainless SDKs, protocols.md §1.7).
+// Stainless SDKs of Anthropic and OpenAI above their own status rules).
 func (c *call) reject(reason string, kind provider.ErrorKind, message string, retryAfter time.Duration) {
 	h := c.w.Header()
 	switch reason {

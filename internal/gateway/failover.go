@@ -183,8 +183,7 @@ func (c *call) echoes(text string) bool {
 
 // markAccount records an upstream failure on the account, in the store that every node
 // reads, and tells every node to drop its copy. An admin rule wins over the built-in reaction:
-// it exists to keep a transient 401/403 from putting an account in the error state (the
-// older implementation's 7.2 #11). The upstream's words are stored cleaned
+// it exists to keep a transient 401/403 from putting an account in the error state. The upstream's words are stored cleaned
 // (provider.CleanText): short, no control characters, no credentials.
 func (c *call) markAccount(acct *store.Account, f *provider.Failure, rule *store.ErrorRule) {
 	g := c.g

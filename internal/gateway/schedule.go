@@ -87,8 +87,7 @@ func MapModel(a *store.Account, model string) (string, bool) {
 }
 
 // stickyKey scopes a session to the key's group: a binding never leaks into another group
-// (whose accounts differ) and two groups' identical prompts never share an account (the
-// older implementation's 7.2 #6).
+// (whose accounts differ) and two groups' identical prompts never share an account.
 func stickyKey(groupID int64, session string) string {
 	return "group:" + strconv.FormatInt(groupID, 10) + ":" + session
 }

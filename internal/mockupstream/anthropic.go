@@ -12,7 +12,7 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// anthropicAPI is the Messages API dialect (protocols.md §1).
+// anthropicAPI is the Messages API dialect.
 var anthropicAPI = &dialect{
 	key: anthropicKey,
 	noKey: func() (int, string, string) {
@@ -127,7 +127,7 @@ func betaName(b string) bool {
 }
 
 // parseAnthropicRequest validates what the Messages API requires and tolerates every
-// other field (protocols.md §1.2); it also collects mock directives.
+// other field; it also collects mock directives.
 func parseAnthropicRequest(body []byte, count bool) (genRequest, error) {
 	req := genRequest{count: count}
 	if !gjson.ValidBytes(body) {
@@ -217,7 +217,7 @@ func anthropicScripted(h http.Header, f *Failure, now time.Time) (typ, msg strin
 	return typ, msg
 }
 
-// anthropicStream is the event sequence of protocols.md §1.5: message_start,
+// anthropicStream is the event sequence of a Messages stream: message_start,
 // content_block_start, ping, n text deltas, content_block_stop, message_delta (cumulative
 // usage), message_stop.
 type anthropicStream struct {
@@ -371,7 +371,7 @@ func writeAnthropicError(w http.ResponseWriter, status int, typ, msg, reqID stri
 	_ = writeJSONBytes(w, status, b)
 }
 
-// anthropicErrorType maps a status to Anthropic's error type (protocols.md §1.7).
+// anthropicErrorType maps a status to Anthropic's error type.
 func anthropicErrorType(status int) string {
 	switch status {
 	case 400:
@@ -419,7 +419,8 @@ func anthropicErrorMessage(typ string) string {
 	return "mock: scripted " + typ
 }
 
-// setRateLimitHeaders adds the 429 headers of protocols.md §1.8, every reset at resetAt.
+// setRateLimitHeaders adds Anthropic's 429 headers (retry-after and the
+// anthropic-ratelimit-* buckets), every reset at resetAt.
 func setRateLimitHeaders(h http.Header, f *Failure, now time.Time) {
 	reset, secs := resetAt(f, now)
 	if !f.NoRetryAfter {
@@ -490,7 +491,7 @@ func appendMessageHead(b []byte, id, model string) []byte {
 	return appendJSONString(b, model)
 }
 
-// appendMessage renders a complete non-streaming answer (protocols.md §1.4).
+// appendMessage renders a complete non-streaming answer.
 func appendMessage(b []byte, id, model string, events int, u Usage) []byte {
 	b = appendMessageHead(b, id, model)
 	b = append(b, `,"content":[{"type":"text","text":"`...)

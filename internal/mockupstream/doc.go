@@ -1,13 +1,13 @@
 // Package mockupstream is a faithful stand-in for the AI providers, the one emulated thing
 // in FluxCode's tests and benchmarks. It speaks the Anthropic Messages API, the OpenAI
-// chat completions and responses APIs and the Gemini API as shared/reference/protocols.md
-// §1-3 describe them; it is scriptable per upstream key (the credential the caller
+// chat completions and responses APIs and the Gemini API as their clients see them on the
+// wire; it is scriptable per upstream key (the credential the caller
 // presents) and counts what it served, so that tests can check the gateway's limits,
 // failover and billing from outside.
 //
 // # Provider API
 //
-// Anthropic (protocols.md §1):
+// Anthropic:
 //
 //	POST /v1/messages[?beta=true]              JSON answer, or SSE when "stream": true
 //	POST /v1/messages/count_tokens[?beta=true] {"input_tokens": N}
@@ -30,7 +30,7 @@
 // message_stop. Each event is flushed on its own. A JSON answer carries the same text
 // (ReplyText(N)) and the full usage.
 //
-// OpenAI (protocols.md §2), keyed by Authorization: Bearer:
+// OpenAI, keyed by Authorization: Bearer:
 //
 //	POST /v1/chat/completions   JSON, or data-only SSE ending in [DONE]; the usage chunk
 //	                            (choices []) only with stream_options.include_usage
@@ -45,7 +45,7 @@
 // (api) and x-codex-primary-* (unified) headers; a mid-stream failure is a data-only error
 // object (chat) or response.failed whose error.code is Failure.ErrorType (responses).
 //
-// Gemini (protocols.md §3), keyed by x-goog-api-key, ?key= or Authorization: Bearer:
+// Gemini, keyed by x-goog-api-key, ?key= or Authorization: Bearer:
 //
 //	POST /v1beta/models/{m}:generateContent        JSON
 //	POST /v1beta/models/{m}:streamGenerateContent  with ?alt=sse: data-only chunks separated

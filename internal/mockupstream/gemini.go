@@ -12,7 +12,7 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// geminiAPI is the Generative Language API dialect (protocols.md §3): keys in
+// geminiAPI is the Generative Language API dialect: keys in
 // x-goog-api-key, ?key= or Bearer; Google RPC error bodies. It reports no cache writes.
 var geminiAPI = &dialect{
 	key: geminiKey,
@@ -40,7 +40,7 @@ const (
 	endpointStreamGenerate = "stream_generate_content"
 )
 
-// geminiKey accepts the three ways Gemini clients authenticate (protocols.md §3.1).
+// geminiKey accepts the three ways Gemini clients authenticate.
 func geminiKey(r *http.Request) string {
 	if k := r.Header.Get("X-Goog-Api-Key"); k != "" {
 		return k

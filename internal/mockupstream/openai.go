@@ -11,7 +11,7 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// openaiAPI is the OpenAI dialect (protocols.md §2): Bearer keys, {"error":{...}} bodies,
+// openaiAPI is the OpenAI dialect: Bearer keys, {"error":{...}} bodies,
 // x-ratelimit-* headers. It reports no cache writes.
 var openaiAPI = &dialect{
 	key: bearer,
@@ -55,7 +55,7 @@ func (s *Server) serveOpenAI(w http.ResponseWriter, r *http.Request, n uint64, r
 	if endpoint == endpointModels {
 		method = http.MethodGet
 	}
-	// Codex tries a WebSocket first and falls back to HTTP at once on 426 (protocols.md §4.2).
+	// Codex tries a WebSocket first and falls back to HTTP at once on 426.
 	if endpoint == endpointResponses && strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		writeOpenAIError(w, http.StatusUpgradeRequired, "invalid_request_error", "WebSocket is not supported; use HTTP", reqID)
 		return
@@ -212,7 +212,7 @@ func (o *openaiAnswer) appendChatHead(b []byte, object string) []byte {
 	return append(b, `,"service_tier":"default","system_fingerprint":null,"choices":[`...)
 }
 
-// appendChatCompletion renders a non-streaming chat completion (protocols.md §2.2).
+// appendChatCompletion renders a non-streaming chat completion.
 func (o *openaiAnswer) appendChatCompletion(b []byte) []byte {
 	b = o.appendChatHead(b, "chat.completion")
 	b = append(b, `{"index":0,"message":{"role":"assistant","content":"`...)
@@ -331,7 +331,7 @@ func (o *openaiAnswer) appendResponseObject(b []byte, status string) []byte {
 	return append(b, '}')
 }
 
-// appendResponse renders a non-streaming responses answer (protocols.md §2.3).
+// appendResponse renders a non-streaming responses answer.
 func (o *openaiAnswer) appendResponse(b []byte) []byte { return o.appendResponseObject(b, "completed") }
 
 // responsesStream is the responses event sequence: created, in_progress,
@@ -509,7 +509,7 @@ func openaiScripted(h http.Header, f *Failure, now time.Time) (typ, msg string) 
 	}
 	reset, secs := resetAt(f, now)
 	if msg == "" && typ != "insufficient_quota" {
-		// Codex reads the delay out of this sentence (protocols.md §2.3)
+		// Codex reads the delay out of this sentence
 		msg = "Rate limit reached for requests. Please try again in " + strconv.FormatInt(secs, 10) + "s."
 	} else if msg == "" {
 		msg = openaiErrorMessage(f.Status, typ)

@@ -14,7 +14,7 @@ import (
 const DefaultEvents = 4
 
 // Usage is the token usage one answer reports, per billing bucket. Input excludes cache
-// tokens; the cache creation total the wire carries is Cache5m + Cache1h (protocols.md §1.4).
+// tokens; the cache creation total the wire carries is Cache5m + Cache1h.
 type Usage struct {
 	Input     int64 `json:"input"`
 	Output    int64 `json:"output"`

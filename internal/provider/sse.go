@@ -19,8 +19,7 @@ type Event struct {
 
 // EventReader splits a text/event-stream into events. It is a small line scanner of our own
 // because relaying needs the exact bytes of each event (bufio.Scanner would drop line
-// endings) and no line length limit (a long tool input must not end the stream, unlike the
-// older implementation's 1 MiB scanner limit).
+// endings) and no line length limit (a long tool input, well over 1 MiB on one data line, must not end the stream).
 //
 // Memory is what bounds how many streams a node holds open (issue 5: at most 64 KiB per open
 // stream), and a stream spends nearly all its life waiting for the next event. So the reader

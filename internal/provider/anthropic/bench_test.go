@@ -73,7 +73,7 @@ func BenchmarkBodyRewrite(b *testing.B) {
 	}
 }
 
-// claudeCodeLikeBody is ~48 KB like a real Claude Code request (protocols.md §1.2).
+// claudeCodeLikeBody is ~48 KB like a real Claude Code request (tools, system prompt and history make most of it).
 func claudeCodeLikeBody() []byte {
 	tool := `{"name":"Bash","description":"` + strings.Repeat("Runs a command. ", 200) + `","input_schema":{"type":"object","properties":{"command":{"type":"string"}}}}`
 	tools := strings.TrimSuffix(strings.Repeat(tool+",", 12), ",")

@@ -12,7 +12,8 @@ import (
 	"github.com/fluxcode/fluxcode/internal/provider"
 )
 
-// errorTypes names each error kind the way the Messages API does (protocols.md §1.7).
+// errorTypes names each error kind the way the Messages API does in
+// {"type":"error","error":{"type":…,"message":…}}; 529 is overloaded_error.
 var errorTypes = map[provider.ErrorKind]string{
 	provider.KindInvalidRequest: "invalid_request_error",
 	provider.KindAuthentication: "authentication_error",
@@ -189,8 +190,9 @@ func messageOf(body []byte) string {
 // RateLimitReset returns when a 429'd account may be used again, from the answer's headers,
 // or the zero time when they do not say. A subscription account's unified reset (epoch
 // seconds) wins, then retry-after (seconds or an HTTP date), then the latest reset (RFC 3339)
-// of the API-key buckets that are exhausted (protocols.md §1.8). Resets in the past are
-// ignored; the older implementation read only the unified header (its defect 7.2 #12).
+// of the API-key buckets that are exhausted (anthropic-ratelimit-{requests,tokens,
+// input-tokens,output-tokens}-remaining 0). Resets in the past are ignored. Reading only the
+// unified header would give API-key accounts the default cooldown whatever their reset.
 func RateLimitReset(h http.Header, now time.Time) time.Time {
 	if v := h.Get("Anthropic-Ratelimit-Unified-Reset"); v != "" {
 		if sec, err := strconv.ParseFloat(v, 64); err == nil {

@@ -15,14 +15,14 @@ import (
 // Version is sent when the client named none; the API requires the header.
 const Version = "2023-06-01"
 
-// Beta names a subscription (OAuth) token needs (protocols.md §1.3).
+// Beta names a subscription (OAuth) token needs: the API refuses such a token without them.
 const (
 	betaOAuth      = "oauth-2025-04-20"
 	betaClaudeCode = "claude-code-20250219"
 )
 
 // oauthUserAgent is sent for subscription accounts when the client is not Claude Code:
-// subscription tokens are only accepted from Claude Code's identity (protocols.md §1.3).
+// subscription tokens are only accepted from Claude Code's identity.
 const oauthUserAgent = "claude-cli/2.1.332 (external, cli)"
 
 // forwardedHeaders are the client headers relayed upstream. Everything else is dropped: the

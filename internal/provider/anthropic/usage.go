@@ -7,8 +7,8 @@ import (
 )
 
 // meter reads usage from a Messages stream: input and cache counts from message_start, the
-// cumulative output (and any input/cache values, which override) from each message_delta
-// (protocols.md §1.5). Every other event is skipped after one comparison of its name.
+// cumulative output (and any input/cache values, which override) from each message_delta.
+// Every other event is skipped after one comparison of its name.
 type meter struct {
 	usage    provider.Usage
 	complete bool
