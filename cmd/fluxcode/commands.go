@@ -60,7 +60,7 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	// Once per process, before any Redis client exists.
 	app.RouteRedisLogs(cfg, m.Logger())
 	if err := m.Run(sigCtx); err != nil {
-		m.Logger().Error("start failed", "error", err.Error())
+		m.Logger().Error("start failed", "err", err)
 		return exitFailure
 	}
 	code := exitOK
@@ -68,12 +68,12 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	case <-sigCtx.Done():
 		m.Logger().Info("shutting down", "grace", cfg.ShutdownTimeout.String())
 	case err := <-m.Err():
-		m.Logger().Error("server failed", "error", err.Error())
+		m.Logger().Error("server failed", "err", err)
 		code = exitFailure
 	}
 	stop()
 	if err := m.Close(context.Background()); err != nil {
-		m.Logger().Error("shutdown", "error", err.Error())
+		m.Logger().Error("shutdown", "err", err)
 		code = exitFailure
 	}
 	return code

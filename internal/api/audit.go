@@ -140,7 +140,7 @@ func (a *api) audited(h http.HandlerFunc) http.HandlerFunc {
 		// The change is made; its record must not be lost to a client that hung up.
 		if err := a.store.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
 			a.log.ErrorContext(ctx, "audit log write failed", "action", e.Action, "target_type", e.TargetType,
-				"target_id", e.TargetID, "actor", e.ActorUserID, "error", err.Error())
+				"target_id", e.TargetID, "actor", e.ActorUserID, "err", err)
 		}
 	}
 }

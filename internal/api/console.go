@@ -222,7 +222,7 @@ func (a *api) exportUsage(w http.ResponseWriter, r *http.Request) {
 		}
 		if page, _, err = a.store.ListUsage(ctx, f, store.Page{Offset: off, Limit: maxPageSize}); err != nil {
 			// The header is sent: end the file short, and say so in the log.
-			a.log.WarnContext(ctx, "usage export cut short", "error", err.Error())
+			a.log.WarnContext(ctx, "usage export cut short", "err", err)
 			break
 		}
 	}

@@ -67,7 +67,7 @@ func (a *api) loginSucceeded(ctx context.Context, at *loginAttempt) {
 // takeBack lowers a counter. Best effort: the window expires anyway.
 func (a *api) takeBack(ctx context.Context, key string, n int64) {
 	if _, err := a.coord.Incr(context.WithoutCancel(ctx), key, -n, a.loginWindow); err != nil {
-		a.log.WarnContext(ctx, "take back a login throttle count", "error", err.Error())
+		a.log.WarnContext(ctx, "take back a login throttle count", "err", err)
 	}
 }
 

@@ -95,6 +95,6 @@ func checkConcurrency(field string, n int) error {
 func (a *api) publish(ctx context.Context, kind invalidate.Kind, id int64) {
 	if err := invalidate.Publish(ctx, a.coord, kind, id); err != nil {
 		a.log.LogAttrs(ctx, slog.LevelError, "publish invalidation failed",
-			slog.String("kind", string(kind)), slog.Int64("id", id), slog.String("error", err.Error()))
+			slog.String("kind", string(kind)), slog.Int64("id", id), slog.Any("err", err))
 	}
 }

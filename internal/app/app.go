@@ -270,7 +270,7 @@ func (m *Main) close(ctx context.Context) error {
 		err := m.srv.Shutdown(sctx)
 		cancel()
 		if err != nil {
-			m.logger.WarnContext(ctx, "requests still running at shutdown; cutting them", "error", err.Error())
+			m.logger.WarnContext(ctx, "requests still running at shutdown; cutting them", "err", err)
 			m.srv.Close()
 		}
 		// Handlers whose connection was cut still finish their bookkeeping (a partial stream

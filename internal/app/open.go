@@ -44,7 +44,7 @@ func OpenStore(ctx context.Context, cfg config.Config, keys *secret.Keys, logger
 		if !cfg.Cluster() || !unreachable(err) || time.Now().After(deadline) {
 			return nil, fmt.Errorf("open the %s database: %w", dbKind(cfg), err)
 		}
-		logger.WarnContext(ctx, "database unreachable, retrying", "error", err.Error())
+		logger.WarnContext(ctx, "database unreachable, retrying", "err", err)
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("open the %s database: %w", dbKind(cfg), ctx.Err())

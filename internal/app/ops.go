@@ -86,7 +86,7 @@ func (m *Main) startPprof(ctx context.Context) error {
 	m.pprofLn = ln
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.logger.Error("pprof listener stopped", "error", err.Error())
+			m.logger.Error("pprof listener stopped", "err", err)
 		}
 	}()
 	// Profiles in progress are cut at once: they are diagnostics, not requests to drain.

@@ -52,7 +52,7 @@ func openRedis(ctx context.Context, cfg config.Config, logger *slog.Logger) (coo
 		if !errors.Is(err, coord.ErrUnavailable) || time.Now().After(deadline) {
 			return nil, fmt.Errorf("connect to Redis: %w", err)
 		}
-		logger.WarnContext(ctx, "Redis unreachable, retrying", "error", err.Error())
+		logger.WarnContext(ctx, "Redis unreachable, retrying", "err", err)
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("connect to Redis: %w", ctx.Err())
