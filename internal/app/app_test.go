@@ -147,6 +147,22 @@ func TestSingleNodeFirstStartAndRestart(t *testing.T) {
 		}
 	}
 
+	// One request id from the edge to the answer: on a gateway route the gateway's id (its
+	// ledger row's key) replaces the edge's in the X-Request-Id header, the body and the logs.
+	req, _ := http.NewRequest("GET", base+"/v1/nope", nil)
+	req.Header.Set("X-Request-Id", "proxy-id-1")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if id := resp.Header.Get("X-Fluxcode-Request-Id"); id == "" || resp.Header.Get("X-Request-Id") != id ||
+		!strings.Contains(string(body), `"request_id":"`+id+`"`) ||
+		!strings.Contains(out.String(), `"request_id":"`+id+`"`) || strings.Contains(out.String(), `"request_id":"proxy-id-1"`) {
+		t.Errorf("ids: X-Request-Id %q, X-Fluxcode-Request-Id %q, body %s", resp.Header.Get("X-Request-Id"), id, body)
+	}
+
 	if err := m.Close(context.Background()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fluxcode/fluxcode/internal/httpx"
 	"github.com/fluxcode/fluxcode/internal/provider"
 	"github.com/fluxcode/fluxcode/internal/store"
 )
@@ -60,6 +61,11 @@ func (g *Gateway) newCall(w http.ResponseWriter, r *http.Request, rt *route) *ca
 	c := &call{g: g, route: rt, prov: rt.provs[0], op: rt.op, w: w, rc: http.NewResponseController(w), r: r,
 		id: newRequestID(), start: g.now(), outcome: "ok"}
 	w.Header().Set(HeaderRequestID, c.id)
+	// One id from the edge to the ledger: the logs, the access line and the error body all
+	// carry the ledger row's id; the edge's (a proxy's) is logged beside it once.
+	if edge := httpx.Rename(r.Context(), w, c.id); edge != "" {
+		g.log.DebugContext(r.Context(), "gateway request", "edge_request_id", edge)
+	}
 	c.key, c.in = takeKey(rt.keys, r)
 	return c
 }

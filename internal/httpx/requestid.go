@@ -21,15 +21,36 @@ const (
 	clientIPKey
 )
 
+// requestID is the id of one request. A handler that owns a better id (the gateway's, which
+// is its ledger row's key and never the client's) renames the request with Rename; every
+// later reader (logs, the access line, the error bodies) then sees that one id.
+type requestID struct{ id string }
+
 // RequestID returns the request id stored in ctx, or "".
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if v, _ := ctx.Value(requestIDKey).(*requestID); v != nil {
+		return v.id
+	}
+	return ""
 }
 
 // WithRequestID returns ctx carrying id, for work started outside an HTTP request.
 func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey, id)
+	return context.WithValue(ctx, requestIDKey, &requestID{id: id})
+}
+
+// Rename makes id the request's id from now on, for everything that reads it from the
+// request context, and in the X-Request-Id answer header. The incoming id (a proxy's) is
+// returned, so the handler can log the two together once. Call it before the handler starts
+// goroutines that read the id.
+func Rename(ctx context.Context, w http.ResponseWriter, id string) (previous string) {
+	v, _ := ctx.Value(requestIDKey).(*requestID)
+	if v == nil {
+		return ""
+	}
+	previous, v.id = v.id, id
+	w.Header().Set(HeaderRequestID, id)
+	return previous
 }
 
 // NewRequestID returns a fresh random id: 32 hex characters.
