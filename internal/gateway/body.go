@@ -84,10 +84,10 @@ func (c *call) readBody() bool {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		// The per-read deadline (GATEWAY_BODY_READ_TIMEOUT) passed: a client that trickles
 		// its body must not hold a connection and its bytes for ever.
-		c.outcome = "body_timeout"
+		c.outcome = outcomeBodyTimeout
 		c.fail(provider.KindInvalidRequest, http.StatusRequestTimeout, "the request body was not received in time", "")
 	default:
-		c.outcome = "client_gone" // the client stopped sending: there is no one to answer
+		c.outcome = outcomeClientGone // the client stopped sending: there is no one to answer
 	}
 	return false
 }

@@ -18,6 +18,18 @@ import (
 // replay one id to make the ledger skip its requests).
 const HeaderRequestID = "X-Fluxcode-Request-Id"
 
+// Outcomes label a finished request in the requests metric. Besides these, a request the
+// gateway refused is labelled with its error kind, or outcomeRejected and the reason.
+const (
+	outcomeOK            = "ok"
+	outcomePartial       = "partial"        // billed, but the answer or its usage is incomplete
+	outcomeClientGone    = "client_gone"    // the client left before the end
+	outcomeClientError   = "client_error"   // the upstream's answer was about the request
+	outcomeUpstreamError = "upstream_error" // no account could answer
+	outcomeBodyTimeout   = "body_timeout"   // the body stalled
+	outcomeRejected      = "rejected_"      // + the admission reason (HeaderReject)
+)
+
 // call is one client request on its way through the gateway.
 type call struct {
 	g     *Gateway
@@ -59,7 +71,7 @@ type call struct {
 
 func (g *Gateway) newCall(w http.ResponseWriter, r *http.Request, rt *route) *call {
 	c := &call{g: g, route: rt, prov: rt.provs[0], op: rt.op, w: w, rc: http.NewResponseController(w), r: r,
-		id: newRequestID(), start: g.now(), outcome: "ok"}
+		id: newRequestID(), start: g.now(), outcome: outcomeOK}
 	w.Header().Set(HeaderRequestID, c.id)
 	// One id from the edge to the ledger: the logs, the access line and the error body all
 	// carry the ledger row's id; the edge's (a proxy's) is logged beside it once.

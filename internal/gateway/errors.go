@@ -28,10 +28,10 @@ const (
 // event stream, the error becomes one error event; after a JSON answer started, nothing more
 // can be said.
 func (c *call) fail(kind provider.ErrorKind, status int, message, reject string) {
-	if c.outcome == "ok" {
+	if c.outcome == outcomeOK {
 		c.outcome = string(kind)
 		if reject != "" {
-			c.outcome = "rejected_" + reject
+			c.outcome = outcomeRejected + reject
 		}
 	}
 	if c.gone.Load() {
@@ -73,7 +73,7 @@ func (c *call) reject(reason string, kind provider.ErrorKind, message string, re
 // client's request. An account's 401/403 is not the client's credential problem either, so it
 // is reported as a gateway-side 502.
 func (c *call) failUpstream(last *provider.Failure) {
-	defer func() { c.outcome = "upstream_error" }()
+	defer func() { c.outcome = outcomeUpstreamError }()
 	if last == nil {
 		c.fail(provider.KindOverloaded, http.StatusServiceUnavailable, "no upstream account of this group is available for this model", "")
 		return

@@ -42,7 +42,7 @@ func (c *call) relay() *result {
 		if c.gone.Load() {
 			// Client gone: no one to serve, so no failover (the account was still marked
 			// when the failure was its own).
-			c.outcome = "client_gone"
+			c.outcome = outcomeClientGone
 			return nil
 		}
 		if switches >= c.g.cfg.MaxAccountSwitches {

@@ -68,7 +68,7 @@ func (c *call) clientLeft(at *attempt) {
 func (c *call) forward(l *lease) (*result, *provider.Failure) {
 	if c.ctx().Err() != nil { // gone before anything was sent: nothing to serve or bill
 		c.gone.Store(true)
-		c.outcome = "client_gone"
+		c.outcome = outcomeClientGone
 		return nil, nil
 	}
 	acct := l.cand.Account
@@ -109,7 +109,7 @@ func (c *call) forward(l *lease) (*result, *provider.Failure) {
 	c.g.metrics.upstreamSeconds.WithLabelValues(c.op.String()).Observe(c.g.now().Sub(sent).Seconds())
 	if err != nil {
 		if c.gone.Load() {
-			c.outcome = "client_gone"
+			c.outcome = outcomeClientGone
 			return nil, nil // nothing came back to bill, and no one to answer
 		}
 		// A dial error, reset or header timeout: another account may well succeed. No mark:
@@ -159,7 +159,7 @@ func (c *call) upstreamError(acct *store.Account, resp *http.Response) *provider
 
 // passThrough relays an upstream error that is about the request itself, unchanged.
 func (c *call) passThrough(resp *http.Response, body []byte, f provider.Failure) {
-	c.outcome = "client_error"
+	c.outcome = outcomeClientError
 	if c.gone.Load() {
 		return
 	}

@@ -87,8 +87,8 @@ func (c *call) relayJSON(at *attempt, res *result, resp *http.Response, body io.
 		res.usage = c.prov.JSONUsage(kept.Bytes())
 	}
 	res.partial = broke || overflow || c.gone.Load()
-	if res.partial && c.outcome == "ok" {
-		c.outcome = "partial"
+	if res.partial && c.outcome == outcomeOK {
+		c.outcome = outcomePartial
 	}
 	if !broke {
 		res.tail = end

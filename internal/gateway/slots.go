@@ -348,7 +348,7 @@ func (c *call) pause(d time.Duration, wake <-chan struct{}) bool {
 	select {
 	case <-c.ctx().Done():
 		c.gone.Store(true)
-		c.outcome = "client_gone"
+		c.outcome = outcomeClientGone
 		return false
 	case <-wake:
 	case <-timer.C:
@@ -477,7 +477,7 @@ func (c *call) ping() bool {
 		c.startStream(nil)
 	}
 	if !c.writeEvent(c.prov.PingEvent()) {
-		c.outcome = "client_gone"
+		c.outcome = outcomeClientGone
 		return false
 	}
 	return true
@@ -491,7 +491,7 @@ func (c *call) ping() bool {
 func (c *call) coordFailed(err error) {
 	if c.ctx().Err() != nil {
 		c.gone.Store(true)
-		c.outcome = "client_gone"
+		c.outcome = outcomeClientGone
 		return
 	}
 	c.g.log.ErrorContext(c.ctx(), "coordination backend failed", "err", err)

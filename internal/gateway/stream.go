@@ -105,8 +105,8 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 		}
 		c.send(at, c.prov.ErrorEvent(kind, msg, c.id))
 	}
-	if res.partial && c.outcome == "ok" {
-		c.outcome = "partial"
+	if res.partial && c.outcome == outcomeOK {
+		c.outcome = outcomePartial
 	}
 	return nil
 }
