@@ -34,11 +34,7 @@ func (c *call) bill(res *result) *commit {
 	g := c.g
 	now := g.now()
 	a := c.auth
-	tokens := billing.Tokens{
-		Input: res.usage.Input, Output: res.usage.Output,
-		CacheCreation5m: res.usage.CacheCreation5m, CacheCreation1h: res.usage.CacheCreation1h,
-		CacheRead: res.usage.CacheRead,
-	}
+	tokens := res.usage
 	// The upstream model is what was consumed; the client's name is the fallback for a
 	// mapping to a name the table does not know.
 	var cost store.Nanos

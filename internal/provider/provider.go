@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fluxcode/fluxcode/internal/billing"
 	"github.com/fluxcode/fluxcode/internal/store"
 )
 
@@ -67,18 +68,10 @@ type Inbound struct {
 	RawQuery string
 }
 
-// Usage is what one response consumed, in the buckets every price table knows. Input
-// excludes cache reads and writes (Anthropic's convention; other protocols convert).
-type Usage struct {
-	Input           int64
-	Output          int64
-	CacheCreation5m int64
-	CacheCreation1h int64
-	CacheRead       int64
-}
-
-// IsZero reports whether nothing was consumed.
-func (u Usage) IsZero() bool { return u == Usage{} }
+// Usage is what one response consumed, in the buckets every price table knows: the billing
+// package's type, so that what a meter reads is what is priced, with no copy between them.
+// Input excludes cache reads and writes (Anthropic's convention; other protocols convert).
+type Usage = billing.Tokens
 
 // Request is what the gateway reads from a client's request body before choosing an account.
 type Request struct {
