@@ -135,7 +135,7 @@ func (g *Gateway) lookupPrice(models ...string) (billing.Price, bool) {
 // The charges of the rows not yet written are kept per user, for admission (pending).
 // Close writes what is left.
 type biller struct {
-	st   store.Store
+	st   Store
 	ps   coord.PubSub
 	cfg  Config
 	log  *slog.Logger
@@ -168,7 +168,7 @@ type biller struct {
 	abandon context.CancelFunc
 }
 
-func newBiller(st store.Store, ps coord.PubSub, cfg Config, log *slog.Logger, m *metrics, auth *authCache) *biller {
+func newBiller(st Store, ps coord.PubSub, cfg Config, log *slog.Logger, m *metrics, auth *authCache) *biller {
 	ctx, abandon := context.WithCancel(context.Background())
 	return &biller{st: st, ps: ps, cfg: cfg, log: log, m: m, auth: auth,
 		wake: make(chan struct{}, 1), notify: make(chan struct{}), users: make(map[int64]bool),

@@ -18,13 +18,28 @@ import (
 	"github.com/fluxcode/fluxcode/internal/store"
 )
 
+// Store is the part of store.Store the gateway uses: keys, the accounts of a group and their
+// health marks, proxies, error rules and the ledger. Every store.Store is one.
+type Store interface {
+	KeyAuthByHash(ctx context.Context, hash []byte) (*store.KeyAuth, error)
+	TouchAPIKeys(ctx context.Context, used map[int64]time.Time) error
+	AccountsByGroup(ctx context.Context, groupID int64) ([]store.Account, error)
+	MarkAccount(ctx context.Context, id int64, m store.AccountMark) error
+	TouchAccounts(ctx context.Context, used map[int64]time.Time) error
+	GetProxy(ctx context.Context, id int64) (*store.Proxy, error)
+	ListErrorRules(ctx context.Context) ([]store.ErrorRule, error)
+	RecordUsage(ctx context.Context, rows []store.Usage) ([]store.RecordResult, error)
+}
+
+var _ Store = store.Store(nil)
+
 // Options are what a Gateway is built from. Store, Coord, Keys, Prices and at least one
 // provider are required.
 type Options struct {
 	// Providers are the protocols served, at most one per platform; their routes make the
 	// gateway's route table.
 	Providers []provider.Provider
-	Store     store.Store
+	Store     Store
 	Coord     coord.Coordinator
 	Keys      *secret.Keys
 	Prices    *billing.Table
@@ -39,7 +54,7 @@ type Options struct {
 
 // Gateway serves the relay routes of every provider it knows.
 type Gateway struct {
-	store  store.Store
+	store  Store
 	coord  coord.Coordinator
 	keys   *secret.Keys
 	prices *billing.Table
