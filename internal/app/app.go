@@ -9,7 +9,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -230,17 +229,7 @@ func gatewayPath(p string) bool { return p == "/v1" || strings.HasPrefix(p, "/v1
 // prefix (/v1/) the gateway answers instead, in that provider's error shape (its SDKs parse
 // it). The encoder makes any path (bytes that are not UTF-8, quotes) valid JSON.
 func notFound(w http.ResponseWriter, r *http.Request) {
-	type apiErr struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	body := struct {
-		Error     apiErr `json:"error"`
-		RequestID string `json:"request_id"`
-	}{Error: apiErr{Code: "not_found", Message: "no route for " + r.Method + " " + r.URL.Path}, RequestID: httpx.RequestID(r.Context())}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusNotFound)
-	_ = json.NewEncoder(w).Encode(body)
+	httpx.WriteError(w, r, http.StatusNotFound, "not_found", "no route for "+r.Method+" "+r.URL.Path)
 }
 
 // track counts requests in flight, so Close can wait for handlers (and the billing they

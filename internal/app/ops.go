@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -33,10 +32,8 @@ func (m *Main) metricsHandler() http.Handler {
 	}
 	m.logger.Warn("METRICS_TOKEN is not set and the node listens beyond loopback: /metrics answers 403 until METRICS_TOKEN is set", "addr", m.cfg.Addr())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusForbidden)
-		fmt.Fprintf(w, `{"error":{"code":"forbidden","message":"/metrics is closed: this node listens beyond loopback and METRICS_TOKEN is not set; set METRICS_TOKEN and scrape with Authorization: Bearer <token>"},"request_id":%s}`+"\n",
-			strconv.Quote(httpx.RequestID(r.Context())))
+		httpx.WriteError(w, r, http.StatusForbidden, "forbidden",
+			"/metrics is closed: this node listens beyond loopback and METRICS_TOKEN is not set; set METRICS_TOKEN and scrape with Authorization: Bearer <token>")
 	})
 }
 
@@ -49,10 +46,7 @@ func requireBearer(token string, next http.Handler) http.Handler {
 		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
 		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			fmt.Fprintf(w, `{"error":{"code":"unauthenticated","message":"/metrics requires Authorization: Bearer with the METRICS_TOKEN"},"request_id":%s}`+"\n",
-				strconv.Quote(httpx.RequestID(r.Context())))
+			httpx.WriteError(w, r, http.StatusUnauthorized, "unauthenticated", "/metrics requires Authorization: Bearer with the METRICS_TOKEN")
 			return
 		}
 		next.ServeHTTP(w, r)

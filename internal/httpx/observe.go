@@ -127,9 +127,7 @@ func Recover(logger *slog.Logger) func(http.Handler) http.Handler {
 				if rec.status != 0 {
 					panic(http.ErrAbortHandler) // headers are out: the only honest end is to cut the connection
 				}
-				rec.Header().Set("Content-Type", "application/json")
-				rec.WriteHeader(http.StatusInternalServerError)
-				fmt.Fprintf(rec, `{"error":{"code":"internal","message":"internal error"},"request_id":%q}`+"\n", RequestID(r.Context()))
+				WriteError(rec, r, http.StatusInternalServerError, "internal", "internal error")
 			}()
 			next.ServeHTTP(rec, r)
 		})
