@@ -48,31 +48,8 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 		c.startStream(resp.Header)
 	}
 	res.firstByte = c.g.now().Sub(c.start)
-	hold := c.op == provider.OpMessages
-	var end []byte // the held end; the reader reuses its buffer, so it is a copy
-	// Events that arrived together are written together and flushed once: each flush is a
-	// write to the client's socket. An event is never left unflushed while the relay waits.
-	unflushed := false
-	flush := func() {
-		if unflushed {
-			unflushed = false
-			c.flush(at)
-		}
-	}
-	relay := func(raw []byte) {
-		if end != nil || (hold && meter.Complete()) {
-			flush()
-			end = append(end, raw...)
-			return
-		}
-		if er.Ready() {
-			unflushed = c.write(at, raw) || unflushed
-			return
-		}
-		unflushed = false
-		c.send(at, raw) // flushes what was written before it too
-	}
-	relay(ev.Raw)
+	out := &eventWriter{c: c, at: at, er: er, meter: meter, hold: c.op == provider.OpMessages}
+	out.relay(ev.Raw)
 
 	for {
 		ev, err = er.Next()
@@ -84,10 +61,11 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 			f := c.prov.ClassifyEvent(ev.Data, c.g.now())
 			c.markAccount(res.account, &f, nil)
 		}
-		relay(ev.Raw)
+		out.relay(ev.Raw)
 	}
 
-	flush()
+	out.flush()
+	end := out.end
 	res.usage = meter.Usage()
 	ended := errors.Is(err, io.EOF) && meter.Complete()
 	res.partial = !ended || sawError || c.gone.Load()
@@ -184,4 +162,43 @@ func (c *call) writeEvent(event []byte) bool {
 		return false
 	}
 	return true
+}
+
+// eventWriter writes a stream's events to the client. Events that arrived together are
+// written together and flushed once: each flush is a write to the client's socket. An event
+// is never left unflushed while the relay waits for the next.
+type eventWriter struct {
+	c     *call
+	at    *attempt
+	er    *provider.EventReader
+	meter provider.Meter
+	// hold: the stream is billed, so its end is held back until the ledger row is committed.
+	hold bool
+	// end is the held end: the event that completed the stream and anything after it. The
+	// reader reuses its buffer, so it is a copy.
+	end       []byte
+	unflushed bool
+}
+
+// relay passes one event on, or holds it once the stream's end has been seen.
+func (w *eventWriter) relay(raw []byte) {
+	if w.end != nil || (w.hold && w.meter.Complete()) {
+		w.flush()
+		w.end = append(w.end, raw...)
+		return
+	}
+	if w.er.Ready() { // more has arrived: write now, flush with the last of them
+		w.unflushed = w.c.write(w.at, raw) || w.unflushed
+		return
+	}
+	w.unflushed = false
+	w.c.send(w.at, raw) // flushes what was written before it too
+}
+
+// flush sends what was written and not yet flushed.
+func (w *eventWriter) flush() {
+	if w.unflushed {
+		w.unflushed = false
+		w.c.flush(w.at)
+	}
 }
