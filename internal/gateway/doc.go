@@ -1,24 +1,30 @@
 // Package gateway is FluxCode's request path: every relay request is authenticated, admitted,
 // scheduled onto an upstream account, forwarded, metered and billed, in that order, by
-// gateway.go's handlers with each step in a sibling file (auth.go, admit.go, schedule.go and
-// slots.go, forward.go and failover.go, stream.go and meter.go, bill.go). Protocol details
+// gateway.go's handlers with each step in a sibling file (route.go, auth.go, admit.go, body.go,
+// schedule.go and slots.go, forward.go and failover.go, stream.go and relay.go, bill.go). Protocol details
 // live in internal/provider; this package is the same for every protocol.
 //
 // # Routes
+//
+// The route table is built from the providers the gateway is given (route.go); each declares
+// its routes, where its clients put the key, and a 404 subtree answered in its error shape.
+// A pattern two providers declare is answered by the provider of the key's group. Anthropic's:
 //
 //	POST /v1/messages               relayed and billed (JSON or SSE)
 //	POST /v1/messages/count_tokens  relayed like a message: no slots, no billing
 //	GET  /v1/models                 see "Models" below
 //
 // The query string plays no part in routing and is passed upstream unchanged (Claude Code
-// sends ?beta=true). Keys are read from x-api-key, else Authorization: Bearer.
+// sends ?beta=true), less any key parameter. Anthropic's keys are read from x-api-key, else
+// Authorization: Bearer; every key place of the route is removed before a provider sees the
+// request, so no client key is ever forwarded.
 //
 // # Telling the gateway's refusals from the upstream's
 //
 // Every answer in which the gateway itself refused a request carries the header
 // X-Fluxcode-Reject; an upstream answer relayed to the client never does. Errors are always in
-// Anthropic's shape ({"type":"error","error":{"type","message"},"request_id"}), and the
-// gateway's own messages start with "FluxCode:".
+// the provider's shape (Anthropic's: {"type":"error","error":{"type","message"},"request_id"}),
+// and the gateway's own messages start with "FluxCode:".
 //
 //	X-Fluxcode-Reject  status  error.type        when
 //	concurrency        429     rate_limit_error  no slot (user, key or every account) freed
