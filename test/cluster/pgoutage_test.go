@@ -146,7 +146,7 @@ func (c *cluster) postgresRestartKnownKeys(t *testing.T) {
 			continue
 		}
 		took := r.served.Sub(back)
-		lines = append(lines, fmt.Sprintf("%s %d ms", r.node, took.Milliseconds()))
+		lines = append(lines, fmt.Sprintf("%s %d/%d ms", r.node, took.Milliseconds(), r.served.Sub(answered[1]).Milliseconds()))
 		if took > pgRecoveryBound {
 			t.Errorf("%s served a new key %s after PostgreSQL answered again; want ≤ %s (target 200 ms)", r.node, took, pgRecoveryBound)
 		}
@@ -160,8 +160,13 @@ func (c *cluster) postgresRestartKnownKeys(t *testing.T) {
 		}
 	}
 	sort.Strings(lines)
-	t.Logf("PostgreSQL stopped at %s, started at %s, answered again at %s (the harness's first successful connection began then and took %s); from then to serving a new key (its first stream event), per node: %s",
-		down.Format(clock), up.Format(clock), back.Format(clock), answered[1].Sub(back).Round(time.Millisecond), strings.Join(lines, ", "))
+	// Two references, as neither is exact: PostgreSQL answered again somewhere between the
+	// start and the end of the harness's first successful connection. Right after a restart
+	// a new connection takes hundreds of milliseconds (backends start with cold catalog
+	// caches, many at once), and the harness's queues beside the nodes' own, so its start is
+	// too early (the first figure is too long) and its end may be late (the second too short).
+	t.Logf("PostgreSQL stopped at %s, started at %s, answered again between %s and %s (the harness's first successful connection began and completed); from each to serving a new key (its first stream event), per node: %s",
+		down.Format(clock), up.Format(clock), back.Format(clock), answered[1].Format(clock), strings.Join(lines, ", "))
 
 	// Load continues a moment after the recovery, then the known keys must have been
 	// served throughout.
