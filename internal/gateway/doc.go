@@ -81,7 +81,11 @@
 // reset, retry-after, exhausted anthropic-ratelimit-*-reset) or RateLimitCooldown; 529 →
 // overloaded for OverloadCooldown; 401/403 → one confirming call of the account's own (GET
 // /v1/models, no client headers): refused again → error state, accepted → no mark, no clear
-// answer → paused for 5 minutes; 402 and the credit 400 → error state, until an admin clears
+// answer → paused for 5 minutes (at most one such call per account in flight on a node:
+// requests refused meanwhile fail over without one; before the first byte the request waits
+// for the call, at most 15 s; for an error event in an open stream the stream ends with the
+// event at once and the call runs in the background, cancelled by Close, which then records
+// nothing); 402 and the credit 400 → error state, until an admin clears
 // it; an enabled admin error rule (status + keyword) → temporarily unschedulable for its
 // minutes instead. The upstream text kept on an account is cleaned: at most 500 bytes, no
 // control characters, nothing that looks like a credential. Network errors and 5xx leave no

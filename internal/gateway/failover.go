@@ -205,24 +205,35 @@ func (c *call) markAccount(acct *store.Account, f *provider.Failure, rule *store
 		until := now.Add(g.cfg.OverloadCooldown)
 		m.OverloadedUntil = &until
 	case f.Mark.Kind == provider.MarkVerify:
-		var ok bool
-		if m, ok = c.confirmRefusal(acct, note); !ok {
+		// The request waits for the call, then fails over. Requests refused meanwhile find
+		// the account claimed and fail over without a call of their own.
+		if !g.claimVerify(acct.ID, false) {
 			return
 		}
+		defer g.endVerify(acct.ID)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), verifyTimeout)
+		defer cancel()
+		g.verify(ctx, c.prov, acct, note)
+		return
 	case f.Mark.Kind == provider.MarkError:
 		status := store.StatusError
 		m.Status, m.ErrorMessage = &status, &note
 	default:
 		return
 	}
+	g.recordMark(acct.ID, m)
+}
+
+// recordMark writes an account's mark to the store that every node reads.
+func (g *Gateway) recordMark(id int64, m store.AccountMark) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	if err := g.store.MarkAccount(ctx, acct.ID, m); err != nil {
-		g.log.Error("marking an account failed", "account", acct.ID, "err", err)
+	if err := g.store.MarkAccount(ctx, id, m); err != nil {
+		g.log.Error("marking an account failed", "account", id, "err", err)
 		return
 	}
 	g.accounts.drop(nil) // this node at once; the others through the message below
-	if err := invalidate.Publish(ctx, g.coord, invalidate.Account, acct.ID); err != nil {
+	if err := invalidate.Publish(ctx, g.coord, invalidate.Account, id); err != nil {
 		g.log.Warn("publishing an account mark failed; other nodes see it when their cache expires", "err", err)
 	}
 }
@@ -231,25 +242,75 @@ func (c *call) markAccount(acct *store.Account, f *provider.Failure, rule *store
 // the confirming call got no clear answer either way.
 const unconfirmedPause = 5 * time.Minute
 
-// verifyTimeout bounds the confirming call, which the failed request waits for.
+// verifyTimeout bounds the confirming call.
 const verifyTimeout = 15 * time.Second
+
+// markMidStream marks the account for an error event that came after the stream's first
+// event. A refusal's confirming call runs in the background: the client's stream ends with
+// the error event at once instead of waiting up to verifyTimeout for it.
+func (c *call) markMidStream(acct *store.Account, f *provider.Failure) {
+	if f.Mark.Kind != provider.MarkVerify {
+		c.markAccount(acct, f, nil)
+		return
+	}
+	g, a, prov, note := c.g, *acct, c.prov, accountNote(acct, f) // copies: the request ends first
+	if !g.claimVerify(a.ID, true) {
+		return
+	}
+	go func() {
+		defer g.bg.Done()
+		defer g.endVerify(a.ID)
+		// The gateway's context, not the request's: the request is over long before, and
+		// Close cancels the call.
+		ctx, cancel := context.WithTimeout(g.life, verifyTimeout)
+		defer cancel()
+		g.verify(ctx, prov, &a, note)
+	}()
+}
+
+// claimVerify reserves the account's one confirming call on this node; false when one is
+// in flight already, or the gateway is closing. A background call joins g.bg.
+func (g *Gateway) claimVerify(id int64, background bool) bool {
+	g.verifyMu.Lock()
+	defer g.verifyMu.Unlock()
+	if g.closing || g.verifying[id] {
+		return false
+	}
+	g.verifying[id] = true
+	if background {
+		g.bg.Add(1) // under the lock, so never after Close began waiting
+	}
+	return true
+}
+
+func (g *Gateway) endVerify(id int64) {
+	g.verifyMu.Lock()
+	delete(g.verifying, id)
+	g.verifyMu.Unlock()
+}
+
+// verify makes the confirming call and records its verdict.
+func (g *Gateway) verify(ctx context.Context, prov provider.Provider, acct *store.Account, note string) {
+	m, ok := g.confirmRefusal(ctx, prov, acct, note)
+	if ok && g.life.Err() == nil { // a call cut short by Close says nothing about the account
+		g.recordMark(acct.ID, m)
+	}
+}
 
 // confirmRefusal asks the upstream, with one cheap call of the account's own (the model
 // list: no tokens, no client headers), whether the credentials it just refused still work.
 // Refused again: the error state, until an admin acts. Accepted: no mark, the refusal was
 // about that one request. Neither: a pause, not the error state, since a single request
 // must not take an account out for good. ok is false when nothing is to be recorded.
-func (c *call) confirmRefusal(acct *store.Account, note string) (m store.AccountMark, ok bool) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), verifyTimeout)
-	defer cancel()
-	status, err := c.checkCredentials(ctx, acct)
+func (g *Gateway) confirmRefusal(ctx context.Context, prov provider.Provider, acct *store.Account, note string) (m store.AccountMark, ok bool) {
+	status, err := g.checkCredentials(ctx, prov, acct)
 	switch {
 	case err == nil && (status == http.StatusUnauthorized || status == http.StatusForbidden):
 		st, msg := store.StatusError, clipText(note+" (confirmed by a second call)", maxNoteLen)
 		m.Status, m.ErrorMessage = &st, &msg
 		return m, true
 	case err == nil && status >= 200 && status <= 299:
-		c.g.log.InfoContext(ctx, "upstream refused an account's credentials for one request only; not marked",
+		g.log.InfoContext(ctx, "upstream refused an account's credentials for one request only; not marked",
 			"account", acct.ID, "note", note)
 		return m, false
 	}
@@ -257,19 +318,19 @@ func (c *call) confirmRefusal(acct *store.Account, note string) (m store.Account
 	if err != nil {
 		check = "confirming call failed: " + provider.CleanText(err.Error(), 200)
 	}
-	until := c.g.now().Add(unconfirmedPause)
+	until := g.now().Add(unconfirmedPause)
 	reason := clipText(note+"; "+check, maxNoteLen)
 	m.TempUnschedUntil, m.TempUnschedReason = &until, &reason
 	return m, true
 }
 
 // checkCredentials makes the confirming call and returns the upstream's status.
-func (c *call) checkCredentials(ctx context.Context, acct *store.Account) (int, error) {
-	req, err := c.prov.NewUpstreamRequest(ctx, provider.OpModels, provider.Target{Account: acct}, provider.Inbound{Header: http.Header{}}, nil)
+func (g *Gateway) checkCredentials(ctx context.Context, prov provider.Provider, acct *store.Account) (int, error) {
+	req, err := prov.NewUpstreamRequest(ctx, provider.OpModels, provider.Target{Account: acct}, provider.Inbound{Header: http.Header{}}, nil)
 	if err != nil {
 		return 0, fmt.Errorf("build the confirming call: %w", err)
 	}
-	rt, err := c.g.transportFor(ctx, acct)
+	rt, err := g.transportFor(ctx, acct)
 	if err != nil {
 		return 0, err
 	}

@@ -76,8 +76,15 @@ type Gateway struct {
 	metrics   *metrics
 	unpriced  sync.Map // models already warned about
 
-	stop      context.CancelFunc
-	bg        sync.WaitGroup
+	// life ends at Close; work that outlives its request (a confirming call) runs under it.
+	life context.Context
+	stop context.CancelFunc
+	bg   sync.WaitGroup
+	// verifying holds the accounts with a confirming call in flight on this node (one per
+	// account); closing refuses new ones once Close has begun (failover.go).
+	verifyMu  sync.Mutex
+	verifying map[int64]bool
+	closing   bool
 	closeOnce sync.Once
 }
 
@@ -119,13 +126,14 @@ func New(opts Options) (*Gateway, error) {
 		upstreams: newTransports(cfg),
 		bodies:    &bodyBudget{max: cfg.BodyBytesInFlight},
 		metrics:   m,
+		verifying: make(map[int64]bool),
 	}
 	g.biller = newBiller(opts.Store, opts.Coord, cfg, g.log, m, g.auth)
 	m.queueDepth(g.biller.depth)
 	m.bodyBytes(g.bodies)
 
 	ctx, stop := context.WithCancel(context.Background())
-	g.stop = stop
+	g.life, g.stop = ctx, stop
 	events, err := g.coord.Subscribe(ctx, invalidationChannel)
 	if err != nil {
 		stop()
@@ -151,6 +159,9 @@ func (g *Gateway) Close(ctx context.Context) error {
 	var err error
 	g.closeOnce.Do(func() {
 		err = g.biller.close(ctx)
+		g.verifyMu.Lock()
+		g.closing = true
+		g.verifyMu.Unlock()
 		g.stop()
 		g.bg.Wait()
 		g.upstreams.closeIdle()

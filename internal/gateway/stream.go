@@ -59,7 +59,7 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 		if meter.Event(ev.Name, ev.Data) && !sawError {
 			sawError = true
 			f := c.prov.ClassifyEvent(ev.Data, c.g.now())
-			c.markAccount(res.account, &f, nil)
+			c.markMidStream(res.account, &f)
 		}
 		out.relay(ev.Raw)
 	}

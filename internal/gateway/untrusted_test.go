@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -181,6 +182,131 @@ func TestRevokedAccountIsConfirmedDead(t *testing.T) {
 	if got.Status != store.StatusError || !strings.Contains(got.ErrorMessage, "401") || !strings.Contains(got.ErrorMessage, "invalid x-api-key") {
 		t.Fatalf("status %q: %q", got.Status, got.ErrorMessage)
 	}
+}
+
+// midStreamRefusal scripts key to refuse its credentials in an error event after three
+// stream events, and to hold the confirming call (the model list) until the test releases it.
+func midStreamRefusal(t *testing.T, e *env, key string) {
+	t.Helper()
+	if err := e.Mock.SetScript(key, mockupstream.Script{Events: 10, HoldModels: true, Fail: &mockupstream.Failure{
+		Kind: mockupstream.FailError, After: 3, ErrorType: "authentication_error", Message: "invalid x-api-key"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// modelChecks counts the confirming calls (GET /v1/models) the mock received with key.
+func modelChecks(m *mockupstream.Server, key string) int {
+	n := 0
+	for _, r := range m.Requests(key, 0) {
+		if r.Path == "/v1/models" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestMidStreamRefusalEndsStreamAtOnce: a 401 that arrives as an error event in an open
+// stream ends the client's stream with that one event while the confirming call is still
+// unanswered; the call, run in the background after the request is over, still decides.
+func TestMidStreamRefusalEndsStreamAtOnce(t *testing.T) {
+	e := newEnv(t, testConfig(), gatewaytest.TenantOptions{})
+	a := e.account(t, "up-refused-mid-stream", nil)
+	midStreamRefusal(t, e, "up-refused-mid-stream")
+	body := readBody(t, e.post(t, "/v1/messages", streamBody, nil)) // to the stream's end
+	if n := strings.Count(string(body), "event: error"); n != 1 || !strings.HasSuffix(string(body), "}\n\n") ||
+		strings.LastIndex(string(body), "event: ") != strings.LastIndex(string(body), "event: error") {
+		t.Fatalf("want a stream ending with its one error event (%d):\n%s", n, body)
+	}
+	waitFor(t, func() bool { return modelChecks(e.Mock, "up-refused-mid-stream") == 1 })
+	if st := e.Mock.Stats("up-refused-mid-stream"); st.InFlight != 1 {
+		t.Fatalf("the confirming call is not held open after the stream ended: %+v", st)
+	}
+	e.untouched(t, a)
+
+	// Now the check is refused too: the account goes to the error state.
+	if err := e.Mock.SetScript("up-refused-mid-stream", mockupstream.Script{Revoked: true, HoldModels: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.Mock.ReleaseModels("up-refused-mid-stream")
+	waitFor(t, func() bool {
+		return gatewaytest.Account(t, e.Store, a.ID).Status == store.StatusError
+	})
+	if got := gatewaytest.Account(t, e.Store, a.ID); !strings.Contains(got.ErrorMessage, "confirmed by a second call") {
+		t.Errorf("error message %q", got.ErrorMessage)
+	}
+}
+
+// TestCloseCancelsBackgroundCheck: Close ends a confirming call still running in the
+// background, and the cut-short call marks nothing.
+func TestCloseCancelsBackgroundCheck(t *testing.T) {
+	e := newEnv(t, testConfig(), gatewaytest.TenantOptions{})
+	a := e.account(t, "up-refused-at-close", nil)
+	midStreamRefusal(t, e, "up-refused-at-close")
+	readBody(t, e.post(t, "/v1/messages", streamBody, nil))
+	waitFor(t, func() bool { return e.Mock.Stats("up-refused-at-close").InFlight == 1 })
+	e.node.Close(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.Mock.WaitIdle(ctx); err != nil {
+		t.Fatalf("the confirming call outlived Close: %v", err)
+	}
+	e.untouched(t, a)
+}
+
+// TestConcurrentRefusalsShareOneCheck: many requests refused by one account at the same
+// time cause one confirming call, not one each; the others fail over at once without
+// waiting for it.
+func TestConcurrentRefusalsShareOneCheck(t *testing.T) {
+	e := newEnv(t, testConfig(), gatewaytest.TenantOptions{})
+	refusing := e.account(t, "up-refusing", func(a *store.Account) { a.Priority = 10 })
+	e.account(t, "up-ok", func(a *store.Account) { a.Priority = 20 })
+	if err := e.Mock.SetScript("up-refusing", mockupstream.Script{Fail: &mockupstream.Failure{Status: 401}, HoldModels: true}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	statuses := make(chan int, n)
+	for range n {
+		go func() {
+			req, _ := http.NewRequest(http.MethodPost, e.node.URL+"/v1/messages", strings.NewReader(jsonBody))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Anthropic-Version", "2023-06-01")
+			req.Header.Set("X-Api-Key", e.tenant.Secret)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				statuses <- -1
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	// While the one check is held, every request but the one that made it is answered.
+	timeout := time.After(30 * time.Second)
+	for i := range n - 1 {
+		select {
+		case code := <-statuses:
+			if code != http.StatusOK {
+				t.Fatalf("request %d: status %d", i, code)
+			}
+		case <-timeout:
+			t.Fatalf("only %d of %d requests answered while the check was held", i, n-1)
+		}
+	}
+	if got := modelChecks(e.Mock, "up-refusing"); got != 1 {
+		t.Fatalf("%d confirming calls in flight, want 1", got)
+	}
+	e.Mock.ReleaseModels("up-refusing")
+	if code := <-statuses; code != http.StatusOK {
+		t.Fatalf("the checking request: status %d", code)
+	}
+	if err := e.Mock.WaitIdle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, msgs := modelChecks(e.Mock, "up-refusing"), len(e.Mock.Requests("up-refusing", 0))-1; got != 1 || msgs != n {
+		t.Errorf("%d confirming calls for %d refused requests, want 1 for %d", got, msgs, n)
+	}
+	e.untouched(t, refusing) // the check was answered 200: the refusal was one request's
 }
 
 // TestStoredUpstreamTextIsClean: the upstream text an account's state keeps is bounded, has

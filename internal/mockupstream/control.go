@@ -40,6 +40,7 @@ type RecordedRequestJSON struct {
 //	DELETE /_mock/script?key=K            the key returns to the default script
 //	GET    /_mock/stats?key=K             Stats of K; without key: {"key": Stats, ...}
 //	GET    /_mock/idle?timeout=D          waits (default 10s) until nothing is in flight
+//	POST   /_mock/release?key=K           K's held model-list answers go out (Script.HoldModels)
 //	POST   /_mock/reset                   everything back to the state after start
 //	POST   /_mock/reset?key=K             K's script, counters and recorded requests
 //	POST   /_mock/reset?key=K&peak=1      only K's peak in flight
@@ -104,6 +105,13 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 			controlError(w, http.StatusGatewayTimeout, err)
 			return
 		}
+		controlJSON(w, map[string]bool{"ok": true})
+	case "POST release":
+		if key == "" {
+			controlError(w, http.StatusBadRequest, fmt.Errorf("release: key is required"))
+			return
+		}
+		s.ReleaseModels(key)
 		controlJSON(w, map[string]bool{"ok": true})
 	case "POST reset":
 		switch {

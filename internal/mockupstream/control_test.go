@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // ctl calls a control endpoint and decodes its JSON answer into out (when not nil).
@@ -140,5 +141,53 @@ func TestScriptJSONRoundTrip(t *testing.T) {
 	}
 	if err := out.UnmarshalJSON([]byte(`{"latency":0.25}`)); err != nil || out.Latency != 250e6 {
 		t.Errorf("latency as seconds: %v %v", out.Latency, err)
+	}
+}
+
+// TestHoldModels: a held model list is counted and recorded at once and answered only on
+// release, by the script in force then (a key revoked meanwhile gets its 401); other
+// endpoints are not held.
+func TestHoldModels(t *testing.T) {
+	s := mustStart(t, Options{})
+	if code := ctl(t, s, "POST", "/_mock/script", `{"key":"k","script":{"hold_models":true}}`, nil); code != 200 {
+		t.Fatalf("set script: %d", code)
+	}
+	status := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", s.URL()+"/v1/models", nil)
+		req.Header.Set("X-Api-Key", "k")
+		req.Header.Set("Anthropic-Version", "2023-06-01")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			status <- -1
+			return
+		}
+		resp.Body.Close()
+		status <- resp.StatusCode
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats("k").InFlight != 1 || len(s.Requests("k", 0)) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the model list never arrived: %+v", s.Stats("k"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	resp := call(t, context.Background(), "POST", s.URL()+"/v1/messages", "k", simpleBody, nil)
+	if readAll(t, resp); resp.StatusCode != 200 {
+		t.Errorf("a message was held or failed: %d", resp.StatusCode)
+	}
+	if err := s.SetScript("k", Script{HoldModels: true, Revoked: true}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-status:
+		t.Fatalf("the model list was answered (%d) before its release", code)
+	default:
+	}
+	if code := ctl(t, s, "POST", "/_mock/release?key=k", "", nil); code != 200 {
+		t.Fatalf("release: %d", code)
+	}
+	if code := <-status; code != http.StatusUnauthorized {
+		t.Errorf("released model list: %d, want the revoked key's 401", code)
 	}
 }

@@ -71,7 +71,9 @@
 // connection reset before any byte, a mid-stream `event: error` after K events, a stall
 // after K events, or a connection reset after K events; for every request, or for the
 // next FailTimes requests it applies to. A Script with Revoked answers every request of the
-// key, on every endpoint, with the provider's 401 for an invalid key.
+// key, on every endpoint, with the provider's 401 for an invalid key. A Script with HoldModels
+// holds the key's model-list answers (counted and recorded already) until ReleaseModels (POST
+// /_mock/release?key=K): a test decides when a caller's check of a key is answered.
 //
 // # Per-request directives
 //

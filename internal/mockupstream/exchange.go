@@ -71,8 +71,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, n uint64, reqI
 		e.entry.Aborted = true // the peer did not finish sending
 		return
 	}
+	if endpoint == endpointModels && !e.holdModels() {
+		return
+	}
 	st.mu.Lock()
-	revoked := st.script.Revoked
+	revoked := st.script.Revoked // after the hold: a test may revoke the key meanwhile
 	st.mu.Unlock()
 	if revoked {
 		e.fail(http.StatusUnauthorized, d.errorType(http.StatusUnauthorized), d.invalidKey)
@@ -102,6 +105,25 @@ func (e *exchange) finish() {
 		e.s.appendLog(e.entry)
 	}
 	e.st.end()
+}
+
+// holdModels waits while the key's script holds model-list answers; false when the peer
+// left or the server closes meanwhile.
+func (e *exchange) holdModels() bool {
+	e.st.mu.Lock()
+	gate := e.st.modelsGate
+	e.st.mu.Unlock()
+	if gate == nil {
+		return true
+	}
+	select {
+	case <-gate:
+		return true
+	case <-e.r.Context().Done():
+		e.entry.Aborted = true
+	case <-e.s.done:
+	}
+	return false
 }
 
 // fail answers with an error body in the provider's format.

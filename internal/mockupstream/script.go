@@ -157,6 +157,11 @@ type Script struct {
 	// Revoked makes the key invalid: every request with it, on every endpoint (the model
 	// list included), is answered 401 in the provider's format, as for a revoked key.
 	Revoked bool
+	// HoldModels makes the key's model-list requests (GET /v1/models and the like) wait,
+	// counted and recorded, until ReleaseModels, the peer leaves or the server closes; a test
+	// so decides when a caller's check of its key is answered. Setting a script without it
+	// releases them too.
+	HoldModels bool
 }
 
 func (sc *Script) validate() error {
@@ -370,14 +375,15 @@ func parseUsage(s string) (Usage, error) {
 // scriptJSON is a Script on the wire of POST /_mock/script: durations as strings
 // ("5ms", "2s") or numbers of seconds.
 type scriptJSON struct {
-	Latency   jsonDuration `json:"latency,omitzero"`
-	Events    int          `json:"events,omitempty"`
-	Interval  jsonDuration `json:"interval,omitzero"`
-	Usage     *Usage       `json:"usage,omitempty"`
-	Seed      uint64       `json:"seed,omitempty"`
-	Fail      *failureJSON `json:"fail,omitempty"`
-	FailTimes int          `json:"fail_times,omitempty"`
-	Revoked   bool         `json:"revoked,omitempty"`
+	Latency    jsonDuration `json:"latency,omitzero"`
+	Events     int          `json:"events,omitempty"`
+	Interval   jsonDuration `json:"interval,omitzero"`
+	Usage      *Usage       `json:"usage,omitempty"`
+	Seed       uint64       `json:"seed,omitempty"`
+	Fail       *failureJSON `json:"fail,omitempty"`
+	FailTimes  int          `json:"fail_times,omitempty"`
+	Revoked    bool         `json:"revoked,omitempty"`
+	HoldModels bool         `json:"hold_models,omitempty"`
 }
 
 type failureJSON struct {
@@ -396,6 +402,7 @@ func (sc Script) MarshalJSON() ([]byte, error) {
 	w := scriptJSON{
 		Latency: jsonDuration(sc.Latency), Events: sc.Events, Interval: jsonDuration(sc.Interval),
 		Usage: sc.Usage, Seed: sc.Seed, FailTimes: sc.FailTimes, Revoked: sc.Revoked,
+		HoldModels: sc.HoldModels,
 	}
 	if f := sc.Fail; f != nil {
 		w.Fail = &failureJSON{
@@ -418,6 +425,7 @@ func (sc *Script) UnmarshalJSON(data []byte) error {
 	*sc = Script{
 		Latency: time.Duration(w.Latency), Events: w.Events, Interval: time.Duration(w.Interval),
 		Usage: w.Usage, Seed: w.Seed, FailTimes: w.FailTimes, Revoked: w.Revoked,
+		HoldModels: w.HoldModels,
 	}
 	if f := w.Fail; f != nil {
 		sc.Fail = &Failure{

@@ -246,6 +246,15 @@ func (s *Server) SetScript(key string, sc Script) error {
 	return nil
 }
 
+// ReleaseModels answers the key's model-list requests held by Script.HoldModels, and every
+// later one until the key's script is set again.
+func (s *Server) ReleaseModels(key string) {
+	st := s.state(key)
+	st.mu.Lock()
+	st.releaseModels()
+	st.mu.Unlock()
+}
+
 // ClearScript returns the key to the default script.
 func (s *Server) ClearScript(key string) {
 	st := s.state(key)

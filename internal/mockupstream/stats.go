@@ -75,11 +75,28 @@ type keyState struct {
 	own      bool // the script was set for this key (not inherited from the default)
 	script   Script
 	failLeft int // with script.FailTimes > 0: failures still to serve
-	recent   ring[RecordedRequest]
+	// modelsGate, open while script.HoldModels, holds model-list answers until closed.
+	modelsGate chan struct{}
+	recent     ring[RecordedRequest]
 }
 
 func (st *keyState) setScript(sc Script, own bool) {
 	st.script, st.own, st.failLeft = sc, own, sc.FailTimes
+	switch {
+	case sc.HoldModels && st.modelsGate == nil:
+		st.modelsGate = make(chan struct{})
+	case !sc.HoldModels:
+		st.releaseModels()
+	}
+}
+
+// releaseModels answers the held model-list requests, and later ones until the script is
+// set again.
+func (st *keyState) releaseModels() {
+	if st.modelsGate != nil {
+		close(st.modelsGate)
+		st.modelsGate = nil
+	}
 }
 
 func (st *keyState) begin() {
