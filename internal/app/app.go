@@ -194,6 +194,11 @@ func (m *Main) handler() (http.Handler, error) {
 		Logger:       m.logger,
 		Registration: func() bool { return m.cfg.RegistrationEnabled },
 		Upstreams:    netguard.New(m.cfg.UpstreamAllowedNetworks),
+
+		LoginMaxFailures:   m.cfg.LoginMaxFailuresPerEmail,
+		LoginMaxPerAddress: m.cfg.LoginMaxFailuresPerAddress,
+		LoginWindow:        m.cfg.LoginWindow,
+		Passwords:          secret.NewPasswordGate(secret.GateOptions{Max: m.cfg.PasswordHashConcurrency}),
 	}))
 	if err := m.mountGateway(mux); err != nil {
 		return nil, err

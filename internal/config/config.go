@@ -93,6 +93,11 @@ type Config struct {
 	AdminEmail          string
 	AdminPassword       string
 	RegistrationEnabled bool
+	// Failed-login limits (LOGIN_*) and this node's password hashing bound; 0 = automatic.
+	LoginMaxFailuresPerEmail   int
+	LoginMaxFailuresPerAddress int
+	LoginWindow                time.Duration
+	PasswordHashConcurrency    int
 
 	TZ        string
 	LogFormat string // json | text
@@ -307,6 +312,9 @@ func (c Config) Validate() error {
 	}
 	if c.GatewayBodyBytesInFlight < c.MaxBodyBytes {
 		add("GATEWAY_BODY_BYTES_IN_FLIGHT (%d) must be at least MAX_BODY_BYTES (%d), or no body of the largest size could be read", c.GatewayBodyBytesInFlight, c.MaxBodyBytes)
+	}
+	if c.LoginWindow > 24*time.Hour {
+		add("LOGIN_WINDOW (%s) must be at most 24h: a longer lock lets anyone who knows an e-mail keep its owner out for that long", c.LoginWindow)
 	}
 	if c.DatabaseMaxIdleConns > c.DatabaseMaxOpenConns {
 		add("DATABASE_MAX_IDLE_CONNS (%d) must not exceed DATABASE_MAX_OPEN_CONNS (%d)", c.DatabaseMaxIdleConns, c.DatabaseMaxOpenConns)

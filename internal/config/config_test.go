@@ -525,3 +525,25 @@ func TestTableCoversConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestLoginProtectionSettings(t *testing.T) {
+	c := mustLoad(t, nil)
+	if c.LoginMaxFailuresPerEmail != 10 || c.LoginMaxFailuresPerAddress != 50 || c.LoginWindow != 15*time.Minute || c.PasswordHashConcurrency != 0 {
+		t.Errorf("defaults = %d, %d, %s, %d; want 10, 50, 15m0s, 0 (automatic)",
+			c.LoginMaxFailuresPerEmail, c.LoginMaxFailuresPerAddress, c.LoginWindow, c.PasswordHashConcurrency)
+	}
+	c = mustLoad(t, map[string]string{"LOGIN_MAX_FAILURES_PER_EMAIL": "3", "LOGIN_MAX_FAILURES_PER_ADDRESS": "200",
+		"LOGIN_WINDOW": "1h", "PASSWORD_HASH_CONCURRENCY": "4"})
+	if c.LoginMaxFailuresPerEmail != 3 || c.LoginMaxFailuresPerAddress != 200 || c.LoginWindow != time.Hour || c.PasswordHashConcurrency != 4 {
+		t.Errorf("parsed = %d, %d, %s, %d; want 3, 200, 1h0m0s, 4",
+			c.LoginMaxFailuresPerEmail, c.LoginMaxFailuresPerAddress, c.LoginWindow, c.PasswordHashConcurrency)
+	}
+	if c := mustLoad(t, map[string]string{"LOGIN_WINDOW": "24h"}); c.LoginWindow != 24*time.Hour {
+		t.Errorf("LOGIN_WINDOW=24h parsed as %s", c.LoginWindow)
+	}
+	// A zero limit would lock every login out; a day-long lock lets anyone keep an owner out.
+	wantRefused(t, map[string]string{"LOGIN_MAX_FAILURES_PER_EMAIL": "0"}, "LOGIN_MAX_FAILURES_PER_EMAIL", "from 1 to 1000")
+	wantRefused(t, map[string]string{"LOGIN_MAX_FAILURES_PER_ADDRESS": "0"}, "LOGIN_MAX_FAILURES_PER_ADDRESS")
+	wantRefused(t, map[string]string{"LOGIN_WINDOW": "25h"}, "LOGIN_WINDOW", "at most 24h")
+	wantRefused(t, map[string]string{"PASSWORD_HASH_CONCURRENCY": "65"}, "PASSWORD_HASH_CONCURRENCY", "from 0 to 64")
+}

@@ -156,6 +156,17 @@ func Vars() []Var {
 			field: func(c *Config) any { return &c.AdminPassword }},
 		{Name: "REGISTRATION_ENABLED", Default: "false", Doc: "Whether anyone may register a user account.",
 			field: func(c *Config) any { return &c.RegistrationEnabled }},
+		{Name: "LOGIN_MAX_FAILURES_PER_EMAIL", Default: "10", Min: 1, Max: 1000,
+			Doc:   "Failed logins to one e-mail, across all nodes, within LOGIN_WINDOW; further attempts get 429 until the window ends.",
+			field: func(c *Config) any { return &c.LoginMaxFailuresPerEmail }},
+		{Name: "LOGIN_MAX_FAILURES_PER_ADDRESS", Default: "50", Min: 1, Max: 100000,
+			Doc:   "Failed logins from one client address (an IPv6 /64), across all nodes, within LOGIN_WINDOW; further attempts get 429 until the window ends.",
+			field: func(c *Config) any { return &c.LoginMaxFailuresPerAddress }},
+		{Name: "LOGIN_WINDOW", Default: "15m", Doc: "Window of the failed-login limits, and how long a locked e-mail or address stays locked (at most 24h).",
+			field: func(c *Config) any { return &c.LoginWindow }},
+		{Name: "PASSWORD_HASH_CONCURRENCY", Default: "0", Min: 0, Max: 64,
+			Doc:   "Password hashes (logins, sign-ups) one node computes at once, each holding 19 MiB; more wait up to 2s, then get a retryable 503. 0 = the CPU count, from 2 to 8.",
+			field: func(c *Config) any { return &c.PasswordHashConcurrency }},
 
 		// Logs.
 		{Name: "TZ", check: checkTZ, Doc: "IANA time zone of log timestamps (Asia/Shanghai); the ledger is always UTC. Empty = the system zone.",
