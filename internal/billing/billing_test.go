@@ -1,7 +1,9 @@
 package billing
 
 import (
+	"bytes"
 	"compress/gzip"
+	"io"
 	"math"
 	"math/big"
 	"math/rand/v2"
@@ -32,11 +34,14 @@ func mustLookup(tb testing.TB, t *Table, model string) Price {
 	return p
 }
 
-// loadLiteLLM loads the January 2026 copy of LiteLLM's price file
+// liteLLMFile is the January 2026 copy of LiteLLM's price file
 // (BerriAI/litellm model_prices_and_context_window.json, MIT), gzipped.
-func loadLiteLLM(tb testing.TB) *Table {
+const liteLLMFile = "testdata/litellm_model_prices_2026-01.json.gz"
+
+// readLiteLLM returns the decompressed LiteLLM price file.
+func readLiteLLM(tb testing.TB) []byte {
 	tb.Helper()
-	f, err := os.Open("testdata/litellm_model_prices_2026-01.json.gz")
+	f, err := os.Open(liteLLMFile)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -45,7 +50,17 @@ func loadLiteLLM(tb testing.TB) *Table {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	t, err := Load(zr)
+	data, err := io.ReadAll(zr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return data
+}
+
+// loadLiteLLM loads the LiteLLM price file.
+func loadLiteLLM(tb testing.TB) *Table {
+	tb.Helper()
+	t, err := Load(bytes.NewReader(readLiteLLM(tb)))
 	if err != nil {
 		tb.Fatalf("Load(LiteLLM file): %v", err)
 	}
@@ -122,13 +137,15 @@ func TestDefaultCoversCurrentModels(t *testing.T) {
 		{"claude-sonnet-4-6", Rates{Input: 3e6, CacheWrite5m: 3_750_000, CacheWrite1h: 6e6, CacheRead: 300_000, Output: 15e6}},
 		{"claude-haiku-4-5-20251001", Rates{Input: 1e6, CacheWrite5m: 1_250_000, CacheWrite1h: 2e6, CacheRead: 100_000, Output: 5e6}},
 		{"claude-mythos-5-2", Rates{Input: 8e6, CacheWrite5m: 10e6, CacheWrite1h: 16e6, CacheRead: 200_000, Output: 40e6}},
-		// OpenAI: no cache-write price published → 1.25× input (documented default).
-		{"gpt-6.1-sol", Rates{Input: 2e6, CacheWrite5m: 2_500_000, CacheWrite1h: 4e6, CacheRead: 100_000, Output: 10e6}},
-		// gpt-6-astra publishes no cached price → 0.1× input.
-		{"gpt-6-astra", Rates{Input: 10e6, CacheWrite5m: 12_500_000, CacheWrite1h: 20e6, CacheRead: 1e6, Output: 50e6}},
-		{"gpt-5-mini", Rates{Input: 250_000, CacheWrite5m: 312_500, CacheWrite1h: 500_000, CacheRead: 25_000, Output: 2e6}},
-		{"gemini-3.8-flash", Rates{Input: 750_000, CacheWrite5m: 937_500, CacheWrite1h: 1_500_000, CacheRead: 75_000, Output: 3_750_000}},
-		{"gemini-2.5-flash-lite", Rates{Input: 100_000, CacheWrite5m: 125_000, CacheWrite1h: 200_000, CacheRead: 10_000, Output: 400_000}},
+		// OpenAI and Gemini entries carry every rate: no cache-write surcharge (writes bill as
+		// input) unless published, as for gpt-6-sol.
+		{"gpt-6.1-sol", Rates{Input: 2e6, CacheWrite5m: 2e6, CacheWrite1h: 2e6, CacheRead: 100_000, Output: 10e6}},
+		{"gpt-6-sol", Rates{Input: 2e6, CacheWrite5m: 2_500_000, CacheWrite1h: 2_500_000, CacheRead: 200_000, Output: 10e6}},
+		// gpt-6-astra publishes no cached price → 0.1× input, the family's rule.
+		{"gpt-6-astra", Rates{Input: 10e6, CacheWrite5m: 10e6, CacheWrite1h: 10e6, CacheRead: 1e6, Output: 50e6}},
+		{"gpt-5-mini", Rates{Input: 250_000, CacheWrite5m: 250_000, CacheWrite1h: 250_000, CacheRead: 25_000, Output: 2e6}},
+		{"gemini-3.8-flash", Rates{Input: 750_000, CacheWrite5m: 750_000, CacheWrite1h: 750_000, CacheRead: 75_000, Output: 3_750_000}},
+		{"gemini-2.5-flash-lite", Rates{Input: 100_000, CacheWrite5m: 100_000, CacheWrite1h: 100_000, CacheRead: 10_000, Output: 400_000}},
 	}
 	for _, tt := range tests {
 		if p := mustLookup(t, table, tt.model); p.Rates != tt.want {
@@ -160,7 +177,7 @@ func TestTiers(t *testing.T) {
 	})
 	t.Run("GPT272k", func(t *testing.T) {
 		p := mustLookup(t, table, "gpt-6-sol")
-		want := Rates{Input: 4e6, Output: 15e6, CacheWrite5m: 5e6, CacheWrite1h: 8e6, CacheRead: 400_000}
+		want := Rates{Input: 4e6, Output: 15e6, CacheWrite5m: 5e6, CacheWrite1h: 5e6, CacheRead: 400_000}
 		if got := p.RatesFor(272_001); got != want {
 			t.Errorf("gpt-6-sol above 272k = %+v, want %+v", got, want)
 		}

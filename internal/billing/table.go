@@ -140,11 +140,20 @@ func (t *Table) index() {
 }
 
 // Merge returns a table holding t's entries with over's added; an entry in
-// both is over's, whole (fields are not mixed between the two).
+// both is over's, whole (fields are not mixed between the two). Entries are
+// the same model when their names match ignoring case and a provider prefix
+// ("gemini/gemini-2.5-pro" in LiteLLM's file replaces the built-in
+// "gemini-2.5-pro"), so an override always wins the lookup.
 func (t *Table) Merge(over *Table) *Table {
 	m := &Table{prices: make(map[string]Price, len(t.prices)+len(over.prices))}
+	replaced := make(map[string]bool, len(over.prices))
+	for k := range over.prices {
+		replaced[bareName(k)] = true
+	}
 	for k, p := range t.prices {
-		m.prices[k] = p
+		if !replaced[bareName(k)] {
+			m.prices[k] = p
+		}
 	}
 	for k, p := range over.prices {
 		m.prices[k] = p
@@ -351,6 +360,18 @@ func (t *Table) Lookup(model string) (Price, bool) {
 }
 
 var lookupPrefixes = [...]string{"anthropic/", "openai/", "gemini/"}
+
+// bareName is a table key lower-cased and without one of lookupPrefixes: the
+// name Lookup reaches it by.
+func bareName(key string) string {
+	k := strings.ToLower(key)
+	for _, prefix := range lookupPrefixes {
+		if rest, ok := strings.CutPrefix(k, prefix); ok {
+			return rest
+		}
+	}
+	return k
+}
 
 // find tries name as a key, case-insensitively, then under each prefix.
 func (t *Table) find(name string) (Price, bool) {
