@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/fluxcode/fluxcode/internal/invalidate"
 	"github.com/fluxcode/fluxcode/internal/store"
@@ -158,6 +160,10 @@ func checkCredentials(accType string, in *credentialsIn) (store.Credentials, err
 	for k, v := range c.Extra {
 		if k == "" || len(k) > maxNameLen || len(v) > maxCredentialLen {
 			return c, invalid("credentials.extra", "credentials.extra has an empty or oversized entry")
+		}
+		// OpenAI accounts send these as the OpenAI-Organization and OpenAI-Project headers.
+		if (k == "organization" || k == "project") && strings.ContainsFunc(v, unicode.IsControl) {
+			return c, invalid("credentials.extra", "credentials.extra.%s must not contain control characters", k)
 		}
 	}
 	switch {

@@ -9,6 +9,7 @@ import (
 	"github.com/fluxcode/fluxcode/internal/gateway"
 	"github.com/fluxcode/fluxcode/internal/provider"
 	"github.com/fluxcode/fluxcode/internal/provider/anthropic"
+	"github.com/fluxcode/fluxcode/internal/provider/openai"
 )
 
 // mountGateway starts the relay with its providers and registers their routes (and the
@@ -22,7 +23,7 @@ func (m *Main) mountGateway(mux *http.ServeMux) error {
 	}
 	g, err := gateway.New(gateway.Options{
 		// OpenAI and Gemini join here.
-		Providers: []provider.Provider{anthropic.New()},
+		Providers: []provider.Provider{anthropic.New(), openai.New()},
 		Store:     m.store,
 		Coord:     m.coord,
 		Keys:      m.keys,

@@ -34,7 +34,7 @@ const (
 type call struct {
 	g     *Gateway
 	route *route
-	prov  provider.Provider // the protocol answering: the route's first until the key's group settles it
+	prov  provider.Provider // the protocol answering: chosen by the key's place until its group settles it
 	op    provider.Operation
 	w     http.ResponseWriter
 	rc    *http.ResponseController
@@ -70,7 +70,7 @@ type call struct {
 }
 
 func (g *Gateway) newCall(w http.ResponseWriter, r *http.Request, rt *route) *call {
-	c := &call{g: g, route: rt, prov: rt.provs[0], op: rt.op, w: w, rc: http.NewResponseController(w), r: r,
+	c := &call{g: g, route: rt, op: rt.op, w: w, rc: http.NewResponseController(w), r: r,
 		id: newRequestID(), start: g.now(), outcome: outcomeOK}
 	w.Header().Set(HeaderRequestID, c.id)
 	// One id from the edge to the ledger: the logs, the access line and the error body all
@@ -78,20 +78,23 @@ func (g *Gateway) newCall(w http.ResponseWriter, r *http.Request, rt *route) *ca
 	if edge := httpx.Rename(r.Context(), w, c.id); edge != "" {
 		g.log.DebugContext(r.Context(), "gateway request", "edge_request_id", edge)
 	}
-	c.key, c.in = takeKey(rt.keys, r)
+	var place provider.KeyPlace
+	c.key, place, c.in = takeKey(rt.keys, r)
+	c.prov = rt.byKeyPlace(place)
 	return c
 }
 
-// takeKey returns the API key found in the first of places that holds one, and the request
-// without any of them: the headers lose every key header, the query every key parameter.
-func takeKey(places []provider.KeyPlace, r *http.Request) (string, provider.Inbound) {
-	key := provider.KeyOf(places, r.Header, func(name string) string { return r.URL.Query().Get(name) })
+// takeKey returns the API key found in the first of places that holds one, that place, and
+// the request without any of them: the headers lose every key header, the query every key
+// parameter.
+func takeKey(places []provider.KeyPlace, r *http.Request) (string, provider.KeyPlace, provider.Inbound) {
+	key, place := provider.FindKey(places, r.Header, func(name string) string { return r.URL.Query().Get(name) })
 	for _, p := range places {
 		if p.Header != "" {
 			r.Header.Del(p.Header)
 		}
 	}
-	return key, provider.Inbound{Header: r.Header, Path: r.URL.Path, RawQuery: provider.WithoutKeys(places, r.URL.RawQuery)}
+	return key, place, provider.Inbound{Header: r.Header, Path: r.URL.Path, RawQuery: provider.WithoutKeys(places, r.URL.RawQuery)}
 }
 
 // releaseHeld gives back every slot the request holds (one coordinator call).

@@ -39,7 +39,7 @@ func (c *call) fail(kind provider.ErrorKind, status int, message, reject string)
 	}
 	if c.committed {
 		if c.sse {
-			c.writeEvent(c.prov.ErrorEvent(kind, message, c.id))
+			c.writeEvent(c.errorEvent(kind, message))
 		}
 		return
 	}

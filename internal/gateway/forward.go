@@ -165,7 +165,7 @@ func (c *call) passThrough(resp *http.Response, body []byte, f provider.Failure)
 	}
 	if c.committed { // the client is already receiving pings: the answer must be an event
 		if c.sse {
-			c.writeEvent(c.prov.ErrorEvent(f.Kind, f.Message, c.id))
+			c.writeEvent(c.errorEvent(f.Kind, f.Message))
 		}
 		return
 	}

@@ -10,7 +10,12 @@ import (
 
 // route is one row of the route table: a ServeMux pattern, the operation and the providers
 // that serve it. A route has several providers when protocols share a path (GET /v1/models
-// for Anthropic and OpenAI); the key's group then names the one that answers (call.choose).
+// and the /v1/ 404 subtree, for Anthropic and OpenAI). Who answers a shared route:
+//   - the platform of the key's group, once the key is known (call.choose; for a 404,
+//     call.chooseByKey), so a Claude Code key sent as a bearer token gets Anthropic's shape;
+//   - before that, or with no valid key, the place the key came in (byKeyPlace): the
+//     provider whose clients put it there first (x-api-key: Anthropic; Authorization:
+//     Bearer: OpenAI), else the route's first provider (no key at all).
 type route struct {
 	pattern string
 	op      provider.Operation
@@ -59,11 +64,43 @@ func (g *Gateway) handler(rt *route) http.HandlerFunc {
 		provider.OpCountTokens: g.serveCountTokens,
 		provider.OpModels:      g.serveModels,
 		provider.OpNotFound:    g.serveNotFound,
+		provider.OpWebSocket:   g.serveWebSocket,
 	}[rt.op]
 	return func(w http.ResponseWriter, r *http.Request) {
 		c := g.newCall(w, r, rt)
 		defer c.finish()
 		serve(c)
+	}
+}
+
+// byKeyPlace is the provider that answers before the key's group is known: the first of the
+// route's providers that lists place as its first key place, else the route's first.
+func (rt *route) byKeyPlace(place provider.KeyPlace) provider.Provider {
+	if len(rt.provs) > 1 && place != (provider.KeyPlace{}) {
+		for _, p := range rt.provs {
+			if kp := p.KeyPlaces(); len(kp) > 0 && kp[0] == place {
+				return p
+			}
+		}
+	}
+	return rt.provs[0]
+}
+
+// chooseByKey settles the provider of a shared route that answers without authenticating
+// (a 404): the platform of the key's group when the key is valid, else the one byKeyPlace
+// chose. The key lookup is the node's cached one; nothing is refused here.
+func (c *call) chooseByKey() {
+	if len(c.route.provs) < 2 || c.key == "" {
+		return
+	}
+	a, err := c.g.lookupKey(c.ctx(), c.key)
+	if err != nil {
+		return
+	}
+	for _, p := range c.route.provs {
+		if p.Platform() == a.Group.Platform {
+			c.prov = p
+		}
 	}
 }
 

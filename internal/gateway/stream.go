@@ -20,22 +20,31 @@ import (
 // leaves stops the writing, not the reading: the rest is drained (DrainTimeout) and billed
 // as partial.
 //
+// Events the meter keeps from the client (provider.Filter: a usage chunk the gateway asked
+// for on the client's behalf) are metered and not relayed.
+//
 // A billed stream's end is held back in res.tail: the event that completes it (the meter
 // knows which: message_stop) and anything after it, sent once the ledger row is committed
 // (bill.go). A stream that does not end normally has nothing held: what arrived is passed
 // on at once.
 func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body io.Reader) *provider.Failure {
 	res.stream = true
-	meter := c.prov.NewMeter()
+	meter := c.newMeter()
 	er := provider.NewEventReader(body)
 	defer er.Release()
 
-	ev, err := er.Next()
-	if err != nil {
-		return &provider.Failure{Verdict: provider.Failover, Kind: provider.KindAPI,
-			Message: "the upstream stream ended before its first event"}
+	var ev provider.Event
+	var err error
+	sawError := false
+	for { // up to the first event the client is to see
+		if ev, err = er.Next(); err != nil {
+			return &provider.Failure{Verdict: provider.Failover, Kind: provider.KindAPI,
+				Message: "the upstream stream ended before its first event"}
+		}
+		if sawError = meter.Event(ev.Name, ev.Data); !hidden(meter) {
+			break
+		}
 	}
-	sawError := meter.Event(ev.Name, ev.Data)
 	if sawError {
 		f := c.prov.ClassifyEvent(ev.Data, c.g.now())
 		if f.Verdict == provider.Failover {
@@ -61,6 +70,12 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 			f := c.prov.ClassifyEvent(ev.Data, c.g.now())
 			c.markMidStream(res.account, &f)
 		}
+		if hidden(meter) {
+			if !er.Ready() {
+				out.flush() // nothing else is coming at once: what was written goes out
+			}
+			continue
+		}
 		out.relay(ev.Raw)
 	}
 
@@ -81,12 +96,34 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 		if errors.Is(errorCause(at, err), errIdleTimeout) {
 			kind, msg = provider.KindTimeout, "the upstream stream went silent"
 		}
-		c.send(at, c.prov.ErrorEvent(kind, msg, c.id))
+		c.send(at, c.errorEvent(kind, msg))
 	}
 	if res.partial && c.outcome == outcomeOK {
 		c.outcome = outcomePartial
 	}
 	return nil
+}
+
+// newMeter returns the meter of this request's stream.
+func (c *call) newMeter() provider.Meter {
+	if rs, ok := c.prov.(provider.RequestStreams); ok {
+		return rs.NewRequestMeter(c.req)
+	}
+	return c.prov.NewMeter()
+}
+
+// hidden reports whether the event the meter last read is kept from the client.
+func hidden(m provider.Meter) bool {
+	f, ok := m.(provider.Filter)
+	return ok && f.Hidden()
+}
+
+// errorEvent is one error event in the protocol of this request's stream.
+func (c *call) errorEvent(kind provider.ErrorKind, message string) []byte {
+	if rs, ok := c.prov.(provider.RequestStreams); ok {
+		return rs.RequestErrorEvent(c.req, kind, message, c.id)
+	}
+	return c.prov.ErrorEvent(kind, message, c.id)
 }
 
 // errorCause prefers the cause the gateway gave the attempt's context (idle, drain) over the

@@ -26,6 +26,10 @@ const (
 	OpCountTokens                  // count input tokens; not billed
 	OpModels                       // list models
 	OpNotFound                     // a path under the provider's prefix that no route serves
+	// OpWebSocket is a path clients first try to open as a WebSocket (Codex on /v1/responses).
+	// The gateway answers 426 Upgrade Required, on which such a client falls back to plain
+	// HTTP at once (a 404 makes Codex retry for seconds first).
+	OpWebSocket
 )
 
 func (o Operation) String() string {
@@ -38,6 +42,8 @@ func (o Operation) String() string {
 		return "models"
 	case OpNotFound:
 		return "not_found"
+	case OpWebSocket:
+		return "websocket"
 	}
 	return "unknown"
 }
@@ -80,6 +86,11 @@ type Request struct {
 	// Session identifies a conversation for sticky scheduling, already hashed to a short
 	// fixed-size string; empty means the request carries nothing to stick on.
 	Session string
+	// Variant is the provider's own note on the wire format of the request, for a provider
+	// that serves several under one operation (OpenAI's chat completions and responses, and
+	// whether the client asked for the usage its stream must carry). The gateway reads
+	// nothing in it; it hands the Request back to the provider's RequestStreams.
+	Variant string
 }
 
 // Target is the account and upstream model one attempt is sent to.
@@ -222,6 +233,25 @@ type Provider interface {
 	PingEvent() []byte
 }
 
+// RequestStreams is implemented by a provider whose streams depend on the request beyond its
+// operation (see Request.Variant). The gateway then uses these methods in place of NewMeter
+// and ErrorEvent.
+type RequestStreams interface {
+	// NewRequestMeter returns a fresh meter for the stream answering req. It may implement
+	// Filter.
+	NewRequestMeter(req Request) Meter
+	// RequestErrorEvent is ErrorEvent for the stream answering req.
+	RequestErrorEvent(req Request, kind ErrorKind, message, requestID string) []byte
+}
+
+// Filter is implemented by a Meter that keeps some upstream events from the client: events
+// the provider asked the upstream for on the gateway's behalf (OpenAI's usage chunk when
+// the client did not ask for it). They are metered like any other, never relayed.
+type Filter interface {
+	// Hidden reports whether the event last passed to Event is kept from the client.
+	Hidden() bool
+}
+
 // Meter extracts usage from a stream's events as they pass. It sees each event once, in
 // order; it must be cheap for events that carry no usage.
 type Meter interface {
@@ -236,6 +266,13 @@ type Meter interface {
 
 // KeyOf returns the API key a request carries in the first of places that holds one, or "".
 func KeyOf(places []KeyPlace, h http.Header, query func(string) string) string {
+	key, _ := FindKey(places, h, query)
+	return key
+}
+
+// FindKey is KeyOf that also returns the place the key was found in (the zero KeyPlace when
+// none holds one).
+func FindKey(places []KeyPlace, h http.Header, query func(string) string) (string, KeyPlace) {
 	for _, p := range places {
 		var v string
 		if p.Query != "" {
@@ -252,10 +289,10 @@ func KeyOf(places []KeyPlace, h http.Header, query func(string) string) string {
 			v = strings.TrimSpace(token)
 		}
 		if v != "" {
-			return v
+			return v, p
 		}
 	}
-	return ""
+	return "", KeyPlace{}
 }
 
 // WithoutKeys returns the raw query with every parameter of a query key place removed, the
