@@ -9,6 +9,7 @@ import (
 	"github.com/fluxcode/fluxcode/internal/gateway"
 	"github.com/fluxcode/fluxcode/internal/provider"
 	"github.com/fluxcode/fluxcode/internal/provider/anthropic"
+	"github.com/fluxcode/fluxcode/internal/provider/gemini"
 	"github.com/fluxcode/fluxcode/internal/provider/openai"
 )
 
@@ -23,7 +24,7 @@ func (m *Main) mountGateway(mux *http.ServeMux) error {
 	}
 	g, err := gateway.New(gateway.Options{
 		// OpenAI and Gemini join here.
-		Providers: []provider.Provider{anthropic.New(), openai.New()},
+		Providers: []provider.Provider{anthropic.New(), openai.New(), gemini.New()},
 		Store:     m.store,
 		Coord:     m.coord,
 		Keys:      m.keys,

@@ -72,6 +72,9 @@ type call struct {
 func (g *Gateway) newCall(w http.ResponseWriter, r *http.Request, rt *route) *call {
 	c := &call{g: g, route: rt, op: rt.op, w: w, rc: http.NewResponseController(w), r: r,
 		id: newRequestID(), start: g.now(), outcome: outcomeOK}
+	if rt.opOf != nil {
+		c.op = rt.opOf(r.URL.Path)
+	}
 	w.Header().Set(HeaderRequestID, c.id)
 	// One id from the edge to the ledger: the logs, the access line and the error body all
 	// carry the ledger row's id; the edge's (a proxy's) is logged beside it once.

@@ -299,13 +299,15 @@ func (g *Gateway) verify(ctx context.Context, prov provider.Provider, acct *stor
 
 // confirmRefusal asks the upstream, with one cheap call of the account's own (the model
 // list: no tokens, no client headers), whether the credentials it just refused still work.
-// Refused again: the error state, until an admin acts. Accepted: no mark, the refusal was
-// about that one request. Neither: a pause, not the error state, since a single request
-// must not take an account out for good. ok is false when nothing is to be recorded.
+// Refused again (the provider reads the answer as a credentials refusal: Anthropic's
+// 401/403, Gemini's 400 API_KEY_INVALID too): the error state, until an admin acts.
+// Accepted: no mark, the refusal was about that one request. Neither: a pause, not the error
+// state, since a single request must not take an account out for good. ok is false when
+// nothing is to be recorded.
 func (g *Gateway) confirmRefusal(ctx context.Context, prov provider.Provider, acct *store.Account, note string) (m store.AccountMark, ok bool) {
-	status, err := g.checkCredentials(ctx, prov, acct)
+	status, refused, err := g.checkCredentials(ctx, prov, acct)
 	switch {
-	case err == nil && (status == http.StatusUnauthorized || status == http.StatusForbidden):
+	case err == nil && refused:
 		st, msg := store.StatusError, clipText(note+" (confirmed by a second call)", maxNoteLen)
 		m.Status, m.ErrorMessage = &st, &msg
 		return m, true
@@ -324,23 +326,29 @@ func (g *Gateway) confirmRefusal(ctx context.Context, prov provider.Provider, ac
 	return m, true
 }
 
-// checkCredentials makes the confirming call and returns the upstream's status.
-func (g *Gateway) checkCredentials(ctx context.Context, prov provider.Provider, acct *store.Account) (int, error) {
+// checkCredentials makes the confirming call and returns the upstream's status and whether
+// the provider reads the answer as its credentials refused.
+func (g *Gateway) checkCredentials(ctx context.Context, prov provider.Provider, acct *store.Account) (status int, refused bool, err error) {
 	req, err := prov.NewUpstreamRequest(ctx, provider.OpModels, provider.Target{Account: acct}, provider.Inbound{Header: http.Header{}}, nil)
 	if err != nil {
-		return 0, fmt.Errorf("build the confirming call: %w", err)
+		return 0, false, fmt.Errorf("build the confirming call: %w", err)
 	}
 	rt, err := g.transportFor(ctx, acct)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	resp, err := rt.RoundTrip(req)
 	if err != nil {
-		return 0, fmt.Errorf("confirming call: %w", err)
+		return 0, false, fmt.Errorf("confirming call: %w", err)
 	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, errorBodyLimit)) // reuse the connection
 	resp.Body.Close()
-	return resp.StatusCode, nil
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		return resp.StatusCode, false, nil
+	}
+	f := prov.Classify(resp.StatusCode, resp.Header, body, g.now())
+	return resp.StatusCode, f.Mark.Kind == provider.MarkVerify, nil
 }
 
 // maxNoteLen bounds the upstream text stored on an account.

@@ -34,6 +34,16 @@ func (c *call) listModels() bool {
 	if len(seen) == 0 {
 		return false // nothing usable: the relay answers with the right error
 	}
+	if c.req.Model != "" { // one model, named in the path
+		mw, ok := c.prov.(provider.ModelWriter)
+		if !ok || !seen[c.req.Model] {
+			c.fail(provider.KindNotFound, 0, "model "+c.req.Model+" is not served to this API key", "")
+			return true
+		}
+		mw.WriteModel(c.w, c.req.Model)
+		c.committed = true
+		return true
+	}
 	ids := make([]string, 0, len(seen))
 	for m := range seen {
 		ids = append(ids, m)

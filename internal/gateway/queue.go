@@ -87,8 +87,11 @@ func (c *call) leaveQueue(w *waiter) {
 	w.joined = false
 }
 
-// pings: only a streaming client can be kept waiting with keep-alive events.
-func (c *call) pings() bool { return c.req.Stream && c.op == provider.OpMessages }
+// pings: only a streaming client can be kept waiting with keep-alive events, and only in a
+// protocol that has one.
+func (c *call) pings() bool {
+	return c.req.Stream && c.op == provider.OpMessages && c.prov.PingEvent() != nil
+}
 
 // ping sends one keep-alive event, starting the event stream if needed. From the first ping
 // on the status is 200, so a later failure must be an error event.

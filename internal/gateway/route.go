@@ -19,7 +19,9 @@ import (
 type route struct {
 	pattern string
 	op      provider.Operation
-	provs   []provider.Provider
+	// opOf, when set, reads the operation from the request path instead (provider.Route).
+	opOf  func(path string) provider.Operation
+	provs []provider.Provider
 	// keys are the key places of every provider of the route: all are looked at for the
 	// key and all are removed before anything goes upstream.
 	keys []provider.KeyPlace
@@ -38,7 +40,7 @@ func buildRoutes(provs []provider.Provider) ([]route, error) {
 		for _, r := range p.Routes() {
 			i := slices.IndexFunc(table, func(t route) bool { return t.pattern == r.Pattern })
 			if i < 0 {
-				table = append(table, route{pattern: r.Pattern, op: r.Op})
+				table = append(table, route{pattern: r.Pattern, op: r.Op, opOf: r.OpOf})
 				i = len(table) - 1
 			}
 			rt := &table[i]
@@ -65,11 +67,11 @@ func (g *Gateway) handler(rt *route) http.HandlerFunc {
 		provider.OpModels:      g.serveModels,
 		provider.OpNotFound:    g.serveNotFound,
 		provider.OpWebSocket:   g.serveWebSocket,
-	}[rt.op]
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		c := g.newCall(w, r, rt)
 		defer c.finish()
-		serve(c)
+		serve[c.op](c)
 	}
 }
 

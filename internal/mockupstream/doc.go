@@ -57,7 +57,8 @@
 //
 // (also under /v1/models/{m}:method). Like OpenAI, Gemini reports no cache writes:
 // promptTokenCount = input + cache read (cachedContentTokenCount), candidatesTokenCount =
-// output. Errors are google.rpc bodies {"error":{"code","message","status","details"}};
+// output; a request that turns thinking on (generationConfig.thinkingConfig) has a third of
+// its output reported as thoughtsTokenCount instead, apart from the candidates. Errors are google.rpc bodies {"error":{"code","message","status","details"}};
 // Failure.ErrorType is the status word, or API_KEY_INVALID for Google's 400 on a bad key;
 // a 429 carries QuotaFailure and RetryInfo (retryDelay) details.
 //
@@ -71,7 +72,8 @@
 // connection reset before any byte, a mid-stream `event: error` after K events, a stall
 // after K events, or a connection reset after K events; for every request, or for the
 // next FailTimes requests it applies to. A Script with Revoked answers every request of the
-// key, on every endpoint, with the provider's 401 for an invalid key. A Script with HoldModels
+// key, on every endpoint, with the provider's answer for an invalid key (401; Gemini's 400
+// INVALID_ARGUMENT with reason API_KEY_INVALID). A Script with HoldModels
 // holds the key's model-list answers (counted and recorded already) until ReleaseModels (POST
 // /_mock/release?key=K): a test decides when a caller's check of a key is answered.
 //

@@ -28,6 +28,9 @@ type dialect struct {
 	cacheWrites bool
 	// invalidKey is the message of the 401 for a revoked key (Script.Revoked).
 	invalidKey string
+	// revoked, when set, is the status and error type a revoked key is answered with
+	// instead of 401 (Google answers a bad API key with 400 API_KEY_INVALID).
+	revoked func() (status int, typ string)
 }
 
 // exchange is one provider API request being answered.
@@ -78,7 +81,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, n uint64, reqI
 	revoked := st.script.Revoked // after the hold: a test may revoke the key meanwhile
 	st.mu.Unlock()
 	if revoked {
-		e.fail(http.StatusUnauthorized, d.errorType(http.StatusUnauthorized), d.invalidKey)
+		status, typ := http.StatusUnauthorized, d.errorType(http.StatusUnauthorized)
+		if d.revoked != nil {
+			status, typ = d.revoked()
+		}
+		e.fail(status, typ, d.invalidKey)
 		return
 	}
 	handle(e, body)

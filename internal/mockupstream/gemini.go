@@ -22,8 +22,13 @@ var geminiAPI = &dialect{
 	},
 	errorType: geminiStatusWord,
 	writeError: func(w http.ResponseWriter, status int, word, msg, _ string) {
+		if word == reasonKeyInvalid {
+			writeGeminiScripted(w, &Failure{Status: status, ErrorType: word, Message: msg}, time.Time{}, "")
+			return
+		}
 		writeGeminiError(w, status, word, msg, nil)
 	},
+	revoked:       func() (int, string) { return http.StatusBadRequest, reasonKeyInvalid },
 	writeScripted: writeGeminiScripted,
 	invalidKey:    "API key not valid. Please pass a valid API key.",
 }
@@ -34,6 +39,9 @@ var DefaultGeminiModels = []Model{
 	{ID: "gemini-3.5-flash-lite", DisplayName: "Gemini 3.5 Flash-Lite", MaxInputTokens: 1048576, MaxTokens: 65536},
 	{ID: "gemini-3.1-pro-preview", DisplayName: "Gemini 3.1 Pro Preview", MaxInputTokens: 1048576, MaxTokens: 65536},
 }
+
+// reasonKeyInvalid is the ErrorInfo reason of the 400 Google answers for a bad API key.
+const reasonKeyInvalid = "API_KEY_INVALID"
 
 const (
 	endpointGenerate       = "generate_content"
@@ -88,11 +96,12 @@ func (s *Server) serveGemini(w http.ResponseWriter, r *http.Request, n uint64, r
 			return
 		}
 		req.model = model
+		thinks := geminiThinks(body)
 		// without alt=sse the stream method answers one JSON array of all chunks
 		sse := endpoint == endpointStreamGenerate && r.URL.Query().Get("alt") == "sse"
 		req.stream = sse
 		e.generate(body, req, func(pc *pacer, p plan) {
-			g := &geminiAnswer{id: s.newID("", n), model: model, n: p.events, u: p.usage}
+			g := &geminiAnswer{id: s.newID("", n), model: model, n: p.events, u: p.usage, thinks: thinks}
 			bp := getBuf()
 			g.buf = (*bp)[:0]
 			switch {
@@ -153,6 +162,22 @@ type geminiAnswer struct {
 	model string
 	n     int
 	u     Usage
+	// thinks: the request asked for thinking, so a third of the output is reported as
+	// thoughtsTokenCount, apart from candidatesTokenCount (both are billed as output).
+	thinks bool
+}
+
+// geminiThinks reports whether a request turns thinking on: a thinkingConfig with a
+// positive or dynamic (-1) budget, a thinking level, or includeThoughts.
+func geminiThinks(body []byte) bool {
+	tc := gjson.GetBytes(body, "generationConfig.thinkingConfig")
+	if !tc.IsObject() {
+		return false
+	}
+	if b := tc.Get("thinkingBudget"); b.Exists() {
+		return b.Int() != 0
+	}
+	return tc.Get("includeThoughts").Bool() || tc.Get("thinkingLevel").Exists()
 }
 
 func (g *geminiAnswer) total() int   { return max(g.n, 1) }
@@ -164,8 +189,16 @@ func (g *geminiAnswer) appendUsage(b []byte, final bool) []byte {
 	b = append(b, `"usageMetadata":{"promptTokenCount":`...)
 	b = strconv.AppendInt(b, prompt, 10)
 	if final {
+		thoughts := int64(0)
+		if g.thinks {
+			thoughts = g.u.Output / 3
+		}
 		b = append(b, `,"candidatesTokenCount":`...)
-		b = strconv.AppendInt(b, g.u.Output, 10)
+		b = strconv.AppendInt(b, g.u.Output-thoughts, 10)
+		if thoughts > 0 {
+			b = append(b, `,"thoughtsTokenCount":`...)
+			b = strconv.AppendInt(b, thoughts, 10)
+		}
 	}
 	if g.u.CacheRead > 0 {
 		b = append(b, `,"cachedContentTokenCount":`...)
@@ -371,7 +404,7 @@ func writeGeminiScripted(w http.ResponseWriter, f *Failure, now time.Time, _ str
 	word, msg := f.ErrorType, f.Message
 	var details []byte
 	switch {
-	case word == "API_KEY_INVALID":
+	case word == reasonKeyInvalid:
 		details = []byte(`{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com","metadata":{"service":"generativelanguage.googleapis.com"}}`)
 		if msg == "" {
 			msg = geminiMessage(word)

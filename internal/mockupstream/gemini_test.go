@@ -257,3 +257,38 @@ func TestGeminiModels(t *testing.T) {
 		t.Errorf("%d %s", code, b)
 	}
 }
+
+// TestGeminiRevokedAndThoughts: a revoked key gets Google's answer for a bad key (400
+// INVALID_ARGUMENT with ErrorInfo API_KEY_INVALID, not 401), on every endpoint; a request
+// that turns thinking on gets part of its output as thoughtsTokenCount, apart from the
+// candidates, the two adding up to the output the mock books.
+func TestGeminiRevokedAndThoughts(t *testing.T) {
+	s := mustStart(t, Options{})
+	if err := s.SetScript("g-revoked", Script{Revoked: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][2]string{{"GET", "/v1beta/models"}, {"POST", "/v1beta/models/m:generateContent"}} {
+		b, code := geminiCall(t, s, c[0], c[1], "g-revoked", "header", geminiBody)
+		var e googleError
+		decode(t, b, &e)
+		if code != 400 || e.Error.Status != "INVALID_ARGUMENT" || len(e.Error.Details) != 1 || e.Error.Details[0].Reason != "API_KEY_INVALID" {
+			t.Errorf("%s %s: %d %s", c[0], c[1], code, b)
+		}
+	}
+
+	if err := s.SetScript("g-think", Script{Usage: &fixedUsage}); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"generationConfig":{"thinkingConfig":{"thinkingBudget":1024}}}`
+	b, code := geminiCall(t, s, "POST", "/v1beta/models/m:generateContent", "g-think", "header", body)
+	var r struct {
+		UsageMetadata struct {
+			Candidates int64 `json:"candidatesTokenCount"`
+			Thoughts   int64 `json:"thoughtsTokenCount"`
+		} `json:"usageMetadata"`
+	}
+	decode(t, b, &r)
+	if u := r.UsageMetadata; code != 200 || u.Thoughts != fixedUsage.Output/3 || u.Candidates+u.Thoughts != fixedUsage.Output {
+		t.Errorf("%d %s", code, b)
+	}
+}

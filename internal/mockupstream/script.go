@@ -155,7 +155,8 @@ type Script struct {
 	// to neither fails nor uses up a count.
 	FailTimes int
 	// Revoked makes the key invalid: every request with it, on every endpoint (the model
-	// list included), is answered 401 in the provider's format, as for a revoked key.
+	// list included), is answered as the provider answers a revoked key (401; Gemini 400
+	// API_KEY_INVALID).
 	Revoked bool
 	// HoldModels makes the key's model-list requests (GET /v1/models and the like) wait,
 	// counted and recorded, until ReleaseModels, the peer leaves or the server closes; a test

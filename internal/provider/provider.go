@@ -54,6 +54,11 @@ func (o Operation) String() string {
 type Route struct {
 	Pattern string // "POST /v1/messages"; a pattern ending in "/" (no method) is a 404 subtree
 	Op      Operation
+	// OpOf, when set, tells the operation from the request path, and Op is not used: for a
+	// pattern that serves several operations. Gemini names the method after the model in
+	// one path segment (models/{model}:generateContent, :countTokens), which a ServeMux
+	// pattern cannot match on.
+	OpOf func(path string) Operation
 }
 
 // KeyPlace is one place a provider's clients put their FluxCode API key. Exactly one of
@@ -229,7 +234,9 @@ type Provider interface {
 	// ErrorEvent is one complete stream event that reports an error, for failures after the
 	// stream has started.
 	ErrorEvent(kind ErrorKind, message, requestID string) []byte
-	// PingEvent is one complete keep-alive stream event, sent while a request waits for a slot.
+	// PingEvent is one complete keep-alive stream event, sent while a request waits for a slot;
+	// nil when the protocol has none that its clients ignore (Gemini's SDKs read every
+	// event as a response), and the client then waits without one.
 	PingEvent() []byte
 }
 
@@ -250,6 +257,13 @@ type RequestStreams interface {
 type Filter interface {
 	// Hidden reports whether the event last passed to Event is kept from the client.
 	Hidden() bool
+}
+
+// ModelWriter is implemented by a provider with a route that describes one model, named in
+// the path (Gemini's GET /v1beta/models/{model}): the gateway answers it from the group's
+// models the way it answers a list (Request.Model names the model).
+type ModelWriter interface {
+	WriteModel(w http.ResponseWriter, id string)
 }
 
 // Meter extracts usage from a stream's events as they pass. It sees each event once, in

@@ -1,0 +1,73 @@
+package gemini
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/fluxcode/fluxcode/internal/provider"
+	"github.com/fluxcode/fluxcode/internal/store"
+)
+
+// NewUpstreamRequest implements provider.Provider. The model is in the path, so a mapping
+// rewrites the path and the body goes upstream exactly as the client sent it. The client's
+// key (header or ?key=) was removed before; the account's key goes in x-goog-api-key.
+func (*Provider) NewUpstreamRequest(ctx context.Context, op provider.Operation, t provider.Target, in provider.Inbound, body []byte) (*http.Request, error) {
+	acct := t.Account
+	_, method, _ := splitPath(in.Path)
+	var path string
+	switch op {
+	case provider.OpMessages, provider.OpCountTokens:
+		if method == "" {
+			return nil, fmt.Errorf("gemini: no method in path %q", in.Path)
+		}
+		path = modelsPrefix + "/" + url.PathEscape(t.Model) + ":" + method
+	case provider.OpModels:
+		path, body = modelsPrefix, nil // the list: also the confirming call's
+		if t.Model != "" {
+			path += "/" + url.PathEscape(t.Model)
+		}
+	default:
+		return nil, fmt.Errorf("gemini: unknown operation %v", op)
+	}
+	base := strings.TrimRight(acct.BaseURL, "/")
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	target := base + path
+	if in.RawQuery != "" {
+		target += "?" + in.RawQuery // alt=sse, pageSize, pageToken
+	}
+
+	httpMethod := http.MethodPost
+	if op == provider.OpModels {
+		httpMethod = http.MethodGet
+	}
+	var req *http.Request
+	var err error
+	if body != nil {
+		req, err = http.NewRequestWithContext(ctx, httpMethod, target, bytes.NewReader(body))
+	} else {
+		req, err = http.NewRequestWithContext(ctx, httpMethod, target, nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gemini: build request for account %d: %w", acct.ID, err)
+	}
+	copyAllowed(req.Header, in.Header)
+	if body != nil && req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	switch acct.Type {
+	case store.AccountTypeAPIKey:
+		if acct.Credentials.APIKey == "" {
+			return nil, fmt.Errorf("gemini: account %d: %w (api key)", acct.ID, provider.ErrNoCredentials)
+		}
+		req.Header.Set("X-Goog-Api-Key", acct.Credentials.APIKey)
+	default:
+		return nil, fmt.Errorf("gemini: account %d: account type %q is not served", acct.ID, acct.Type)
+	}
+	return req, nil
+}
