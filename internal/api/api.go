@@ -33,6 +33,9 @@ type Options struct {
 	// (REGISTRATION_ENABLED); nil means off. An admin's registration_enabled setting, once
 	// saved, overrides it.
 	Registration func() bool
+	// AllowUnpricedModels is the configuration's ALLOW_UNPRICED_MODELS, shown as the
+	// allow_unpriced_models setting until an admin saves one.
+	AllowUnpricedModels bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
@@ -62,7 +65,9 @@ type api struct {
 	coord     coord.Coordinator
 	log       *slog.Logger
 	regOn     func() bool
-	now       func() time.Time
+	// allowUnpriced is the configured default of the allow_unpriced_models setting.
+	allowUnpriced bool
+	now           func() time.Time
 
 	passwords *secret.PasswordGate
 
@@ -78,7 +83,7 @@ type api struct {
 func New(o Options) http.Handler {
 	a := &api{
 		store: o.Store, keys: o.Keys, tokens: o.Tokens, coord: o.Coord,
-		log: o.Logger, regOn: o.Registration, now: o.Now,
+		log: o.Logger, regOn: o.Registration, now: o.Now, allowUnpriced: o.AllowUnpricedModels,
 		loginMax: int64(o.LoginMaxFailures), loginMaxAddr: int64(o.LoginMaxPerAddress), loginWindow: o.LoginWindow,
 		dummyHash: secret.HashPassword(secret.RandomToken(16)), passwords: o.Passwords,
 		upstreams: o.Upstreams,

@@ -93,3 +93,14 @@ func Cost(p Price, t Tokens) store.Nanos {
 	sum = sum.addMul(nonNegative(t.CacheRead), nonNegative(r.CacheRead))
 	return store.Nanos(sum.divRound(picoPerNano))
 }
+
+// Admin settings (store keys) that change pricing on every node: the gateway reads them,
+// the admin API validates and writes them.
+const (
+	// SettingModelPrices holds a LiteLLM-format JSON object whose entries extend and
+	// override the node's price table (the built-in one and PRICE_FILE).
+	SettingModelPrices = "model_prices"
+	// SettingAllowUnpriced is "true" when models without a price may be served, billed at
+	// zero cost; unset, the configuration (ALLOW_UNPRICED_MODELS) decides.
+	SettingAllowUnpriced = "allow_unpriced_models"
+)

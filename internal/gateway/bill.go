@@ -12,7 +12,6 @@ import (
 	"github.com/fluxcode/fluxcode/internal/billing"
 	"github.com/fluxcode/fluxcode/internal/coord"
 	"github.com/fluxcode/fluxcode/internal/invalidate"
-	"github.com/fluxcode/fluxcode/internal/provider"
 	"github.com/fluxcode/fluxcode/internal/store"
 )
 
@@ -28,17 +27,15 @@ const billAttemptTimeout = 10 * time.Second
 // For an answer whose end is held back (res.tail), it returns what to wait on for the row's
 // commit; nil when no one needs to wait (a partial answer: its client sees no end).
 func (c *call) bill(res *result) *commit {
-	if c.op != provider.OpMessages {
+	if !c.billed() {
 		return nil
 	}
 	g := c.g
 	now := g.now()
 	a := c.auth
 	tokens := res.usage
-	// The upstream model is what was consumed; the client's name is the fallback for a
-	// mapping to a name the table does not know.
 	var cost store.Nanos
-	if price, ok := g.lookupPrice(res.upstreamModel, c.req.Model); ok {
+	if price, ok := c.price(res.upstreamModel); ok {
 		cost = billing.Cost(price, tokens)
 	}
 	row := store.Usage{
@@ -109,20 +106,6 @@ func (c *call) sendTail(res *result) {
 		return
 	}
 	_, _ = c.w.Write(res.tail) // a failure means the client left: nothing more to do
-}
-
-// lookupPrice finds the price of the first model the table knows. An unknown model bills
-// zero cost (its tokens are still recorded) and is logged once per model.
-func (g *Gateway) lookupPrice(models ...string) (billing.Price, bool) {
-	for _, m := range models {
-		if p, ok := g.prices.Lookup(m); ok {
-			return p, true
-		}
-	}
-	if _, warned := g.unpriced.LoadOrStore(models[0], true); !warned {
-		g.log.Warn("no price for model; its usage is recorded at zero cost", "model", models[0])
-	}
-	return billing.Price{}, false
 }
 
 // biller writes ledger rows by group commit: one writer per node takes every row queued

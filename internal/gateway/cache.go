@@ -312,7 +312,9 @@ func (g *Gateway) listen(events <-chan string) {
 		case invalidate.ErrorRules:
 			g.rules.drop(nil)
 		case invalidate.Settings:
+			g.settings.drop(nil)
 		default:
+			g.settings.drop(nil)
 			g.auth.drop(nil)
 			g.accounts.drop(nil)
 			g.rules.drop(nil)

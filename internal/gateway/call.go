@@ -52,6 +52,9 @@ type call struct {
 	bodyHeld int64
 	auth     *store.KeyAuth
 	req      provider.Request
+	// pricing is what a billed request was checked against when its account was chosen,
+	// and is billed with (pricing.go).
+	pricing pricing
 
 	// held are the user and key slots (and wait-queue places) this request holds; released
 	// by finish.

@@ -80,8 +80,13 @@ type Config struct {
 	// sooner. Default 10s. Unknown keys are remembered for NegativeCacheTTL (default 2s).
 	AuthCacheTTL     time.Duration
 	NegativeCacheTTL time.Duration
-	// AccountCacheTTL is how long a node trusts its copy of a group's accounts. Default 10s.
+	// AccountCacheTTL is how long a node trusts its copy of a group's accounts (and of the
+	// pricing settings). Default 10s.
 	AccountCacheTTL time.Duration
+	// AllowUnpricedModels serves models the price table does not know, at zero cost (their
+	// tokens still recorded), instead of refusing them (403, X-Fluxcode-Reject: unpriced).
+	// The admin setting allow_unpriced_models, once saved, overrides it. Default false.
+	AllowUnpricedModels bool
 }
 
 // Default returns the documented defaults.

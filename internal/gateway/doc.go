@@ -39,6 +39,9 @@
 //	database           503     overloaded_error  the database cannot be reached to check a key
 //	                                             that is not in the node's cache, or the node's
 //	                                             ledger queue is full (BillQueueMax)
+//	unpriced           403     permission_error  no account of the group would serve the model
+//	                                             under a name with a price, and unpriced models
+//	                                             are not allowed (pricing.go)
 //
 // Refusals a retry can cure (concurrency, queue_full, coordination, database) carry x-should-retry:
 // true, the others x-should-retry: false; the Anthropic SDKs honour the header. A node
@@ -131,7 +134,14 @@
 //
 // Every answered message gets one ledger row under the gateway request id
 // (X-Fluxcode-Request-Id): list price from the upstream model's entry in the price table
-// (zero, with a warning, for unknown models) × the group's multiplier. The store makes the
+// (else the client's model's) × the group's multiplier. The table is the built-in one,
+// PRICE_FILE over it, and the admin's model_prices setting over both. A model with no
+// price is never served for free by accident: when scheduling, accounts that would serve
+// it under a name without a price are left out (others of the group that price it still
+// serve), and with none left the request is refused before anything is held or sent
+// (X-Fluxcode-Reject: unpriced, naming the model). Only ALLOW_UNPRICED_MODELS or the admin
+// setting allow_unpriced_models serves such models, at zero cost with a warning (the
+// tokens are still recorded). The store makes the
 // row and the balance or subscription change one transaction and skips request ids it
 // already has, so a batch written twice bills once.
 //

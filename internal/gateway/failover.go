@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -66,6 +67,11 @@ func (c *call) schedule(tried map[int64]bool, last *provider.Failure) (*lease, b
 	defer c.leaveQueue(&w)
 	for {
 		cands, keep, err := c.candidates(tried)
+		var unpriced *unpricedError
+		if errors.As(err, &unpriced) {
+			c.refuseUnpriced(unpriced)
+			return nil, false
+		}
 		if err != nil {
 			c.g.log.ErrorContext(c.ctx(), "reading the group's accounts failed", "err", err)
 			c.fail(provider.KindAPI, 0, "the gateway cannot read its accounts right now", "")

@@ -19,7 +19,7 @@ import (
 )
 
 // Store is the part of store.Store the gateway uses: keys, the accounts of a group and their
-// health marks, proxies, error rules and the ledger. Every store.Store is one.
+// health marks, proxies, error rules, the pricing settings and the ledger. Every store.Store is one.
 type Store interface {
 	KeyAuthByHash(ctx context.Context, hash []byte) (*store.KeyAuth, error)
 	TouchAPIKeys(ctx context.Context, used map[int64]time.Time) error
@@ -28,6 +28,7 @@ type Store interface {
 	TouchAccounts(ctx context.Context, used map[int64]time.Time) error
 	GetProxy(ctx context.Context, id int64) (*store.Proxy, error)
 	ListErrorRules(ctx context.Context) ([]store.ErrorRule, error)
+	GetSetting(ctx context.Context, key string) (string, error)
 	RecordUsage(ctx context.Context, rows []store.Usage) ([]store.RecordResult, error)
 }
 
@@ -68,13 +69,14 @@ type Gateway struct {
 	auth      *authCache
 	accounts  *accountCache
 	rules     *rulesCache
+	settings  *cache[struct{}, pricing]
 	proxies   *proxyCache
 	slots     *slotBook
 	upstreams *transports
 	bodies    *bodyBudget
 	biller    *biller
 	metrics   *metrics
-	unpriced  sync.Map // models already warned about
+	unpriced  sync.Map // models served unpriced, already warned about
 
 	// life ends at Close; work that outlives its request (a confirming call) runs under it.
 	life context.Context
@@ -121,6 +123,7 @@ func New(opts Options) (*Gateway, error) {
 		auth:      newCache[string, *store.KeyAuth](cfg.AuthCacheTTL, cfg.NegativeCacheTTL, now),
 		accounts:  newCache[int64, []store.Account](cfg.AccountCacheTTL, 0, now),
 		rules:     newCache[struct{}, []store.ErrorRule](cfg.AccountCacheTTL, 0, now),
+		settings:  newCache[struct{}, pricing](cfg.AccountCacheTTL, 0, now),
 		proxies:   newCache[int64, *store.Proxy](cfg.AccountCacheTTL, 0, now),
 		slots:     newSlotBook(),
 		upstreams: newTransports(cfg),

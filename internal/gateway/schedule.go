@@ -92,8 +92,8 @@ func stickyKey(groupID int64, session string) string {
 	return "group:" + strconv.FormatInt(groupID, 10) + ":" + session
 }
 
-// candidates returns the group's accounts that may serve this request now, best first, and
-// keep: the accounts this request already tried that could still serve it. The session's
+// candidates returns the group's accounts that may serve this request now, best first (those
+// that would serve a model without a price left out, see keepPriced), and keep: the accounts this request already tried that could still serve it. The session's
 // bound account is put first by the coordinator (slots.go), in the same call that takes its
 // slot, so that reading the binding costs no round trip of its own; keep tells it that a
 // binding to an account left out only because this request tried it (a failure that leaves
@@ -113,7 +113,10 @@ func (c *call) candidates(tried map[int64]bool) (ranked []Candidate, keep []int6
 		}
 		pool[i] = Candidate{Account: a, InFlight: inFlight, LastUsed: lastUsed}
 	}
-	ranked = Rank(pool, c.prov.Platform(), c.req.Model, now, tried)
+	ranked, err = c.keepPriced(Rank(pool, c.prov.Platform(), c.req.Model, now, tried), tried)
+	if err != nil {
+		return nil, nil, err
+	}
 	for id := range tried {
 		if c.stillServes(accts, id, now) {
 			keep = append(keep, id)
