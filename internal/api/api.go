@@ -153,7 +153,7 @@ func (a *api) routes() http.Handler {
 	handle("GET /api/v1/usage/summary", user(a.myUsageSummary))
 
 	// Admin: users, their balance, keys and subscriptions.
-	handle("GET /api/v1/admin/users", admin(listRoute(a, a.store.ListUsers, viewUser)))
+	handle("GET /api/v1/admin/users", admin(listRoute(a, a.store.ListUsers, viewUser, "search", "status", "role")))
 	handle("POST /api/v1/admin/users", admin(a.createUser))
 	handle("GET /api/v1/admin/users/{id}", admin(getRoute(a, a.store.GetUser, viewUser)))
 	handle("PATCH /api/v1/admin/users/{id}", admin(a.updateUser))
@@ -175,12 +175,12 @@ func (a *api) routes() http.Handler {
 	handle("DELETE /api/v1/admin/keys/{id}", admin(a.deleteKey))
 
 	// Admin: groups, accounts, proxies, error rules, settings.
-	handle("GET /api/v1/admin/groups", admin(listRoute(a, a.store.ListGroups, viewGroup)))
+	handle("GET /api/v1/admin/groups", admin(listRoute(a, a.store.ListGroups, viewGroup, "search", "status", "platform")))
 	handle("POST /api/v1/admin/groups", admin(a.createGroup))
 	handle("GET /api/v1/admin/groups/{id}", admin(getRoute(a, a.store.GetGroup, viewGroup)))
 	handle("PATCH /api/v1/admin/groups/{id}", admin(a.updateGroup))
 	handle("DELETE /api/v1/admin/groups/{id}", admin(a.deleteGroup))
-	handle("GET /api/v1/admin/accounts", admin(listRoute(a, a.store.ListAccounts, viewAccount)))
+	handle("GET /api/v1/admin/accounts", admin(listRoute(a, a.store.ListAccounts, viewAccount, "search", "status", "platform", "group_id")))
 	handle("POST /api/v1/admin/accounts", admin(a.createAccount))
 	handle("GET /api/v1/admin/accounts/{id}", admin(getRoute(a, a.store.GetAccount, viewAccount)))
 	handle("PATCH /api/v1/admin/accounts/{id}", admin(a.updateAccount))

@@ -26,13 +26,17 @@ func (a *api) writeToken(w http.ResponseWriter, r *http.Request, status int, u *
 		a.writeError(w, r, err)
 		return
 	}
+	writeJSON(w, status, handOver(w, r, tok, exp, u))
+}
+
+// handOver gives a script the token in the body; the console gets it only as an HttpOnly
+// cookie, never in script's reach.
+func handOver(w http.ResponseWriter, r *http.Request, tok string, exp time.Time, u *store.User) tokenBody {
 	if fromConsole(r) {
-		// The console gets the token only as an HttpOnly cookie, never in script's reach.
 		setSessionCookie(w, r, tok, exp)
-		writeJSON(w, status, tokenBody{TokenType: "cookie", ExpiresAt: exp, User: viewUser(u)})
-		return
+		return tokenBody{TokenType: "cookie", ExpiresAt: exp, User: viewUser(u)}
 	}
-	writeJSON(w, status, tokenBody{Token: tok, TokenType: "Bearer", ExpiresAt: exp, User: viewUser(u)})
+	return tokenBody{Token: tok, TokenType: "Bearer", ExpiresAt: exp, User: viewUser(u)}
 }
 
 // register creates a user account when sign-up is open, and signs it in.

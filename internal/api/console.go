@@ -100,15 +100,24 @@ func (a *api) publicSettings(w http.ResponseWriter, r *http.Request) {
 type meView struct {
 	userView
 	MustChangePassword bool `json:"must_change_password"`
+	// MustEnrolTwoFactor: an admin whose session predates require_2fa_for_admins and who
+	// has no second factor yet; the admin routes refuse them until they enrol.
+	MustEnrolTwoFactor bool `json:"must_enrol_2fa"`
 }
 
 func (a *api) writeMe(w http.ResponseWriter, r *http.Request, u *store.User) {
-	must, err := a.mustChangePassword(r.Context(), u.ID)
+	ctx := r.Context()
+	must, err := a.mustChangePassword(ctx, u.ID)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, meView{userView: viewUser(u), MustChangePassword: must})
+	enrol, err := a.mustEnrol(ctx, u)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, meView{userView: viewUser(u), MustChangePassword: must, MustEnrolTwoFactor: enrol})
 }
 
 // accountLoadView is one upstream account's live state on the admin dashboard.

@@ -216,3 +216,88 @@ func TestUsageExport(t *testing.T) {
 	}
 	e.do("GET", "/api/v1/admin/usage/export?to=nonsense", e.adminToken, nil).wantError(t, 400, "invalid_argument", "to")
 }
+
+// consoleDo sends a JSON request as the console does: cookie (when c is set) and header.
+func (e *env) consoleDo(method, path string, c *http.Cookie, body string) *resp {
+	e.t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(api.ConsoleHeader, "1")
+	if c != nil {
+		req.AddCookie(c)
+	}
+	return e.doRequest(req)
+}
+
+// sessionCookieOf returns the session cookie an answer set, nil when none.
+func sessionCookieOf(r *resp) *http.Cookie {
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == api.SessionCookie && c.HttpOnly && c.MaxAge > 0 {
+			return c
+		}
+	}
+	return nil
+}
+
+// TestConsoleTwoFactorEnrolment: an admin who must enrol (require_2fa_for_admins) signs in to
+// the console, gets the enrol-only token as the HttpOnly cookie (never in the body), enrols
+// with it, and confirming swaps it for a full session cookie. An admin whose session predates
+// the requirement reads must_enrol_2fa on /me.
+func TestConsoleTwoFactorEnrolment(t *testing.T) {
+	e, c := newClockEnv(t)
+	e.enrol(e.adminToken, c)
+	e.do("PUT", "/api/v1/admin/settings", e.adminToken, map[string]any{"require_2fa_for_admins": true}).ok(t, 200, nil)
+	e.do("POST", "/api/v1/admin/users", e.adminToken, map[string]any{"email": "second@example.com", "password": "second-password", "role": "admin"}).ok(t, 201, nil)
+	var me struct {
+		MustEnrol bool `json:"must_enrol_2fa"`
+	}
+	e.do("GET", "/api/v1/me", e.adminToken, nil).ok(t, 200, &me)
+	if me.MustEnrol {
+		t.Fatal("an enrolled admin reads must_enrol_2fa")
+	}
+
+	r := e.consoleDo("POST", "/api/v1/auth/login", nil, `{"email":"second@example.com","password":"second-password"}`)
+	var lb struct {
+		Token    string `json:"token"`
+		Required bool   `json:"two_factor_enrolment_required"`
+	}
+	r.ok(t, 200, &lb)
+	enrolCookie := sessionCookieOf(r)
+	if lb.Token != "" || !lb.Required || enrolCookie == nil {
+		t.Fatalf("console login of an admin who must enrol: body %s, cookie %v", r.body, enrolCookie)
+	}
+	e.consoleDo("GET", "/api/v1/me", enrolCookie, "").wantError(t, 401, "unauthenticated", "")
+	var st struct {
+		Enabled  bool `json:"enabled"`
+		Required bool `json:"required"`
+	}
+	e.consoleDo("GET", "/api/v1/me/2fa", enrolCookie, "").ok(t, 200, &st)
+	if st.Enabled || !st.Required {
+		t.Fatalf("2fa status = %+v", st)
+	}
+	var en enrolBody
+	e.consoleDo("POST", "/api/v1/me/2fa/enrol", enrolCookie, "").ok(t, 200, &en)
+	r = e.consoleDo("POST", "/api/v1/me/2fa/confirm", enrolCookie, `{"code":"`+code(t, en.Secret, c.now())+`"}`)
+	var cb confirmBody
+	r.ok(t, 200, &cb)
+	full := sessionCookieOf(r)
+	if len(cb.RecoveryCodes) != 10 || cb.Session == nil || cb.Session.Token != "" || full == nil {
+		t.Fatalf("confirm from the console: body %s, cookie %v", r.body, full)
+	}
+	e.consoleDo("GET", "/api/v1/admin/users", full, "").ok(t, 200, nil)
+	e.consoleDo("GET", "/api/v1/me", full, "").ok(t, 200, &me)
+	if me.MustEnrol {
+		t.Fatal("must_enrol_2fa after enrolling")
+	}
+
+	// An admin session from before the requirement: /me says what the admin routes want.
+	e.do("PUT", "/api/v1/admin/settings", e.adminToken, map[string]any{"require_2fa_for_admins": false}).ok(t, 200, nil)
+	e.do("POST", "/api/v1/admin/users", e.adminToken, map[string]any{"email": "third@example.com", "password": "third-password", "role": "admin"}).ok(t, 201, nil)
+	third := e.login("third@example.com", "third-password")
+	e.do("PUT", "/api/v1/admin/settings", e.adminToken, map[string]any{"require_2fa_for_admins": true}).ok(t, 200, nil)
+	e.do("GET", "/api/v1/me", third, nil).ok(t, 200, &me)
+	if !me.MustEnrol {
+		t.Fatal("an admin without a second factor under require_2fa_for_admins does not read must_enrol_2fa")
+	}
+	e.do("GET", "/api/v1/admin/users", third, nil).wantError(t, 403, "forbidden", "")
+}

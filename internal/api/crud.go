@@ -28,15 +28,21 @@ func getRoute[R, V any](a *api, get func(context.Context, int64) (*R, error), vi
 	}
 }
 
-// listRoute answers with the page of records that ?page= and ?page_size= ask for.
-func listRoute[R, V any](a *api, list func(context.Context, store.Page) ([]R, int, error), view func(*R) V) http.HandlerFunc {
+// listRoute answers with the page of records that ?page= and ?page_size= ask for, narrowed
+// by the filters the route offers (see listFilter).
+func listRoute[R, V any](a *api, list func(context.Context, store.Page) ([]R, int, error), view func(*R) V, filters ...string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		pg, err := pageParams(r)
 		if err != nil {
 			a.writeError(w, r, err)
 			return
 		}
-		recs, total, err := list(r.Context(), pg.store())
+		p := pg.store()
+		if p.Filter, err = listFilter(r, filters...); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		recs, total, err := list(r.Context(), p)
 		if err != nil {
 			a.writeError(w, r, err)
 			return

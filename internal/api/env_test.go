@@ -49,15 +49,21 @@ type env struct {
 	msgs   <-chan string
 }
 
-// newEnv starts an API; opts adjust its options before New.
+// newEnv starts an API on SQLite; opts adjust its options before New.
 func newEnv(t *testing.T, opts ...func(*api.Options)) *env {
+	t.Helper()
+	return newEnvOn(t, filepath.Join(t.TempDir(), "api.db"), opts...)
+}
+
+// newEnvOn is newEnv on the database dsn names (a SQLite path or a PostgreSQL URL).
+func newEnvOn(t *testing.T, dsn string, opts ...func(*api.Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	keys, err := secret.NewKeys(bytes.Repeat([]byte{7}, secret.MasterKeySize))
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlstore.Open(ctx, sqlstore.Config{DSN: filepath.Join(t.TempDir(), "api.db"), Keys: keys,
+	st, err := sqlstore.Open(ctx, sqlstore.Config{DSN: dsn, Keys: keys,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("open store: %v", err)

@@ -108,7 +108,7 @@ func (a *api) checkUsableGroup(ctx context.Context, u *store.User, groupID int64
 }
 
 func (a *api) listMyKeys(w http.ResponseWriter, r *http.Request) {
-	listRoute(a, ofUser(a.store.ListAPIKeys, currentUser(r.Context()).ID), viewKey)(w, r)
+	listRoute(a, ofUser(a.store.ListAPIKeys, currentUser(r.Context()).ID), viewKey, "search", "status", "group_id")(w, r)
 }
 
 // myKey reads the key named by the path, refusing another user's key as not found so ids of
@@ -281,7 +281,7 @@ func (a *api) listUserKeys(w http.ResponseWriter, r *http.Request) {
 
 // writeKeys answers with a page of the keys of userID (0: everyone's).
 func (a *api) writeKeys(w http.ResponseWriter, r *http.Request, userID int64) {
-	listRoute(a, ofUser(a.store.ListAPIKeys, userID), viewKey)(w, r)
+	listRoute(a, ofUser(a.store.ListAPIKeys, userID), viewKey, "search", "status", "group_id")(w, r)
 }
 
 // updateKey lets an admin bind any existing group (the gateway still refuses a subscription

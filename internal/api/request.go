@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fluxcode/fluxcode/internal/store"
 )
@@ -183,6 +184,48 @@ func pageParams(r *http.Request) (pageReq, error) {
 		p.size = v
 	}
 	return p, nil
+}
+
+// maxSearchLen bounds a list's ?search=.
+const maxSearchLen = 200
+
+// listFilter reads the list filters a route offers from the query: search (a substring of
+// the name or email), status, platform, role and group_id. A filter the route does not offer
+// is not read.
+func listFilter(r *http.Request, offered ...string) (store.ListFilter, error) {
+	var f store.ListFilter
+	q := r.URL.Query()
+	for _, name := range offered {
+		v := strings.TrimSpace(q.Get(name))
+		if v == "" {
+			continue
+		}
+		var err error
+		switch name {
+		case "search":
+			if utf8.RuneCountInString(v) > maxSearchLen {
+				err = invalid(name, "search must have at most %d characters", maxSearchLen)
+			}
+			f.Search = v
+		case "status":
+			err = checkEnum(name, v, store.StatusActive, store.StatusDisabled, store.StatusError)
+			f.Status = v
+		case "platform":
+			err = checkEnum(name, v, store.PlatformAnthropic, store.PlatformOpenAI, store.PlatformGemini)
+			f.Platform = v
+		case "role":
+			err = checkEnum(name, v, store.RoleAdmin, store.RoleUser)
+			f.Role = v
+		case "group_id":
+			f.GroupID, err = queryID(r, name)
+		default:
+			panic("listFilter: unknown filter " + name) // a route table mistake
+		}
+		if err != nil {
+			return store.ListFilter{}, err
+		}
+	}
+	return f, nil
 }
 
 // queryID reads an optional positive id from the query; 0 when absent.

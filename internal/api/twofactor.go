@@ -82,18 +82,30 @@ func (a *api) totpOf(ctx context.Context, userID int64) (*store.TOTP, error) {
 // checkAdminTwoFactor refuses an admin without two-factor sign-in while it is required: a
 // session opened before the setting was turned on must enrol too.
 func (a *api) checkAdminTwoFactor(ctx context.Context, u *store.User) error {
-	on, err := a.require2FA(ctx)
-	if err != nil || !on {
-		return err
-	}
-	t, err := a.totpOf(ctx, u.ID)
+	must, err := a.mustEnrol(ctx, u)
 	if err != nil {
 		return err
 	}
-	if t == nil || !t.Enabled {
+	if must {
 		return newError(kindForbidden, "administrators must use two-factor sign-in (require_2fa_for_admins): enrol with POST /api/v1/me/2fa/enrol")
 	}
 	return nil
+}
+
+// mustEnrol reports whether u is an admin without two-factor sign-in while it is required.
+func (a *api) mustEnrol(ctx context.Context, u *store.User) (bool, error) {
+	if u.Role != store.RoleAdmin {
+		return false, nil
+	}
+	on, err := a.require2FA(ctx)
+	if err != nil || !on {
+		return false, err
+	}
+	t, err := a.totpOf(ctx, u.ID)
+	if err != nil {
+		return false, err
+	}
+	return t == nil || !t.Enabled, nil
 }
 
 type challengeBody struct {
@@ -135,7 +147,7 @@ func (a *api) finishLogin(w http.ResponseWriter, r *http.Request, u *store.User)
 			writeJSON(w, http.StatusOK, struct {
 				tokenBody
 				EnrolmentRequired bool `json:"two_factor_enrolment_required"`
-			}{tokenBody{Token: tok, TokenType: "Bearer", ExpiresAt: exp, User: viewUser(u)}, true})
+			}{handOver(w, r, tok, exp, u), true})
 			return
 		}
 	}
@@ -357,7 +369,8 @@ func (a *api) confirmTwoFactor(w http.ResponseWriter, r *http.Request) {
 			a.writeError(w, r, err)
 			return
 		}
-		body.Session = &tokenBody{Token: tok, TokenType: "Bearer", ExpiresAt: exp, User: viewUser(u)}
+		s := handOver(w, r, tok, exp, u)
+		body.Session = &s
 	}
 	writeJSON(w, http.StatusOK, body)
 }

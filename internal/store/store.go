@@ -275,6 +275,21 @@ type UsageFilter struct {
 type Page struct {
 	Offset int
 	Limit  int
+	// Filter narrows ListUsers, ListGroups, ListAccounts and ListAPIKeys (the total counts
+	// the filtered rows); other lists ignore it.
+	Filter ListFilter
+}
+
+// ListFilter narrows a list; zero fields do not filter, and a list applies only the fields
+// it has: Search is a case-insensitive substring of the name (a user's email; a key's name
+// or prefix); Status everywhere; Platform for groups and accounts; Role for users; GroupID
+// for accounts (a member of the group) and keys (bound to it).
+type ListFilter struct {
+	Search   string
+	Status   string
+	Platform string
+	Role     string
+	GroupID  int64
 }
 
 // DailyModelUsage aggregates the ledger per day (UTC) and model.

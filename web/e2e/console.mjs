@@ -57,7 +57,8 @@ async function newPage(locale, viewport = DESKTOP) {
     if (/Content Security Policy|Refused to/i.test(m.text())) violations.push(m.text())
   })
   page.on('pageerror', (e) => violations.push('page error: ' + e.message))
-  page.on('dialog', (d) => d.accept())
+  // Destructive actions ask in the page's own dialog; a native one would be a regression.
+  page.on('dialog', (d) => { violations.push('native dialog: ' + d.message()); d.dismiss() })
   return page
 }
 
@@ -120,6 +121,27 @@ try {
   await admin.locator('table >> text=mock-anthropic').waitFor()
   check(true, 'account created')
 
+  // --- Editing it: a new base URL without the key again is refused in the API's words (the
+  // stored key is never sent to a new host unasked); a new priority and mapping are saved.
+  const accRow = admin.locator('[data-testid=accounts-table] tr', { hasText: 'mock-anthropic' })
+  await accRow.locator('button', { hasText: 'Edit' }).click()
+  check((await admin.inputValue('#a-base')) === MOCK && (await admin.inputValue('#a-key')) === '', 'the edit form holds the account, not its key')
+  await admin.fill('#a-base', MOCK + '/elsewhere')
+  await admin.fill('#a-prio', '7')
+  await admin.click('[data-testid=account-form] button[type=submit]')
+  await admin.locator('#a-key-error').waitFor()
+  check((await text(admin, '#a-key-error')).includes('credentials are required'), 'a changed base URL asks for the key again: ' + (await text(admin, '#a-key-error')))
+  await admin.fill('#a-base', MOCK)
+  await admin.fill('#a-map', 'claude-sonnet-5-5=claude-sonnet-5-5')
+  await admin.click('[data-testid=account-form] button[type=submit]')
+  await accRow.locator('td:nth-child(5)', { hasText: '7' }).waitFor()
+  check((await admin.locator('#a-key-error').count()) === 0, 'the edit saved the priority without re-entering the key')
+
+  // The OpenAI form asks for the organization and project too.
+  await admin.selectOption('#a-platform', 'openai')
+  check(await admin.locator('#a-org').isVisible() && await admin.locator('#a-project').isVisible(), 'an OpenAI account has organization and project fields')
+  await admin.selectOption('#a-platform', 'anthropic')
+
   // --- A user with a balance.
   await admin.click('nav >> text=Users')
   await admin.fill('#u-email', USER_EMAIL)
@@ -137,6 +159,16 @@ try {
   await admin.click('[data-testid=user-panel] form:first-of-type button[type=submit]')
   await admin.locator('tr', { hasText: USER_EMAIL }).locator('text=$10.0000').waitFor()
   check(true, 'user created with a balance of $10')
+
+  // --- The user list filters on the server.
+  await admin.fill('#f-search', 'ALICE')
+  await admin.click('[data-testid=filters] button[type=submit]')
+  await admin.locator('[data-testid=users-table] tr', { hasText: ADMIN_EMAIL }).waitFor({ state: 'detached' })
+  check((await admin.locator('[data-testid=users-table] tbody tr').count()) === 1 && (await text(admin, '.pager span')).includes('1'),
+    'a search narrows the user list on the server: ' + (await text(admin, '.pager span')))
+  await admin.click('[data-testid=filters] button[type=button]')
+  await admin.locator('[data-testid=users-table] tr', { hasText: ADMIN_EMAIL }).waitFor()
+  check(true, 'reset shows every user again')
 
   // --- The user, in a browser that prefers Chinese.
   const user = await newPage('zh-CN')
@@ -222,13 +254,52 @@ try {
   await user.click('.menu-btn')
   check(await user.locator('nav').isVisible(), 'the menu button opens it')
 
-  // --- Two-factor sign-in: the user enrols through the API (as a script would), then the
-  // console asks for the code after the password. The enrolment is confirmed with the code of
-  // the previous step (inside the allowed skew), so the sign-in's current code is not a replay.
-  const bearer = (await apiCall('POST', '/auth/login', '', { email: USER_EMAIL, password: USER_PASSWORD })).token
-  const enrol = await apiCall('POST', '/me/2fa/enrol', bearer, {})
+  // --- The confirmation dialog: deleting a key asks in an accessible in-page dialog; Escape
+  // and Cancel keep the key, Confirm deletes it.
+  await user.setViewportSize(DESKTOP)
+  await user.selectOption('[data-testid=lang]', 'en')
+  await user.goto(BASE + '/keys')
+  await user.fill('#key-name', 'temporary')
+  await user.click('form button[type=submit]')
+  const tempRow = user.locator('tr', { hasText: 'temporary' })
+  await tempRow.waitFor()
+  await tempRow.locator('button', { hasText: 'Delete' }).click()
+  const dialog = user.locator('[data-testid=confirm]')
+  await dialog.waitFor()
+  check((await dialog.getAttribute('role')) === 'alertdialog' && (await text(user, '#confirm-message')).includes('temporary'),
+    'deleting asks in a labelled in-page dialog: ' + (await text(user, '#confirm-message')))
+  check(await user.evaluate(() => document.activeElement?.getAttribute('data-testid') === 'confirm-no'), 'the dialog starts on Cancel')
+  await user.keyboard.press('Escape')
+  await dialog.waitFor({ state: 'hidden' })
+  check((await tempRow.count()) === 1, 'Escape keeps the key')
+  await tempRow.locator('button', { hasText: 'Delete' }).click()
+  await user.click('[data-testid=confirm-yes]')
+  await tempRow.waitFor({ state: 'detached' })
+  check(true, 'confirming deletes the key')
+
+  // --- Two-factor sign-in: the user enrols in the console (the secret is shown as text), then
+  // the console asks for the code after the password. The enrolment is confirmed with the code
+  // of the previous step (inside the allowed skew), so the sign-in's current code is not a
+  // replay.
+  await user.click('nav >> text=Two-factor sign-in')
+  await user.locator('[data-testid=tfa-status]').waitFor()
+  check((await text(user, '[data-testid=tfa-status]')).includes('is off'), 'the 2FA page says it is off')
+  await user.click('[data-testid=tfa-start]')
+  const secret = (await user.locator('[data-testid=tfa-secret]').textContent()).trim()
+  check(/^[A-Z2-7]{32}$/.test(secret) && (await text(user, '[data-testid=tfa-uri]')).startsWith('otpauth://totp/'),
+    'enrolment shows the secret and the otpauth address as text')
+  await user.fill('#tfa-code', '12345')
+  await user.click('form button[type=submit]')
+  await user.locator('#tfa-code-error').waitFor()
+  check(true, 'a wrong confirmation code is refused at the field: ' + (await text(user, '#tfa-code-error')))
   const step = Math.floor(Date.now() / 30000)
-  await apiCall('POST', '/me/2fa/confirm', bearer, { code: totp(enrol.secret, step - 1) })
+  await user.fill('#tfa-code', totp(secret, step - 1))
+  await user.click('form button[type=submit]')
+  await user.locator('[data-testid=recovery-codes]').waitFor()
+  check((await user.locator('[data-testid=recovery-codes] li').count()) === 10, 'confirming shows ten recovery codes once')
+  await user.locator('[data-testid=tfa-status]', { hasText: 'is on' }).waitFor()
+  check(true, 'and two-factor sign-in is on')
+  const enrol = { secret }
   const tf = await newPage('en-US')
   await signIn(tf, USER_EMAIL, USER_PASSWORD)
   await tf.locator('#code').waitFor()

@@ -23,6 +23,7 @@ export interface Me {
   balance: string
   concurrency: number
   must_change_password: boolean
+  must_enrol_2fa: boolean
 }
 
 export interface Page<T> {
@@ -37,6 +38,9 @@ export const state = reactive({
   siteName: 'FluxCode',
   registration: false,
   busy: 0, // requests in flight, shown as a progress bar
+  // enrolOnly: signed in with a session good only for enrolling a second factor (an admin
+  // under require_2fa_for_admins); /me refuses it, the 2FA page is all there is.
+  enrolOnly: false,
   onUnauthenticated: () => {},
 })
 
@@ -124,13 +128,32 @@ export async function loadPublic(): Promise<void> {
   }
 }
 
-// money shows a decimal dollar string with four decimals, without float rounding surprises
-// for the amounts a console shows.
+// Money crosses the API as an exact decimal string with nine decimals ("12.500000000"); the
+// API never rounds it, and neither does the console. money shows at least four decimals and
+// every further non-zero one, so $0.000045 is never shown as $0.0000 and a balance is never
+// rounded up or down.
 export function money(s: string | undefined): string {
   if (!s) return '$0.0000'
   const neg = s.startsWith('-')
   const [i, f = ''] = (neg ? s.slice(1) : s).split('.')
-  return (neg ? '-$' : '$') + i + '.' + (f + '0000').slice(0, 4)
+  const frac = f.replace(/0+$/, '').padEnd(4, '0')
+  return (neg ? '-$' : '$') + i + '.' + frac
+}
+
+// nanos reads an API money string into an exact count of 10^-9 dollars.
+export function nanos(s: string | undefined): bigint {
+  if (!s) return 0n
+  const neg = s.startsWith('-')
+  const [i, f = ''] = (neg ? s.slice(1) : s).split('.')
+  const v = BigInt(i || '0') * 1_000_000_000n + BigInt((f + '000000000').slice(0, 9))
+  return neg ? -v : v
+}
+
+// fromNanos writes an exact count of 10^-9 dollars as the API does.
+export function fromNanos(v: bigint): string {
+  const neg = v < 0n
+  const a = neg ? -v : v
+  return (neg ? '-' : '') + (a / 1_000_000_000n).toString() + '.' + (a % 1_000_000_000n).toString().padStart(9, '0')
 }
 
 export function when(s: string | null | undefined): string {

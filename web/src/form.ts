@@ -2,6 +2,7 @@
 // message next to the field (or above the form when no field is named).
 import { reactive, ref, type Ref } from 'vue'
 import { api, ApiError, type Page } from './api'
+import { confirmAction } from './confirm'
 
 export function useForm() {
   const errors = reactive<Record<string, string>>({})
@@ -25,19 +26,18 @@ export function useForm() {
   return { errors, general, busy, run }
 }
 
-// confirmAction asks before a destructive action.
-export function confirmAction(message: string): boolean {
-  return window.confirm(message)
-}
-
-// useList is one server-paged list and the row actions on it: an action's failure is shown
-// above the table, and the page is reloaded after it.
-export function useList<T>(path: string, size = 20) {
+// useList is one server-paged, server-filtered list and the row actions on it: the filters'
+// non-empty values go to the API as query parameters, an action's failure is shown above the
+// table, and the page is reloaded after it.
+export function useList<T, F extends Record<string, string> = Record<string, string>>(path: string, size = 20, initial?: F) {
   const list = ref({ items: [], total: 0, page: 1, page_size: size }) as Ref<Page<T>>
+  const filters = ref({ ...(initial ?? {}) }) as Ref<F>
   const rowError = ref('')
   async function load(page = list.value.page) {
     const sep = path.includes('?') ? '&' : '?'
-    list.value = await api<Page<T>>('GET', `${path}${sep}page=${page}&page_size=${size}`)
+    const q = new URLSearchParams({ page: String(page), page_size: String(size) })
+    for (const [k, v] of Object.entries(filters.value)) if (v.trim()) q.set(k, v.trim())
+    list.value = await api<Page<T>>('GET', `${path}${sep}${q}`)
   }
   async function act(fn: () => Promise<unknown>) {
     rowError.value = ''
@@ -51,6 +51,6 @@ export function useList<T>(path: string, size = 20) {
   // toggle flips a record's status between active and disabled with a PATCH.
   const toggle = (url: string, status: string) => act(() => api('PATCH', url, { status: status === 'disabled' ? 'active' : 'disabled' }))
   // remove deletes a record after the user confirms.
-  const remove = (url: string, question: string) => confirmAction(question) && act(() => api('DELETE', url))
-  return { list, rowError, load, act, toggle, remove }
+  const remove = async (url: string, question: string) => (await confirmAction(question)) && act(() => api('DELETE', url))
+  return { list, rowError, load, act, toggle, remove, filters }
 }

@@ -5,7 +5,7 @@ const en = {
   nav: {
     dashboard: 'Dashboard', keys: 'API keys', usage: 'Usage', useWith: 'Use it with',
     adminDashboard: 'Overview', users: 'Users', groups: 'Groups', accounts: 'Accounts', proxies: 'Proxies',
-    rules: 'Error rules', adminUsage: 'Usage log', settings: 'Settings',
+    rules: 'Error rules', adminUsage: 'Usage log', settings: 'Settings', twoFactor: 'Two-factor sign-in', adminKeys: 'All API keys',
   },
   common: {
     save: 'Save', create: 'Create', cancel: 'Cancel', delete: 'Delete', enable: 'Enable', disable: 'Disable',
@@ -15,12 +15,24 @@ const en = {
     copied: 'Copied', filter: 'Filter', reset: 'Reset', saved: 'Saved.', id: 'ID', platform: 'Platform',
     concurrency: 'Concurrency', concurrencyHint: '0 means no limit', priority: 'Priority', yes: 'yes', no: 'no',
     email: 'Email', password: 'Password', balance: 'Balance', expires: 'Expires', never: 'never', group: 'Group',
+    confirmTitle: 'Are you sure?', confirm: 'Yes, go ahead', search: 'Search', all: 'all',
   },
   login: {
     title: 'Sign in', register: 'Create an account', submit: 'Sign in', submitRegister: 'Register',
     toRegister: 'No account? Register', toLogin: 'Have an account? Sign in',
     twoFactor: 'Enter the code from your authenticator app.', code: 'Six-digit code', recoveryCode: 'Recovery code',
     useRecovery: 'Use a recovery code instead',
+  },
+  tfa: {
+    title: 'Two-factor sign-in', required: 'Administrators must use two-factor sign-in here. Enrol an authenticator app to continue.',
+    on: 'Two-factor sign-in is on ({n} recovery codes left).', off: 'Two-factor sign-in is off.',
+    intro: 'After your password, sign-in will also ask for a six-digit code from an authenticator app on your phone.',
+    start: 'Set up an authenticator app', step1: '1. Add this account to your authenticator app',
+    secretLabel: 'Type this key into the app (time-based):', uriLabel: 'or paste this address into an app that accepts one:',
+    step2: '2. Enter the code the app shows', confirm: 'Turn on two-factor sign-in',
+    codesOnce: 'Keep these recovery codes somewhere safe: each signs you in once without the app. They are shown only now.',
+    continue: 'Continue', current: 'Current code or recovery code', currentHint: 'Needed for the actions below.',
+    newCodes: 'New recovery codes', newDevice: 'Move to a new device', disable: 'Turn off two-factor sign-in',
   },
   password: {
     title: 'Change your password', firstRun: 'This administrator password was generated at the first start. Choose your own before you continue.',
@@ -35,6 +47,7 @@ const en = {
   },
   keys: {
     title: 'API keys', new: 'New key', prefix: 'Key', shownOnce: 'Copy the key now: it is shown only once.',
+    edit: 'Edit key “{name}”', adminLimits: 'Status, concurrency and expiry set here are limits the owner cannot lift.',
     lastUsed: 'Last used', expiresAt: 'Expires at (optional)', noGroups: 'No group is open to you yet; ask an administrator.',
   },
   usage: {
@@ -60,6 +73,9 @@ const en = {
     newRule: 'New error rule', statusCode: 'Upstream status', keyword: 'Keyword in the error', minutes: 'Pause (minutes)',
     enabled: 'Enabled', siteName: 'Site name', registration: 'Allow public registration', defConc: 'Default concurrency of new users',
     defBalance: 'Default balance of new users (USD)', schedulable: 'Schedulable', errorRate: 'Error rate',
+    editAccount: 'Edit account “{name}”', keepKey: 'Leave empty to keep the stored credentials ({fields}); they are needed again when the base URL or proxy changes.',
+    organization: 'OpenAI organization (optional)', project: 'OpenAI project (optional)', priorityHint: '0 is tried first',
+    errorChart: 'Error rate per day (last 14 days)', okRequests: 'Answered', failedRequests: 'Failed',
   },
 }
 
@@ -70,7 +86,7 @@ const zh: Messages = {
   nav: {
     dashboard: '仪表盘', keys: 'API 密钥', usage: '用量', useWith: '接入方式',
     adminDashboard: '总览', users: '用户', groups: '分组', accounts: '上游账号', proxies: '代理',
-    rules: '错误规则', adminUsage: '用量日志', settings: '设置',
+    rules: '错误规则', adminUsage: '用量日志', settings: '设置', twoFactor: '两步验证', adminKeys: '全部 API 密钥',
   },
   common: {
     save: '保存', create: '创建', cancel: '取消', delete: '删除', enable: '启用', disable: '停用',
@@ -80,12 +96,24 @@ const zh: Messages = {
     copied: '已复制', filter: '筛选', reset: '重置', saved: '已保存。', id: 'ID', platform: '平台',
     concurrency: '并发数', concurrencyHint: '0 表示不限', priority: '优先级', yes: '是', no: '否',
     email: '邮箱', password: '密码', balance: '余额', expires: '到期', never: '永不', group: '分组',
+    confirmTitle: '确认操作', confirm: '确定', search: '搜索', all: '全部',
   },
   login: {
     title: '登录', register: '注册账户', submit: '登录', submitRegister: '注册',
     toRegister: '没有账户？注册', toLogin: '已有账户？登录',
     twoFactor: '请输入身份验证器应用中的验证码。', code: '六位验证码', recoveryCode: '恢复码',
     useRecovery: '改用恢复码',
+  },
+  tfa: {
+    title: '两步验证', required: '管理员必须使用两步验证。请先绑定身份验证器应用再继续。',
+    on: '两步验证已开启（剩余 {n} 个恢复码）。', off: '两步验证未开启。',
+    intro: '开启后，登录时除密码外还需输入手机上身份验证器应用显示的六位验证码。',
+    start: '绑定身份验证器应用', step1: '1. 在身份验证器应用中添加此账户',
+    secretLabel: '在应用中输入此密钥（基于时间）：', uriLabel: '或将此地址粘贴到支持的应用中：',
+    step2: '2. 输入应用显示的验证码', confirm: '开启两步验证',
+    codesOnce: '请妥善保存这些恢复码：每个可在没有应用时登录一次。它们只显示这一次。',
+    continue: '继续', current: '当前验证码或恢复码', currentHint: '以下操作需要。',
+    newCodes: '重新生成恢复码', newDevice: '更换设备', disable: '关闭两步验证',
   },
   password: {
     title: '修改密码', firstRun: '此管理员密码是首次启动时自动生成的，请先设置您自己的密码。',
@@ -100,6 +128,7 @@ const zh: Messages = {
   },
   keys: {
     title: 'API 密钥', new: '新建密钥', prefix: '密钥', shownOnce: '请立即复制密钥：它只显示这一次。',
+    edit: '编辑密钥“{name}”', adminLimits: '此处设置的状态、并发数和到期时间是密钥所有者无法解除的限制。',
     lastUsed: '最近使用', expiresAt: '到期时间（可选）', noGroups: '暂无可用分组，请联系管理员。',
   },
   usage: {
@@ -125,6 +154,9 @@ const zh: Messages = {
     newRule: '新建错误规则', statusCode: '上游状态码', keyword: '错误中的关键词', minutes: '暂停（分钟）',
     enabled: '启用', siteName: '站点名称', registration: '允许公开注册', defConc: '新用户默认并发数',
     defBalance: '新用户默认余额（美元）', schedulable: '可调度', errorRate: '错误率',
+    editAccount: '编辑账号“{name}”', keepKey: '留空则保留已存储的凭据（{fields}）；更改 Base URL 或代理时需重新填写。',
+    organization: 'OpenAI 组织（可选）', project: 'OpenAI 项目（可选）', priorityHint: '0 最先使用',
+    errorChart: '每日错误率（最近 14 天）', okRequests: '成功', failedRequests: '失败',
   },
 }
 

@@ -15,6 +15,7 @@ const pages = {
   proxies: () => import('./pages/AdminProxies.vue'),
   rules: () => import('./pages/AdminRules.vue'),
   settings: () => import('./pages/AdminSettings.vue'),
+  twoFactor: () => import('./pages/TwoFactor.vue'),
 }
 
 export const router = createRouter({
@@ -28,10 +29,12 @@ export const router = createRouter({
     { path: '/keys', name: 'keys', component: pages.keys },
     { path: '/usage', name: 'usage', component: pages.usage },
     { path: '/use-with', name: 'useWith', component: pages.useWith },
+    { path: '/2fa', name: 'twoFactor', component: pages.twoFactor },
     { path: '/admin', name: 'adminDashboard', component: pages.adminDashboard, meta: { admin: true } },
     { path: '/admin/users', name: 'users', component: pages.users, meta: { admin: true } },
     { path: '/admin/groups', name: 'groups', component: pages.groups, meta: { admin: true } },
     { path: '/admin/accounts', name: 'accounts', component: pages.accounts, meta: { admin: true } },
+    { path: '/admin/keys', name: 'adminKeys', component: pages.keys, meta: { admin: true } },
     { path: '/admin/proxies', name: 'proxies', component: pages.proxies, meta: { admin: true } },
     { path: '/admin/rules', name: 'rules', component: pages.rules, meta: { admin: true } },
     { path: '/admin/usage', name: 'adminUsage', component: pages.usage, meta: { admin: true } },
@@ -49,8 +52,10 @@ router.beforeEach(async (to) => {
   if (to.meta.public) {
     return state.me ? { path: '/dashboard' } : true
   }
+  if (state.enrolOnly) return to.name === 'twoFactor' ? true : { name: 'twoFactor' }
   if (!state.me) return { name: 'login', query: to.fullPath !== '/dashboard' ? { next: to.fullPath } : {} }
   if (state.me.must_change_password && to.name !== 'password') return { name: 'password' }
+  if (state.me.must_enrol_2fa && to.name !== 'twoFactor') return { name: 'twoFactor' }
   if (to.meta.admin && state.me.role !== 'admin') return { name: 'dashboard' }
   return true
 })

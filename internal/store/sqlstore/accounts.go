@@ -148,13 +148,18 @@ func (d *DB) GetAccount(ctx context.Context, id int64) (*store.Account, error) {
 }
 
 func (d *DB) ListAccounts(ctx context.Context, p store.Page) ([]store.Account, int, error) {
+	where, args := filterSQL{search: []string{"a.name"}, status: "a.status", platform: "a.platform",
+		group: "EXISTS (SELECT 1 FROM account_groups fg WHERE fg.account_id = a.id AND fg.group_id = $?)"}.where(p.Filter, nil)
+	if where != "" {
+		where = " WHERE " + where
+	}
 	var total int
-	if err := d.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM accounts").Scan(&total); err != nil {
+	if err := d.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM accounts a"+where, args...).Scan(&total); err != nil {
 		return nil, 0, wrap("count accounts", err)
 	}
 	limit, offset := pageArgs(p)
-	out, err := queryAll(ctx, d, "list accounts", d.accountSelect()+" ORDER BY a.id LIMIT $1 OFFSET $2",
-		[]any{limit, offset}, d.scanAccount)
+	q := fmt.Sprintf("%s%s ORDER BY a.id LIMIT $%d OFFSET $%d", d.accountSelect(), where, len(args)+1, len(args)+2)
+	out, err := queryAll(ctx, d, "list accounts", q, append(args, limit, offset), d.scanAccount)
 	if err != nil {
 		return nil, 0, err
 	}

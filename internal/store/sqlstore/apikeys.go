@@ -52,6 +52,8 @@ func (d *DB) GetAPIKey(ctx context.Context, id int64) (*store.APIKey, error) {
 // ListAPIKeys lists a user's keys (userID 0: everyone's) in creation order.
 func (d *DB) ListAPIKeys(ctx context.Context, userID int64, p store.Page) ([]store.APIKey, int, error) {
 	where, args := ownedBy(userID)
+	where, args = filterSQL{search: []string{"name", "prefix"}, status: "status", group: "group_id = $?"}.
+		and(where, p.Filter, args)
 	return listPage(ctx, d, "list api keys", apiKeyCols, "api_keys", where, args, "id", p, scanAPIKey)
 }
 

@@ -43,7 +43,8 @@ func (d *DB) GetGroup(ctx context.Context, id int64) (*store.Group, error) {
 }
 
 func (d *DB) ListGroups(ctx context.Context, p store.Page) ([]store.Group, int, error) {
-	return listPage(ctx, d, "list groups", groupCols, "groups", "", nil, "id", p, scanGroup)
+	where, args := filterSQL{search: []string{"name"}, status: "status", platform: "platform"}.where(p.Filter, nil)
+	return listPage(ctx, d, "list groups", groupCols, "groups", where, args, "id", p, scanGroup)
 }
 
 // UpdateGroup writes every field but the id and timestamps, and sets g.UpdatedAt.

@@ -64,7 +64,8 @@ func (d *DB) GetUserByEmail(ctx context.Context, email string) (*store.User, err
 }
 
 func (d *DB) ListUsers(ctx context.Context, p store.Page) ([]store.User, int, error) {
-	return listPage(ctx, d, "list users", userCols, "users", "", nil, "id", p, scanUser)
+	where, args := filterSQL{search: []string{"email"}, status: "status", role: "role"}.where(p.Filter, nil)
+	return listPage(ctx, d, "list users", userCols, "users", where, args, "id", p, scanUser)
 }
 
 // UpdateUser writes Email, Role, Status and Concurrency (never Balance or PasswordHash) and
