@@ -187,13 +187,14 @@ func (m *Main) handler() (http.Handler, error) {
 	mux.HandleFunc("GET /health/live", m.live)
 	mux.Handle("GET /metrics", m.metricsHandler())
 	mux.Handle("/api/v1/", api.New(api.Options{
-		Store:        m.store,
-		Keys:         m.keys,
-		Tokens:       m.tokens,
-		Coord:        m.coord,
-		Logger:       m.logger,
-		Registration: func() bool { return m.cfg.RegistrationEnabled },
-		Upstreams:    netguard.New(m.cfg.UpstreamAllowedNetworks),
+		Store:               m.store,
+		Keys:                m.keys,
+		Tokens:              m.tokens,
+		Coord:               m.coord,
+		Logger:              m.logger,
+		Registration:        func() bool { return m.cfg.RegistrationEnabled },
+		AllowUnpricedModels: m.cfg.Gateway.AllowUnpricedModels,
+		Upstreams:           netguard.New(m.cfg.Gateway.AllowedNetworks),
 
 		LoginMaxFailures:   m.cfg.LoginMaxFailuresPerEmail,
 		LoginMaxPerAddress: m.cfg.LoginMaxFailuresPerAddress,

@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/fluxcode/fluxcode/internal/billing"
-	"github.com/fluxcode/fluxcode/internal/config"
 	"github.com/fluxcode/fluxcode/internal/gateway"
 	"github.com/fluxcode/fluxcode/internal/provider"
 	"github.com/fluxcode/fluxcode/internal/provider/anthropic"
@@ -31,7 +30,7 @@ func (m *Main) mountGateway(mux *http.ServeMux) error {
 		Prices:    prices,
 		Logger:    m.logger,
 		Metrics:   m.registry,
-		Config:    GatewayConfig(m.cfg),
+		Config:    m.cfg.Gateway,
 		NodeName:  m.nodeName,
 	})
 	if err != nil {
@@ -40,24 +39,4 @@ func (m *Main) mountGateway(mux *http.ServeMux) error {
 	m.closers = append(m.closers, g.Close)
 	g.Routes(mux)
 	return nil
-}
-
-// GatewayConfig maps the GATEWAY_*, UPSTREAM_* and MAX_BODY_BYTES variables onto the
-// gateway's configuration; everything else keeps the gateway's defaults.
-func GatewayConfig(cfg config.Config) gateway.Config {
-	g := gateway.Default()
-	g.StickyTTL = cfg.GatewayStickyTTL
-	g.MaxAccountSwitches = cfg.GatewayMaxAccountSwitches
-	g.WaitQueueMax = cfg.GatewayWaitQueueMax
-	g.WaitTimeout = cfg.GatewayWaitTimeout
-	g.SlotTTL = cfg.GatewaySlotTTL
-	g.OverloadCooldown = cfg.GatewayOverloadCooldown
-	g.RateLimitCooldown = cfg.GatewayRateLimitCooldown
-	g.ConnectTimeout = cfg.UpstreamConnectTimeout
-	g.HeaderTimeout = cfg.UpstreamHeaderTimeout
-	g.IdleTimeout = cfg.UpstreamIdleTimeout
-	g.MaxBodyBytes = cfg.MaxBodyBytes
-	g.BodyBytesInFlight = cfg.GatewayBodyBytesInFlight
-	g.AllowedNetworks = cfg.UpstreamAllowedNetworks
-	return g
 }

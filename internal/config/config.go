@@ -29,6 +29,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fluxcode/fluxcode/internal/gateway"
 )
 
 // Modes.
@@ -51,7 +53,6 @@ type Config struct {
 	ServerPort      int           // SERVER_PORT; 0 picks a free port (tests)
 	ServerMode      string        // SERVER_MODE: debug | release
 	ShutdownTimeout time.Duration // SERVER_SHUTDOWN_TIMEOUT: how long Close waits for requests
-	MaxBodyBytes    int64         // MAX_BODY_BYTES
 
 	ReadHeaderTimeout time.Duration // SERVER_READ_HEADER_TIMEOUT
 	IdleTimeout       time.Duration // SERVER_IDLE_TIMEOUT
@@ -105,22 +106,12 @@ type Config struct {
 
 	PriceFile string
 
-	GatewayStickyTTL          time.Duration
-	GatewayMaxAccountSwitches int
-	GatewayWaitQueueMax       int
-	GatewayWaitTimeout        time.Duration
-	GatewaySlotTTL            time.Duration
-	GatewayOverloadCooldown   time.Duration
-	GatewayRateLimitCooldown  time.Duration
-	GatewayBodyReadTimeout    time.Duration // per read of a /v1 request body
-	GatewayBodyBytesInFlight  int64
-
-	UpstreamConnectTimeout time.Duration
-	UpstreamHeaderTimeout  time.Duration
-	UpstreamIdleTimeout    time.Duration
-	// UpstreamAllowedNetworks are the special-purpose networks upstreams and proxies may
-	// nevertheless be in (UPSTREAM_ALLOWED_NETWORKS); empty refuses them all.
-	UpstreamAllowedNetworks []netip.Prefix
+	// Gateway is the request path's configuration. The GATEWAY_*, UPSTREAM_*, MAX_BODY_BYTES
+	// and ALLOW_UNPRICED_MODELS variables fill its fields, and their defaults are
+	// gateway.Default()'s: the variable table names the field, the gateway owns the value,
+	// so the two cannot disagree. Fields without a variable keep gateway.Default()'s value.
+	Gateway                gateway.Config
+	GatewayBodyReadTimeout time.Duration // per read of a /v1 request body (the HTTP server's)
 
 	PprofAddr        string // PPROF_ADDR; empty = no profiling listener
 	PprofAllowRemote bool   // PPROF_ALLOW_REMOTE
@@ -310,8 +301,8 @@ func (c Config) Validate() error {
 	if c.PprofAddr != "" && !c.PprofAllowRemote && !loopbackHost(c.PprofAddr) {
 		add("PPROF_ADDR %q is not a loopback address: the profiler has no authentication and shows internals, so it listens on 127.0.0.1 or ::1 only (reach it through an SSH tunnel), unless PPROF_ALLOW_REMOTE=true", c.PprofAddr)
 	}
-	if c.GatewayBodyBytesInFlight < c.MaxBodyBytes {
-		add("GATEWAY_BODY_BYTES_IN_FLIGHT (%d) must be at least MAX_BODY_BYTES (%d), or no body of the largest size could be read", c.GatewayBodyBytesInFlight, c.MaxBodyBytes)
+	if c.Gateway.BodyBytesInFlight < c.Gateway.MaxBodyBytes {
+		add("GATEWAY_BODY_BYTES_IN_FLIGHT (%d) must be at least MAX_BODY_BYTES (%d), or no body of the largest size could be read", c.Gateway.BodyBytesInFlight, c.Gateway.MaxBodyBytes)
 	}
 	if c.LoginWindow > 24*time.Hour {
 		add("LOGIN_WINDOW (%s) must be at most 24h: a longer lock lets anyone who knows an e-mail keep its owner out for that long", c.LoginWindow)

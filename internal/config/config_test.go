@@ -51,8 +51,8 @@ func TestDefaults(t *testing.T) {
 	if c.DataDir != "./data" || c.SQLitePath() != filepath.Join("data", "fluxcode.db") {
 		t.Errorf("data dir = %q, sqlite = %q", c.DataDir, c.SQLitePath())
 	}
-	if c.GatewaySlotTTL != 8*time.Second || c.MaxBodyBytes != 32<<20 || c.RegistrationEnabled {
-		t.Errorf("gateway defaults = %v %d %v", c.GatewaySlotTTL, c.MaxBodyBytes, c.RegistrationEnabled)
+	if c.Gateway.SlotTTL != 8*time.Second || c.Gateway.MaxBodyBytes != 32<<20 || c.RegistrationEnabled {
+		t.Errorf("gateway defaults = %v %d %v", c.Gateway.SlotTTL, c.Gateway.MaxBodyBytes, c.RegistrationEnabled)
 	}
 	if c.PostgresDSN() != "" || c.RedisConfigured() {
 		t.Errorf("single mode has PostgreSQL %q or Redis", c.PostgresDSN())
@@ -145,8 +145,8 @@ func TestValidValuesParse(t *testing.T) {
 		"JWT_SECRET":           testSecret,
 		"ENCRYPTION_KEY":       testKey,
 	})
-	if c.ServerPort != 0 || !c.RegistrationEnabled || c.GatewayWaitTimeout != 90*time.Second || c.GatewayStickyTTL != 90*time.Minute {
-		t.Errorf("parsed %d %v %v %v", c.ServerPort, c.RegistrationEnabled, c.GatewayWaitTimeout, c.GatewayStickyTTL)
+	if c.ServerPort != 0 || !c.RegistrationEnabled || c.Gateway.WaitTimeout != 90*time.Second || c.Gateway.StickyTTL != 90*time.Minute {
+		t.Errorf("parsed %d %v %v %v", c.ServerPort, c.RegistrationEnabled, c.Gateway.WaitTimeout, c.Gateway.StickyTTL)
 	}
 	var got []string
 	for _, p := range c.TrustedProxies {

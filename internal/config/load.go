@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/fluxcode/fluxcode/internal/gateway"
 )
 
 // Sources of a value, as Redacted shows them.
@@ -40,7 +42,7 @@ func Load(env func(string) (string, bool)) (Config, error) {
 		return v, true
 	}
 
-	var c Config
+	c := Config{Gateway: gateway.Default()} // the fields no variable fills keep their defaults
 	var errs []error
 	file := map[string]string{}
 	if path, ok := lookup("CONFIG_FILE"); ok {

@@ -7,9 +7,11 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/fluxcode/fluxcode/internal/gateway"
 	"github.com/fluxcode/fluxcode/internal/secret"
 )
 
@@ -32,6 +34,9 @@ type Var struct {
 	check func(string) error
 	// field returns a pointer to the Config field the variable fills.
 	field func(*Config) any
+	// gateway, instead of field and Default, names a field of Config.Gateway: the variable
+	// fills it, and its default is gateway.Default()'s value of it (Vars sets both).
+	gateway func(*gateway.Config) any
 }
 
 // Type names the variable's type for documentation and error messages.
@@ -58,7 +63,7 @@ func (v Var) Type() string {
 // Vars is the table of every variable FluxCode reads, besides CONFIG_FILE.
 // It is built on each call so that no caller can change it for another.
 func Vars() []Var {
-	return []Var{
+	vars := []Var{
 		// Server.
 		{Name: "SERVER_HOST", Default: "0.0.0.0", Doc: "Address to listen on; 127.0.0.1 keeps the node local.",
 			field: func(c *Config) any { return &c.ServerHost }},
@@ -78,9 +83,9 @@ func Vars() []Var {
 		{Name: "SERVER_MAX_CONNS", Default: "4096", Min: 0, Max: 10000000,
 			Doc:   "Client connections one node keeps open at once; one more gets a 503 and is closed. 0 = no limit.",
 			field: func(c *Config) any { return &c.MaxConns }},
-		{Name: "MAX_BODY_BYTES", Default: "33554432", Min: 1024, Max: 1 << 40,
-			Doc:   "Largest accepted gateway request body, in bytes (413 beyond, refused on its Content-Length). 32 MiB: Anthropic refuses larger Messages bodies.",
-			field: func(c *Config) any { return &c.MaxBodyBytes }},
+		{Name: "MAX_BODY_BYTES", Min: 1024, Max: 1 << 40,
+			Doc:     "Largest accepted gateway request body, in bytes (413 beyond, refused on its Content-Length). 32 MiB: Anthropic refuses larger Messages bodies.",
+			gateway: func(g *gateway.Config) any { return &g.MaxBodyBytes }},
 		{Name: "TRUSTED_PROXIES", Doc: "Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is believed; empty = none.",
 			field: func(c *Config) any { return &c.TrustedProxies }},
 		{Name: "NODE_NAME", Doc: "Name of this node in logs and metrics; empty = the host name.",
@@ -177,37 +182,40 @@ func Vars() []Var {
 			field: func(c *Config) any { return &c.LogLevel }},
 
 		// Billing.
-		{Name: "PRICE_FILE", check: checkReadableFile, Doc: "A LiteLLM-format price JSON that extends and overrides the built-in prices.",
+		{Name: "PRICE_FILE", check: checkReadableFile, Doc: "A LiteLLM-format price JSON that extends and overrides the built-in prices (the admin setting model_prices goes over both).",
 			field: func(c *Config) any { return &c.PriceFile }},
+		{Name: "ALLOW_UNPRICED_MODELS",
+			Doc:     "Serve models that have no price, billed at zero cost (their tokens are still recorded). Off: a request for such a model is refused (403, X-Fluxcode-Reject: unpriced). The admin setting allow_unpriced_models, once saved, overrides it.",
+			gateway: func(g *gateway.Config) any { return &g.AllowUnpricedModels }},
 
 		// Gateway.
-		{Name: "GATEWAY_STICKY_TTL", Default: "1h", Doc: "How long a conversation stays on the account that served it.",
-			field: func(c *Config) any { return &c.GatewayStickyTTL }},
-		{Name: "GATEWAY_MAX_ACCOUNT_SWITCHES", Default: "3", Min: 0, Max: 50, Doc: "Other accounts tried after a failure, before the first byte.",
-			field: func(c *Config) any { return &c.GatewayMaxAccountSwitches }},
-		{Name: "GATEWAY_WAIT_QUEUE_MAX", Default: "100", Min: 0, Max: 1000000, Doc: "Requests that may wait for a concurrency slot per user or key; 0 = refuse at once.",
-			field: func(c *Config) any { return &c.GatewayWaitQueueMax }},
-		{Name: "GATEWAY_WAIT_TIMEOUT", Default: "30s", Doc: "How long a request waits for a concurrency slot.",
-			field: func(c *Config) any { return &c.GatewayWaitTimeout }},
-		{Name: "GATEWAY_SLOT_TTL", Default: "8s", Doc: "Lease of a concurrency slot, refreshed every third of it while the request runs; a crashed node's slots free within it.",
-			field: func(c *Config) any { return &c.GatewaySlotTTL }},
-		{Name: "GATEWAY_OVERLOAD_COOLDOWN", Default: "5m", Doc: "How long an account that answered 529 (overloaded) is skipped.",
-			field: func(c *Config) any { return &c.GatewayOverloadCooldown }},
-		{Name: "GATEWAY_RATE_LIMIT_COOLDOWN", Default: "60s", Doc: "How long an account that answered 429 is skipped when the answer names no reset time.",
-			field: func(c *Config) any { return &c.GatewayRateLimitCooldown }},
+		{Name: "GATEWAY_STICKY_TTL", Doc: "How long a conversation stays on the account that served it.",
+			gateway: func(g *gateway.Config) any { return &g.StickyTTL }},
+		{Name: "GATEWAY_MAX_ACCOUNT_SWITCHES", Min: 0, Max: 50, Doc: "Other accounts tried after a failure, before the first byte.",
+			gateway: func(g *gateway.Config) any { return &g.MaxAccountSwitches }},
+		{Name: "GATEWAY_WAIT_QUEUE_MAX", Min: 0, Max: 1000000, Doc: "Requests that may wait for a concurrency slot per user or key; 0 = refuse at once.",
+			gateway: func(g *gateway.Config) any { return &g.WaitQueueMax }},
+		{Name: "GATEWAY_WAIT_TIMEOUT", Doc: "How long a request waits for a concurrency slot.",
+			gateway: func(g *gateway.Config) any { return &g.WaitTimeout }},
+		{Name: "GATEWAY_SLOT_TTL", Doc: "Lease of a concurrency slot, refreshed every third of it while the request runs; a crashed node's slots free within it.",
+			gateway: func(g *gateway.Config) any { return &g.SlotTTL }},
+		{Name: "GATEWAY_OVERLOAD_COOLDOWN", Doc: "How long an account that answered 529 (overloaded) is skipped.",
+			gateway: func(g *gateway.Config) any { return &g.OverloadCooldown }},
+		{Name: "GATEWAY_RATE_LIMIT_COOLDOWN", Doc: "How long an account that answered 429 is skipped when the answer names no reset time.",
+			gateway: func(g *gateway.Config) any { return &g.RateLimitCooldown }},
 		{Name: "GATEWAY_BODY_READ_TIMEOUT", Default: "60s", Doc: "Gateway routes (/v1/...): longest wait for the next bytes of a request body before the request is cut (408).",
 			field: func(c *Config) any { return &c.GatewayBodyReadTimeout }},
-		{Name: "GATEWAY_BODY_BYTES_IN_FLIGHT", Default: "1073741824", Min: 1024, Max: 1 << 50,
-			Doc:   "Request-body bytes one node holds at once (read, or kept for failover until the request ends); a request past it gets a retryable 503. At least MAX_BODY_BYTES.",
-			field: func(c *Config) any { return &c.GatewayBodyBytesInFlight }},
+		{Name: "GATEWAY_BODY_BYTES_IN_FLIGHT", Min: 1024, Max: 1 << 50,
+			Doc:     "Request-body bytes one node holds at once (read, or kept for failover until the request ends); a request past it gets a retryable 503. At least MAX_BODY_BYTES.",
+			gateway: func(g *gateway.Config) any { return &g.BodyBytesInFlight }},
 		{Name: "UPSTREAM_ALLOWED_NETWORKS", Doc: "Comma-separated IPs/CIDRs that account base URLs and proxies may reach although they are loopback, private, link-local or metadata addresses; empty = all those refused (SSRF guard).",
-			field: func(c *Config) any { return &c.UpstreamAllowedNetworks }},
-		{Name: "UPSTREAM_CONNECT_TIMEOUT", Default: "10s", Doc: "Bound on connecting to an upstream.",
-			field: func(c *Config) any { return &c.UpstreamConnectTimeout }},
-		{Name: "UPSTREAM_HEADER_TIMEOUT", Default: "5m", Doc: "Bound on waiting for an upstream's response headers.",
-			field: func(c *Config) any { return &c.UpstreamHeaderTimeout }},
-		{Name: "UPSTREAM_IDLE_TIMEOUT", Default: "5m", Doc: "Bound on silence between two events of an upstream stream.",
-			field: func(c *Config) any { return &c.UpstreamIdleTimeout }},
+			gateway: func(g *gateway.Config) any { return &g.AllowedNetworks }},
+		{Name: "UPSTREAM_CONNECT_TIMEOUT", Doc: "Bound on connecting to an upstream.",
+			gateway: func(g *gateway.Config) any { return &g.ConnectTimeout }},
+		{Name: "UPSTREAM_HEADER_TIMEOUT", Doc: "Bound on waiting for an upstream's response headers.",
+			gateway: func(g *gateway.Config) any { return &g.HeaderTimeout }},
+		{Name: "UPSTREAM_IDLE_TIMEOUT", Doc: "Bound on silence between two events of an upstream stream.",
+			gateway: func(g *gateway.Config) any { return &g.IdleTimeout }},
 
 		// Operations.
 		{Name: "METRICS_TOKEN", Secret: true, File: true, check: checkMetricsToken,
@@ -220,6 +228,14 @@ func Vars() []Var {
 			Doc:   "Let PPROF_ADDR listen on a non-loopback address. The profiler has no authentication, shows the command line and goroutine stacks, and lets any caller run CPU-costly profiles: enable only on a private network.",
 			field: func(c *Config) any { return &c.PprofAllowRemote }},
 	}
+	defaults := gateway.Default()
+	for i := range vars {
+		if gw := vars[i].gateway; gw != nil {
+			vars[i].field = func(c *Config) any { return gw(&c.Gateway) }
+			vars[i].Default = formatDefault(gw(&defaults))
+		}
+	}
+	return vars
 }
 
 // EnvNames lists every environment variable FluxCode reads, NAME_FILE variants and
@@ -325,4 +341,33 @@ func checkReadableFile(s string) error {
 		return fmt.Errorf("must name a readable file: %w", err)
 	}
 	return f.Close()
+}
+
+// formatDefault writes a gateway default as the variable's default text: what parsing it
+// gives back, in the short form people write ("1h", "5m", "30s").
+func formatDefault(p any) string {
+	switch v := p.(type) {
+	case *time.Duration:
+		s := v.String() // "1h0m0s", "5m0s", "30s"
+		if strings.HasSuffix(s, "m0s") {
+			s = strings.TrimSuffix(s, "0s")
+		}
+		if strings.HasSuffix(s, "h0m") {
+			s = strings.TrimSuffix(s, "0m")
+		}
+		return s
+	case *int:
+		return strconv.Itoa(*v)
+	case *int64:
+		return strconv.FormatInt(*v, 10)
+	case *bool:
+		return strconv.FormatBool(*v)
+	case *[]netip.Prefix:
+		parts := make([]string, len(*v))
+		for i, pr := range *v {
+			parts[i] = pr.String()
+		}
+		return strings.Join(parts, ",")
+	}
+	panic(fmt.Sprintf("config: no default format for %T", p)) // a programming error in the table
 }

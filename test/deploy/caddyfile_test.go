@@ -226,8 +226,8 @@ func TestCaddyfileAdaptsInEveryMode(t *testing.T) {
 			}
 
 			body := findHandler(cfg, "request_body")
-			if max := int64(num(path(body, "max_size"))); max < defaults.MaxBodyBytes {
-				t.Errorf("request_body max_size = %d, below FluxCode's MAX_BODY_BYTES default %d: Caddy would answer oversized bodies instead of FluxCode", max, defaults.MaxBodyBytes)
+			if max := int64(num(path(body, "max_size"))); max < defaults.Gateway.MaxBodyBytes {
+				t.Errorf("request_body max_size = %d, below FluxCode's MAX_BODY_BYTES default %d: Caddy would answer oversized bodies instead of FluxCode", max, defaults.Gateway.MaxBodyBytes)
 			}
 		})
 	}
