@@ -61,6 +61,17 @@ func (s *Server) serveAnthropic(w http.ResponseWriter, r *http.Request, n uint64
 				"` for the `anthropic-beta` header. Please consult our documentation at docs.claude.com or try again without the header.")
 			return
 		}
+		if s.oauth.expired(e.entry.Key, s.opts.Now()) {
+			e.fail(http.StatusUnauthorized, "authentication_error",
+				"OAuth token has expired. Please obtain a new token or refresh your existing token.")
+			return
+		}
+		e.st.mu.Lock()
+		unified := e.st.script.Unified
+		e.st.mu.Unlock()
+		if unified != nil {
+			setUnifiedHeaders(e.w.Header(), unified, s.opts.Now())
+		}
 		if endpoint == endpointModels {
 			e.anthropicModels()
 			return

@@ -46,6 +46,12 @@ type RecordedRequestJSON struct {
 //	POST   /_mock/reset?key=K&peak=1      only K's peak in flight
 //	GET    /_mock/log?key=K&n=N           the last N request log entries (of K, or all)
 //	GET    /_mock/requests?key=K&n=N      the last N requests K sent (headers and body)
+//	GET    /_mock/oauth/stats             OAuthStats of the login server
+//	POST   /_mock/oauth/login?email=E     a signed-in login's tokens (Login)
+//	POST   /_mock/oauth/expire?token=T    access token T expires now
+//	POST   /_mock/oauth/revoke?token=R    refresh token R is revoked (real invalid_grant)
+//	POST   /_mock/oauth/hold, /release    refresh grants wait / go through
+//	POST   /_mock/oauth/ttl?d=D           access tokens issued from now live D
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	key := q.Get("key")
@@ -137,6 +143,30 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 			out[i] = RecordedRequestJSON{RecordedRequest: rr, Body: string(rr.Body), BodySHA256: hex.EncodeToString(sum[:])}
 		}
 		controlJSON(w, out)
+	case "GET oauth/stats":
+		controlJSON(w, s.OAuthStats())
+	case "POST oauth/login":
+		controlJSON(w, s.NewLogin(q.Get("email")))
+	case "POST oauth/expire":
+		s.ExpireAccess(q.Get("token"))
+		controlJSON(w, map[string]bool{"ok": true})
+	case "POST oauth/revoke":
+		s.RevokeLogin(q.Get("token"))
+		controlJSON(w, map[string]bool{"ok": true})
+	case "POST oauth/hold":
+		s.HoldRefreshes()
+		controlJSON(w, map[string]bool{"ok": true})
+	case "POST oauth/release":
+		s.ReleaseRefreshes()
+		controlJSON(w, map[string]bool{"ok": true})
+	case "POST oauth/ttl":
+		d, err := parseDuration(q.Get("d"))
+		if err != nil {
+			controlError(w, http.StatusBadRequest, fmt.Errorf("d: %w", err))
+			return
+		}
+		s.SetAccessTTL(d)
+		controlJSON(w, map[string]bool{"ok": true})
 	default:
 		controlError(w, http.StatusNotFound, fmt.Errorf("no control endpoint %s %s", r.Method, r.URL.Path))
 	}

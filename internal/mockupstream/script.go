@@ -163,6 +163,18 @@ type Script struct {
 	// so decides when a caller's check of its key is answered. Setting a script without it
 	// releases them too.
 	HoldModels bool
+	// Unified, when set, adds a subscription's unified rate-limit headers to every successful
+	// Anthropic answer (anthropic-ratelimit-unified-*): the 5h and 7d windows' utilisation.
+	Unified *Unified
+}
+
+// Unified is what a subscription's unified rate-limit headers report on success.
+type Unified struct {
+	FiveHour float64 `json:"5h"` // utilisation 0–1 of the 5-hour window
+	SevenDay float64 `json:"7d"` // and of the 7-day window
+	// Reset5h and Reset7d are how far the windows' resets are from now (0: 5 h and 7 d).
+	Reset5h jsonDuration `json:"reset_5h,omitzero"`
+	Reset7d jsonDuration `json:"reset_7d,omitzero"`
 }
 
 func (sc *Script) validate() error {
@@ -174,6 +186,9 @@ func (sc *Script) validate() error {
 		if u.Input < 0 || u.Output < 0 || u.Cache5m < 0 || u.Cache1h < 0 || u.CacheRead < 0 {
 			return fmt.Errorf("script usage must not be negative")
 		}
+	}
+	if u := sc.Unified; u != nil && (u.FiveHour < 0 || u.SevenDay < 0 || u.Reset5h < 0 || u.Reset7d < 0) {
+		return fmt.Errorf("script unified utilisation and resets must not be negative")
 	}
 	if sc.Fail != nil {
 		return sc.Fail.validate()
@@ -385,6 +400,7 @@ type scriptJSON struct {
 	FailTimes  int          `json:"fail_times,omitempty"`
 	Revoked    bool         `json:"revoked,omitempty"`
 	HoldModels bool         `json:"hold_models,omitempty"`
+	Unified    *Unified     `json:"unified,omitempty"`
 }
 
 type failureJSON struct {
@@ -403,7 +419,7 @@ func (sc Script) MarshalJSON() ([]byte, error) {
 	w := scriptJSON{
 		Latency: jsonDuration(sc.Latency), Events: sc.Events, Interval: jsonDuration(sc.Interval),
 		Usage: sc.Usage, Seed: sc.Seed, FailTimes: sc.FailTimes, Revoked: sc.Revoked,
-		HoldModels: sc.HoldModels,
+		HoldModels: sc.HoldModels, Unified: sc.Unified,
 	}
 	if f := sc.Fail; f != nil {
 		w.Fail = &failureJSON{
@@ -426,7 +442,7 @@ func (sc *Script) UnmarshalJSON(data []byte) error {
 	*sc = Script{
 		Latency: time.Duration(w.Latency), Events: w.Events, Interval: time.Duration(w.Interval),
 		Usage: w.Usage, Seed: w.Seed, FailTimes: w.FailTimes, Revoked: w.Revoked,
-		HoldModels: w.HoldModels,
+		HoldModels: w.HoldModels, Unified: w.Unified,
 	}
 	if f := w.Fail; f != nil {
 		sc.Fail = &Failure{

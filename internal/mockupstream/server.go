@@ -72,6 +72,8 @@ type Server struct {
 	logMu sync.Mutex
 	log   ring[LogEntry]
 
+	oauth *oauthServer // the login server (oauth.go)
+
 	srv *http.Server
 	ln  net.Listener
 }
@@ -108,6 +110,7 @@ func New(opts Options) *Server {
 		keys:     make(map[string]*keyState),
 		def:      opts.Default,
 		log:      newRing[LogEntry](opts.LogSize),
+		oauth:    newOAuthServer(),
 	}
 }
 
@@ -172,6 +175,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("request-id", reqID)
 
 	path := r.URL.Path
+	if s.serveOAuth(w, r) {
+		return
+	}
 	switch {
 	case strings.HasPrefix(path, controlPrefix):
 		s.serveControl(w, r)

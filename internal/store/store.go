@@ -135,6 +135,11 @@ type Account struct {
 	// ModelMapping maps a requested model to the upstream model. When non-empty, only the
 	// models it names are allowed on this account.
 	ModelMapping map[string]string
+	// CredentialsVersion grows with every change of Credentials (an admin's, a token
+	// refresh's): a write based on an older read never replaces newer credentials.
+	CredentialsVersion int64
+	// Windows are the subscription usage windows the upstream last reported (nil: none yet).
+	Windows      *UsageWindows
 	Status       string // StatusActive | StatusDisabled | StatusError
 	ErrorMessage string
 	Schedulable  bool // an admin switch: false keeps the account out of scheduling
@@ -162,6 +167,23 @@ func (a *Account) Available(now time.Time) bool {
 		}
 	}
 	return true
+}
+
+// UsageWindows are a subscription login's usage windows as the upstream last reported them
+// (Anthropic's unified rate-limit headers): shown to admins; the gateway pauses the account
+// through its marks, not through these.
+type UsageWindows struct {
+	Status    string        `json:"status,omitempty"` // allowed | allowed_warning | rejected
+	Windows   []UsageWindow `json:"windows"`
+	UpdatedAt time.Time     `json:"updated_at"`
+}
+
+// UsageWindow is one window ("5h", "7d", ...).
+type UsageWindow struct {
+	Name        string    `json:"name"`
+	Utilization float64   `json:"utilization"` // 0–1
+	ResetsAt    time.Time `json:"resets_at,omitzero"`
+	Status      string    `json:"status,omitempty"`
 }
 
 // AccountMark is a health change the gateway records on an account. Nil fields are unchanged.
@@ -319,6 +341,7 @@ type Store interface {
 	TwoFactor
 	Audit
 	SecretsRotation
+	Jobs
 
 	// Ping answers nil when the database is reachable.
 	Ping(ctx context.Context) error
@@ -378,7 +401,16 @@ type Accounts interface {
 	// AccountsByGroup returns every account of the group, whatever its status, with
 	// credentials decrypted: the scheduler filters.
 	AccountsByGroup(ctx context.Context, groupID int64) ([]Account, error)
-	UpdateAccount(ctx context.Context, a *Account) error // everything but health marks and LastUsedAt
+	// UpdateAccount writes everything but the health marks, the windows and LastUsedAt. The
+	// credentials are written only when a.CredentialsVersion is still the stored version
+	// (otherwise newer credentials, a refreshed token, were stored meanwhile and stay); when
+	// they change, the version grows and a.CredentialsVersion is set to it.
+	UpdateAccount(ctx context.Context, a *Account) error
+	// UpdateCredentials replaces the credentials alone when the stored version is still
+	// version, and returns the new version: ErrConflict when another write came first.
+	UpdateCredentials(ctx context.Context, id int64, c Credentials, version int64) (int64, error)
+	// SetAccountWindows records the usage windows last reported for the account.
+	SetAccountWindows(ctx context.Context, id int64, w UsageWindows) error
 	MarkAccount(ctx context.Context, id int64, m AccountMark) error
 	// ClearAccountMarks resets error status and every *Until mark (admin "recover").
 	ClearAccountMarks(ctx context.Context, id int64) error
@@ -418,6 +450,24 @@ type Subscriptions interface {
 	ListSubscriptions(ctx context.Context, userID int64, p Page) ([]Subscription, int, error)
 	UpdateSubscription(ctx context.Context, s *Subscription) error // Status, ExpiresAt
 	DeleteSubscription(ctx context.Context, id int64) error
+}
+
+// JobRun is the last run of a background job (package jobs).
+type JobRun struct {
+	Name       string
+	Fence      int64 // the lease's fencing token the run was made under
+	Node       string
+	StartedAt  time.Time
+	FinishedAt time.Time
+	Result     string // what the job reported
+	Error      string // "" when it succeeded
+}
+
+// Jobs record background job runs. RecordJobRun writes r only when no run under a newer
+// lease (a higher Fence) is recorded for the job: ErrConflict for a stale owner.
+type Jobs interface {
+	RecordJobRun(ctx context.Context, r JobRun) error
+	ListJobRuns(ctx context.Context) ([]JobRun, error)
 }
 
 // RecordResult says what RecordUsage did with one row.

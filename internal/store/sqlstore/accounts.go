@@ -15,7 +15,7 @@ import (
 
 const accountCols = "id, name, platform, type, credentials, base_url, proxy_id, priority, concurrency, model_mapping, " +
 	"status, error_message, schedulable, rate_limited_until, overloaded_until, temp_unsched_until, temp_unsched_reason, " +
-	"last_used_at, created_at, updated_at"
+	"last_used_at, created_at, updated_at, credentials_version, usage_windows"
 
 // accountSelect reads accounts with their group ids folded into one text column, so a list
 // needs a single query. The aggregate is the one place the dialects differ here.
@@ -33,13 +33,20 @@ func (d *DB) accountSelect() string {
 
 // scanAccount reads a row of accountSelect and opens the sealed credentials.
 func (d *DB) scanAccount(s scanner, a *store.Account) error {
-	var sealed, mapping, groups string
+	var sealed, mapping, windows, groups string
 	err := s.Scan(&a.ID, &a.Name, &a.Platform, &a.Type, &sealed, &a.BaseURL, &a.ProxyID, &a.Priority, &a.Concurrency,
 		&mapping, &a.Status, &a.ErrorMessage, &a.Schedulable, nullTimeDst{&a.RateLimitedUntil},
 		nullTimeDst{&a.OverloadedUntil}, nullTimeDst{&a.TempUnschedUntil}, &a.TempUnschedReason,
-		nullTimeDst{&a.LastUsedAt}, timeDst{&a.CreatedAt}, timeDst{&a.UpdatedAt}, &groups)
+		nullTimeDst{&a.LastUsedAt}, timeDst{&a.CreatedAt}, timeDst{&a.UpdatedAt}, &a.CredentialsVersion, &windows, &groups)
 	if err != nil {
 		return err
+	}
+	a.Windows = nil
+	if windows != "" {
+		a.Windows = new(store.UsageWindows)
+		if err := json.Unmarshal([]byte(windows), a.Windows); err != nil {
+			return fmt.Errorf("account %d usage windows: %w", a.ID, err)
+		}
 	}
 	plain, err := d.keys.OpenString(sealed)
 	if err != nil {
@@ -174,20 +181,41 @@ func (d *DB) AccountsByGroup(ctx context.Context, groupID int64) ([]store.Accoun
 		[]any{groupID}, d.scanAccount)
 }
 
-// UpdateAccount writes everything but the health marks and LastUsedAt, replaces the group
-// memberships, and sets a.UpdatedAt.
+// UpdateAccount writes everything but the health marks, the windows and LastUsedAt, replaces
+// the group memberships, and sets a.UpdatedAt. The credentials are compared with the stored
+// ones in the same transaction: unchanged, nothing about them is written (an edit of the name
+// must not race a token refresh); changed, they are written only over the version a was read
+// at, and the version grows.
 func (d *DB) UpdateAccount(ctx context.Context, a *store.Account) error {
 	creds, mapping, err := d.sealedAccount(a)
 	if err != nil {
 		return wrap("update account", err)
 	}
 	now := d.clock()
+	version := a.CredentialsVersion
 	err = d.inTx(ctx, func(tx *sql.Tx) error {
-		err := mustAffect(tx.ExecContext(ctx, `UPDATE accounts SET name = $1, platform = $2, type = $3, credentials = $4,
+		var stored string
+		var storedVersion int64
+		err := tx.QueryRowContext(ctx, "SELECT credentials, credentials_version FROM accounts WHERE id = $1", a.ID).
+			Scan(&stored, &storedVersion)
+		if err != nil {
+			return err
+		}
+		same, err := d.sameCredentials(stored, a.Credentials)
+		if err != nil {
+			return err
+		}
+		version = storedVersion
+		if !same && storedVersion == a.CredentialsVersion {
+			version++
+		} else {
+			creds = stored // unchanged, or newer ones were stored meanwhile: they stay
+		}
+		err = mustAffect(tx.ExecContext(ctx, `UPDATE accounts SET name = $1, platform = $2, type = $3, credentials = $4,
 			base_url = $5, proxy_id = $6, priority = $7, concurrency = $8, model_mapping = $9, status = $10,
-			error_message = $11, schedulable = $12, updated_at = $13 WHERE id = $14`,
+			error_message = $11, schedulable = $12, updated_at = $13, credentials_version = $14 WHERE id = $15`,
 			a.Name, a.Platform, a.Type, creds, a.BaseURL, a.ProxyID, a.Priority, a.Concurrency, mapping,
-			a.Status, a.ErrorMessage, a.Schedulable, d.tv(now), a.ID))
+			a.Status, a.ErrorMessage, a.Schedulable, d.tv(now), version, a.ID))
 		if err != nil {
 			return err
 		}
@@ -196,8 +224,65 @@ func (d *DB) UpdateAccount(ctx context.Context, a *store.Account) error {
 	if err != nil {
 		return wrap(fmt.Sprintf("update account %d", a.ID), err)
 	}
-	a.UpdatedAt = now
+	a.UpdatedAt, a.CredentialsVersion = now, version
 	return nil
+}
+
+// sameCredentials reports whether the sealed stored credentials are c.
+func (d *DB) sameCredentials(sealed string, c store.Credentials) (bool, error) {
+	plain, err := d.keys.OpenString(sealed)
+	if err != nil {
+		return false, fmt.Errorf("open credentials: %w", err)
+	}
+	want, err := json.Marshal(c)
+	if err != nil {
+		return false, fmt.Errorf("encode credentials: %w", err)
+	}
+	var old store.Credentials
+	if plain != "" {
+		if err := json.Unmarshal([]byte(plain), &old); err != nil {
+			return false, fmt.Errorf("decode credentials: %w", err)
+		}
+	}
+	got, err := json.Marshal(old)
+	if err != nil {
+		return false, fmt.Errorf("encode credentials: %w", err)
+	}
+	return string(got) == string(want), nil
+}
+
+// UpdateCredentials replaces the credentials when the stored version is still version: one
+// conditional statement, so two writers based on the same read cannot both win.
+func (d *DB) UpdateCredentials(ctx context.Context, id int64, c store.Credentials, version int64) (int64, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return 0, wrap("update credentials", fmt.Errorf("encode credentials: %w", err))
+	}
+	res, err := d.w.ExecContext(ctx, `UPDATE accounts SET credentials = $1, credentials_version = credentials_version + 1,
+		updated_at = $2 WHERE id = $3 AND credentials_version = $4`, d.keys.SealString(string(b)), d.tv(d.clock()), id, version)
+	if err != nil {
+		return 0, wrap(fmt.Sprintf("update credentials of account %d", id), err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return version + 1, wrap(fmt.Sprintf("update credentials of account %d", id), err)
+	}
+	var stored int64
+	err = d.w.QueryRowContext(ctx, "SELECT credentials_version FROM accounts WHERE id = $1", id).Scan(&stored)
+	if err != nil {
+		return 0, wrap(fmt.Sprintf("update credentials of account %d", id), err)
+	}
+	return 0, fmt.Errorf("sqlstore: update credentials of account %d: %w: version %d, stored %d",
+		id, store.ErrConflict, version, stored)
+}
+
+// SetAccountWindows records the usage windows last reported for the account.
+func (d *DB) SetAccountWindows(ctx context.Context, id int64, w store.UsageWindows) error {
+	b, err := json.Marshal(w)
+	if err != nil {
+		return wrap("set account windows", err)
+	}
+	return wrap(fmt.Sprintf("set windows of account %d", id),
+		mustAffect(d.w.ExecContext(ctx, "UPDATE accounts SET usage_windows = $1 WHERE id = $2", string(b), id)))
 }
 
 // MarkAccount writes the non-nil fields of m, and nothing else: marks from the gateway never
