@@ -70,6 +70,9 @@ type call struct {
 	abort bool
 	// outcome labels the request in metrics.
 	outcome string
+	// refreshDue: the attempt's login was refused as if expired and is to be renewed;
+	// renewed: it was, once, for this request.
+	refreshDue, renewed bool
 }
 
 func (g *Gateway) newCall(w http.ResponseWriter, r *http.Request, rt *route) *call {

@@ -53,10 +53,47 @@ func (c *call) relay() *result {
 	}
 }
 
-// tryAccount forwards to the lease's account and ends the attempt, whatever happens.
+// tryAccount forwards to the lease's account and ends the attempt, whatever happens. A
+// login whose access token was refused as expired is renewed and tried once more first.
 func (c *call) tryAccount(l *lease) (res *result, f *provider.Failure) {
 	defer func() { c.release(l, f != nil) }()
+	res, f = c.forward(l)
+	if c.refreshDue {
+		res, f = c.retryRenewed(l, f)
+	}
+	return res, f
+}
+
+// refreshTimeout bounds renewing a login on the request path (waiting for another node's
+// renewal included).
+const refreshTimeout = 20 * time.Second
+
+// retryRenewed renews the lease's login and forwards again with the new token. When the
+// renewal fails, the account is paused (a refused refresh token has already put it in error)
+// and the refusal stands.
+func (c *call) retryRenewed(l *lease, refused *provider.Failure) (*result, *provider.Failure) {
+	c.refreshDue, c.renewed = false, true
+	acct := l.cand.Account
+	ctx, cancel := context.WithTimeout(c.ctx(), refreshTimeout)
+	fresh, err := c.g.logins.Refresh(ctx, acct)
+	cancel()
+	if err != nil {
+		c.g.log.WarnContext(c.ctx(), "renewing a login after its token was refused failed", "account", acct.ID,
+			"err", provider.CleanText(err.Error(), maxNoteLen))
+		until := c.g.now().Add(unconfirmedPause)
+		reason := clipText("login renewal failed: "+err.Error(), maxNoteLen)
+		c.g.recordMark(acct.ID, store.AccountMark{TempUnschedUntil: &until, TempUnschedReason: &reason})
+		return nil, refused
+	}
+	l.cand.Account = fresh
 	return c.forward(l)
+}
+
+// expiredLogin reports whether a refusal may just mean the login's access token expired: a
+// 401 to a login that can be renewed, not yet renewed for this request.
+func (c *call) expiredLogin(acct *store.Account, status int) bool {
+	return status == http.StatusUnauthorized && c.g.logins != nil && !c.renewed &&
+		acct.Type == store.AccountTypeOAuth && acct.Credentials.RefreshToken != ""
 }
 
 // schedule picks the account for the next attempt and takes its slot, together with the

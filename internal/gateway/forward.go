@@ -118,6 +118,7 @@ func (c *call) forward(l *lease) (*result, *provider.Failure) {
 			Message: "cannot reach the upstream: " + netErrorText(context.Cause(at.ctx), err)}
 	}
 	defer resp.Body.Close()
+	c.observeWindows(acct, resp.Header)
 	body := newIdleReader(resp.Body, c.g.cfg.IdleTimeout, at.cancel)
 	defer body.stop()
 
@@ -152,6 +153,10 @@ func (c *call) upstreamError(acct *store.Account, resp *http.Response) *provider
 	if f.Verdict == provider.PassThrough {
 		c.passThrough(resp, body, f)
 		return nil
+	}
+	if c.expiredLogin(acct, resp.StatusCode) {
+		c.refreshDue = true // tryAccount renews the login and tries again; no mark
+		return &f
 	}
 	c.markAccount(acct, &f, rule)
 	return &f

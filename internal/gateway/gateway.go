@@ -25,6 +25,7 @@ type Store interface {
 	TouchAPIKeys(ctx context.Context, used map[int64]time.Time) error
 	AccountsByGroup(ctx context.Context, groupID int64) ([]store.Account, error)
 	MarkAccount(ctx context.Context, id int64, m store.AccountMark) error
+	SetAccountWindows(ctx context.Context, id int64, w store.UsageWindows) error
 	TouchAccounts(ctx context.Context, used map[int64]time.Time) error
 	GetProxy(ctx context.Context, id int64) (*store.Proxy, error)
 	ListErrorRules(ctx context.Context) ([]store.ErrorRule, error)
@@ -51,6 +52,15 @@ type Options struct {
 	NodeName string
 	// Now is the clock; nil means time.Now. Tests move it to check mark expiry.
 	Now func() time.Time
+	// Logins renews subscription logins whose access token the upstream refused as expired;
+	// nil: none is renewed (the refusal is handled like any other).
+	Logins Logins
+}
+
+// Logins renews a subscription login (package login). Refresh returns the account with
+// credentials newer than acct's: renewed by this call, or by another node meanwhile.
+type Logins interface {
+	Refresh(ctx context.Context, acct *store.Account) (*store.Account, error)
 }
 
 // Gateway serves the relay routes of every provider it knows.
@@ -77,6 +87,8 @@ type Gateway struct {
 	biller    *biller
 	metrics   *metrics
 	unpriced  sync.Map // models served unpriced, already warned about
+	logins    Logins
+	windows   windowBook
 
 	// life ends at Close; work that outlives its request (a confirming call) runs under it.
 	life context.Context
@@ -130,6 +142,7 @@ func New(opts Options) (*Gateway, error) {
 		bodies:    &bodyBudget{max: cfg.BodyBytesInFlight},
 		metrics:   m,
 		verifying: make(map[int64]bool),
+		logins:    opts.Logins,
 	}
 	g.biller = newBiller(opts.Store, opts.Coord, cfg, g.log, m, g.auth)
 	m.queueDepth(g.biller.depth)

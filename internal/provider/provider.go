@@ -266,6 +266,13 @@ type ModelWriter interface {
 	WriteModel(w http.ResponseWriter, id string)
 }
 
+// WindowReader is implemented by a provider whose subscription accounts report their usage
+// windows in response headers (Anthropic's anthropic-ratelimit-unified-*). ok is false when
+// the headers carry none.
+type WindowReader interface {
+	Windows(h http.Header, now time.Time) (w store.UsageWindows, ok bool)
+}
+
 // Meter extracts usage from a stream's events as they pass. It sees each event once, in
 // order; it must be cheap for events that carry no usage.
 type Meter interface {

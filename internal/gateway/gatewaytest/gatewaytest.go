@@ -42,6 +42,8 @@ type Deps struct {
 	Mock   *mockupstream.Server
 	// Providers are the gateway's protocols; nil means Anthropic alone.
 	Providers []provider.Provider
+	// Logins renews subscription logins (a login.Refresher); nil: none.
+	Logins gateway.Logins
 }
 
 // NewDeps fills the missing parts of d: a SQLite store in a temporary directory, an
@@ -191,7 +193,7 @@ func Start(t testing.TB, d *Deps, cfg gateway.Config, name string, now func() ti
 	gw, err := gateway.New(gateway.Options{
 		Providers: provs,
 		Store:     d.Store, Coord: d.Coord, Keys: d.Keys, Prices: d.Prices, Metrics: reg,
-		Logger: quietLogger().With("node", name), Config: cfg, NodeName: name, Now: now,
+		Logger: quietLogger().With("node", name), Config: cfg, NodeName: name, Now: now, Logins: d.Logins,
 	})
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)

@@ -1,0 +1,156 @@
+package gateway_test
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fluxcode/fluxcode/internal/gateway"
+	"github.com/fluxcode/fluxcode/internal/gateway/gatewaytest"
+	"github.com/fluxcode/fluxcode/internal/login"
+	"github.com/fluxcode/fluxcode/internal/mockupstream"
+	"github.com/fluxcode/fluxcode/internal/store"
+)
+
+// loginEnv is one node whose logins are renewed against the mock's login server.
+func loginEnv(t *testing.T, cfg gateway.Config) *env {
+	t.Helper()
+	d := gatewaytest.NewDeps(t, gatewaytest.Deps{})
+	lc := login.Claude()
+	lc.TokenURL, lc.ProfileURL = d.Mock.URL()+"/v1/oauth/token", d.Mock.URL()+"/api/oauth/profile"
+	d.Logins = login.NewRefresher(d.Store, d.Coord, login.NewClient(lc, nil, nil), nil, "n1", 0)
+	e := &env{Deps: d, tap: gatewaytest.NewTap(t, d.Mock), clock: &gatewaytest.Clock{}}
+	e.node = gatewaytest.Start(t, d, cfg, "n1", e.clock.Now)
+	e.tenant = gatewaytest.NewTenant(t, d, gatewaytest.TenantOptions{})
+	return e
+}
+
+func (e *env) loginAccount(t *testing.T, mutate func(*store.Account)) (*store.Account, mockupstream.Login) {
+	t.Helper()
+	l := e.Mock.NewLogin("max@example.com")
+	a := e.account(t, l.AccessToken, func(a *store.Account) {
+		a.Type = store.AccountTypeOAuth
+		a.Credentials = store.Credentials{AccessToken: l.AccessToken, RefreshToken: l.RefreshToken, ExpiresAt: l.ExpiresAt}
+		if mutate != nil {
+			mutate(a)
+		}
+	})
+	return a, l
+}
+
+// An access token that expires mid-traffic: the requests that meet the 401 renew the login
+// (one refresh call between them) and are retried on the same account; none fails, and the
+// account is not marked.
+func TestExpiredLoginIsRenewedOnceAndRetried(t *testing.T) {
+	e := loginEnv(t, testConfig())
+	a, l := e.loginAccount(t, nil)
+	if resp := e.post(t, "/v1/messages", jsonBody, nil); resp.StatusCode != 200 {
+		t.Fatalf("before expiry: %d %s", resp.StatusCode, readBody(t, resp))
+	} else {
+		readBody(t, resp)
+	}
+	e.Mock.ExpireAccess(l.AccessToken)
+	var wg sync.WaitGroup
+	statuses := make([]int, 12)
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp := e.post(t, "/v1/messages", jsonBody, nil)
+			readBody(t, resp)
+			statuses[i] = resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	for i, s := range statuses {
+		if s != 200 {
+			t.Fatalf("request %d answered %d", i, s)
+		}
+	}
+	if st := e.Mock.OAuthStats(); st.RefreshCalls != 1 || st.Rotations != 1 {
+		t.Fatalf("token endpoint saw %+v, want one refresh", st)
+	}
+	got := gatewaytest.Account(t, e.Store, a.ID)
+	if !got.Available(time.Now()) || got.Status != store.StatusActive || got.CredentialsVersion != 1 {
+		t.Fatalf("account after renewal: status %q (%q), paused until %v, version %d", got.Status, got.ErrorMessage, got.TempUnschedUntil, got.CredentialsVersion)
+	}
+	if n := e.Mock.Stats(got.Credentials.AccessToken).Completed; n == 0 {
+		t.Fatal("no answer was served with the renewed token")
+	}
+}
+
+// A login whose refresh token is dead: the 401 leads to one refused refresh, the account is
+// in error with the reason, and the request fails over to another account.
+func TestRevokedLoginIsMarkedWithTheReason(t *testing.T) {
+	e := loginEnv(t, testConfig())
+	a, l := e.loginAccount(t, func(a *store.Account) { a.Priority = 1 })
+	e.account(t, "up-spare", func(a *store.Account) { a.Priority = 2 })
+	e.Mock.ExpireAccess(l.AccessToken)
+	e.Mock.RevokeLogin(l.RefreshToken)
+	resp := e.post(t, "/v1/messages", jsonBody, nil)
+	if b := readBody(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	got := gatewaytest.Account(t, e.Store, a.ID)
+	if got.Status != store.StatusError || !strings.Contains(got.ErrorMessage, "invalid_grant") {
+		t.Fatalf("revoked login: status %q, message %q", got.Status, got.ErrorMessage)
+	}
+}
+
+// Usage windows: a 5h window reported at 96% pauses the account (pause at 95%) until the
+// window resets, and the windows are recorded; a 429 with unified status rejected marks the
+// account rate-limited until the reset it names.
+func TestSubscriptionWindowsPauseAndRejectedMarksUntilReset(t *testing.T) {
+	cfg := testConfig()
+	cfg.SubscriptionPauseAt = 0.95
+	e := loginEnv(t, cfg)
+	a, l := e.loginAccount(t, nil)
+	if err := e.Mock.SetScript(l.AccessToken, mockupstream.Script{Unified: &mockupstream.Unified{FiveHour: 0.96, SevenDay: 0.3}}); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	resp := e.post(t, "/v1/messages", jsonBody, nil)
+	if b := readBody(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	got := waitAccount(t, e, a.ID, func(a *store.Account) bool { return a.TempUnschedUntil != nil && a.Windows != nil })
+	if !gatewaytest.Near(got.TempUnschedUntil, sent.Add(5*time.Hour), 5*time.Second) || !strings.Contains(got.TempUnschedReason, "5h") {
+		t.Fatalf("paused until %v (%q), want the 5h reset", got.TempUnschedUntil, got.TempUnschedReason)
+	}
+	if w := got.Windows; w.Status != "allowed_warning" || len(w.Windows) != 2 || w.Windows[0].Name != "5h" || w.Windows[0].Utilization != 0.96 {
+		t.Fatalf("windows %+v", w)
+	}
+	if resp := e.post(t, "/v1/messages", jsonBody, nil); resp.StatusCode == 200 {
+		t.Fatal("a paused account still served")
+	} else {
+		readBody(t, resp)
+	}
+
+	b, lb := e.loginAccount(t, nil)
+	if err := e.Mock.SetScript(lb.AccessToken, mockupstream.Script{Fail: &mockupstream.Failure{Status: 429,
+		RateLimit: mockupstream.RateLimitUnified, NoRetryAfter: true, RetryAfter: 2 * time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	sent = time.Now()
+	resp = e.post(t, "/v1/messages", jsonBody, nil)
+	readBody(t, resp)
+	got = gatewaytest.Account(t, e.Store, b.ID)
+	if !gatewaytest.Near(got.RateLimitedUntil, sent.Add(2*time.Hour), 5*time.Second) {
+		t.Fatalf("rate limited until %v, want the unified reset in 2h", got.RateLimitedUntil)
+	}
+}
+
+func waitAccount(t *testing.T, e *env, id int64, ok func(*store.Account) bool) *store.Account {
+	t.Helper()
+	for range 400 {
+		if a := gatewaytest.Account(t, e.Store, id); ok(a) {
+			return a
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	a := gatewaytest.Account(t, e.Store, id)
+	t.Fatalf("account %d never reached the expected state: %+v", id, a)
+	return nil
+}
+
