@@ -153,4 +153,3 @@ func waitAccount(t *testing.T, e *env, id int64, ok func(*store.Account) bool) *
 	t.Fatalf("account %d never reached the expected state: %+v", id, a)
 	return nil
 }
-
