@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fluxcode/fluxcode/internal/gateway"
 	"github.com/fluxcode/fluxcode/internal/gateway/gatewaytest"
+	"github.com/fluxcode/fluxcode/internal/invalidate"
 	"github.com/fluxcode/fluxcode/internal/mockupstream"
 	"github.com/fluxcode/fluxcode/internal/provider"
 	"github.com/fluxcode/fluxcode/internal/provider/anthropic"
@@ -332,4 +334,49 @@ func TestOpenAIRoutes(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestOpenAISticky: Codex's session header, or its prompt_cache_key, keeps a conversation on
+// the account that served its first turn, though the ranking now prefers another.
+func TestOpenAISticky(t *testing.T) {
+	e := newOAIEnv(t)
+	first := e.account(t, "oa-p", 10)
+	e.account(t, "oa-q", 20)
+	servedBy := func(h http.Header, body string) string {
+		t.Helper()
+		hh := bearer(e.oai.Secret)
+		for k, v := range h {
+			hh[k] = v
+		}
+		resp := e.do(t, http.MethodPost, "/v1/responses", body, hh)
+		if b := readBody(t, resp); resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
+		ex := e.tap.Exchanges()
+		return strings.TrimPrefix(ex[len(ex)-1].UpstreamK, "Bearer ")
+	}
+	turn := func(n int, extra string) string {
+		return `{"model":"gpt-6-sol","input":"turn ` + strconv.Itoa(n) + `"` + extra + `}`
+	}
+	header := http.Header{"Session-Id": {"codex-session-1"}}
+	cacheKey := `,"prompt_cache_key":"codex-session-2"`
+	if a, b := servedBy(header, turn(1, "")), servedBy(nil, turn(1, cacheKey)); a != "oa-p" || b != "oa-p" {
+		t.Fatalf("the first turns went to %s and %s, not the preferred account", a, b)
+	}
+	first.Priority = 90
+	if err := e.Store.UpdateAccount(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	if err := invalidate.Publish(context.Background(), e.Coord, invalidate.Account, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return servedBy(nil, turn(0, `,"instructions":"`+time.Now().String()+`"`)) == "oa-q" })
+	for n := 2; n <= 4; n++ {
+		if got := servedBy(header, turn(n, "")); got != "oa-p" {
+			t.Fatalf("turn %d of the Session-Id conversation on %s", n, got)
+		}
+		if got := servedBy(nil, turn(n, cacheKey)); got != "oa-p" {
+			t.Fatalf("turn %d of the prompt_cache_key conversation on %s", n, got)
+		}
+	}
 }
