@@ -37,12 +37,24 @@ type SlotReq struct {
 	Limit int
 }
 
-// RecoveryWindow is how long AcquireAccount grants nothing after the backend lost its state
-// (a Redis restart without its data, a failover to a replica that lacked the latest writes,
-// memory.Reset). Every node checks the epoch (RefreshSlots) several times within it and
-// registers again the slots of its requests in flight, so that when admissions resume the
-// sets count every request still running upstream (invariant 2).
+// RecoveryWindow bounds how long AcquireAccount grants nothing after the backend lost its
+// state (a Redis restart without its data, a failover to a replica that lacked the latest
+// writes, memory.Reset): while it is open, every node that may have requests in flight
+// registers their slots again (RefreshSlots), so that when admissions resume the sets count
+// every request still running upstream (invariant 2). The window closes early, but never
+// before MinRecoveryWindow, once every node the backend has reason to expect has done so
+// (each implementation says how it knows); RecoveryWindow is the fallback when one of them
+// does not come back (crashed, cut off), and the only bound on how long a node may take.
 const RecoveryWindow = 2 * time.Second
+
+// MinRecoveryWindow is the shortest recovery window: every running node polls the epoch
+// (PollEpoch) several times within it, so a node that nobody expected (one that started
+// moments before the loss) still shows up before admissions resume.
+const MinRecoveryWindow = 75 * time.Millisecond
+
+// EpochPollInterval is how often a node that holds slots asks for the epoch (PollEpoch):
+// after a loss it notices within this and registers its slots again at once.
+const EpochPollInterval = 25 * time.Millisecond
 
 // Slots are counted concurrency slots held as leases. A holder is a unique token per
 // request. A slot expires TTL after it was taken or last refreshed, so a crashed node's slots
@@ -50,9 +62,10 @@ const RecoveryWindow = 2 * time.Second
 //
 // The backend's state lives in an epoch: an opaque string that changes whenever the state
 // was lost (a backend may also begin a new epoch when it cannot tell, e.g. Redis unreached by
-// any node for RecoveryWindow). An epoch that begins while the coordinator starts is open at
-// once; one that begins later (the state vanished under running nodes) opens RecoveryWindow
-// after it began.
+// any node for RecoveryWindow). A new epoch begins with a recovery window (RecoveryWindow).
+// A node that holds slots polls the epoch (PollEpoch) and, on a change, registers every slot
+// it holds again with one RefreshSlots call; that call is also how the backend learns that
+// the node has re-registered, so it must name every slot the node holds.
 type Slots interface {
 	// AcquireSlots takes one slot in every requested set for holder, atomically: either all
 	// are taken, or none is and full is the index of the first set that was full.
@@ -66,9 +79,15 @@ type Slots interface {
 	// window, when the state is gone) and extends the expiry of each (key, holder) pair that
 	// is still live. When epoch is not the current one (the state was lost since the
 	// caller's last refresh; "" forces it) every pair is registered again to expire after
-	// ttl, live or not: the caller vouches that their requests still run. held may be empty,
-	// to learn the epoch.
+	// ttl, live or not: the caller vouches that their requests still run, and that held is
+	// every slot it holds, for from then on it counts as re-registered under the current
+	// epoch (which may close the recovery window).
 	RefreshSlots(ctx context.Context, ttl time.Duration, epoch string, held []Held) (string, error)
+	// PollEpoch returns the backend's current epoch, beginning one (with its recovery
+	// window) when the state is gone. It registers nothing and is cheap: nodes call it every
+	// EpochPollInterval, and a backend may use the calls to learn which nodes it must expect
+	// to re-register after a loss.
+	PollEpoch(ctx context.Context) (string, error)
 	// SlotCount counts the live holders of a set.
 	SlotCount(ctx context.Context, key string) (int, error)
 }
@@ -94,7 +113,8 @@ type Scheduler interface {
 	//     nor in req.Keep (it can no longer serve: rebound); left alone when the bound account
 	//     is among Accounts but full (bypassed for this request only) or is in Keep.
 	// While the epoch's recovery window is open it takes nothing, reads no binding and
-	// answers Recovering, the time left. ttl, and SessionTTL when Session is set, must be
+	// answers Recovering, the most it may stay open (it may close sooner: ask again within
+	// EpochPollInterval). ttl, and SessionTTL when Session is set, must be
 	// positive. A failed call may or may not have taken the slots; they expire after ttl.
 	AcquireAccount(ctx context.Context, holder string, ttl time.Duration, req AccountReq) (AccountGrant, error)
 }
@@ -133,8 +153,8 @@ type AccountGrant struct {
 	// Epoch is the backend's epoch (see Slots): a caller that knew another one must
 	// register its slots again (RefreshSlots).
 	Epoch string
-	// Recovering > 0 says the epoch's recovery window is open for that long still: nothing
-	// was taken, Index and BaseFull are -1.
+	// Recovering > 0 says the epoch's recovery window is open, for at most that long still:
+	// nothing was taken, Index and BaseFull are -1.
 	Recovering time.Duration
 }
 

@@ -48,6 +48,9 @@ type slotBook struct {
 	// the first heartbeat). A grant under another one wakes the heartbeat through stale.
 	epoch string
 	stale chan struct{}
+	// registering is set while the heartbeat registers every held slot (beginRegistration):
+	// a grant that arrives meanwhile is not recorded (admit), so no registration can miss one.
+	registering bool
 }
 
 func newSlotBook() *slotBook {
@@ -140,6 +143,40 @@ func (b *slotBook) remove(holder string, keys []string) {
 	b.freed = make(chan struct{})
 }
 
+// beginRegistration returns every held slot and refuses grants until endRegistration.
+func (b *slotBook) beginRegistration() []coord.Held {
+	b.mu.Lock()
+	b.registering = true
+	b.mu.Unlock()
+	return b.all()
+}
+
+// endRegistration accepts grants again, under epoch when it is not "".
+func (b *slotBook) endRegistration(epoch string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.registering = false
+	if epoch != "" {
+		b.epoch = epoch
+	}
+}
+
+// admit records the slots of a grant made under epoch, and reports true, when they are
+// registered under the book's epoch and no registration is under way. Otherwise the grant
+// may come from a state that was lost (a grant whose answer was on its way while the state
+// vanished and the heartbeat registered this node's slots again without it): its request
+// must not run on it, or the upstream could see more than a limit.
+func (b *slotBook) admit(epoch, holder string, keys []string) bool {
+	b.mu.Lock()
+	refused := b.registering || (b.epoch != "" && epoch != b.epoch)
+	b.mu.Unlock()
+	if refused {
+		return false
+	}
+	b.add(holder, keys)
+	return true
+}
+
 func (b *slotBook) all() []coord.Held {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -182,20 +219,16 @@ func (b *slotBook) use(account int64, delta int, now time.Time) {
 // would is an account slot back in use.
 const releaseRetryInterval = time.Second
 
-// epochCheckInterval is how often the heartbeat asks the coordinator for its epoch: several
-// times within coord.RecoveryWindow, so that after a loss of the coordination state this node
-// has registered its slots again before anything new is admitted anywhere.
-const epochCheckInterval = coord.RecoveryWindow / 8
-
-// heartbeat keeps this node's slots registered. Every epochCheckInterval it reads the
-// coordinator's epoch; every SlotTTL/3 the same call refreshes every slot, so slots live while
-// their requests run and expire within SlotTTL after a crash (invariant 2). When the epoch
-// changed (Redis lost its data, or failed over to a replica that lacked the latest writes),
-// or the refreshes failed for so long that slots may have expired, it registers every slot
-// again at once. Between beats it retries the releases that failed while the coordinator
-// was down.
+// heartbeat keeps this node's slots registered. Every coord.EpochPollInterval it polls the
+// coordinator's epoch; every SlotTTL/3 it refreshes every slot instead (the same answer), so
+// slots live while their requests run and expire within SlotTTL after a crash (invariant 2).
+// When the epoch changed (Redis lost its data, or failed over to a replica that lacked the
+// latest writes), or the refreshes failed for so long that slots may have expired, it
+// registers every slot again at once: after a loss the coordinator admits nothing new until
+// every node it expects has done so (coord.RecoveryWindow). Between beats it retries the
+// releases that failed while the coordinator was down.
 func (g *Gateway) heartbeat(ctx context.Context) {
-	t := time.NewTicker(epochCheckInterval)
+	t := time.NewTicker(coord.EpochPollInterval)
 	defer t.Stop()
 	retry := time.NewTicker(min(releaseRetryInterval, g.cfg.SlotTTL/3))
 	defer retry.Stop()
@@ -214,20 +247,25 @@ func (g *Gateway) heartbeat(ctx context.Context) {
 		case <-t.C:
 		}
 		now := g.now()
-		known := g.slots.knownEpoch()
+		prev := g.slots.knownEpoch()
+		known := prev
 		if forced || now.Sub(lastRefresh) > g.cfg.SlotTTL/2 {
 			known = "" // slots may be missing: register them all again
 		}
 		full := known == "" || now.Sub(lastRefresh) >= g.cfg.SlotTTL/3
+		var cur string
+		var err error
+		if !full {
+			cur, err = g.coord.PollEpoch(ctx)
+			full = err == nil && cur != known // a new epoch: the coordinator lost its state
+		}
 		var held []coord.Held
 		if full {
-			held = g.slots.all()
-		}
-		cur, err := g.coord.RefreshSlots(ctx, g.cfg.SlotTTL, known, held)
-		if err == nil && cur != known && !full {
-			// A new epoch: the coordinator lost its state. Register every slot now.
-			full, held = true, g.slots.all()
+			// The coordinator counts this call as the node's registration when the epoch is
+			// not known's: held must then be complete.
+			held = g.slots.beginRegistration()
 			cur, err = g.coord.RefreshSlots(ctx, g.cfg.SlotTTL, known, held)
+			g.slots.endRegistration(cur)
 		}
 		if err != nil {
 			if ctx.Err() == nil && !failing {
@@ -240,12 +278,9 @@ func (g *Gateway) heartbeat(ctx context.Context) {
 		if full {
 			lastRefresh = now
 		}
-		if prev := g.slots.knownEpoch(); cur != prev && prev != "" {
+		if cur != prev && prev != "" {
 			g.log.Warn("coordination state lost: registered this node's slots again", "slots", len(held))
 		}
-		g.slots.mu.Lock()
-		g.slots.epoch = cur
-		g.slots.mu.Unlock()
 	}
 }
 
@@ -327,17 +362,25 @@ func (c *call) tryAcquire(cands []Candidate, keep []int64) (*lease, time.Duratio
 	if l.key != "" {
 		keys = append(keys, l.key)
 	}
-	c.g.slots.add(c.id, keys)
+	if !c.g.slots.admit(grant.Epoch, c.id, keys) {
+		// Given back unused: the request asks again in a moment.
+		c.g.releaseSlots(c.id, keys)
+		c.held = slices.DeleteFunc(c.held, func(k string) bool { return slices.Contains(keys, k) })
+		return nil, time.Millisecond, nil
+	}
 	c.held = appendMissing(c.held, keys)
 	c.g.slots.use(l.cand.Account.ID, 1, c.g.now())
 	return l, 0, nil
 }
 
-// waitRecovery waits out the coordinator's recovery window (at most d) before the request
-// tries again: the nodes are registering their requests in flight, and a request admitted
-// now could exceed a limit. It returns false, the outcome set, when the client left.
+// waitRecovery waits while the coordinator's recovery window is open (d at most is left)
+// before the request tries again: the nodes are registering their requests in flight, and a
+// request admitted now could exceed a limit. The window may close any moment once they have,
+// so it asks again within coord.EpochPollInterval. It returns false, the outcome set, when
+// the client left.
 func (c *call) waitRecovery(d time.Duration) bool {
-	return c.pause(d+rand.N(d/8+time.Millisecond), nil) // jittered: spread the retries
+	d = min(d, coord.EpochPollInterval)
+	return c.pause(d+rand.N(d/4+time.Millisecond), nil) // jittered: spread the retries
 }
 
 // pause sleeps for d or until wake is closed. It returns false, the outcome set, when the

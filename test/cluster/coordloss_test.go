@@ -2,9 +2,7 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -13,16 +11,18 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/fluxcode/fluxcode/internal/coord"
 	"github.com/fluxcode/fluxcode/internal/testenv"
 )
 
 // masterName is the Sentinel name of the nodes' Redis in TestCoordinationLoss.
 const masterName = "fluxmaster"
 
-// recoveredBound is the generous bound asserted on a node's return after Redis answers
-// again (the target, and the figure measured and logged, is 200 ms; a loaded 2-core machine
-// may stall a process for longer).
-const recoveredBound = 2 * time.Second
+// recoveredBound is the bound asserted on a node serving again after Redis answers: the
+// recovery window's own bound (coord.RecoveryWindow). A node serving within it shows that the
+// window closed because every node had registered its slots again, not by its fallback
+// timer; the target, and the figure measured and logged per node, is 200 ms.
+const recoveredBound = coord.RecoveryWindow
 
 // longShape is a stream of about four seconds: requests admitted before a loss of the
 // coordination state are still running long after it.
@@ -52,6 +52,9 @@ func TestCoordinationLoss(t *testing.T) {
 	waitSentinelKnowsReplica(t, sentinel, replica.Addr())
 
 	tn := c.newTenant(t, "loss", accountSpec{concurrency: 4}, accountSpec{concurrency: 4})
+	// The recovery probes' own tenant, whose account always has room.
+	probe := c.newTenant(t, "loss-probe", accountSpec{})
+	var probes []outcome
 	ctx, cancel := context.WithCancel(context.Background())
 	var outs []outcome
 	loaded := make(chan struct{})
@@ -64,12 +67,13 @@ func TestCoordinationLoss(t *testing.T) {
 
 	// 1. The master restarts without its data.
 	t.Log("restarting the master empty")
-	answered := c.measureReturn(t, master.Addr(), func() time.Time {
+	answered, sent := c.measureReturn(t, master.Addr(), probe, func() time.Time {
 		if err := master.Restart(); err != nil {
 			t.Fatalf("restart the master: %v", err)
 		}
 		return time.Time{}
 	})
+	probes = append(probes, sent...)
 	c.logReturn(t, "after the master restarted empty", answered)
 	time.Sleep(6 * time.Second) // the window closes, the queue refills the accounts
 	c.waitInFlight(t, tn, 8)
@@ -82,7 +86,8 @@ func TestCoordinationLoss(t *testing.T) {
 	if err := replica.Restart(); err != nil {
 		t.Fatalf("restart the replica: %v", err)
 	}
-	answered = c.measureReturn(t, replica.Addr(), func() time.Time { return failover(t, sentinel, replica.Addr()) })
+	answered, sent = c.measureReturn(t, replica.Addr(), probe, func() time.Time { return failover(t, sentinel, replica.Addr()) })
+	probes = append(probes, sent...)
 	c.logReturn(t, "after the failover", answered)
 	time.Sleep(6 * time.Second)
 	c.waitInFlight(t, tn, 8)
@@ -99,6 +104,7 @@ func TestCoordinationLoss(t *testing.T) {
 	}
 	c.checkPeaks(t, tn)
 	c.checkBilling(t, tn, outs, false)
+	c.checkBilling(t, probe, probes, false)
 }
 
 // waitInFlight waits until the mock has want requests of tn in flight (the accounts are at
@@ -161,7 +167,7 @@ func failover(t *testing.T, sentinel, replica string) time.Time {
 	}
 }
 
-// nodeReturn is when one node's coordinator answered again.
+// nodeReturn is when one node served again.
 type nodeReturn struct {
 	node string
 	at   time.Time
@@ -169,12 +175,15 @@ type nodeReturn struct {
 }
 
 // measureReturn runs outage (which ends with the server at addr answering as the master)
-// while it polls the server and every node's /health, straight. It returns when Redis
-// answered again (key ""): the moment the server first answered the harness as the master
-// after the outage began, or the moment outage returns when that is later (the Sentinel
-// names a new master some time after promoting it); and each node's return: its first
-// passing Redis check from then on.
-func (c *cluster) measureReturn(t *testing.T, addr string, outage func() time.Time) map[string]nodeReturn {
+// while it polls the server, and sends probe's key to every node straight, one request after
+// the other, each a one-event stream. It returns when Redis answered again (key ""): the
+// moment the server first answered the harness's ROLE (polled every millisecond) as the
+// master after the outage began, or the moment outage returns when that is later (the
+// Sentinel names a new master some time after promoting it); and each node's return: the
+// moment the first event of an answer to a request sent from then on reached the client.
+// That request was admitted, which needs the node to reach Redis and the recovery window to
+// be closed. It also returns every probe sent.
+func (c *cluster) measureReturn(t *testing.T, addr string, probe *tenant, outage func() time.Time) (map[string]nodeReturn, []outcome) {
 	t.Helper()
 	pctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -195,35 +204,40 @@ func (c *cluster) measureReturn(t *testing.T, addr string, outage func() time.Ti
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	// Each node's checks, from before the outage until one passes after Redis answered.
-	type check struct {
-		at time.Time
-		ok bool
+	// Each node's probes, from before the outage until one sent after Redis answered streams.
+	type served struct {
+		sent, first time.Time // first: the answer's first event; zero when it was not served
+		o           outcome
 	}
 	answered := make(chan struct{}) // closed once at is set
 	var at time.Time
-	checks := map[string][]check{}
+	tries := map[string][]served{}
+	var sent []outcome
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 2 * time.Second}
+	client := newClient()
 	for _, n := range c.liveNodes() {
 		wg.Go(func() {
 			var since time.Time // Redis answered; zero until then
 			deadline := time.Now().Add(requestBound)
 			for time.Now().Before(deadline) {
-				ok, _ := redisHealthy(client, n.base())
-				at := time.Now()
+				var first time.Time
+				o := send(context.Background(), client, n.base(), probe.key, recoveryProbe, 0, func() { first = time.Now() })
+				if !o.complete {
+					first = time.Time{}
+				}
 				mu.Lock()
-				checks[n.name] = append(checks[n.name], check{at, ok})
+				tries[n.name] = append(tries[n.name], served{o.start, first, o})
+				sent = append(sent, o)
 				mu.Unlock()
 				if since.IsZero() {
 					select {
 					case <-answered:
-						since = at
+						since = o.end
 					default:
 					}
 				}
-				if ok && !since.IsZero() && at.After(since) {
+				if !first.IsZero() && !since.IsZero() && o.start.After(since) {
 					return
 				}
 				time.Sleep(5 * time.Millisecond)
@@ -240,53 +254,57 @@ func (c *cluster) measureReturn(t *testing.T, addr string, outage func() time.Ti
 	close(answered)
 	wg.Wait()
 	out := map[string]nodeReturn{"": {at: at}}
-	for name, cs := range checks {
-		r := nodeReturn{node: name, err: fmt.Errorf("%s: Redis still failing %s later", name, requestBound)}
-		for _, ch := range cs {
-			if ch.ok && !ch.at.Before(at) {
-				r.at, r.err = ch.at, nil
+	for name, ts := range tries {
+		r := nodeReturn{node: name, err: fmt.Errorf("%s: not serving %s after Redis answered", name, requestBound)}
+		var late []string // the probes that ended after Redis answered, when the node was slow
+		for _, s := range ts {
+			if s.o.end.After(at) {
+				late = append(late, fmt.Sprintf("%s–%s %s", s.o.start.Format(clock), s.o.end.Format(clock), s.o))
+			}
+			// A request sent before Redis answered may wait in the node and be admitted after.
+			if !s.first.IsZero() && !s.first.Before(at) {
+				r.at, r.err = s.first, nil
 				break
 			}
 		}
+		if r.err != nil || r.at.Sub(at) > 200*time.Millisecond {
+			t.Logf("%s was slow to serve again; its probes since Redis answered (%s):\n%s\nits last errors:\n%s", name, at.Format(clock),
+				strings.Join(late[:min(len(late), 3)], "\n"), strings.Join(nodeErrorsSince(c.nodeNamed(name), at, 3), "\n"))
+		}
 		out[name] = r
 	}
-	return out
+	return out, sent
+}
+
+// nodeNamed returns the live node called name.
+func (c *cluster) nodeNamed(name string) *node {
+	for _, n := range c.liveNodes() {
+		if n.name == name {
+			return n
+		}
+	}
+	return nil
 }
 
 // logReturn logs and checks each node's return relative to Redis answering again.
 func (c *cluster) logReturn(t *testing.T, what string, r map[string]nodeReturn) {
 	t.Helper()
 	answered := r[""].at
+	var lines []string
 	for _, n := range c.liveNodes() {
 		nr := r[n.name]
 		if nr.err != nil {
 			t.Error(nr.err)
 			continue
 		}
-		lag := max(nr.at.Sub(answered), 0)
-		t.Logf("%s: %s serves again %s after Redis answered", what, n.name, lag.Round(time.Millisecond))
+		lag := nr.at.Sub(answered)
+		lines = append(lines, fmt.Sprintf("%s %d ms", n.name, lag.Milliseconds()))
 		if lag > recoveredBound {
-			t.Errorf("%s: %s served again only %s after Redis answered", what, n.name, lag)
+			t.Errorf("%s: %s served again only %s after Redis answered: the recovery window did not close early", what, n.name, lag)
 		}
 	}
-}
-
-// redisHealthy asks the node's /health whether its Redis check passes.
-func redisHealthy(client *http.Client, base string) (bool, error) {
-	resp, err := client.Get(base + "/health")
-	if err != nil {
-		return false, err
-	}
-	defer resp.Body.Close()
-	var h struct {
-		Components map[string]struct {
-			Status string `json:"status"`
-		} `json:"components"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
-		return false, err
-	}
-	return h.Components["redis"].Status == "ok", nil
+	t.Logf("%s: from Redis answering again (%s) to each node streaming an answer to a new request (target 200 ms): %s",
+		what, answered.Format(clock), strings.Join(lines, ", "))
 }
 
 // holderSampler records, every sampleEvery, which slot holders Redis has alive (by its own

@@ -24,7 +24,10 @@ func RunLoss(t *testing.T, newPair func(t *testing.T) (a, b coord.Coordinator, w
 			t.Fatalf("first AcquireAccount of a fresh backend = %+v, %v; want a grant and an epoch", g, err)
 		}
 		if e := epochOf(t, a); e != g.Epoch {
-			t.Fatalf("RefreshSlots answers epoch %q, AcquireAccount %q", e, g.Epoch)
+			t.Fatalf("PollEpoch answers epoch %q, AcquireAccount %q", e, g.Epoch)
+		}
+		if e, err := a.RefreshSlots(ctx, longTTL, g.Epoch, nil); err != nil || e != g.Epoch {
+			t.Fatalf("RefreshSlots answers epoch %q, %v; AcquireAccount %q", e, err, g.Epoch)
 		}
 	})
 
@@ -57,6 +60,12 @@ func RunLoss(t *testing.T, newPair func(t *testing.T) (a, b coord.Coordinator, w
 		// Wait queues are not gated.
 		ok, _, err := b.AcquireSlots(ctx, "newcomer", longTTL, coord.SlotReq{Key: "loss-queue", Limit: 5})
 		mustOK(t, "a queue place while recovering", ok, err)
+
+		// Polling the epoch registers nothing.
+		if e := epochOf(t, b); e != g.Epoch {
+			t.Fatalf("PollEpoch after the loss = %q, want %q", e, g.Epoch)
+		}
+		wantCount(t, b, acctKey(7), 0)
 
 		// Node a sees the new epoch and registers its holders again, expired or not.
 		after, err := a.RefreshSlots(ctx, longTTL, before, held)
@@ -97,5 +106,47 @@ func RunLoss(t *testing.T, newPair func(t *testing.T) (a, b coord.Coordinator, w
 			t.Fatalf("RefreshSlots under the current epoch = %q, %v", e, err)
 		}
 		wantCount(t, a, "never-held", 0)
+	})
+
+	t.Run("WindowClosesOnceEveryNodeRegistered", func(t *testing.T) {
+		a, b, wipe := newPair(t)
+		req := coord.AccountReq{Accounts: accounts(8, 1)}
+		id, g := grantOf(t, a, "long-running", req)
+		if id != 8 {
+			t.Fatalf("not granted: %+v", g)
+		}
+		before := g.Epoch
+		epochOf(t, b)
+		wipe()
+		g, err := b.AcquireAccount(ctx, "newcomer", longTTL, req)
+		if err != nil || g.Recovering <= 0 {
+			t.Fatalf("AcquireAccount right after the loss = %+v, %v; want recovering", g, err)
+		}
+		// Every node registers what it holds (b nothing) under the new epoch: the window
+		// then closes as soon as it has lasted coord.MinRecoveryWindow, not at its bound.
+		if _, err := a.RefreshSlots(ctx, longTTL, before, []coord.Held{{Key: acctKey(8), Holder: "long-running"}}); err != nil {
+			t.Fatalf("RefreshSlots a: %v", err)
+		}
+		if _, err := b.RefreshSlots(ctx, longTTL, before, nil); err != nil {
+			t.Fatalf("RefreshSlots b: %v", err)
+		}
+		g, err = b.AcquireAccount(ctx, "newcomer", longTTL, req)
+		if err != nil || g.Index != -1 || g.Recovering > coord.MinRecoveryWindow {
+			t.Fatalf("AcquireAccount once every node registered = %+v, %v; want at most %v left", g, err, coord.MinRecoveryWindow)
+		}
+		deadline := time.Now().Add(patience)
+		for g.Recovering > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("still recovering after %v: %+v", patience, g)
+			}
+			time.Sleep(g.Recovering)
+			if g, err = b.AcquireAccount(ctx, "newcomer", longTTL, req); err != nil {
+				t.Fatalf("AcquireAccount: %v", err)
+			}
+		}
+		// The account is full: its holder was registered again.
+		if g.Index != -1 {
+			t.Fatalf("after the window a newcomer got %+v; want the account full", g)
+		}
 	})
 }

@@ -40,7 +40,7 @@ var _ coord.Coordinator = (*Coordinator)(nil)
 func New() *Coordinator {
 	c := &Coordinator{now: time.Now}
 	c.slots.sets = make(map[string]map[string]time.Time)
-	c.slots.newEpoch(time.Time{}) // open at once: nothing can have run before
+	c.slots.newEpoch(time.Time{}, time.Time{}) // open at once: nothing can have run before
 	c.leases.m = make(map[string]lease)
 	c.leases.fences = make(map[string]int64)
 	c.pubsub.subs = make(map[string]map[*subscriber]struct{})

@@ -14,28 +14,31 @@ type slotTable struct {
 	sets      map[string]map[string]time.Time // key -> holder -> expiry
 	lastSweep time.Time
 	// epoch names the current state (coord.Slots); it changes at every Reset, and
-	// AcquireAccount grants nothing before opens.
+	// AcquireAccount grants nothing before opens. began is when it began.
 	epoch string
 	gen   int
+	began time.Time
 	opens time.Time
 }
 
-// newEpoch begins the next epoch, open at opens. The caller holds mu.
-func (s *slotTable) newEpoch(opens time.Time) {
+// newEpoch begins the next epoch at now, open at opens. The caller holds mu.
+func (s *slotTable) newEpoch(now, opens time.Time) {
 	s.gen++
 	s.epoch = "m" + strconv.Itoa(s.gen)
-	s.opens = opens
+	s.began, s.opens = now, opens
 }
 
 // Reset forgets every slot, binding, counter and lease, as a Redis restart without its data
-// would, and begins a new epoch whose recovery window opens coord.RecoveryWindow from now.
-// Tests use it to check what a loss of the coordination state does.
+// would, and begins a new epoch whose recovery window lasts until the node registers its
+// slots again (one process is one node: its registration is every node's), at least
+// coord.MinRecoveryWindow and at most coord.RecoveryWindow. Tests use it to check what a loss
+// of the coordination state does.
 func (c *Coordinator) Reset() {
 	now := c.now()
 	s := &c.slots
 	s.mu.Lock()
 	s.sets = make(map[string]map[string]time.Time)
-	s.newEpoch(now.Add(coord.RecoveryWindow))
+	s.newEpoch(now, now.Add(coord.RecoveryWindow))
 	s.mu.Unlock()
 	for _, e := range []*expiring[int64]{&c.sticky, &c.counters} {
 		e.mu.Lock()
@@ -142,7 +145,7 @@ func (c *Coordinator) ReleaseSlots(ctx context.Context, holder string, keys ...s
 
 // RefreshSlots extends each live (key, holder); an expired holder stays gone, because its
 // place may already be taken. Under another epoch than the caller's, it registers every pair
-// again.
+// again, and the recovery window closes as soon as it has lasted coord.MinRecoveryWindow.
 func (c *Coordinator) RefreshSlots(ctx context.Context, ttl time.Duration, epoch string, held []coord.Held) (string, error) {
 	if err := checkTTL("refresh slots", ttl); err != nil {
 		return "", err
@@ -156,6 +159,9 @@ func (c *Coordinator) RefreshSlots(ctx context.Context, ttl time.Duration, epoch
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	again := epoch != s.epoch
+	if again && s.opens.After(now) {
+		s.opens = latest(s.began.Add(coord.MinRecoveryWindow), now)
+	}
 	for _, h := range held {
 		set := s.live(h.Key, now)
 		if _, ok := set[h.Holder]; ok || again {
@@ -163,6 +169,24 @@ func (c *Coordinator) RefreshSlots(ctx context.Context, ttl time.Duration, epoch
 		}
 	}
 	return s.epoch, nil
+}
+
+// PollEpoch returns the current epoch.
+func (c *Coordinator) PollEpoch(ctx context.Context) (string, error) {
+	if err := c.check(ctx); err != nil {
+		return "", err
+	}
+	s := &c.slots
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch, nil
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // SlotCount counts the live holders of key.

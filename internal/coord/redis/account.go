@@ -22,8 +22,8 @@ func (c *Coordinator) AcquireAccount(ctx context.Context, holder string, ttl tim
 			return none, err
 		}
 	}
-	keys := make([]string, 0, len(req.Base)+len(req.Accounts)+1)
-	args := make([]any, 6, 6+len(req.Base)+3*len(req.Accounts)+len(req.Keep))
+	keys := make([]string, 0, len(req.Base)+len(req.Accounts)+3)
+	args := make([]any, 6, 7+len(req.Base)+3*len(req.Accounts)+len(req.Keep))
 	baseIndex := make([]int, 0, len(req.Base)) // position in keys -> position in req.Base
 	for i, r := range req.Base {
 		if r.Limit <= 0 {
@@ -47,10 +47,12 @@ func (c *Coordinator) AcquireAccount(ctx context.Context, holder string, ttl tim
 	if req.Session != "" {
 		keys = append(keys, c.stickyKey(req.Session))
 	}
-	keys = append(keys, c.epochKey())
+	keys = append(keys, c.epochKey(), c.membersKey())
+	args = append(args, c.node)
 	args[0], args[1], args[2] = holder, ms, sessionMS
 	args[3], args[4], args[5] = len(baseIndex), len(req.Accounts), len(req.Keep)
 
+	c.takesSlots.Store(true)
 	ctx, cancel := c.op(ctx)
 	defer cancel()
 	out, err := c.hot.run(ctx, accountScript, keys, args...).Slice()

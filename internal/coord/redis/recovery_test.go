@@ -124,3 +124,74 @@ func TestEpochLapsesOnAReplica(t *testing.T) {
 		t.Fatalf("AcquireAccount on the promoted replica = %+v, %v; want recovering under a new epoch", g2, err)
 	}
 }
+
+// TestWindowWaitsForEveryKnownNode: after a loss, the recovery window stays open while a
+// node that the others knew has not registered its slots again, however long the others
+// have; once it has, the window closes after coord.MinRecoveryWindow, with its holder
+// counted. A node that stopped (Close) is no longer waited for.
+func TestWindowWaitsForEveryKnownNode(t *testing.T) {
+	r := testenv.StartRedis(t)
+	raw := rawClient(t, r)
+	prefix := uniquePrefix()
+	a := mustNew(t, Options{URL: r.URL(), KeyPrefix: prefix})
+	b := mustNew(t, Options{URL: r.URL(), KeyPrefix: prefix})
+	c := mustNew(t, Options{URL: r.URL(), KeyPrefix: prefix})
+	ctx := context.Background()
+	for _, n := range []*Coordinator{a, b, c} { // every node learns every other
+		if _, err := n.PollEpoch(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := coord.AccountReq{Accounts: []coord.AccountSlot{{ID: 1, Slot: coord.SlotReq{Key: "a", Limit: 1}}}}
+	g, err := c.AcquireAccount(ctx, "running", time.Minute, req)
+	if err != nil || g.Index != 0 {
+		t.Fatalf("AcquireAccount: %+v, %v", g, err)
+	}
+	wipe := func() {
+		t.Helper()
+		if err := raw.FlushAll(ctx).Err(); err != nil {
+			t.Fatalf("FLUSHALL: %v", err)
+		}
+	}
+	register := func(n *Coordinator, epoch string, held []coord.Held) string {
+		t.Helper()
+		e, err := n.RefreshSlots(ctx, time.Minute, epoch, held)
+		if err != nil {
+			t.Fatalf("RefreshSlots: %v", err)
+		}
+		return e
+	}
+	wipe()
+	register(a, g.Epoch, nil)
+	register(b, g.Epoch, nil)
+	time.Sleep(3 * coord.MinRecoveryWindow)
+	g2, err := a.AcquireAccount(ctx, "newcomer", time.Minute, req)
+	if err != nil || g2.Index != -1 || g2.Recovering <= 0 {
+		t.Fatalf("AcquireAccount while c has not registered = %+v, %v; want recovering", g2, err)
+	}
+	register(c, g.Epoch, []coord.Held{{Key: "a", Holder: "running"}})
+	coordtest.Eventually(t, "the window closes once c registered", func() bool {
+		g2, err = a.AcquireAccount(ctx, "newcomer", time.Minute, req)
+		return err == nil && g2.Recovering == 0
+	})
+	if g2.Index != -1 {
+		t.Fatalf("a newcomer got %+v beside c's running request", g2)
+	}
+
+	// c stops: a loss now waits only for a and b.
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*Coordinator{a, b} {
+		if _, err := n.PollEpoch(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wipe()
+	register(a, g2.Epoch, nil)
+	register(b, g2.Epoch, nil)
+	g3, err := a.AcquireAccount(ctx, "newcomer", time.Minute, req)
+	if err != nil || g3.Recovering > coord.MinRecoveryWindow {
+		t.Fatalf("AcquireAccount once a and b registered = %+v, %v; want at most %v left", g3, err, coord.MinRecoveryWindow)
+	}
+}

@@ -11,6 +11,7 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"runtime"
@@ -87,19 +88,27 @@ type Coordinator struct {
 	// (idleProbe; tests shorten it).
 	probeIdle time.Duration
 
+	// node names this coordinator among the members (epoch.go).
+	node string
+
 	mu     sync.Mutex
 	closed bool
 	subs   map[*subscription]struct{}
+	// members are the nodes this one knows may hold slots (epoch.go).
+	members []string
 	// done is closed by Close: it ends the dialer's probes and keepEpoch.
 	done chan struct{}
-	// refreshed is when a RefreshSlots last succeeded (UnixNano): it extended the epoch.
+	// refreshed is when an epoch script last succeeded (UnixNano): it extended the epoch.
 	refreshed atomic.Int64
+	// takesSlots is set by the first AcquireAccount (keepEpoch).
+	takesSlots atomic.Bool
 }
 
 var _ coord.Coordinator = (*Coordinator)(nil)
 
-// New connects and begins the epoch (coord.Slots) once, so a wrong address or password is
-// reported at start.
+// New connects, joins the nodes and begins the epoch (coord.Slots) when there is none, so a
+// wrong address or password is reported at start. It takes coord.MinRecoveryWindow longer
+// than a round trip (startEpoch).
 func New(ctx context.Context, opts Options) (*Coordinator, error) {
 	uopts, err := universalOptions(opts)
 	if err != nil {
@@ -123,6 +132,7 @@ func New(ctx context.Context, opts Options) (*Coordinator, error) {
 	}
 	uopts.Dialer = d.dial
 	c := &Coordinator{
+		node:      rand.Text(),
 		client:    goredis.NewUniversalClient(uopts),
 		prefix:    prefix,
 		opTimeout: uopts.PoolTimeout + uopts.ReadTimeout,
@@ -140,37 +150,6 @@ func New(ctx context.Context, opts Options) (*Coordinator, error) {
 	}
 	go c.keepEpoch()
 	return c, nil
-}
-
-// keepEpoch extends the epoch's life (see epochTTL) every coord.RecoveryWindow/8 until Close,
-// so that the epoch lapses only on a server no node reaches.
-func (c *Coordinator) keepEpoch() {
-	t := time.NewTicker(coord.RecoveryWindow / 8)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-		}
-		if time.Since(time.Unix(0, c.refreshed.Load())) < coord.RecoveryWindow/8 {
-			continue // the gateway's heartbeat did it
-		}
-		// A failure is Redis being down: the next tick tries again.
-		_, _ = c.RefreshSlots(context.Background(), time.Minute, "", nil)
-	}
-}
-
-// startEpoch checks that Redis answers and begins the first epoch, open at once, when the
-// server has none: a node that starts on an empty server has no requests in flight, and
-// every other node that had some still sees the state vanish and registers them again.
-func (c *Coordinator) startEpoch(ctx context.Context) error {
-	ctx, cancel := c.op(ctx)
-	defer cancel()
-	if err := startEpochScript.Run(ctx, c.client, []string{c.epochKey()}).Err(); err != nil {
-		return unavailable("start epoch", err)
-	}
-	return nil
 }
 
 // universalOptions merges URL and fields into go-redis options with our timeouts.
@@ -261,6 +240,7 @@ func (c *Coordinator) Close() error {
 	subs := c.subs
 	c.subs = nil
 	c.mu.Unlock()
+	c.leave()
 	for s := range subs {
 		s.cancel()
 	}
@@ -286,7 +266,8 @@ func unavailable(op string, err error) error {
 func (c *Coordinator) slotKey(key string) string   { return "{" + c.prefix + "}:slot:" + key }
 func (c *Coordinator) leaseKey(name string) string { return "{" + c.prefix + ":lease:" + name + "}" }
 func (c *Coordinator) stickyKey(key string) string { return "{" + c.prefix + "}:sticky:" + key }
-func (c *Coordinator) epochKey() string            { return "{" + c.prefix + "}:epoch" }
+func (c *Coordinator) epochKey() string            { return "{" + c.prefix + "}:epoch:v2" }
+func (c *Coordinator) membersKey() string          { return "{" + c.prefix + "}:nodes" }
 func (c *Coordinator) counterKey(key string) string {
 	return c.prefix + ":counter:" + key
 }

@@ -53,40 +53,99 @@ local function take(key, holder, exp, ttl)
 end
 `
 
-// epochHelpers read the epoch (coord.Slots) from its key, beginning one when it is missing.
-// The value is "<id>:<opens>": id is the server's TIME when the epoch began, opens the ms
-// from which AcquireAccount grants again. The key is written without replication
-// (REPL_NONE), so it never reaches the append-only file nor, through the command stream, a
-// replica; and it expires epochTTL after a node last extended it (keepEpoch). A replica copies the whole dataset, the epoch included, only at a full
-// resynchronisation, and that copy expires on it within epochTTL. So a replica promoted by a
-// failover, a server restarted empty or from its files, or one that stalled for longer than
-// epochTTL, lacks the epoch and begins a new one, exactly when it may lack holders.
+// epochHelpers keep the epoch (coord.Slots) and its recovery window in one hash: id (the
+// server's TIME when the epoch began), began and opens (ms; AcquireAccount grants from
+// opens on), and while the window is open the nodes it waits for: field n:<node> is "w"
+// (expected to register its slots again) or "d" (done), counted by nwait and ndone.
+//
+// The hash is written without replication (REPL_NONE), so it never reaches the append-only
+// file nor, through the command stream, a replica; and it expires epochTTL after a node last
+// extended it (keepEpoch). A replica copies the whole dataset, the epoch included, only at a
+// full resynchronisation, and that copy expires on it within epochTTL. So a replica promoted
+// by a failover, a server restarted empty or from its files, or one that stalled for longer
+// than epochTTL, lacks the epoch and begins a new one, exactly when it may lack holders.
+//
+// Which nodes a new epoch waits for cannot come from the server, which lost them: every
+// node remembers the members it last saw (the zset {prefix}:nodes, each node's score the
+// time until which it may hold a slot) and hands that list to every poll and refresh; the
+// window waits for every node named by any node that arrived (arrive). It opens once all of
+// them re-registered and at least one did, no sooner than minWindow after it began, and in
+// any case recoveryWindow after it began.
 var epochHelpers = fmt.Sprintf(`
 local epochTTL = %d
-local function epoch(key, window)
-  local v = redis.call('GET', key)
-  if not v then
-    v = t[1] .. '.' .. t[2] .. ':' .. string.format('%%d', now + window)
-    redis.set_repl(redis.REPL_NONE)
-    redis.call('SET', key, v, 'PX', epochTTL)
-    redis.set_repl(redis.REPL_ALL)
+local minWindow = %d
+local recoveryWindow = %d
+local function fmt(n)
+  return string.format('%%d', n)
+end
+local function epoch(key)
+  local v = redis.call('HMGET', key, 'id', 'opens')
+  if v[1] then
+    return v[1], tonumber(v[2])
   end
-  return v
+  local id = t[1] .. '.' .. t[2]
+  redis.set_repl(redis.REPL_NONE)
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'id', id, 'began', fmt(now), 'opens', fmt(now + recoveryWindow), 'nwait', 0, 'ndone', 0)
+  redis.call('PEXPIRE', key, epochTTL)
+  redis.set_repl(redis.REPL_ALL)
+  return id, now + recoveryWindow
 end
 local function keepEpoch(key)
   redis.set_repl(redis.REPL_NONE)
   redis.call('PEXPIRE', key, epochTTL)
   redis.set_repl(redis.REPL_ALL)
 end
-local function opensIn(v)
-  return (tonumber(string.match(v, ':(%%d+)$')) or 0) - now
+`, epochTTL.Milliseconds(), coord.MinRecoveryWindow.Milliseconds(), coord.RecoveryWindow.Milliseconds())
+
+// arriveHelpers: arrive notes, while the window of the epoch in key is open, that node has
+// registered its slots again (when done) and that every node in list must; it returns when
+// the window opens now. join keeps node a member until exp at least, drops lapsed members
+// and returns the members.
+const arriveHelpers = `
+local function arrive(key, opens, node, done, list)
+  if opens <= now then
+    return opens
+  end
+  redis.set_repl(redis.REPL_NONE)
+  if done then
+    local s = redis.call('HGET', key, 'n:' .. node)
+    if s ~= 'd' then
+      redis.call('HSET', key, 'n:' .. node, 'd')
+      redis.call('HINCRBY', key, 'ndone', 1)
+      if s == 'w' then
+        redis.call('HINCRBY', key, 'nwait', -1)
+      end
+    end
+  end
+  for _, n in ipairs(list) do
+    if redis.call('HSETNX', key, 'n:' .. n, 'w') == 1 then
+      redis.call('HINCRBY', key, 'nwait', 1)
+    end
+  end
+  local v = redis.call('HMGET', key, 'began', 'nwait', 'ndone')
+  local began = tonumber(v[1])
+  local want = began + recoveryWindow
+  if tonumber(v[2]) == 0 and tonumber(v[3]) > 0 then
+    want = math.max(began + minWindow, now)
+  end
+  if want ~= opens then
+    redis.call('HSET', key, 'opens', fmt(want))
+  end
+  redis.set_repl(redis.REPL_ALL)
+  return want
 end
-local recoveryWindow = %d
-`, epochTTL.Milliseconds(), coord.RecoveryWindow.Milliseconds())
+local function join(key, node, exp)
+  redis.call('ZADD', key, 'GT', fmt(exp), node)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now))
+  return redis.call('ZRANGE', key, 0, -1)
+end
+`
 
 // epochTTL is how long the epoch outlives its last extension: every coordinator extends it
-// every coord.RecoveryWindow/8 (Coordinator.keepEpoch), so only a server that lost it, or
-// that no node could reach for that long, begins a new epoch.
+// at least every coord.RecoveryWindow/8 (Coordinator.keepEpoch), so only a server that lost
+// it, or that no node could reach for that long, begins a new epoch. A node stays a member
+// for epochTTL after its last poll, and after the expiry of every slot it took.
 const epochTTL = coord.RecoveryWindow
 
 // acquireScript: KEYS are slot sets; ARGV[1] holder, ARGV[2] ttl ms, ARGV[2+i] limit of
@@ -109,15 +168,16 @@ return 0
 
 // accountScript is AcquireAccount (see coord.Scheduler for the semantics).
 // KEYS: the base sets, then the sets of the limited candidate accounts, then the session's
-// binding when there is one, then the epoch. ARGV[1] holder, [2] ttl ms, [3] session ttl ms
-// (0: no session), [4] n base, [5] n accounts, [6] n keep; then the n base limits; then per
-// account its id, its limit and the index of its set in KEYS (0: unlimited); then the kept
-// account ids. Returns {granted account's 1-based position or 0, full base set's 1-based
+// binding when there is one, then the epoch, then the members. ARGV[1] holder, [2] ttl ms,
+// [3] session ttl ms (0: no session), [4] n base, [5] n accounts, [6] n keep; then the n base
+// limits; then per account its id, its limit and the index of its set in KEYS (0:
+// unlimited); then the kept account ids; last the node. A grant keeps the node a member
+// while the slots live. Returns {granted account's 1-based position or 0, full base set's 1-based
 // position or 0, the bound account id or an empty string, the epoch, the ms until the
 // epoch's recovery window closes (> 0: nothing was read or taken)}.
 var accountScript = goredis.NewScript(nowMillis + slotHelpers + epochHelpers + `
-local ep = epoch(KEYS[#KEYS], recoveryWindow)
-local wait = opensIn(ep)
+local ep, opens = epoch(KEYS[#KEYS - 1])
+local wait = opens - now
 if wait > 0 then
   return {0, 0, '', ep, wait}
 end
@@ -131,7 +191,7 @@ local keepArg = acctArg + 3 * nAcct
 local session = nil
 local bound = false
 if sessionTTL > 0 then
-  session = KEYS[#KEYS - 1]
+  session = KEYS[#KEYS - 2]
   bound = redis.call('GET', session)
 end
 for i = 1, nBase do
@@ -168,6 +228,7 @@ if chosen == 0 then
 end
 
 local exp = now + ttl
+redis.call('ZADD', KEYS[#KEYS], 'GT', fmt(exp + epochTTL), ARGV[#ARGV])
 for i = 1, nBase do
   take(KEYS[i], holder, exp, ttl)
 end
@@ -198,19 +259,22 @@ end
 return 0
 `)
 
-// refreshScript: KEYS[i] a slot set, the last KEYS the epoch; ARGV[1] ttl ms, ARGV[2] the
-// caller's epoch, ARGV[2+i] the holder of KEYS[i]. Under the caller's epoch it extends live
-// holders only: an expired one may already have been replaced, so it is not revived. Under
-// another epoch the state was lost since the caller's last refresh: every holder is
-// registered again. Returns the epoch.
-var refreshScript = goredis.NewScript(nowMillis + epochHelpers + `
-local ep = epoch(KEYS[#KEYS], recoveryWindow)
-keepEpoch(KEYS[#KEYS])
+// refreshScript: KEYS[i] a slot set, then the epoch, then the members; ARGV[1] ttl ms,
+// ARGV[2] the caller's epoch, ARGV[3] the node, ARGV[4] n, ARGV[4+i] the holder of KEYS[i]
+// (i <= n), then the members the node knows. Under the caller's epoch it extends live holders
+// only: an expired one may already have been replaced, so it is not revived. Under another
+// epoch the state was lost since the caller's last refresh: every holder is registered again
+// and the node counts as re-registered. Returns {epoch, ms until its window opens, members}.
+var refreshScript = goredis.NewScript(nowMillis + epochHelpers + arriveHelpers + `
+local ek, mk = KEYS[#KEYS - 1], KEYS[#KEYS]
+local ep, opens = epoch(ek)
+keepEpoch(ek)
 local again = ep ~= ARGV[2]
 local ttl = tonumber(ARGV[1])
 local exp = now + ttl
-for i = 1, #KEYS - 1 do
-  local key, holder = KEYS[i], ARGV[2 + i]
+local n = tonumber(ARGV[4])
+for i = 1, n do
+  local key, holder = KEYS[i], ARGV[4 + i]
   local keep = again
   if not keep then
     local score = redis.call('ZSCORE', key, holder)
@@ -223,13 +287,28 @@ for i = 1, #KEYS - 1 do
     end
   end
 end
-return ep
+opens = arrive(ek, opens, ARGV[3], again, {unpack(ARGV, 5 + n)})
+return {ep, opens - now, join(mk, ARGV[3], exp + epochTTL)}
 `)
 
-// startEpochScript: KEYS[1] the epoch. Begins an epoch that is open at once when there is
-// none: New runs it, so that a fresh server serves from the start. Returns the epoch.
-var startEpochScript = goredis.NewScript(nowMillis + epochHelpers + `
-return epoch(KEYS[1], 0)
+// pollScript: KEYS[1] the epoch, KEYS[2] the members; ARGV[1] the node, then the members it
+// knows. Extends the epoch and the node's membership. Returns as refreshScript.
+var pollScript = goredis.NewScript(nowMillis + epochHelpers + arriveHelpers + `
+local ep, opens = epoch(KEYS[1])
+keepEpoch(KEYS[1])
+opens = arrive(KEYS[1], opens, ARGV[1], false, {unpack(ARGV, 2)})
+return {ep, opens - now, join(KEYS[2], ARGV[1], now + epochTTL)}
+`)
+
+// startEpochScript: KEYS[1] the epoch, KEYS[2] the members; ARGV[1] the node. New runs it:
+// the node joins, holding nothing, and expects every member the server has (a new epoch on
+// a fresh server thus opens after minWindow). Returns as refreshScript.
+var startEpochScript = goredis.NewScript(nowMillis + epochHelpers + arriveHelpers + `
+local ep, opens = epoch(KEYS[1])
+keepEpoch(KEYS[1])
+local members = join(KEYS[2], ARGV[1], now + epochTTL)
+opens = arrive(KEYS[1], opens, ARGV[1], true, members)
+return {ep, opens - now, members}
 `)
 
 // countScript: KEYS[1] a slot set. Counts holders alive now.

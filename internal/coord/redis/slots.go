@@ -68,22 +68,21 @@ func (c *Coordinator) RefreshSlots(ctx context.Context, ttl time.Duration, epoch
 	if err != nil {
 		return "", err
 	}
-	keys := make([]string, len(held), len(held)+1)
-	args := make([]any, 2+len(held))
-	args[0], args[1] = ms, epoch
+	keys := make([]string, len(held), len(held)+2)
+	args := make([]any, 4+len(held), 4+len(held)+8)
+	args[0], args[1], args[2], args[3] = ms, epoch, c.node, len(held)
 	for i, h := range held {
 		keys[i] = c.slotKey(h.Key)
-		args[2+i] = h.Holder
+		args[4+i] = h.Holder
 	}
-	keys = append(keys, c.epochKey())
-	ctx, cancel := c.op(context.WithValue(ctx, uncounted{}, true))
-	defer cancel()
-	cur, err := refreshScript.Run(ctx, c.client, keys, args...).Text()
-	if err != nil {
-		return "", unavailable("refresh slots", err)
-	}
-	c.refreshed.Store(time.Now().UnixNano())
-	return cur, nil
+	keys = append(keys, c.epochKey(), c.membersKey())
+	return c.runEpoch(ctx, "refresh slots", refreshScript, keys, c.withMembers(args))
+}
+
+// PollEpoch reads the epoch, extends it and this node's membership, and hands the server the
+// members this node knows, in one small script.
+func (c *Coordinator) PollEpoch(ctx context.Context) (string, error) {
+	return c.runEpoch(ctx, "poll epoch", pollScript, []string{c.epochKey(), c.membersKey()}, c.withMembers([]any{c.node}))
 }
 
 // SlotCount counts the holders of key alive by Redis's clock.
