@@ -43,16 +43,24 @@ const (
 	methodCount    = "countTokens"
 )
 
-// modelsPrefix is the path of the models collection; a model is modelsPrefix + "/" + id.
-const modelsPrefix = "/v1beta/models"
+// The API versions served: the Gemini CLI (JS SDK) calls v1beta, the Go SDK v1. A request
+// goes upstream under the version it came with; the gateway's own calls use v1beta.
+const (
+	versionBeta = "/v1beta"
+	versionOne  = "/v1"
+)
 
 var routes = []provider.Route{
-	{Pattern: "POST " + modelsPrefix + "/{rest...}", OpOf: postOp},
-	{Pattern: "GET " + modelsPrefix, Op: provider.OpModels},
-	{Pattern: "GET " + modelsPrefix + "/{rest...}", OpOf: getOp},
-	// Anything else under /v1beta gets a 404 in Google's shape.
-	{Pattern: "/v1beta/", Op: provider.OpNotFound},
-	{Pattern: "/v1beta", Op: provider.OpNotFound},
+	{Pattern: "POST " + versionBeta + "/models/{rest...}", OpOf: postOp},
+	{Pattern: "GET " + versionBeta + "/models", Op: provider.OpModels},
+	{Pattern: "GET " + versionBeta + "/models/{rest...}", OpOf: getOp},
+	// GET /v1/models is shared with the other protocols: the key's group chooses.
+	{Pattern: "POST " + versionOne + "/models/{rest...}", OpOf: postOp},
+	{Pattern: "GET " + versionOne + "/models", Op: provider.OpModels},
+	{Pattern: "GET " + versionOne + "/models/{rest...}", OpOf: getOp},
+	// Anything else under /v1beta gets a 404 in Google's shape (/v1 has its owners).
+	{Pattern: versionBeta + "/", Op: provider.OpNotFound},
+	{Pattern: versionBeta, Op: provider.OpNotFound},
 }
 
 // Routes implements provider.Provider. A ServeMux pattern cannot split
@@ -60,19 +68,20 @@ var routes = []provider.Route{
 // and the operation is read from the method after the colon.
 func (*Provider) Routes() []provider.Route { return routes }
 
-// splitPath returns the model and the method of a path under modelsPrefix; ok is false for
-// any other path.
-func splitPath(path string) (model, method string, ok bool) {
-	rest, ok := strings.CutPrefix(path, modelsPrefix+"/")
-	if !ok {
-		return "", "", false
+// splitPath returns the API version, the model and the method of a model path
+// ("/v1beta/models/gemini-3.8-flash:generateContent"); ok is false for any other path.
+func splitPath(path string) (version, model, method string, ok bool) {
+	for _, v := range []string{versionBeta, versionOne} {
+		if rest, found := strings.CutPrefix(path, v+"/models/"); found {
+			model, method, _ = strings.Cut(rest, ":")
+			return v, model, method, true
+		}
 	}
-	model, method, _ = strings.Cut(rest, ":")
-	return model, method, true
+	return "", "", "", false
 }
 
 func postOp(path string) provider.Operation {
-	model, method, ok := splitPath(path)
+	_, model, method, ok := splitPath(path)
 	if !ok || model == "" {
 		return provider.OpNotFound
 	}
@@ -86,7 +95,7 @@ func postOp(path string) provider.Operation {
 }
 
 func getOp(path string) provider.Operation {
-	if model, method, ok := splitPath(path); ok && method == "" && !strings.Contains(model, "/") {
+	if _, model, method, ok := splitPath(path); ok && method == "" && !strings.Contains(model, "/") {
 		return provider.OpModels // "" lists (a trailing slash), a name describes one model
 	}
 	return provider.OpNotFound
@@ -108,7 +117,7 @@ func (*Provider) KeyPlaces() []provider.KeyPlace { return keyPlaces }
 // stream is an event stream only with alt=sse; without it the stream method answers one
 // JSON array, relayed like a JSON answer.
 func (*Provider) ParseRequest(op provider.Operation, in provider.Inbound, body []byte) (provider.Request, error) {
-	model, method, _ := splitPath(in.Path) // the path as the server decoded it
+	_, model, method, _ := splitPath(in.Path) // the path as the server decoded it
 	if op == provider.OpModels {
 		if model != "" {
 			if err := provider.CheckModel(model); err != nil {

@@ -17,16 +17,18 @@ import (
 // key (header or ?key=) was removed before; the account's key goes in x-goog-api-key.
 func (*Provider) NewUpstreamRequest(ctx context.Context, op provider.Operation, t provider.Target, in provider.Inbound, body []byte) (*http.Request, error) {
 	acct := t.Account
-	_, method, _ := splitPath(in.Path)
+	version, _, method, _ := splitPath(in.Path)
 	var path string
 	switch op {
 	case provider.OpMessages, provider.OpCountTokens:
 		if method == "" {
 			return nil, fmt.Errorf("gemini: no method in path %q", in.Path)
 		}
-		path = modelsPrefix + "/" + url.PathEscape(t.Model) + ":" + method
+		path = version + "/models/" + url.PathEscape(t.Model) + ":" + method
 	case provider.OpModels:
-		path, body = modelsPrefix, nil // the list: also the confirming call's
+		// Models are read under v1beta whatever the client's version: the same list, and
+		// the path no other protocol shares (GET /v1/models is also OpenAI's and Anthropic's).
+		path, body = versionBeta+"/models", nil
 		if t.Model != "" {
 			path += "/" + url.PathEscape(t.Model)
 		}
