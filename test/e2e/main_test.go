@@ -17,6 +17,7 @@ import (
 	"github.com/fluxcode/fluxcode/internal/coord/redis"
 	"github.com/fluxcode/fluxcode/internal/gateway"
 	"github.com/fluxcode/fluxcode/internal/gateway/gatewaytest"
+	"github.com/fluxcode/fluxcode/internal/provider"
 	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/store"
 	"github.com/fluxcode/fluxcode/internal/store/sqlstore"
@@ -45,9 +46,12 @@ type cluster struct {
 }
 
 // single starts one node on SQLite and the in-process coordinator.
-func single(t *testing.T, cfg gateway.Config) *cluster {
+func single(t *testing.T, cfg gateway.Config) *cluster { return singleWith(t, cfg, nil) }
+
+// singleWith is single serving the providers given (nil: Anthropic alone).
+func singleWith(t *testing.T, cfg gateway.Config, provs []provider.Provider) *cluster {
 	t.Helper()
-	d := gatewaytest.NewDeps(t, gatewaytest.Deps{})
+	d := gatewaytest.NewDeps(t, gatewaytest.Deps{Providers: provs})
 	c := &cluster{Deps: d, tap: gatewaytest.NewTap(t, d.Mock), clock: &gatewaytest.Clock{}}
 	c.nodes = append(c.nodes, gatewaytest.Start(t, d, cfg, "node-1", c.clock.Now))
 	return c
@@ -55,7 +59,10 @@ func single(t *testing.T, cfg gateway.Config) *cluster {
 
 // shared starts n nodes, each with its own PostgreSQL pool and Redis client, on one
 // PostgreSQL database and one Redis server.
-func shared(t *testing.T, n int, cfg gateway.Config) *cluster {
+func shared(t *testing.T, n int, cfg gateway.Config) *cluster { return sharedWith(t, n, cfg, nil) }
+
+// sharedWith is shared serving the providers given (nil: Anthropic alone).
+func sharedWith(t *testing.T, n int, cfg gateway.Config, provs []provider.Provider) *cluster {
 	t.Helper()
 	master, keys := masterKey(t)
 	dsn := testenv.PostgresDSN(t)
@@ -73,7 +80,7 @@ func shared(t *testing.T, n int, cfg gateway.Config) *cluster {
 			t.Fatalf("connect redis: %v", err)
 		}
 		t.Cleanup(func() { co.Close() })
-		d := gatewaytest.NewDeps(t, gatewaytest.Deps{Store: st, Coord: co, Keys: keys, Mock: mock})
+		d := gatewaytest.NewDeps(t, gatewaytest.Deps{Store: st, Coord: co, Keys: keys, Mock: mock, Providers: provs})
 		if i == 0 {
 			c.Deps = d
 		}
