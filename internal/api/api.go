@@ -203,6 +203,7 @@ func (a *api) routes() http.Handler {
 	handle("GET /api/v1/admin/usage", admin(a.listUsage))
 	handle("GET /api/v1/admin/usage/summary", admin(a.usageSummary))
 	handle("GET /api/v1/admin/usage/export", admin(a.exportUsage))
+	handle("GET /api/v1/admin/usage/outcomes", admin(a.requestOutcomes))
 	handle("GET /api/v1/admin/dashboard", admin(a.adminDashboard))
 
 	return a.jsonFallbacks(mux)

@@ -248,3 +248,72 @@ func csvText(s string) string {
 	}
 	return s
 }
+
+// outcomeDays bounds one request-outcome query.
+const outcomeDays = 366
+
+// dayOutcomesView is one day of the gateway's requests: how many, how many failed, and the
+// count of every outcome.
+type dayOutcomesView struct {
+	Day      string           `json:"day"`
+	Requests int64            `json:"requests"`
+	Errors   int64            `json:"errors"`
+	Outcomes map[string]int64 `json:"outcomes"`
+}
+
+// isErrorOutcome: a request that got no complete answer, for whatever reason but the
+// client's leaving first. Refusals (a bad key, no balance) and partial answers count.
+func isErrorOutcome(o string) bool { return o != "ok" && o != "client_gone" }
+
+// requestOutcomes answers the gateway's requests per day and outcome over ?from= to ?to=
+// (dates, inclusive; by default the 14 days up to today, UTC), every request counted, billed
+// or not: the ledger alone cannot give an error rate.
+func (a *api) requestOutcomes(w http.ResponseWriter, r *http.Request) {
+	to, err := queryDay(r, "to", a.now())
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	from, err := queryDay(r, "from", to.AddDate(0, 0, -13))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if from.After(to) || to.Sub(from) >= outcomeDays*24*time.Hour {
+		a.writeError(w, r, invalid("from", "from must be at most %d days before to", outcomeDays-1))
+		return
+	}
+	rows, err := a.store.DailyRequestOutcomes(r.Context(), from.Format(time.DateOnly), to.Format(time.DateOnly))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	days := []dayOutcomesView{}
+	for _, o := range rows {
+		if len(days) == 0 || days[len(days)-1].Day != o.Day {
+			days = append(days, dayOutcomesView{Day: o.Day, Outcomes: map[string]int64{}})
+		}
+		d := &days[len(days)-1]
+		d.Requests += o.Requests
+		d.Outcomes[o.Outcome] = o.Requests
+		if isErrorOutcome(o.Outcome) {
+			d.Errors += o.Requests
+		}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Daily []dayOutcomesView `json:"daily"`
+	}{days})
+}
+
+// queryDay reads an optional date YYYY-MM-DD (UTC) from the query; def when absent.
+func queryDay(r *http.Request, name string, def time.Time) (time.Time, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def.UTC().Truncate(24 * time.Hour), nil
+	}
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return time.Time{}, invalid(name, "%s must be a date YYYY-MM-DD", name)
+	}
+	return t, nil
+}

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/fluxcode/fluxcode/internal/store"
 	"github.com/fluxcode/fluxcode/internal/testenv"
 )
 
@@ -129,4 +131,43 @@ func aliceOrAdmin(path, user, admin string) string {
 		return admin
 	}
 	return user
+}
+
+// TestRequestOutcomesByDay: the admin reads the gateway's requests per day with the failed
+// ones counted apart (ok and a client that left are not failures), over a date range, on
+// both storage shapes.
+func TestRequestOutcomesByDay(t *testing.T) {
+	shapes(t, func(t *testing.T, e *env) {
+		if err := e.st.AddRequestOutcomes(t.Context(), []store.DailyOutcome{
+			{Day: "2026-03-01", Outcome: "ok", Requests: 90},
+			{Day: "2026-03-01", Outcome: "upstream_error", Requests: 6},
+			{Day: "2026-03-01", Outcome: "rejected_balance", Requests: 3},
+			{Day: "2026-03-01", Outcome: "client_gone", Requests: 1},
+			{Day: "2026-03-03", Outcome: "ok", Requests: 5},
+			{Day: "2026-03-20", Outcome: "ok", Requests: 1},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		type day struct {
+			Day      string           `json:"day"`
+			Requests int64            `json:"requests"`
+			Errors   int64            `json:"errors"`
+			Outcomes map[string]int64 `json:"outcomes"`
+		}
+		var got struct {
+			Daily []day `json:"daily"`
+		}
+		e.do("GET", "/api/v1/admin/usage/outcomes?from=2026-03-01&to=2026-03-05", e.adminToken, nil).ok(t, 200, &got)
+		want := []day{
+			{Day: "2026-03-01", Requests: 100, Errors: 9, Outcomes: map[string]int64{"ok": 90, "upstream_error": 6, "rejected_balance": 3, "client_gone": 1}},
+			{Day: "2026-03-03", Requests: 5, Errors: 0, Outcomes: map[string]int64{"ok": 5}},
+		}
+		if !reflect.DeepEqual(got.Daily, want) {
+			t.Fatalf("outcomes:\n got  %+v\n want %+v", got.Daily, want)
+		}
+		e.do("GET", "/api/v1/admin/usage/outcomes?from=2026-03-05&to=2026-03-01", e.adminToken, nil).wantError(t, 400, "invalid_argument", "from")
+		e.do("GET", "/api/v1/admin/usage/outcomes?to=March", e.adminToken, nil).wantError(t, 400, "invalid_argument", "to")
+		_, userToken := e.newUser("u@example.com")
+		e.do("GET", "/api/v1/admin/usage/outcomes", userToken, nil).wantError(t, 403, "forbidden", "")
+	})
 }

@@ -120,6 +120,7 @@ func (c *call) finish() {
 	c.releaseHeld()
 	c.releaseBody()
 	c.g.metrics.requests.WithLabelValues(c.op.String(), c.outcome).Inc()
+	c.g.outcomes.add(c.start, c.outcome)
 	if c.abort {
 		panic(http.ErrAbortHandler) // the only honest end of a body that broke off
 	}

@@ -31,6 +31,7 @@ type Store interface {
 	ListErrorRules(ctx context.Context) ([]store.ErrorRule, error)
 	GetSetting(ctx context.Context, key string) (string, error)
 	RecordUsage(ctx context.Context, rows []store.Usage) ([]store.RecordResult, error)
+	AddRequestOutcomes(ctx context.Context, rows []store.DailyOutcome) error
 }
 
 var _ Store = store.Store(nil)
@@ -86,7 +87,8 @@ type Gateway struct {
 	bodies    *bodyBudget
 	biller    *biller
 	metrics   *metrics
-	unpriced  sync.Map // models served unpriced, already warned about
+	outcomes  outcomeTally // requests by day and outcome, flushed to the store (outcomes.go)
+	unpriced  sync.Map     // models served unpriced, already warned about
 	logins    Logins
 	windows   windowBook
 
@@ -155,10 +157,11 @@ func New(opts Options) (*Gateway, error) {
 		stop()
 		return nil, fmt.Errorf("gateway: subscribe to invalidations: %w", err)
 	}
-	g.bg.Add(3)
+	g.bg.Add(4)
 	go func() { defer g.bg.Done(); g.listen(events) }()
 	go func() { defer g.bg.Done(); g.heartbeat(ctx) }()
 	go func() { defer g.bg.Done(); g.biller.run() }()
+	go func() { defer g.bg.Done(); g.reportOutcomes(ctx) }()
 	return g, nil
 }
 
@@ -170,7 +173,7 @@ func (g *Gateway) Routes(mux *http.ServeMux) {
 }
 
 // Close stops background work and writes every pending usage row, retrying transient
-// database errors until ctx ends. Call it after the HTTP server has stopped taking requests.
+// database errors until ctx ends, then the request outcome counts (one try). Call it after the HTTP server has stopped taking requests.
 func (g *Gateway) Close(ctx context.Context) error {
 	var err error
 	g.closeOnce.Do(func() {
@@ -180,6 +183,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 		g.verifyMu.Unlock()
 		g.stop()
 		g.bg.Wait()
+		g.flushOutcomes(ctx)
 		g.upstreams.closeIdle()
 	})
 	return err

@@ -342,6 +342,7 @@ type Store interface {
 	Audit
 	SecretsRotation
 	Jobs
+	RequestOutcomes
 
 	// Ping answers nil when the database is reachable.
 	Ping(ctx context.Context) error
@@ -486,4 +487,22 @@ type Billing interface {
 	ListUsage(ctx context.Context, f UsageFilter, p Page) ([]Usage, int, error)
 	UsageTotals(ctx context.Context, f UsageFilter) (DailyModelUsage, error) // Day and Model empty
 	DailyUsageByModel(ctx context.Context, f UsageFilter) ([]DailyModelUsage, error)
+}
+
+// DailyOutcome is how many of the gateway's requests of one UTC day ended with one outcome.
+type DailyOutcome struct {
+	Day      string // YYYY-MM-DD
+	Outcome  string
+	Requests int64
+}
+
+// RequestOutcomes counts every gateway request by day and outcome, billed or not (the error
+// rate over time); nodes add their counts in batches.
+type RequestOutcomes interface {
+	// AddRequestOutcomes adds each row's Requests to the count of its day and outcome, all
+	// rows in one transaction.
+	AddRequestOutcomes(ctx context.Context, rows []DailyOutcome) error
+	// DailyRequestOutcomes returns the counts of the days from to to (inclusive,
+	// YYYY-MM-DD), by day then outcome.
+	DailyRequestOutcomes(ctx context.Context, from, to string) ([]DailyOutcome, error)
 }

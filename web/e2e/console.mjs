@@ -194,6 +194,13 @@ try {
   })
   const answer = await res.text()
   check(res.status === 200, 'the gateway served the key: ' + res.status + ' ' + answer.slice(0, 200))
+  // And one the gateway refuses (a wrong key), for the error rate.
+  const refused = await fetch(BASE + '/v1/messages', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': 'fk-not-a-key', 'anthropic-version': '2023-06-01' },
+    body: JSON.stringify({ model: 'claude-sonnet-5-5', max_tokens: 32, messages: [{ role: 'user', content: 'hi' }] }),
+  })
+  check(refused.status === 401, 'a wrong key is refused: ' + refused.status)
 
   // The user's dashboard shows it with its cost.
   await user.click('nav >> text=仪表盘')
@@ -219,11 +226,20 @@ try {
   const adminCost = await text(admin, '[data-testid=admin-today-cost]')
   check(adminCost === userCost, `the admin overview shows the request and the same cost (${adminCost})`)
   await admin.locator('td', { hasText: 'mock-anthropic' }).waitFor()
+  // The error rate: every request counts, the refused one too. Nodes add their counts to the
+  // database every few seconds, so the page is reloaded until they are there.
+  for (let i = 0; i < 40 && (await text(admin, '[data-testid=admin-today-errors]')) !== '50.0%'; i++) {
+    await new Promise((r) => setTimeout(r, 1000))
+    await admin.reload()
+    await admin.locator('[data-testid=admin-today-requests]').waitFor()
+  }
+  check((await text(admin, '[data-testid=admin-today-errors]')) === '50.0%', 'the overview shows today\'s error rate: one of two requests failed')
+  check((await admin.locator('[data-testid=error-chart] rect').count()) === 14, 'and a chart of it over 14 days')
 
   // --- Screenshots of every main page, both languages, desktop and phone width.
-  const userPages = [['dashboard', '/dashboard'], ['keys', '/keys'], ['usage', '/usage'], ['use-with', '/use-with']]
+  const userPages = [['dashboard', '/dashboard'], ['keys', '/keys'], ['usage', '/usage'], ['use-with', '/use-with'], ['two-factor', '/2fa']]
   const adminPages = [['admin-overview', '/admin'], ['admin-users', '/admin/users'], ['admin-groups', '/admin/groups'],
-    ['admin-accounts', '/admin/accounts'], ['admin-proxies', '/admin/proxies'], ['admin-rules', '/admin/rules'],
+    ['admin-accounts', '/admin/accounts'], ['admin-keys', '/admin/keys'], ['admin-proxies', '/admin/proxies'], ['admin-rules', '/admin/rules'],
     ['admin-usage', '/admin/usage'], ['admin-settings', '/admin/settings']]
   for (const [lang, tag] of [['en', 'en'], ['zh-CN', 'zh']]) {
     for (const [vp, vpName] of [[DESKTOP, 'desktop'], [PHONE, 'phone']]) {

@@ -75,7 +75,7 @@ const en = {
     defBalance: 'Default balance of new users (USD)', schedulable: 'Schedulable', errorRate: 'Error rate',
     editAccount: 'Edit account “{name}”', keepKey: 'Leave empty to keep the stored credentials ({fields}); they are needed again when the base URL or proxy changes.',
     organization: 'OpenAI organization (optional)', project: 'OpenAI project (optional)', priorityHint: '0 is tried first',
-    errorChart: 'Error rate per day (last 14 days)', okRequests: 'Answered', failedRequests: 'Failed',
+    errorChart: 'Failed requests per day, % (last 14 days)', failedOf: '{errors} of {requests} requests failed',
   },
 }
 
@@ -156,7 +156,7 @@ const zh: Messages = {
     defBalance: '新用户默认余额（美元）', schedulable: '可调度', errorRate: '错误率',
     editAccount: '编辑账号“{name}”', keepKey: '留空则保留已存储的凭据（{fields}）；更改 Base URL 或代理时需重新填写。',
     organization: 'OpenAI 组织（可选）', project: 'OpenAI 项目（可选）', priorityHint: '0 最先使用',
-    errorChart: '每日错误率（最近 14 天）', okRequests: '成功', failedRequests: '失败',
+    errorChart: '每日失败请求占比 %（最近 14 天）', failedOf: '{requests} 个请求中 {errors} 个失败',
   },
 }
 

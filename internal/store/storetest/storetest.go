@@ -35,6 +35,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("TwoFactor", func(t *testing.T) { testTwoFactor(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("ListFilters", func(t *testing.T) { testListFilters(t, open) })
+	t.Run("RequestOutcomes", func(t *testing.T) { testRequestOutcomes(t, open) })
 	t.Run("Reseal", func(t *testing.T) { testReseal(t, open) })
 	t.Run("Logins", func(t *testing.T) { testLogins(t, open) })
 	t.Run("Ping", func(t *testing.T) {
