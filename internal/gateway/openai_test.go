@@ -217,6 +217,28 @@ func TestOpenAIMidStreamError(t *testing.T) {
 	}
 }
 
+// TestOpenAIStreamBrokeOff: when the upstream breaks off mid-stream the gateway ends the
+// stream with exactly one error of its own, in the API's form.
+func TestOpenAIStreamBrokeOff(t *testing.T) {
+	for _, c := range []struct{ path, body, want string }{
+		{"/v1/chat/completions", oaiChatStream, `data: {"error":{"message":"the upstream stream broke off","type":"server_error","param":null,"code":null}}` + "\n\n"},
+		{"/v1/responses", oaiResponsesSSE, "event: error\n" + `data: {"type":"error","code":"server_error","message":"the upstream stream broke off","param":null}` + "\n\n"},
+	} {
+		t.Run(strings.TrimPrefix(c.path, "/v1/"), func(t *testing.T) {
+			e := newOAIEnv(t)
+			e.account(t, "oa-drop", 10)
+			if err := e.Mock.SetScript("oa-drop", mockupstream.Script{Events: 8, Fail: &mockupstream.Failure{Kind: mockupstream.FailDrop, After: 4}}); err != nil {
+				t.Fatal(err)
+			}
+			resp := e.do(t, http.MethodPost, c.path, c.body, bearer(e.oai.Secret))
+			got := readBody(t, resp)
+			if resp.StatusCode != 200 || !bytes.HasSuffix(got, []byte(c.want)) || bytes.Count(got, []byte("broke off")) != 1 {
+				t.Fatalf("status %d:\n%s", resp.StatusCode, got)
+			}
+		})
+	}
+}
+
 // TestOpenAIChatStreamUsage: a chat stream is billed from the usage chunk whether or not the
 // client asked for it; a client that did not never sees the chunk.
 func TestOpenAIChatStreamUsage(t *testing.T) {

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	oaioption "github.com/openai/openai-go/v3/option"
@@ -23,11 +26,11 @@ import (
 
 // singleOpenAI starts one node serving Anthropic and OpenAI, on SQLite and the in-process
 // coordinator, and a tenant of an OpenAI group.
-func singleOpenAI(t *testing.T, o gatewaytest.TenantOptions) (*cluster, *gatewaytest.Tenant) {
+func singleOpenAI(t *testing.T, cfg gateway.Config, o gatewaytest.TenantOptions) (*cluster, *gatewaytest.Tenant) {
 	t.Helper()
 	d := gatewaytest.NewDeps(t, gatewaytest.Deps{Providers: []provider.Provider{anthropic.New(), openaiprov.New()}})
 	c := &cluster{Deps: d, tap: gatewaytest.NewTap(t, d.Mock), clock: &gatewaytest.Clock{}}
-	c.nodes = append(c.nodes, gatewaytest.Start(t, d, config(), "node-1", c.clock.Now))
+	c.nodes = append(c.nodes, gatewaytest.Start(t, d, cfg, "node-1", c.clock.Now))
 	g := &store.Group{Name: "openai", Platform: store.PlatformOpenAI, BillingType: store.BillingBalance,
 		RateMultiplierPPM: 1_000_000, Status: store.StatusActive}
 	if err := d.Store.CreateGroup(context.Background(), g); err != nil {
@@ -72,7 +75,7 @@ var oaiUsage = mockupstream.Usage{Input: 300, CacheRead: 1200, Output: 45}
 // the mock sent (less the usage chunk the client did not ask for), the client's key never
 // reaches the mock, and the ledger holds exactly the mock's tokens.
 func TestOpenAISDK(t *testing.T) {
-	c, ten := singleOpenAI(t, gatewaytest.TenantOptions{})
+	c, ten := singleOpenAI(t, config(), gatewaytest.TenantOptions{})
 	c.openaiAccount(t, "oa-sdk", []int64{ten.Group.ID})
 	const words = 12
 	if err := c.Mock.SetScript("oa-sdk", mockupstream.Script{Events: words, Usage: &oaiUsage}); err != nil {
@@ -269,7 +272,7 @@ func TestOpenAISDK(t *testing.T) {
 // an OpenAI error (type, code, message), and the gateway's own refusals say so in
 // X-Fluxcode-Reject.
 func TestOpenAIErrorShapes(t *testing.T) {
-	c, ten := singleOpenAI(t, gatewaytest.TenantOptions{})
+	c, ten := singleOpenAI(t, config(), gatewaytest.TenantOptions{})
 	c.openaiAccount(t, "oa-errors", []int64{ten.Group.ID})
 	broke := c.tenant(t, gatewaytest.TenantOptions{Group: ten.Group, Balance: -1})
 	anth := c.tenant(t, gatewaytest.TenantOptions{})
@@ -331,5 +334,110 @@ func TestOpenAIErrorShapes(t *testing.T) {
 				t.Errorf("%s %q, want %q", gateway.HeaderReject, got, tc.reject)
 			}
 		})
+	}
+}
+
+// lockedTee keeps a copy of what a client reads, readable while the client reads on.
+type lockedTee struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (l *lockedTee) middleware(r *http.Request, next oaioption.MiddlewareNext) (*http.Response, error) {
+	resp, err := next(r)
+	if err == nil {
+		resp.Body = &lockedBody{ReadCloser: resp.Body, l: l}
+	}
+	return resp, err
+}
+
+func (l *lockedTee) bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.buf)
+}
+
+type lockedBody struct {
+	io.ReadCloser
+	l *lockedTee
+}
+
+func (b *lockedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.l.mu.Lock()
+	b.l.buf = append(b.l.buf, p[:n]...)
+	b.l.mu.Unlock()
+	return n, err
+}
+
+// TestOpenAIWaitingStreamPings: a stream waiting for a concurrency slot is kept alive with
+// SSE comments, which the SDK skips: once the slot frees, it reads the answer as if it had
+// not waited.
+func TestOpenAIWaitingStreamPings(t *testing.T) {
+	cfg := config()
+	cfg.PingInterval = 10 * time.Millisecond
+	c, ten := singleOpenAI(t, cfg, gatewaytest.TenantOptions{KeyConcurrency: 1})
+	c.openaiAccount(t, "oa-wait", []int64{ten.Group.ID})
+	release := c.tap.Hold(t, "the holder")
+	ctx := context.Background()
+	holder := make(chan error, 1)
+	go func() {
+		cl := openaiSDK(c.nodes[0], ten.Secret)
+		_, err := cl.Responses.New(ctx, responses.ResponseNewParams{Model: "gpt-6-sol",
+			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("the holder")}})
+		holder <- err
+	}()
+	until(t, "the holder reaches the upstream", func() bool { return len(c.tap.Exchanges()) > 0 })
+
+	var tee lockedTee
+	type result struct {
+		text string
+		n    int
+		err  error
+	}
+	waiter := make(chan result, 1)
+	go func() {
+		cl := openaiSDK(c.nodes[0], ten.Secret, oaioption.WithMiddleware(tee.middleware))
+		stream := cl.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{Model: "gpt-6-sol",
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("the waiter")}})
+		var acc openai.ChatCompletionAccumulator
+		n := 0
+		for stream.Next() {
+			acc.AddChunk(stream.Current())
+			n++
+		}
+		r := result{n: n, err: stream.Err()}
+		if len(acc.Choices) > 0 {
+			r.text = acc.Choices[0].Message.Content
+		}
+		waiter <- r
+	}()
+	until(t, "the waiter gets pings", func() bool { return bytes.Count(tee.bytes(), []byte(": ping\n\n")) >= 2 })
+	release()
+	if err := <-holder; err != nil {
+		t.Fatal(err)
+	}
+	r := <-waiter
+	if r.err != nil || r.text != mockupstream.ReplyText(mockupstream.DefaultEvents) || r.n != mockupstream.DefaultEvents+2 {
+		t.Fatalf("after the pings the SDK read %d chunks, %q, %v", r.n, r.text, r.err)
+	}
+	got := tee.bytes()
+	ex := c.tap.Exchanges()
+	if sent := ex[len(ex)-1].Body(); !bytes.HasPrefix(got, []byte(": ping\n\n")) || bytes.Contains(got, []byte(`"usage":{`)) ||
+		!bytes.HasSuffix(got, []byte("data: [DONE]\n\n")) || !bytes.Contains(sent, []byte(`"usage":{`)) {
+		t.Fatalf("the client read:\n%s", got)
+	}
+	rows(t, c.Store, store.UsageFilter{UserID: ten.User.ID}, 2)
+}
+
+// until waits for cond, failing t after 30 s.
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

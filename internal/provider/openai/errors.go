@@ -131,7 +131,7 @@ const (
 //   - any other 4xx is about the request itself and goes back to the client unchanged.
 func (*Provider) Classify(status int, h http.Header, body []byte, now time.Time) provider.Failure {
 	errType, code := gjson.GetBytes(body, "error.type").Str, gjson.GetBytes(body, "error.code").Str
-	f := provider.Failure{Verdict: provider.Failover, Status: status, Kind: kindOfStatus(status), Message: messageOf(body)}
+	f := provider.Failure{Verdict: provider.Failover, Status: status, Kind: provider.KindOfStatus(status), Message: provider.ErrorMessage(body)}
 	switch {
 	case status == http.StatusUnauthorized, status == http.StatusForbidden:
 		f.Mark = provider.Mark{Kind: provider.MarkVerify}
@@ -146,28 +146,6 @@ func (*Provider) Classify(status int, h http.Header, body []byte, now time.Time)
 		f.Verdict = provider.PassThrough
 	}
 	return f
-}
-
-func kindOfStatus(status int) provider.ErrorKind {
-	switch {
-	case status == http.StatusUnauthorized:
-		return provider.KindAuthentication
-	case status == http.StatusForbidden:
-		return provider.KindPermission
-	case status == http.StatusNotFound:
-		return provider.KindNotFound
-	case status == http.StatusRequestEntityTooLarge:
-		return provider.KindTooLarge
-	case status == http.StatusTooManyRequests:
-		return provider.KindRateLimit
-	case status == http.StatusServiceUnavailable:
-		return provider.KindOverloaded
-	case status == http.StatusRequestTimeout, status == http.StatusGatewayTimeout:
-		return provider.KindTimeout
-	case status >= 500:
-		return provider.KindAPI
-	}
-	return provider.KindInvalidRequest
 }
 
 // ClassifyEvent implements provider.Provider: a failure inside a 200 stream, in any of its
@@ -199,19 +177,6 @@ func (*Provider) ClassifyEvent(data []byte, now time.Time) provider.Failure {
 	return f
 }
 
-// messageOf returns the error message of an OpenAI error body, or a short prefix of a body in
-// another shape (a proxy's HTML page), so that an account's error state says why.
-func messageOf(body []byte) string {
-	if m := gjson.GetBytes(body, "error.message"); m.Type == gjson.String {
-		return m.Str
-	}
-	s := strings.TrimSpace(string(body))
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return s
-}
-
 // RateLimitReset returns when a 429'd account may be used again, from the answer's headers,
 // or the zero time when they do not say. OpenAI names each bucket's reset as a duration from
 // now (x-ratelimit-reset-requests: "6m0s", -tokens: "20ms"). The latest reset of an
@@ -234,13 +199,8 @@ func RateLimitReset(h http.Header, now time.Time) time.Time {
 	if !exhausted.IsZero() {
 		return exhausted
 	}
-	if v := h.Get("Retry-After"); v != "" {
-		if sec, err := strconv.ParseFloat(v, 64); err == nil && sec > 0 {
-			return now.Add(time.Duration(sec * float64(time.Second)))
-		}
-		if t, err := http.ParseTime(v); err == nil && t.After(now) {
-			return t
-		}
+	if t := provider.RetryAfter(h, now); !t.IsZero() {
+		return t
 	}
 	return any
 }
