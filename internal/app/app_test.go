@@ -136,7 +136,7 @@ func TestSingleNodeFirstStartAndRestart(t *testing.T) {
 	}
 
 	for path, want := range map[string]string{
-		"/v1beta/nope":  `"code":"not_found"`, // other paths serve the console
+		"/v1beta/nope":  `"status":"NOT_FOUND"`, // Gemini's shape; other paths serve the console
 		"/v1/nope":      `"type":"not_found_error"`,
 		"/api/v1/nope?": `"code":"not_found"`,
 	} {
