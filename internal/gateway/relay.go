@@ -72,6 +72,11 @@ func (c *call) relayJSON(at *attempt, res *result, resp *http.Response, body io.
 			if !c.gone.Load() && len(out) > 0 {
 				if _, werr := c.w.Write(out); werr != nil {
 					c.clientLeft(at)
+				} else if resp.ContentLength < 0 {
+					// An answer of unknown length may be a stream of its own (Gemini's
+					// streamGenerateContent without alt=sse is one growing JSON array):
+					// each part goes on as it arrives.
+					c.flush(at)
 				}
 			}
 		}

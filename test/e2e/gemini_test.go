@@ -501,7 +501,7 @@ func TestGeminiErrorShapes(t *testing.T) {
 		{"UnknownMethod", "/v1beta/models/" + geminiModel + ":embedContent", "x-goog-api-key", ten.Secret, cliBody, 404, "NOT_FOUND", ""},
 		{"UnknownPath", "/v1beta/tunedModels", "x-goog-api-key", ten.Secret, cliBody, 404, "NOT_FOUND", ""},
 		{"ModelNotServed", "/v1beta/models/gemini-unknown", "x-goog-api-key", ten.Secret, "", 404, "NOT_FOUND", ""},
-		{"NoAccountForModel", "/v1beta/models/gemini-unknown:generateContent", "x-goog-api-key", empty.Secret, cliBody, 503, "UNAVAILABLE", ""},
+		{"NoAccountForModel", "/v1beta/models/gemini-3.5-flash:generateContent", "x-goog-api-key", empty.Secret, cliBody, 503, "UNAVAILABLE", ""},
 		{"BadJSON", gen, "x-goog-api-key", ten.Secret, `{"contents":`, 400, "INVALID_ARGUMENT", ""},
 		{"NoContents", gen, "x-goog-api-key", ten.Secret, `{"generationConfig":{}}`, 400, "INVALID_ARGUMENT", ""},
 		{"TooLarge", gen, "x-goog-api-key", ten.Secret, `{"contents":[],"x":"` + strings.Repeat("a", 70<<10) + `"}`, 413, "INVALID_ARGUMENT", ""},

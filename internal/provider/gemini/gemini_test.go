@@ -25,6 +25,9 @@ func TestOperations(t *testing.T) {
 		"/v1beta/models/gemini-3.8-flash:embedContent":          provider.OpNotFound,
 		"/v1beta/models/gemini-3.8-flash":                       provider.OpNotFound,
 		"/v1beta/models/:generateContent":                       provider.OpNotFound,
+		"/v1/models/gemini-3.8-flash:generateContent":           provider.OpMessages,
+		"/v1/models/gemini-3.8-flash:countTokens":               provider.OpCountTokens,
+		"/v2/models/gemini-3.8-flash:generateContent":           provider.OpNotFound,
 	} {
 		if got := postOp(path); got != want {
 			t.Errorf("POST %s: %v, want %v", path, got, want)
@@ -146,6 +149,13 @@ func TestUpstreamRequest(t *testing.T) {
 	}
 	if got, _ := io.ReadAll(req.Body); !bytes.Equal(got, body) {
 		t.Errorf("body changed: %s", got)
+	}
+
+	// The Go SDK's v1 path goes upstream as v1.
+	v1, err := p.NewUpstreamRequest(context.Background(), provider.OpMessages, provider.Target{Account: account(), Model: "gemini-3.8-flash"},
+		provider.Inbound{Path: "/v1/models/gemini-3.8-flash:generateContent"}, body)
+	if err != nil || v1.URL.Path != "/base/v1/models/gemini-3.8-flash:generateContent" {
+		t.Fatalf("v1: %v %v", v1, err)
 	}
 
 	list, err := p.NewUpstreamRequest(context.Background(), provider.OpModels, provider.Target{Account: account()}, provider.Inbound{}, nil)
