@@ -255,6 +255,10 @@ func (a *api) createAccount(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	if err := a.renewAtCreation(ctx, acc); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	if err := a.store.CreateAccount(ctx, acc); err != nil {
 		a.writeError(w, r, nameConflict(err))
 		return

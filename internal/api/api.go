@@ -50,6 +50,10 @@ type Options struct {
 	// secret.NewPasswordGate's defaults.
 	Passwords *secret.PasswordGate
 
+	// Logins onboards and renews Claude subscription logins; nil: the login routes answer
+	// 503 and an OAuth account with only a refresh token cannot be created.
+	Logins *Logins
+
 	// Upstreams checks account base URLs and proxy hosts on create and update (the SSRF
 	// guard's early check; the gateway's dialer has the last word). nil refuses loopback,
 	// private, link-local and metadata addresses.
@@ -70,6 +74,7 @@ type api struct {
 	now           func() time.Time
 
 	passwords *secret.PasswordGate
+	logins    *Logins
 
 	loginMax     int64 // per email
 	loginMaxAddr int64 // per client address
@@ -86,7 +91,7 @@ func New(o Options) http.Handler {
 		log: o.Logger, regOn: o.Registration, now: o.Now, allowUnpriced: o.AllowUnpricedModels,
 		loginMax: int64(o.LoginMaxFailures), loginMaxAddr: int64(o.LoginMaxPerAddress), loginWindow: o.LoginWindow,
 		dummyHash: secret.HashPassword(secret.RandomToken(16)), passwords: o.Passwords,
-		upstreams: o.Upstreams,
+		upstreams: o.Upstreams, logins: o.Logins,
 	}
 	if a.upstreams == nil {
 		a.upstreams = netguard.New(nil)
@@ -186,6 +191,9 @@ func (a *api) routes() http.Handler {
 	handle("PATCH /api/v1/admin/accounts/{id}", admin(a.updateAccount))
 	handle("DELETE /api/v1/admin/accounts/{id}", admin(a.deleteAccount))
 	handle("POST /api/v1/admin/accounts/{id}/recover", admin(a.recoverAccount))
+	handle("POST /api/v1/admin/accounts/{id}/refresh", admin(a.refreshLogin))
+	handle("POST /api/v1/admin/logins/claude/start", admin(a.startClaudeLogin))
+	handle("POST /api/v1/admin/logins/claude/finish", admin(a.finishClaudeLogin))
 	handle("GET /api/v1/admin/proxies", admin(listRoute(a, a.store.ListProxies, viewProxy)))
 	handle("POST /api/v1/admin/proxies", admin(a.createProxy))
 	handle("GET /api/v1/admin/proxies/{id}", admin(getRoute(a, a.store.GetProxy, viewProxy)))

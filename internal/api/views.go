@@ -104,6 +104,8 @@ type accountView struct {
 	LastUsedAt            *time.Time        `json:"last_used_at"`
 	CreatedAt             time.Time         `json:"created_at"`
 	UpdatedAt             time.Time         `json:"updated_at"`
+	// Windows are a subscription login's usage windows as last reported; null until then.
+	Windows *store.UsageWindows `json:"usage_windows"`
 }
 
 func viewAccount(acc *store.Account) accountView {
@@ -125,7 +127,7 @@ func viewAccount(acc *store.Account) accountView {
 		Status: acc.Status, ErrorMessage: acc.ErrorMessage, Schedulable: acc.Schedulable, GroupIDs: acc.GroupIDs,
 		RateLimitedUntil: acc.RateLimitedUntil, OverloadedUntil: acc.OverloadedUntil,
 		TempUnschedulableTill: acc.TempUnschedUntil, TempUnschedReason: acc.TempUnschedReason,
-		LastUsedAt: acc.LastUsedAt, CreatedAt: acc.CreatedAt, UpdatedAt: acc.UpdatedAt}
+		LastUsedAt: acc.LastUsedAt, CreatedAt: acc.CreatedAt, UpdatedAt: acc.UpdatedAt, Windows: acc.Windows}
 	if v.CredentialFields == nil {
 		v.CredentialFields = []string{}
 	}

@@ -186,7 +186,9 @@ func (m *Main) handler() (http.Handler, error) {
 	mux.HandleFunc("GET /health", m.health)
 	mux.HandleFunc("GET /health/live", m.live)
 	mux.Handle("GET /metrics", m.metricsHandler())
+	logins := m.startLogins()
 	mux.Handle("/api/v1/", api.New(api.Options{
+		Logins:              logins,
 		Store:               m.store,
 		Keys:                m.keys,
 		Tokens:              m.tokens,
@@ -201,7 +203,7 @@ func (m *Main) handler() (http.Handler, error) {
 		LoginWindow:        m.cfg.LoginWindow,
 		Passwords:          secret.NewPasswordGate(secret.GateOptions{Max: m.cfg.PasswordHashConcurrency}),
 	}))
-	if err := m.mountGateway(mux); err != nil {
+	if err := m.mountGateway(mux, logins.Refresher); err != nil {
 		return nil, err
 	}
 

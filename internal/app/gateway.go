@@ -16,7 +16,7 @@ import (
 // 404s under their prefixes). Its
 // Close, which flushes pending billing, runs when the node closes, after the HTTP server has
 // stopped taking requests.
-func (m *Main) mountGateway(mux *http.ServeMux) error {
+func (m *Main) mountGateway(mux *http.ServeMux, logins gateway.Logins) error {
 	prices, err := billing.Open(m.cfg.PriceFile)
 	if err != nil {
 		return fmt.Errorf("load prices (PRICE_FILE): %w", err)
@@ -32,6 +32,7 @@ func (m *Main) mountGateway(mux *http.ServeMux) error {
 		Metrics:   m.registry,
 		Config:    m.cfg.Gateway,
 		NodeName:  m.nodeName,
+		Logins:    logins,
 	})
 	if err != nil {
 		return fmt.Errorf("start the gateway: %w", err)

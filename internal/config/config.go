@@ -106,6 +106,17 @@ type Config struct {
 
 	PriceFile string
 
+	// Claude's OAuth endpoints (CLAUDE_OAUTH_*); the OAUTH_REFRESH_* variables say when the
+	// refresh job runs and how early it renews a login.
+	ClaudeOAuthAuthorizeURL string
+	ClaudeOAuthTokenURL     string
+	ClaudeOAuthProfileURL   string
+	ClaudeOAuthClientID     string
+	ClaudeOAuthRedirectURI  string
+	OAuthRefreshEvery       time.Duration
+	OAuthRefreshBefore      time.Duration
+	OAuthRefreshLockTTL     time.Duration
+
 	// Gateway is the request path's configuration. The GATEWAY_*, UPSTREAM_*, MAX_BODY_BYTES
 	// and ALLOW_UNPRICED_MODELS variables fill its fields, and their defaults are
 	// gateway.Default()'s: the variable table names the field, the gateway owns the value,

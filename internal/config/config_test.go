@@ -61,16 +61,20 @@ func TestDefaults(t *testing.T) {
 
 // invalidValues gives, per variable whose text is checked beyond its type, values it refuses.
 var invalidValues = map[string][]string{
-	"DATABASE_URL":            {"mysql://u:p@h/db", "not a url", "postgres:///nohost"},
-	"REDIS_URL":               {"http://h:6379", "h:6379"},
-	"ENCRYPTION_KEY":          {"short", "zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"},
-	"ENCRYPTION_KEY_PREVIOUS": {"short", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff,short"},
-	"JWT_SECRET":              {"too-short"},
-	"ADMIN_EMAIL":             {"nobody", "Admin <a@b.c>"},
-	"ADMIN_PASSWORD":          {"short"},
-	"TZ":                      {"Mars/Olympus_Mons"},
-	"PRICE_FILE":              {"/nonexistent/prices.json"},
-	"METRICS_TOKEN":           {"short-token"},
+	"CLAUDE_OAUTH_AUTHORIZE_URL": {"not a url", "ftp://h/x"},
+	"CLAUDE_OAUTH_TOKEN_URL":     {"/relative"},
+	"CLAUDE_OAUTH_PROFILE_URL":   {"h:80"},
+	"CLAUDE_OAUTH_REDIRECT_URI":  {"urn:x"},
+	"DATABASE_URL":               {"mysql://u:p@h/db", "not a url", "postgres:///nohost"},
+	"REDIS_URL":                  {"http://h:6379", "h:6379"},
+	"ENCRYPTION_KEY":             {"short", "zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"},
+	"ENCRYPTION_KEY_PREVIOUS":    {"short", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff,short"},
+	"JWT_SECRET":                 {"too-short"},
+	"ADMIN_EMAIL":                {"nobody", "Admin <a@b.c>"},
+	"ADMIN_PASSWORD":             {"short"},
+	"TZ":                         {"Mars/Olympus_Mons"},
+	"PRICE_FILE":                 {"/nonexistent/prices.json"},
+	"METRICS_TOKEN":              {"short-token"},
 	// Not host:port, a bad port, or (PPROF_ALLOW_REMOTE unset) not loopback.
 	"PPROF_ADDR": {"6060", "127.0.0.1", "127.0.0.1:http", "127.0.0.1:70000", ":6060", "0.0.0.0:6060", "10.0.0.5:6060", "[::]:6060", "example.com:6060"},
 }
@@ -129,7 +133,7 @@ func TestEveryInvalidValueNamesTheVariable(t *testing.T) {
 var freeText = map[string]bool{
 	"NODE_NAME": true, "DATABASE_HOST": true, "DATABASE_USER": true, "DATABASE_PASSWORD": true,
 	"DATABASE_DBNAME": true, "REDIS_HOST": true, "REDIS_PASSWORD": true, "DATA_DIR": true,
-	"REDIS_MASTER_NAME": true, "REDIS_SENTINEL_PASSWORD": true,
+	"REDIS_MASTER_NAME": true, "REDIS_SENTINEL_PASSWORD": true, "CLAUDE_OAUTH_CLIENT_ID": true,
 }
 
 func TestValidValuesParse(t *testing.T) {

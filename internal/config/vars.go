@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fluxcode/fluxcode/internal/gateway"
+	"github.com/fluxcode/fluxcode/internal/login"
 	"github.com/fluxcode/fluxcode/internal/secret"
 )
 
@@ -188,7 +189,32 @@ func Vars() []Var {
 			Doc:     "Serve models that have no price, billed at zero cost (their tokens are still recorded). Off: a request for such a model is refused (403, X-Fluxcode-Reject: unpriced). The admin setting allow_unpriced_models, once saved, overrides it.",
 			gateway: func(g *gateway.Config) any { return &g.AllowUnpricedModels }},
 
+		// Subscription logins.
+		{Name: "CLAUDE_OAUTH_AUTHORIZE_URL", Default: login.Claude().AuthorizeURL, check: checkHTTPURL,
+			Doc:   "Claude's OAuth sign-in page, opened by the operator when onboarding a Claude login.",
+			field: func(c *Config) any { return &c.ClaudeOAuthAuthorizeURL }},
+		{Name: "CLAUDE_OAUTH_TOKEN_URL", Default: login.Claude().TokenURL, check: checkHTTPURL,
+			Doc:   "Claude's OAuth token endpoint: code exchange and token refresh.",
+			field: func(c *Config) any { return &c.ClaudeOAuthTokenURL }},
+		{Name: "CLAUDE_OAUTH_PROFILE_URL", Default: login.Claude().ProfileURL, check: checkHTTPURL,
+			Doc:   "Claude's OAuth profile endpoint, read after onboarding to report the login's e-mail and plan.",
+			field: func(c *Config) any { return &c.ClaudeOAuthProfileURL }},
+		{Name: "CLAUDE_OAUTH_CLIENT_ID", Default: login.Claude().ClientID, Doc: "OAuth client id of Claude logins (Claude Code's).",
+			field: func(c *Config) any { return &c.ClaudeOAuthClientID }},
+		{Name: "CLAUDE_OAUTH_REDIRECT_URI", Default: login.Claude().RedirectURI, check: checkHTTPURL,
+			Doc:   "Where Claude's sign-in sends the browser; its page shows the code the operator pastes back.",
+			field: func(c *Config) any { return &c.ClaudeOAuthRedirectURI }},
+		{Name: "OAUTH_REFRESH_INTERVAL", Default: "1m", Doc: "How often the refresh job (one node of the cluster at a time) looks for logins about to expire.",
+			field: func(c *Config) any { return &c.OAuthRefreshEvery }},
+		{Name: "OAUTH_REFRESH_BEFORE", Default: "10m", Doc: "How long before its access token expires a login is renewed.",
+			field: func(c *Config) any { return &c.OAuthRefreshBefore }},
+		{Name: "OAUTH_REFRESH_LOCK_TTL", Default: "30s", Doc: "Lock of one login's renewal, cluster-wide; a node that dies while renewing holds it at most this long.",
+			field: func(c *Config) any { return &c.OAuthRefreshLockTTL }},
+
 		// Gateway.
+		{Name: "GATEWAY_SUBSCRIPTION_PAUSE_PERCENT", Min: 0, Max: 100,
+			Doc:     "Pause a subscription account until its usage window resets once the upstream reports the window at or above this utilisation (95 = 95 %); 0 = never.",
+			gateway: func(g *gateway.Config) any { return &g.SubscriptionPausePercent }},
 		{Name: "GATEWAY_STICKY_TTL", Doc: "How long a conversation stays on the account that served it.",
 			gateway: func(g *gateway.Config) any { return &g.StickyTTL }},
 		{Name: "GATEWAY_MAX_ACCOUNT_SWITCHES", Min: 0, Max: 50, Doc: "Other accounts tried after a failure, before the first byte.",
@@ -370,4 +396,13 @@ func formatDefault(p any) string {
 		return strings.Join(parts, ",")
 	}
 	panic(fmt.Sprintf("config: no default format for %T", p)) // a programming error in the table
+}
+
+// checkHTTPURL accepts an absolute http(s) URL.
+func checkHTTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("must be an absolute http(s) URL")
+	}
+	return nil
 }

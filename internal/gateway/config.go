@@ -87,10 +87,11 @@ type Config struct {
 	// tokens still recorded), instead of refusing them (403, X-Fluxcode-Reject: unpriced).
 	// The admin setting allow_unpriced_models, once saved, overrides it. Default false.
 	AllowUnpricedModels bool
-	// SubscriptionPauseAt pauses a subscription account until a usage window resets once the
-	// upstream reports the window's utilisation at or above it (0.95: at 95 %), so that the
-	// account is never pushed into the upstream's hard limit. 0 (the default) never pauses.
-	SubscriptionPauseAt float64
+	// SubscriptionPausePercent pauses a subscription account until a usage window resets
+	// once the upstream reports the window's utilisation at or above this percentage (95),
+	// so that the account is never pushed into the upstream's hard limit. 0 (the default)
+	// never pauses.
+	SubscriptionPausePercent int
 }
 
 // Default returns the documented defaults.
@@ -167,8 +168,8 @@ func (c Config) validate() error {
 	if c.MaxAccountSwitches < 0 || c.WaitQueueMax < 0 {
 		return fmt.Errorf("gateway config: MaxAccountSwitches and WaitQueueMax must not be negative")
 	}
-	if c.SubscriptionPauseAt < 0 || c.SubscriptionPauseAt > 1 {
-		return fmt.Errorf("gateway config: SubscriptionPauseAt must be from 0 (never) to 1")
+	if c.SubscriptionPausePercent < 0 || c.SubscriptionPausePercent > 100 {
+		return fmt.Errorf("gateway config: SubscriptionPausePercent must be from 0 (never) to 100")
 	}
 	if c.BodyBytesInFlight < c.MaxBodyBytes {
 		return fmt.Errorf("gateway config: BodyBytesInFlight (%d) must be at least MaxBodyBytes (%d), or no body of the largest size could ever be read", c.BodyBytesInFlight, c.MaxBodyBytes)

@@ -103,7 +103,7 @@ func TestRevokedLoginIsMarkedWithTheReason(t *testing.T) {
 // account rate-limited until the reset it names.
 func TestSubscriptionWindowsPauseAndRejectedMarksUntilReset(t *testing.T) {
 	cfg := testConfig()
-	cfg.SubscriptionPauseAt = 0.95
+	cfg.SubscriptionPausePercent = 95
 	e := loginEnv(t, cfg)
 	a, l := e.loginAccount(t, nil)
 	if err := e.Mock.SetScript(l.AccessToken, mockupstream.Script{Unified: &mockupstream.Unified{FiveHour: 0.96, SevenDay: 0.3}}); err != nil {

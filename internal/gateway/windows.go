@@ -53,7 +53,8 @@ func (c *call) observeWindows(acct *store.Account, h http.Header) {
 		return
 	}
 	var pause *store.AccountMark
-	if at := c.g.cfg.SubscriptionPauseAt; at > 0 {
+	if pct := c.g.cfg.SubscriptionPausePercent; pct > 0 {
+		at := float64(pct) / 100
 		for _, x := range w.Windows {
 			if x.Utilization >= at && x.ResetsAt.After(now) {
 				until := x.ResetsAt

@@ -58,6 +58,8 @@ type cluster struct {
 	// rdb, and returns the REDIS_* variables that replace REDIS_HOST and REDIS_PORT.
 	startRedis func(c *cluster) map[string]string
 	redisEnv   map[string]string
+	// nodeEnv, when set, adds variables to every node's environment (after the deploy's).
+	nodeEnv func(c *cluster) map[string]string
 }
 
 // startCluster starts the state host, the mock, three nodes at the same moment and Caddy in
@@ -71,7 +73,13 @@ func startCluster(t *testing.T, bin string) *cluster {
 // cluster.startRedis); nil for the usual one.
 func startClusterWith(t *testing.T, bin string, startRedis func(c *cluster) map[string]string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, bin: bin, startRedis: startRedis}
+	return startConfigured(&cluster{t: t, bin: bin, startRedis: startRedis})
+}
+
+// startConfigured starts the cluster c describes (see startCluster).
+func startConfigured(c *cluster) *cluster {
+	t := c.t
+	t.Helper()
 	c.secrets = map[string]string{
 		"POSTGRES_PASSWORD": secret.NewMasterKey()[:32],
 		"REDIS_PASSWORD":    secret.NewMasterKey()[:32],
@@ -177,6 +185,9 @@ func (c *cluster) newNode(i int) *node {
 		delete(env, "REDIS_HOST")
 		delete(env, "REDIS_PORT")
 		maps.Copy(env, c.redisEnv)
+	}
+	if c.nodeEnv != nil {
+		maps.Copy(env, c.nodeEnv(c))
 	}
 	return newNode(t, c.bin, name, ip, port, dir, env)
 }

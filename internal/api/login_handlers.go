@@ -1,0 +1,255 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/fluxcode/fluxcode/internal/login"
+	"github.com/fluxcode/fluxcode/internal/provider"
+	"github.com/fluxcode/fluxcode/internal/provider/anthropic"
+	"github.com/fluxcode/fluxcode/internal/store"
+)
+
+// Logins are what the login routes use: the sign-in flows, the token client and the
+// refresher (package login).
+type Logins struct {
+	Flows     *login.Flows
+	Client    *login.Client
+	Refresher *login.Refresher
+}
+
+// loginStartReq starts a Claude sign-in.
+type loginStartReq struct {
+	Kind string `json:"kind"` // oauth (default) | setup_token
+}
+
+type loginStartView struct {
+	AuthURL   string `json:"auth_url"`
+	State     string `json:"state"`
+	ExpiresIn int64  `json:"expires_in"` // seconds
+}
+
+// loginFinishReq finishes a sign-in and creates the account: the fields of an account, minus
+// what the login decides (platform, type, credentials).
+type loginFinishReq struct {
+	// Code is what the operator pasted: the callback URL, "code#state", or the bare code
+	// (then State is required).
+	Code        string          `json:"code"`
+	State       string          `json:"state"`
+	Name        *string         `json:"name"`
+	BaseURL     *string         `json:"base_url"`
+	ProxyID     optional[int64] `json:"proxy_id"`
+	Priority    *int            `json:"priority"`
+	Concurrency *int            `json:"concurrency"`
+	GroupIDs    *[]int64        `json:"group_ids"`
+}
+
+type loginFinishView struct {
+	Account accountView `json:"account"`
+	Login   struct {
+		Kind      string    `json:"kind"`
+		Email     string    `json:"email"`
+		Plan      string    `json:"plan"`
+		ExpiresAt time.Time `json:"expires_at"`
+	} `json:"login"`
+	// Check is the account's first request upstream (its model list): its status, 0 when
+	// it could not be sent.
+	Check struct {
+		OK     bool   `json:"ok"`
+		Status int    `json:"status"`
+		Error  string `json:"error,omitempty"`
+	} `json:"check"`
+}
+
+func (a *api) loginsReady() error {
+	if a.logins == nil {
+		return newError(kindUnavailable, "subscription logins are not configured on this node")
+	}
+	return nil
+}
+
+// startClaudeLogin begins a Claude sign-in: the page to open and the state to finish with. Any
+// node may finish it.
+func (a *api) startClaudeLogin(w http.ResponseWriter, r *http.Request) {
+	if err := a.loginsReady(); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	var req loginStartReq
+	if err := decodeJSON(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if req.Kind == "" {
+		req.Kind = login.KindOAuth
+	}
+	if err := checkEnum("kind", req.Kind, login.KindOAuth, login.KindSetupToken); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	st, err := a.logins.Flows.Start(r.Context(), req.Kind)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, loginStartView{AuthURL: st.URL, State: st.State, ExpiresIn: int64(st.ExpiresIn / time.Second)})
+}
+
+// finishClaudeLogin exchanges the pasted code, stores the account with its tokens sealed, tests it
+// with one request and reports what the login is.
+func (a *api) finishClaudeLogin(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if err := a.loginsReady(); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	var req loginFinishReq
+	if err := decodeJSON(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	code, state, err := login.ParseCode(req.Code, req.State)
+	if err != nil {
+		a.writeError(w, r, invalid("code", "%s", err.Error()))
+		return
+	}
+	// The account's own fields are checked before the code is spent: a code works once.
+	acc := &store.Account{Platform: store.PlatformAnthropic, Type: store.AccountTypeOAuth, Status: store.StatusActive,
+		Schedulable: true, Credentials: store.Credentials{AccessToken: "pending"}}
+	name := "claude-login"
+	if req.Name != nil {
+		name = *req.Name
+	}
+	fields := &accountReq{Name: &name, BaseURL: req.BaseURL, ProxyID: req.ProxyID, Priority: req.Priority,
+		Concurrency: req.Concurrency, GroupIDs: req.GroupIDs}
+	if err := a.applyAccount(ctx, acc, fields); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	done, err := a.logins.Flows.Finish(ctx, code, state)
+	switch {
+	case errors.Is(err, login.ErrFlowUnknown):
+		a.writeError(w, r, invalid("state", "%s", err.Error()))
+		return
+	case errors.Is(err, login.ErrInvalidGrant):
+		a.writeError(w, r, invalid("code", "the sign-in refused the code: %s", err.Error()))
+		return
+	case err != nil:
+		a.log.WarnContext(ctx, "exchanging a sign-in code failed", "err", err)
+		a.writeError(w, r, newError(kindUnavailable, "the sign-in's token endpoint could not be reached; start again"))
+		return
+	}
+	tok := done.Token
+	acc.Credentials = store.Credentials{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, ExpiresAt: tok.ExpiresAt,
+		Extra: map[string]string{"login_kind": done.Kind}}
+	for k, v := range map[string]string{"email": tok.Email, "account_uuid": tok.AccountID, "org_uuid": tok.OrgID} {
+		if v != "" {
+			acc.Credentials.Extra[k] = v
+		}
+	}
+	if err := a.store.CreateAccount(ctx, acc); err != nil {
+		a.writeError(w, r, nameConflict(err))
+		return
+	}
+	a.publishAccount(ctx, acc.ID, acc.GroupIDs)
+
+	var out loginFinishView
+	out.Account = viewAccount(acc)
+	out.Login.Kind, out.Login.Email, out.Login.ExpiresAt = done.Kind, tok.Email, tok.ExpiresAt
+	if p, err := a.logins.Client.Profile(ctx, tok.AccessToken); err == nil {
+		out.Login.Plan = p.Plan
+		if p.Email != "" {
+			out.Login.Email = p.Email
+		}
+	} else {
+		a.log.InfoContext(ctx, "reading a new login's profile failed", "account", acc.ID, "err", err)
+	}
+	out.Check.Status, err = a.checkAccount(ctx, acc)
+	out.Check.OK = err == nil && out.Check.Status >= 200 && out.Check.Status <= 299
+	if err != nil {
+		out.Check.Error = provider.CleanText(err.Error(), 300, tok.AccessToken, tok.RefreshToken)
+	}
+	writeJSON(w, http.StatusCreated, out)
+}
+
+// checkAccount sends the account's first request: its model list, which costs no tokens.
+func (a *api) checkAccount(ctx context.Context, acc *store.Account) (int, error) {
+	if acc.ProxyID != nil {
+		return 0, errors.New("not checked: the account goes through a proxy, which the first request through the gateway will use")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	req, err := anthropic.New().NewUpstreamRequest(ctx, provider.OpModels, provider.Target{Account: acc},
+		provider.Inbound{Header: http.Header{}}, nil)
+	if err != nil {
+		return 0, err
+	}
+	// Through the SSRF guard, as the gateway dials: the base URL is the admin's choice.
+	client := &http.Client{Transport: &http.Transport{DialContext: a.upstreams.DialContext(net.Dialer{Timeout: 10 * time.Second})}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("first request: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, nil
+}
+
+// refreshLogin renews an account's login now (waiting for another node's renewal in progress).
+func (a *api) refreshLogin(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if err := a.loginsReady(); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	acc, err := byPathID(r, a.store.GetAccount)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if !login.Refreshable(acc) {
+		a.writeError(w, r, invalid("id", "account %d is not a login with a refresh token", acc.ID))
+		return
+	}
+	if _, err := a.logins.Refresher.Refresh(ctx, acc); err != nil {
+		if errors.Is(err, login.ErrInvalidGrant) {
+			a.writeError(w, r, invalid("id", "the refresh token was refused; the account is marked in error: %s", err.Error()))
+			return
+		}
+		a.log.WarnContext(ctx, "renewing a login failed", "account", acc.ID, "err", err)
+		a.writeError(w, r, newError(kindUnavailable, "the login could not be renewed now; retry shortly"))
+		return
+	}
+	writeStored(a, w, r, a.store.GetAccount, acc.ID, viewAccount)
+}
+
+// renewAtCreation gives a new Claude login that came with only a refresh token its access
+// token now: an account that cannot be renewed is refused at once instead of failing every
+// request later.
+func (a *api) renewAtCreation(ctx context.Context, acc *store.Account) error {
+	c := &acc.Credentials
+	if acc.Type != store.AccountTypeOAuth || c.AccessToken != "" || c.RefreshToken == "" {
+		return nil
+	}
+	if acc.Platform != store.PlatformAnthropic || a.logins == nil {
+		return invalid("credentials.access_token", "an oauth account needs credentials.access_token here: this node cannot renew %s logins", acc.Platform)
+	}
+	tok, err := a.logins.Client.Refresh(ctx, c.RefreshToken)
+	if errors.Is(err, login.ErrInvalidGrant) {
+		return invalid("credentials.refresh_token", "the refresh token was refused: %s", err.Error())
+	}
+	if err != nil {
+		a.log.WarnContext(ctx, "renewing a new login failed", "err", err)
+		return newError(kindUnavailable, "the refresh token could not be used now (the token endpoint is unreachable); retry shortly")
+	}
+	c.AccessToken, c.ExpiresAt = tok.AccessToken, tok.ExpiresAt
+	if tok.RefreshToken != "" {
+		c.RefreshToken = tok.RefreshToken
+	}
+	return nil
+}
