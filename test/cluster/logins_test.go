@@ -121,7 +121,7 @@ func (c *cluster) loginAccount(t *testing.T, tn *tenant, name string, ttl time.D
 	testenv.MustCallJSON(t, "POST", c.nodes[0].base()+"/api/v1/admin/accounts", c.admin, map[string]any{
 		"name": name, "platform": store.PlatformAnthropic, "type": store.AccountTypeOAuth, "base_url": c.mock.URL(),
 		"credentials": map[string]any{"access_token": l.AccessToken, "refresh_token": l.RefreshToken, "expires_at": l.ExpiresAt},
-		"group_ids": []int64{tn.groupID},
+		"group_ids":   []int64{tn.groupID},
 	}, http.StatusCreated, &a)
 	return a.ID, l
 }
@@ -316,7 +316,6 @@ func (c *cluster) renewerKilled(t *testing.T) {
 		t.Error("no request used the renewed token")
 	}
 }
-
 
 func (c *cluster) refreshTokenOnly(t *testing.T) {
 	api := c.nodes[1].base() + "/api/v1/admin/accounts"
