@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/fluxcode/fluxcode/bench/internal/load"
 	"github.com/fluxcode/fluxcode/bench/internal/report"
 	"github.com/fluxcode/fluxcode/internal/testenv"
 )
@@ -40,8 +41,8 @@ func build(ctx context.Context, root, dir string) (binaries, error) {
 // target is one system under test, with what the harness measures about it.
 type target struct {
 	name, desc string
-	url        string // base URL the load goes to
-	key        string // API key the load presents
+	url        string            // base URL the load goes to
+	keys       map[string]string // API key the load presents, by protocol (load.Protocols)
 	self       []*child
 	caddyPid   int
 	pgPid      int // PostgreSQL postmaster, 0 when unused (its backends count too)
@@ -142,7 +143,7 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 	if err := l.mock.waitReady(testenv.HTTPReady(l.mockURL + "/api/hello")); err != nil {
 		return err
 	}
-	l.targets = append(l.targets, &target{name: report.Mock, url: l.mockURL, key: "sk-bench-direct",
+	l.targets = append(l.targets, &target{name: report.Mock, url: l.mockURL, keys: directKeys(),
 		self: []*child{l.mock}, desc: "cmd/mockupstream, its own process: the upstream every other target forwards to"})
 
 	bareAddr, err := freeAddr()
@@ -157,7 +158,7 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 	if err := l.bare.waitReady(testenv.HTTPReady("http://" + bareAddr + "/api/hello")); err != nil {
 		return err
 	}
-	l.targets = append(l.targets, &target{name: report.Bare, url: "http://" + bareAddr, key: "sk-bench-direct",
+	l.targets = append(l.targets, &target{name: report.Bare, url: "http://" + bareAddr, keys: directKeys(),
 		self: []*child{l.bare}, desc: "bench/cmd/bareproxy: httputil.ReverseProxy (reads the body, flushes every write) → mock"})
 	logf("mock and bare proxy up")
 
@@ -187,6 +188,8 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 		"ADMIN_EMAIL=" + adminEmail, "ADMIN_PASSWORD=" + adminPassword,
 		// The access log is off (warn): a line per request on stdout would be measured too.
 		"LOG_LEVEL=warn", "LOG_FORMAT=text",
+		// The mock is on loopback, which the SSRF guard refuses unless the operator allows it.
+		"UPSTREAM_ALLOWED_NETWORKS=127.0.0.0/8",
 	}
 	sqliteDir := filepath.Join(l.dir, "sqlite-data")
 	if err := l.deploy(report.SQLite, "sk-bench-sqlite", 1, append(common, "DATA_DIR="+sqliteDir)); err != nil {
@@ -228,11 +231,11 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 	pgPid := l.pg.Pid()
 	for _, name := range []string{report.SQLite, report.PGRedis, report.TwoNodes} {
 		d := l.deployments[name]
-		key, err := provision(ctx, d.urls[0], l.mockURL, d.upstreamKey)
+		keys, err := provision(ctx, d.urls[0], l.mockURL, d.upstreamKey)
 		if err != nil {
 			return fmt.Errorf("provision %s: %w", name, err)
 		}
-		t := &target{name: name, url: d.urls[0], key: key, self: d.nodes, settle: 300 * time.Millisecond, deployment: d}
+		t := &target{name: name, url: d.urls[0], keys: keys, self: d.nodes, settle: 300 * time.Millisecond, deployment: d}
 		switch name {
 		case report.SQLite:
 			t.desc = "the fluxcode binary, single node: SQLite in DATA_DIR, in-process coordination → mock"
@@ -327,4 +330,14 @@ func waitFor(probe func() error, d time.Duration) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// directKeys are the keys of the load sent to the mock directly or through the bare proxy:
+// the mock takes any key.
+func directKeys() map[string]string {
+	keys := map[string]string{}
+	for _, p := range load.Protocols {
+		keys[p] = "sk-bench-direct"
+	}
+	return keys
 }

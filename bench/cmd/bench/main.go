@@ -21,11 +21,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/fluxcode/fluxcode/bench/internal/load"
 	"github.com/fluxcode/fluxcode/bench/internal/report"
 )
 
@@ -53,7 +55,8 @@ type options struct {
 	profile     bool
 	profileFor  time.Duration
 	out         string
-	model       string
+	model       string   // the Anthropic load's
+	protocols   []string // load.Protocols to load
 	keep        bool
 	render      string
 }
@@ -67,6 +70,8 @@ func parseOptions(args []string) (options, error) {
 	fs.DurationVar(&o.warmup, "warmup", 0, "unmeasured warm-up of every cell (default 500ms; quick 250ms)")
 	fs.DurationVar(&o.duration, "duration", 0, "measured time of every cell (default 2.5s; quick 750ms)")
 	fs.StringVar(&conc, "concurrency", "1,32,128", "comma-separated concurrency levels")
+	protocols := fs.String("protocols", strings.Join(load.Protocols, ","),
+		"comma-separated protocols whose route is loaded: anthropic (/v1/messages), openai (/v1/responses), gemini (generateContent)")
 	fs.IntVar(&o.streams, "streams", 1000, "slow streams held open for the memory figures")
 	fs.DurationVar(&o.streamFor, "stream-for", 0, "how long each held stream lasts upstream (default 12s; quick 8s)")
 	fs.BoolVar(&o.profile, "profile", true, "capture CPU and heap profiles of the FluxCode targets (off in quick mode unless set)")
@@ -112,6 +117,12 @@ func parseOptions(args []string) (options, error) {
 	}
 	if o.streams < 1 {
 		return o, fmt.Errorf("-streams must be at least 1")
+	}
+	for _, p := range strings.Split(*protocols, ",") {
+		if p = strings.TrimSpace(p); !slices.Contains(load.Protocols, p) {
+			return o, fmt.Errorf("-protocols: %q is not one of %s", p, strings.Join(load.Protocols, ", "))
+		}
+		o.protocols = append(o.protocols, p)
 	}
 	return o, nil
 }

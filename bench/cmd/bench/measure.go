@@ -19,17 +19,18 @@ import (
 
 // runner runs the load generator against targets and turns counters into figures.
 type runner struct {
-	loadgen  string
-	model    string
+	loadgen string
+	// models is the model each protocol's load names.
+	models   map[string]string
 	warmup   time.Duration
 	duration time.Duration
 	logf     func(string, ...any)
 }
 
 // runLoad runs one load generator process to completion and returns its result.
-func (r *runner) runLoad(ctx context.Context, t *target, stream bool, c int, warmup, duration time.Duration) (load.Result, error) {
-	args := []string{"-url", t.url, "-key", t.key, "-model", r.model, "-c", strconv.Itoa(c),
-		"-warmup", warmup.String(), "-duration", duration.String()}
+func (r *runner) runLoad(ctx context.Context, t *target, protocol string, stream bool, c int, warmup, duration time.Duration) (load.Result, error) {
+	args := []string{"-url", t.url, "-protocol", protocol, "-key", t.keys[protocol], "-model", r.models[protocol],
+		"-c", strconv.Itoa(c), "-warmup", warmup.String(), "-duration", duration.String()}
 	if stream {
 		args = append(args, "-stream")
 	}
@@ -101,12 +102,12 @@ func (r *runner) snapshot(ctx context.Context, t *target) (snapshot, error) {
 }
 
 // cell measures one round of one target at one shape and concurrency.
-func (r *runner) cell(ctx context.Context, t *target, stream bool, c int) (report.Round, error) {
+func (r *runner) cell(ctx context.Context, t *target, protocol string, stream bool, c int) (report.Round, error) {
 	before, err := r.snapshot(ctx, t)
 	if err != nil {
 		return report.Round{}, err
 	}
-	res, err := r.runLoad(ctx, t, stream, c, r.warmup, r.duration)
+	res, err := r.runLoad(ctx, t, protocol, stream, c, r.warmup, r.duration)
 	if err != nil {
 		return report.Round{}, err
 	}
@@ -213,7 +214,7 @@ func (r *runner) memory(ctx context.Context, t *target, n int, streamFor time.Du
 	}
 	const interval = 100 * time.Millisecond
 	events := int(streamFor / interval)
-	cmd := exec.CommandContext(ctx, r.loadgen, "-url", t.url, "-key", t.key, "-model", r.model,
+	cmd := exec.CommandContext(ctx, r.loadgen, "-url", t.url, "-key", t.keys[load.Anthropic], "-model", r.models[load.Anthropic],
 		"-hold", strconv.Itoa(n), "-system", fmt.Sprintf("mock:events=%d,interval=%s", events, interval))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

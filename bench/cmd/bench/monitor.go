@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fluxcode/fluxcode/bench/internal/load"
 	"github.com/fluxcode/fluxcode/internal/testenv"
 )
 
@@ -98,7 +99,7 @@ func (r *runner) roundTrips(ctx context.Context, t *target, addr, password strin
 	}
 	var total int64
 	for _, stream := range []bool{false, true} {
-		res, err := r.runLoad(ctx, t, stream, 4, 0, d)
+		res, err := r.runLoad(ctx, t, load.Anthropic, stream, 4, 0, d)
 		if err != nil {
 			m.stop()
 			return nil, 0, 0, err

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/fluxcode/fluxcode/bench/internal/load"
 )
 
 // Credentials of the admin every FluxCode deployment of the bench creates on first start,
@@ -83,29 +85,15 @@ func (c *apiClient) login(ctx context.Context, email, password string) error {
 	return nil
 }
 
-// provision sets a FluxCode deployment up the way an operator would, through the API: a
-// group, one Anthropic API-key account pointing at the mock, a user with a balance, and
-// that user's API key, which it returns. The account presents upstreamKey to the mock, so
-// the mock's counters for that key are this deployment's upstream traffic.
-func provision(ctx context.Context, base, mockURL, upstreamKey string) (apiKey string, err error) {
+// provision sets a FluxCode deployment up the way an operator would, through the API: for
+// each protocol a group and one API-key account pointing at the mock; a user with a balance;
+// and that user's API key for each group, which it returns by protocol. The accounts present
+// upstreamKeys(upstreamKey) to the mock, so the mock's counters for those keys are this
+// deployment's upstream traffic.
+func provision(ctx context.Context, base, mockURL, upstreamKey string) (apiKeys map[string]string, err error) {
 	admin := newAPIClient(base)
 	if err := admin.login(ctx, adminEmail, adminPassword); err != nil {
-		return "", fmt.Errorf("admin login: %w", err)
-	}
-	var group struct {
-		ID int64 `json:"id"`
-	}
-	if err := admin.call(ctx, "POST", "/api/v1/admin/groups", map[string]any{
-		"name": "bench", "platform": "anthropic", "billing_type": "balance",
-	}, 201, &group); err != nil {
-		return "", err
-	}
-	if err := admin.call(ctx, "POST", "/api/v1/admin/accounts", map[string]any{
-		"name": "mock", "platform": "anthropic", "type": "apikey",
-		"credentials": map[string]any{"api_key": upstreamKey},
-		"base_url":    mockURL, "concurrency": limit, "group_ids": []int64{group.ID},
-	}, 201, nil); err != nil {
-		return "", err
+		return nil, fmt.Errorf("admin login: %w", err)
 	}
 	var user struct {
 		ID int64 `json:"id"`
@@ -113,30 +101,60 @@ func provision(ctx context.Context, base, mockURL, upstreamKey string) (apiKey s
 	if err := admin.call(ctx, "POST", "/api/v1/admin/users", map[string]any{
 		"email": userEmail, "password": userPassword, "role": "user", "concurrency": limit,
 	}, 201, &user); err != nil {
-		return "", err
+		return nil, err
 	}
 	// Enough for every request the bench can send (a mock answer costs well under a cent).
 	if err := admin.call(ctx, "POST", fmt.Sprintf("/api/v1/admin/users/%d/balance", user.ID), map[string]any{
 		"amount": "1000000", "note": "benchmark",
 	}, 200, nil); err != nil {
-		return "", err
+		return nil, err
 	}
 	u := newAPIClient(base)
 	if err := u.login(ctx, userEmail, userPassword); err != nil {
-		return "", fmt.Errorf("user login: %w", err)
+		return nil, fmt.Errorf("user login: %w", err)
 	}
-	var key struct {
-		Key string `json:"key"`
+	apiKeys = map[string]string{}
+	for _, protocol := range load.Protocols {
+		var group struct {
+			ID int64 `json:"id"`
+		}
+		if err := admin.call(ctx, "POST", "/api/v1/admin/groups", map[string]any{
+			"name": "bench-" + protocol, "platform": protocol, "billing_type": "balance",
+		}, 201, &group); err != nil {
+			return nil, err
+		}
+		if err := admin.call(ctx, "POST", "/api/v1/admin/accounts", map[string]any{
+			"name": "mock-" + protocol, "platform": protocol, "type": "apikey",
+			"credentials": map[string]any{"api_key": upstreamKeys(upstreamKey)[protocol]},
+			"base_url":    mockURL, "concurrency": limit, "group_ids": []int64{group.ID},
+		}, 201, nil); err != nil {
+			return nil, err
+		}
+		var key struct {
+			Key string `json:"key"`
+		}
+		if err := u.call(ctx, "POST", "/api/v1/keys", map[string]any{
+			"name": "bench-" + protocol, "group_id": group.ID, "concurrency": limit,
+		}, 201, &key); err != nil {
+			return nil, err
+		}
+		if key.Key == "" {
+			return nil, fmt.Errorf("POST /api/v1/keys returned no key")
+		}
+		apiKeys[protocol] = key.Key
 	}
-	if err := u.call(ctx, "POST", "/api/v1/keys", map[string]any{
-		"name": "bench", "group_id": group.ID, "concurrency": limit,
-	}, 201, &key); err != nil {
-		return "", err
+	return apiKeys, nil
+}
+
+// upstreamKeys are the keys a deployment's accounts present to the mock, by protocol: the
+// deployment's own key for Anthropic, suffixed by the protocol for the others.
+func upstreamKeys(upstreamKey string) map[string]string {
+	keys := map[string]string{}
+	for _, p := range load.Protocols {
+		keys[p] = upstreamKey + "-" + p
 	}
-	if key.Key == "" {
-		return "", fmt.Errorf("POST /api/v1/keys returned no key")
-	}
-	return key.Key, nil
+	keys[load.Anthropic] = upstreamKey
+	return keys
 }
 
 // ledgerTotals reads the deployment's ledger totals through the admin API.

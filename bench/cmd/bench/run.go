@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,12 +16,20 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/fluxcode/fluxcode/bench/internal/load"
 	"github.com/fluxcode/fluxcode/bench/internal/report"
+)
+
+// The models the OpenAI and Gemini load names: the defaults of Codex and Gemini CLI.
+const (
+	openAIModel = "gpt-6.1-sol"
+	geminiModel = "gemini-3.8-flash"
 )
 
 // measureAll runs every phase: warm-up, memory, interleaved rounds, ledger check, profiles.
 func measureAll(ctx context.Context, l *lab, o options, outDir string, logf func(string, ...any)) (*report.Results, error) {
-	r := &runner{loadgen: l.bin.loadgen, model: o.model, warmup: o.warmup, duration: o.duration, logf: logf}
+	r := &runner{loadgen: l.bin.loadgen, models: map[string]string{load.Anthropic: o.model, load.OpenAI: openAIModel, load.Gemini: geminiModel},
+		warmup: o.warmup, duration: o.duration, logf: logf}
 	mode := "full"
 	if o.quick {
 		mode = "quick"
@@ -35,8 +44,10 @@ func measureAll(ctx context.Context, l *lab, o options, outDir string, logf func
 			RedisCommandsSource: "INFO commandstats calls (commands run inside Lua scripts count as well, " +
 				"and each command of a pipeline counts, so this is an upper bound on round trips)",
 			LoadGenerator: "bench/cmd/loadgen, a separate Go process: closed loop, one keep-alive HTTP/1.1 " +
-				"connection per worker, model " + o.model,
-			FluxCodeEnv: "LOG_LEVEL=warn (no access log lines), everything else at its default; user, key and " +
+				"connection per worker; Anthropic POST /v1/messages (model " + o.model + "), OpenAI POST /v1/responses " +
+				"(" + openAIModel + "), Gemini POST /v1beta/models/" + geminiModel + ":generateContent and " +
+				":streamGenerateContent?alt=sse",
+			FluxCodeEnv: "LOG_LEVEL=warn (no access log lines), UPSTREAM_ALLOWED_NETWORKS=127.0.0.0/8 (the mock is on loopback), everything else at its default; user, key and " +
 				"account concurrency limits 5000",
 		},
 		Machine: machine(ctx, l),
@@ -48,9 +59,11 @@ func measureAll(ctx context.Context, l *lab, o options, outDir string, logf func
 	// Warm every target up: connection pools and caches fill, and enough garbage is made
 	// that the collector has run a few times since start-up (see stableRSS).
 	for _, t := range l.targets {
-		for _, stream := range []bool{false, true} {
-			if _, err := r.runLoad(ctx, t, stream, 32, 0, time.Second); err != nil {
-				return nil, err
+		for _, protocol := range o.protocols {
+			for _, stream := range []bool{false, true} {
+				if _, err := r.runLoad(ctx, t, protocol, stream, 32, 0, time.Second); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
@@ -82,34 +95,41 @@ func measureAll(ctx context.Context, l *lab, o options, outDir string, logf func
 
 	// Rounds: every cell, every target in turn (A B C … A B C …).
 	type cellKey struct {
+		protocol    string
 		target      string
 		stream      bool
 		concurrency int
 	}
 	rounds := map[cellKey][]report.Round{}
 	for round := 1; round <= o.rounds; round++ {
-		for _, stream := range []bool{false, true} {
-			for _, c := range o.concurrency {
-				for _, t := range l.targets {
-					if err := ctx.Err(); err != nil {
-						return nil, err
+		for _, protocol := range o.protocols {
+			for _, stream := range []bool{false, true} {
+				for _, c := range o.concurrency {
+					for _, t := range l.targets {
+						if err := ctx.Err(); err != nil {
+							return nil, err
+						}
+						rd, err := r.cell(ctx, t, protocol, stream, c)
+						if err != nil {
+							return nil, err
+						}
+						k := cellKey{protocol, t.name, stream, c}
+						rounds[k] = append(rounds[k], rd)
+						logf("round %d %-9s %-6s c=%-3d %-22s %8.0f req/s p50 %7.2f ms p99 %7.2f ms errors %d",
+							round, protocol, shapeName(stream), c, t.name, rd.RPS, rd.P50/1000, rd.P99/1000, rd.Errors)
 					}
-					rd, err := r.cell(ctx, t, stream, c)
-					if err != nil {
-						return nil, err
-					}
-					k := cellKey{t.name, stream, c}
-					rounds[k] = append(rounds[k], rd)
-					logf("round %d %-6s c=%-3d %-22s %8.0f req/s p50 %7.2f ms p99 %7.2f ms errors %d",
-						round, shapeName(stream), c, t.name, rd.RPS, rd.P50/1000, rd.P99/1000, rd.Errors)
 				}
 			}
 		}
 	}
-	for _, stream := range []bool{false, true} {
-		for _, c := range o.concurrency {
-			for _, t := range l.targets {
-				res.Cells = append(res.Cells, report.Aggregate(t.name, stream, c, rounds[cellKey{t.name, stream, c}]))
+	for _, protocol := range o.protocols {
+		for _, stream := range []bool{false, true} {
+			for _, c := range o.concurrency {
+				for _, t := range l.targets {
+					cell := report.Aggregate(t.name, stream, c, rounds[cellKey{protocol, t.name, stream, c}])
+					cell.Protocol = report.ProtocolLabel(protocol)
+					res.Cells = append(res.Cells, cell)
+				}
 			}
 		}
 	}
@@ -220,7 +240,12 @@ func ledgerNotes(ctx context.Context, l *lab) []string {
 	var notes []string
 	for _, name := range []string{report.SQLite, report.PGRedis, report.TwoNodes} {
 		d := l.deployments[name]
-		completed, output, err := mockStats(ctx, l.mockURL, d.upstreamKey)
+		var completed, output int64
+		var err error
+		for _, key := range upstreamKeys(d.upstreamKey) {
+			c, o, serr := mockStats(ctx, l.mockURL, key)
+			completed, output, err = completed+c, output+o, errors.Join(err, serr)
+		}
 		if err != nil {
 			notes = append(notes, fmt.Sprintf("ledger check of %s: mock stats: %v", name, err))
 			continue
@@ -244,7 +269,7 @@ func ledgerNotes(ctx context.Context, l *lab) []string {
 // profiler (PPROF_ADDR) of the deployment's first node: the very process that was measured.
 func (l *lab) profile(ctx context.Context, r *runner, t *target, length time.Duration, outDir string) (report.Profile, error) {
 	warm := time.Second
-	loadCmd := exec.CommandContext(ctx, r.loadgen, "-url", t.url, "-key", t.key, "-model", r.model, "-c", "32",
+	loadCmd := exec.CommandContext(ctx, r.loadgen, "-url", t.url, "-key", t.keys[load.Anthropic], "-model", r.models[load.Anthropic], "-c", "32",
 		"-warmup", warm.String(), "-duration", (length + time.Second).String())
 	loadCmd.Stdout = io.Discard
 	if err := loadCmd.Start(); err != nil {

@@ -1,6 +1,6 @@
 // Command loadgen is the benchmark's load generator, run by cmd/bench as a process of its
-// own so that its CPU is never counted against a target. It sends Anthropic Messages
-// requests to one loopback target in a closed loop at a fixed concurrency, bounded in time
+// own so that its CPU is never counted against a target. It sends Anthropic Messages, OpenAI
+// Responses or Gemini generateContent requests (-protocol) to one loopback target in a closed loop at a fixed concurrency, bounded in time
 // and count, and prints one JSON result (bench/internal/load.Result) on stdout.
 //
 // With -hold N it instead opens N slow streams, prints {"open":N} once all have started, and
@@ -41,7 +41,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	var cfg load.Config
 	fs.StringVar(&cfg.URL, "url", "", "target base URL (loopback only)")
-	fs.StringVar(&cfg.Key, "key", "bench", "API key sent as x-api-key")
+	fs.StringVar(&cfg.Protocol, "protocol", load.Anthropic, "protocol of the requests: anthropic (/v1/messages), openai (/v1/responses) or gemini (generateContent)")
+	fs.StringVar(&cfg.Key, "key", "bench", "API key, sent where the protocol's clients send it")
 	fs.StringVar(&cfg.Model, "model", "claude-sonnet-5-5", "model in the request body")
 	fs.BoolVar(&cfg.Stream, "stream", false, "ask for SSE answers")
 	fs.IntVar(&cfg.Concurrency, "c", 1, "concurrent workers (closed loop)")

@@ -1,6 +1,6 @@
 // Package load is the benchmark's closed-loop load generator: a fixed number of workers each
-// send an Anthropic Messages request, read the whole answer, check it, and send the next,
-// until the time (and a request cap) runs out. It runs in its own process (cmd/loadgen), so
+// send a request (Anthropic Messages, OpenAI Responses or Gemini generateContent), read the
+// whole answer, check it, and send the next, until the time (and a request cap) runs out. It runs in its own process (cmd/loadgen), so
 // its CPU is never counted against a target.
 package load
 
@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,11 +23,25 @@ import (
 	"github.com/fluxcode/fluxcode/bench/internal/stats"
 )
 
+// Protocols the load generator speaks, each through the route its best-known client uses.
+const (
+	Anthropic = "anthropic" // POST /v1/messages (Claude Code), key in x-api-key
+	OpenAI    = "openai"    // POST /v1/responses (Codex), key as Authorization: Bearer
+	// Gemini: POST /v1beta/models/{model}:generateContent, or :streamGenerateContent?alt=sse
+	// (Gemini CLI), key in x-goog-api-key.
+	Gemini = "gemini"
+)
+
+// Protocols lists the protocols in the order results show them.
+var Protocols = []string{Anthropic, OpenAI, Gemini}
+
 // Config is one load run.
 type Config struct {
-	// URL is the target's base URL; requests go to URL + "/v1/messages". Loopback only.
+	// URL is the target's base URL; requests go to URL + the protocol's path. Loopback only.
 	URL string
-	// Key is sent as x-api-key.
+	// Protocol is one of Protocols; "" means Anthropic.
+	Protocol string
+	// Key is sent where the protocol's clients send it.
 	Key string
 	// Model is the body's model.
 	Model string
@@ -66,8 +81,28 @@ type Result struct {
 	TTFBP99 float64 `json:"ttfb_p99_us,omitempty"`
 }
 
-// Body is the Messages request a worker sends.
+// Body is the request a worker sends.
 func (c Config) Body() []byte {
+	const prompt = "Say hello to the benchmark in one short sentence."
+	switch c.Protocol {
+	case OpenAI:
+		req := map[string]any{"model": c.Model, "stream": c.Stream, "input": prompt, "max_output_tokens": 256}
+		if c.System != "" {
+			req["instructions"] = c.System
+		}
+		b, _ := json.Marshal(req)
+		return b
+	case Gemini:
+		req := map[string]any{
+			"contents":         []any{map[string]any{"role": "user", "parts": []any{map[string]string{"text": prompt}}}},
+			"generationConfig": map[string]int{"maxOutputTokens": 256},
+		}
+		if c.System != "" {
+			req["systemInstruction"] = map[string]any{"parts": []any{map[string]string{"text": c.System}}}
+		}
+		b, _ := json.Marshal(req)
+		return b
+	}
 	req := map[string]any{
 		"model":      c.Model,
 		"max_tokens": 256,
@@ -93,6 +128,9 @@ func (c Config) validate() error {
 	}
 	if c.Concurrency < 1 {
 		return errors.New("load: concurrency must be at least 1")
+	}
+	if c.Protocol != "" && !slices.Contains(Protocols, c.Protocol) {
+		return fmt.Errorf("load: protocol %q is not one of %v", c.Protocol, Protocols)
 	}
 	if c.Duration <= 0 {
 		return errors.New("load: duration must be positive")
@@ -142,7 +180,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	client := NewClient(cfg.Concurrency)
 	defer client.CloseIdleConnections()
 	body := cfg.Body()
-	target := strings.TrimRight(cfg.URL, "/") + "/v1/messages"
+	target := strings.TrimRight(cfg.URL, "/") + cfg.path()
 
 	start := time.Now()
 	windowStart := start.Add(cfg.Warmup)
@@ -216,15 +254,36 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return res, nil
 }
 
-// newRequest builds one Messages request.
+// path is the protocol's route for the request.
+func (c Config) path() string {
+	switch c.Protocol {
+	case OpenAI:
+		return "/v1/responses"
+	case Gemini:
+		if c.Stream {
+			return "/v1beta/models/" + c.Model + ":streamGenerateContent?alt=sse"
+		}
+		return "/v1beta/models/" + c.Model + ":generateContent"
+	}
+	return "/v1/messages"
+}
+
+// newRequest builds one request, its key where the protocol's clients put it.
 func newRequest(ctx context.Context, target string, cfg Config, body []byte) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("content-type", "application/json")
-	req.Header.Set("anthropic-version", "2023-06-01")
-	req.Header.Set("x-api-key", cfg.Key)
+	switch cfg.Protocol {
+	case OpenAI:
+		req.Header.Set("authorization", "Bearer "+cfg.Key)
+	case Gemini:
+		req.Header.Set("x-goog-api-key", cfg.Key)
+	default:
+		req.Header.Set("anthropic-version", "2023-06-01")
+		req.Header.Set("x-api-key", cfg.Key)
+	}
 	return req, nil
 }
 
@@ -276,14 +335,35 @@ func do(ctx context.Context, client *http.Client, target string, cfg Config, bod
 	if overflow != nil {
 		answer = append(overflow, answer...)
 	}
-	s.err = check(resp.StatusCode, cfg.Stream, answer)
+	s.err = check(cfg.Protocol, resp.StatusCode, cfg.Stream, answer)
 	return s
 }
 
+// complete are the marks of a complete answer per protocol: for a stream, its last event;
+// for JSON, what every whole answer holds.
+var complete = map[string]struct{ stream, json [][]byte }{
+	OpenAI: {stream: [][]byte{[]byte("event: response.completed")},
+		json: [][]byte{[]byte(`"object":"response"`), []byte(`"usage"`)}},
+	Gemini: {stream: [][]byte{[]byte(`"finishReason"`), []byte(`"usageMetadata"`)},
+		json: [][]byte{[]byte(`"candidates"`), []byte(`"usageMetadata"`)}},
+}
+
 // check accepts only a complete successful answer of the requested shape.
-func check(status int, stream bool, answer []byte) error {
+func check(protocol string, status int, stream bool, answer []byte) error {
 	if status != http.StatusOK {
 		return fmt.Errorf("status %d: %.200s", status, answer)
+	}
+	if marks, ok := complete[protocol]; ok {
+		want := marks.json
+		if stream {
+			want = marks.stream
+		}
+		for _, m := range want {
+			if !bytes.Contains(answer, m) {
+				return fmt.Errorf("%s answer lacks %s: %.200s", protocol, m, tail(answer, 200))
+			}
+		}
+		return nil
 	}
 	if stream {
 		if !bytes.Contains(answer, []byte("event: message_stop")) {

@@ -17,11 +17,20 @@ func startMock(t *testing.T) *httptest.Server {
 	return srv
 }
 
+// models are what each protocol's load names.
+var models = map[string]string{Anthropic: "claude-sonnet-5-5", OpenAI: "gpt-6.1-sol", Gemini: "gemini-3.8-flash"}
+
 func TestRunAgainstTheMock(t *testing.T) {
 	srv := startMock(t)
+	for _, protocol := range Protocols {
+		t.Run(protocol, func(t *testing.T) { runAgainstTheMock(t, srv.URL, protocol) })
+	}
+}
+
+func runAgainstTheMock(t *testing.T, url, protocol string) {
 	for _, stream := range []bool{false, true} {
 		res, err := Run(context.Background(), Config{
-			URL: srv.URL, Key: "k", Model: "claude-sonnet-5-5", Stream: stream,
+			URL: url, Protocol: protocol, Key: "k", Model: models[protocol], Stream: stream,
 			Concurrency: 4, Warmup: 5 * time.Millisecond, Duration: 100 * time.Millisecond, MaxRequests: 100000,
 		})
 		if err != nil {
@@ -67,17 +76,23 @@ func TestRunRefusesNonLoopback(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	if err := check(200, true, []byte("event: message_start\n\nevent: message_stop\ndata: {}\n\n")); err != nil {
+	if err := check(Anthropic, 200, true, []byte("event: message_start\n\nevent: message_stop\ndata: {}\n\n")); err != nil {
 		t.Errorf("complete stream rejected: %v", err)
 	}
-	if err := check(200, true, []byte("event: message_start\n\n")); err == nil {
+	if err := check(Anthropic, 200, true, []byte("event: message_start\n\n")); err == nil {
 		t.Error("cut stream accepted")
 	}
-	if err := check(200, false, []byte(`{"id":"x","type":"message","usage":{}}`)); err != nil {
+	if err := check("", 200, false, []byte(`{"id":"x","type":"message","usage":{}}`)); err != nil {
 		t.Errorf("JSON message rejected: %v", err)
 	}
-	if err := check(429, false, []byte(`{"type":"error"}`)); err == nil {
+	if err := check(Anthropic, 429, false, []byte(`{"type":"error"}`)); err == nil {
 		t.Error("429 accepted")
+	}
+	if err := check(OpenAI, 200, true, []byte("event: response.created\ndata: {}\n\n")); err == nil {
+		t.Error("OpenAI stream without response.completed accepted")
+	}
+	if err := check(Gemini, 200, false, []byte(`{"candidates":[{"content":{}}]}`)); err == nil {
+		t.Error("Gemini answer without usageMetadata accepted")
 	}
 }
 

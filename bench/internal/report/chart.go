@@ -57,7 +57,7 @@ func (r *Results) Chart() image.Image {
 	// hop at all, is cut off at the top), at least 120 %, in 20 % steps.
 	top := 1.2
 	for _, c := range r.Cells {
-		if !c.RPSOfBare.Missing() && c.Target != Mock {
+		if !c.RPSOfBare.Missing() && c.Target != Mock && c.Protocol == "" { // the chart shows Anthropic's cells
 			top = math.Max(top, float64(c.RPSOfBare))
 		}
 	}

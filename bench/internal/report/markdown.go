@@ -168,7 +168,7 @@ func (r *Results) cellTable(b *strings.Builder, cells []Cell, stream bool) {
 		p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	}
 	for _, c := range cells {
-		p("| %d | %s | %s | %s | %s | %s | %s | %s |", c.Concurrency, c.Target, rps(c.RPS), pct(c.RPSOfBare),
+		p("| %d | %s | %s | %s | %s | %s | %s | %s |", c.Concurrency, c.Label(), rps(c.RPS), pct(c.RPSOfBare),
 			ms(c.P50), ms(c.P99), signedMs(c.AddedP50), signedMs(c.AddedP99))
 		if stream {
 			p(" %s | %s |", ms(c.TTFBP50), ms(c.TTFBP99))
@@ -244,6 +244,9 @@ func (r *Results) sortedCells(stream bool) []Cell {
 	slices.SortStableFunc(out, func(a, b Cell) int {
 		if a.Concurrency != b.Concurrency {
 			return a.Concurrency - b.Concurrency
+		}
+		if a.Protocol != b.Protocol { // Anthropic ("") first, then as measured
+			return protocolOrder(a.Protocol) - protocolOrder(b.Protocol)
 		}
 		return order[a.Target] - order[b.Target]
 	})
@@ -347,4 +350,9 @@ func oneLine(s string, n int) string {
 		s = s[:n] + "…"
 	}
 	return strings.ReplaceAll(s, "`", "'")
+}
+
+// protocolOrder puts a cell's protocol in the order rows show them: Anthropic, OpenAI, Gemini.
+func protocolOrder(p string) int {
+	return map[string]int{"": 0, "openai": 1, "gemini": 2}[p]
 }

@@ -287,3 +287,36 @@ func TestMarkdownProfiles(t *testing.T) {
 		t.Errorf("heap summary not under its own heading:\n%s", md[cpu:])
 	}
 }
+
+// TestProtocolCells: an OpenAI cell is compared with the bare proxy's OpenAI cell, judged
+// against the same goals under its own label, and shown in the tables under that label,
+// while the Anthropic figures (and Cell) stay as they were.
+func TestProtocolCells(t *testing.T) {
+	r := sample()
+	for _, c := range []Cell{Aggregate(Bare, false, 32, []Round{round(5000, 2000, 6000)}),
+		Aggregate(PGRedis, false, 32, []Round{round(3000, 5000, 15000)})} {
+		c.Protocol = ProtocolLabel("openai")
+		r.Cells = append(r.Cells, c)
+	}
+	r.Compare()
+	r.Evaluate()
+	c, ok := r.CellOf("openai", PGRedis, false, 32)
+	if !ok || c.RPSOfBare != 0.6 || c.AddedP50 != 3000 {
+		t.Errorf("openai pg c=32: share %v, added p50 %v; want 0.6 against the OpenAI bare cell, 3000", c.RPSOfBare, c.AddedP50)
+	}
+	if a, _ := r.Cell(PGRedis, false, 32); a.RPSOfBare != 0.4 || a.Protocol != "" {
+		t.Errorf("anthropic pg c=32: share %v, protocol %q; want 0.4 and the Anthropic cell", a.RPSOfBare, a.Protocol)
+	}
+	if v := verdict(t, r, "req/s at c=32", PGRedis+" · openai"); !v.Met {
+		t.Errorf("openai share verdict %+v, want met (60 %%)", v)
+	}
+	if v := verdict(t, r, "added median latency at c=1, JSON", PGRedis+" · openai"); v.Measured != "not measured" {
+		t.Errorf("openai c=1 verdict %+v, want not measured", v)
+	}
+	if md := r.Markdown(""); !strings.Contains(md, "| 32 | "+PGRedis+" · openai | ") {
+		t.Errorf("markdown lacks the OpenAI row:\n%s", md)
+	}
+	if ProtocolLabel("anthropic") != "" {
+		t.Error("Anthropic cells must keep an empty protocol")
+	}
+}

@@ -134,7 +134,10 @@ type Statement struct {
 
 // Cell is one target at one body shape and concurrency: medians of the round medians.
 type Cell struct {
-	Target      string `json:"target"`
+	Target string `json:"target"`
+	// Protocol is the route loaded: "" for Anthropic Messages (every cell of runs before
+	// OpenAI and Gemini were added), else ProtocolLabel's name.
+	Protocol    string `json:"protocol,omitempty"`
 	Stream      bool   `json:"stream"`
 	Concurrency int    `json:"concurrency"`
 
@@ -290,10 +293,27 @@ func Aggregate(target string, stream bool, concurrency int, rounds []Round) Cell
 	return c
 }
 
-// Compare fills every cell's comparison with the bare proxy's cell of the same shape and
-// concurrency.
+// ProtocolLabel is the Protocol of a cell of load.Protocols' protocol p: "" for Anthropic,
+// whose cells keep the figures (and verdicts) of earlier runs.
+func ProtocolLabel(p string) string {
+	if p == "anthropic" {
+		return ""
+	}
+	return p
+}
+
+// Label names the cell's target in tables: "fluxcode-pg-redis", or "fluxcode-pg-redis · openai".
+func (c Cell) Label() string {
+	if c.Protocol == "" {
+		return c.Target
+	}
+	return c.Target + " · " + c.Protocol
+}
+
+// Compare fills every cell's comparison with the bare proxy's cell of the same protocol,
+// shape and concurrency.
 func (r *Results) Compare() {
-	bare := map[[2]int]Cell{}
+	bare := map[cellKey]Cell{}
 	for _, c := range r.Cells {
 		if c.Target == Bare {
 			bare[key(c)] = c
@@ -313,13 +333,13 @@ func (r *Results) Compare() {
 	}
 }
 
-func key(c Cell) [2]int {
-	s := 0
-	if c.Stream {
-		s = 1
-	}
-	return [2]int{s, c.Concurrency}
+type cellKey struct {
+	protocol    string
+	stream      bool
+	concurrency int
 }
+
+func key(c Cell) cellKey { return cellKey{c.Protocol, c.Stream, c.Concurrency} }
 
 // TrimQueries cuts every statement text to at most n bytes (at a rune boundary), marking the
 // cut with "…".
@@ -345,10 +365,16 @@ func (r *Results) TrimQueries(n int) {
 	}
 }
 
-// Cell returns the cell of target at the shape and concurrency, if measured.
+// Cell returns the Anthropic cell of target at the shape and concurrency, if measured.
 func (r *Results) Cell(target string, stream bool, concurrency int) (Cell, bool) {
+	return r.CellOf("", target, stream, concurrency)
+}
+
+// CellOf returns the cell of target at the protocol (a Cell.Protocol), shape and
+// concurrency, if measured.
+func (r *Results) CellOf(protocol, target string, stream bool, concurrency int) (Cell, bool) {
 	for _, c := range r.Cells {
-		if c.Target == target && c.Stream == stream && c.Concurrency == concurrency {
+		if c.Protocol == protocol && c.Target == target && c.Stream == stream && c.Concurrency == concurrency {
 			return c, true
 		}
 	}

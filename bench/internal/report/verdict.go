@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"slices"
 )
 
 // Issue 5's goals.
@@ -17,15 +18,24 @@ const (
 // Evaluate judges issue 5's targets on the results (after Compare) and stores the verdicts.
 func (r *Results) Evaluate() {
 	var v []Verdict
-	share := func(target string, goal float64) {
+	// The throughput and latency goals hold for every protocol's route; the cells of
+	// Anthropic's (Protocol "") were the only ones before OpenAI and Gemini joined.
+	protocols := []string{""}
+	for _, c := range r.Cells {
+		if !slices.Contains(protocols, c.Protocol) {
+			protocols = append(protocols, c.Protocol)
+		}
+	}
+	label := func(protocol, target string) string { return Cell{Target: target, Protocol: protocol}.Label() }
+	share := func(protocol, target string, goal float64) {
 		name := fmt.Sprintf("req/s at c=32, JSON ≥ %.0f %% of the bare proxy's", goal*100)
-		c, ok := r.Cell(target, false, 32)
+		c, ok := r.CellOf(protocol, target, false, 32)
 		if !ok || c.RPSOfBare.Missing() {
-			v = append(v, Verdict{Goal: name, Target: target, Measured: "not measured"})
+			v = append(v, Verdict{Goal: name, Target: label(protocol, target), Measured: "not measured"})
 			return
 		}
-		b, _ := r.Cell(Bare, false, 32)
-		d := Verdict{Goal: name, Target: target, Met: float64(c.RPSOfBare) >= goal,
+		b, _ := r.CellOf(protocol, Bare, false, 32)
+		d := Verdict{Goal: name, Target: label(protocol, target), Met: float64(c.RPSOfBare) >= goal,
 			Measured: fmt.Sprintf("%.1f %% (%s of %s req/s)", 100*float64(c.RPSOfBare), rps(c.RPS), rps(b.RPS))}
 		if !d.Met {
 			d.Miss = fmt.Sprintf("%.1f points short: %s req/s more needed", 100*(goal-float64(c.RPSOfBare)),
@@ -33,23 +43,27 @@ func (r *Results) Evaluate() {
 		}
 		v = append(v, d)
 	}
-	share(PGRedis, goalPGShare)
-	share(SQLite, goalSQLiteShare)
+	for _, protocol := range protocols {
+		share(protocol, PGRedis, goalPGShare)
+		share(protocol, SQLite, goalSQLiteShare)
+	}
 
-	for _, target := range []string{SQLite, PGRedis} {
-		for _, stream := range []bool{false, true} {
-			name := fmt.Sprintf("added median latency at c=1, %s ≤ 1 ms over the bare proxy", shape(stream))
-			c, ok := r.Cell(target, stream, 1)
-			if !ok || c.AddedP50.Missing() {
-				v = append(v, Verdict{Goal: name, Target: target, Measured: "not measured"})
-				continue
+	for _, protocol := range protocols {
+		for _, target := range []string{SQLite, PGRedis} {
+			for _, stream := range []bool{false, true} {
+				name := fmt.Sprintf("added median latency at c=1, %s ≤ 1 ms over the bare proxy", shape(stream))
+				c, ok := r.CellOf(protocol, target, stream, 1)
+				if !ok || c.AddedP50.Missing() {
+					v = append(v, Verdict{Goal: name, Target: label(protocol, target), Measured: "not measured"})
+					continue
+				}
+				d := Verdict{Goal: name, Target: label(protocol, target), Met: c.AddedP50 <= goalAddedP50,
+					Measured: fmt.Sprintf("%s ms (p50 %s vs %s ms)", ms(c.AddedP50), ms(c.P50), ms(c.P50-c.AddedP50))}
+				if !d.Met {
+					d.Miss = fmt.Sprintf("%s ms over the 1 ms budget", ms(c.AddedP50-goalAddedP50))
+				}
+				v = append(v, d)
 			}
-			d := Verdict{Goal: name, Target: target, Met: c.AddedP50 <= goalAddedP50,
-				Measured: fmt.Sprintf("%s ms (p50 %s vs %s ms)", ms(c.AddedP50), ms(c.P50), ms(c.P50-c.AddedP50))}
-			if !d.Met {
-				d.Miss = fmt.Sprintf("%s ms over the 1 ms budget", ms(c.AddedP50-goalAddedP50))
-			}
-			v = append(v, d)
 		}
 	}
 
