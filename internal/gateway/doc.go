@@ -17,7 +17,16 @@
 // The query string plays no part in routing and is passed upstream unchanged (Claude Code
 // sends ?beta=true), less any key parameter. Anthropic's keys are read from x-api-key, else
 // Authorization: Bearer; every key place of the route is removed before a provider sees the
-// request, so no client key is ever forwarded.
+// request, so no client key is ever forwarded. OpenAI's (keys from Authorization: Bearer):
+//
+//	POST /v1/responses, /responses  relayed and billed (JSON or SSE)
+//	POST /v1/chat/completions       relayed and billed (JSON or SSE)
+//	GET  /v1/responses, /responses  426: Codex's WebSocket attempt, so it uses HTTP at once
+//	GET  /v1/models                 shared with Anthropic
+//
+// Before the key's group is known (no key, an unknown key, and the shared /v1/ 404 subtree
+// for an unknown key), a shared route answers in the shape of the provider whose first key
+// place holds the key (x-api-key: Anthropic, Bearer: OpenAI), else of the first provider.
 //
 // # Telling the gateway's refusals from the upstream's
 //
@@ -48,7 +57,8 @@
 // whose Redis is down thus fails fast (one refused connection) and serves again by itself
 // once Redis answers.
 //
-// When every attempt failed, the answer is the last upstream failure in Anthropic's format,
+// When every attempt failed, the answer is the last upstream failure in the provider's format
+// (Anthropic's named here; OpenAI's overload is a 503),
 // without X-Fluxcode-Reject: 429 rate_limit_error (the group's accounts are rate-limited),
 // 529 overloaded_error, or the upstream's 5xx as api_error (502 for a network error). An
 // account's 401/402/403 is the operator's problem, not the client's, so it becomes 502
