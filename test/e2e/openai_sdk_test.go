@@ -232,6 +232,16 @@ func TestOpenAISDK(t *testing.T) {
 		})
 	}
 
+	billed := requests
+	t.Run("Models", func(t *testing.T) {
+		// The account names no models, so the upstream's list is relayed, in OpenAI's shape.
+		page, err := recording(new([]byte)).Models.List(ctx)
+		requests++
+		if err != nil || len(page.Data) != len(mockupstream.DefaultOpenAIModels) || page.Data[0].ID != mockupstream.DefaultOpenAIModels[0].ID {
+			t.Fatalf("models: %+v, %v", page, err)
+		}
+	})
+
 	// The client's key never reached the mock: each request carried the account's key and
 	// organization, and nothing of the client's.
 	recorded := c.Mock.Requests("oa-sdk", requests)
@@ -255,8 +265,8 @@ func TestOpenAISDK(t *testing.T) {
 
 	// The ledger: one row per request, each with exactly the mock's tokens, cache reads
 	// apart from input.
-	log := gatewaytest.MockLog(t, c.Mock, "oa-sdk", requests)
-	got := rows(t, c.Store, store.UsageFilter{UserID: ten.User.ID}, requests)
+	log := gatewaytest.MockLog(t, c.Mock, "oa-sdk", requests)[:billed]
+	got := rows(t, c.Store, store.UsageFilter{UserID: ten.User.ID}, billed)
 	ids := map[string]bool{}
 	for i, r := range got {
 		u := mockupstream.Usage{Input: r.InputTokens, Output: r.OutputTokens, Cache5m: r.CacheCreation5mTokens,
