@@ -133,7 +133,7 @@ func (*Provider) PingEvent() []byte { return nil }
 //   - any other 4xx is about the request and goes back to the client unchanged.
 func (*Provider) Classify(status int, h http.Header, body []byte, now time.Time) provider.Failure {
 	e := gjson.GetBytes(body, "error")
-	f := provider.Failure{Verdict: provider.Failover, Status: status, Kind: kindOf(status), Message: messageOf(body)}
+	f := provider.Failure{Verdict: provider.Failover, Status: status, Kind: provider.KindOfStatus(status), Message: provider.ErrorMessage(body)}
 	switch {
 	case status == http.StatusBadRequest && hasReason(e, reasonKeyInvalid):
 		f.Kind = provider.KindAuthentication
@@ -155,7 +155,7 @@ func (*Provider) Classify(status int, h http.Header, body []byte, now time.Time)
 // status word.
 func (*Provider) ClassifyEvent(data []byte, now time.Time) provider.Failure {
 	e := gjson.GetBytes(data, "error")
-	f := provider.Failure{Verdict: provider.Failover, Kind: provider.KindAPI, Message: messageOf(data)}
+	f := provider.Failure{Verdict: provider.Failover, Kind: provider.KindAPI, Message: provider.ErrorMessage(data)}
 	switch word := e.Get("status").Str; {
 	case word == statusUnavailable:
 		f.Kind, f.Mark = provider.KindOverloaded, provider.Mark{Kind: provider.MarkOverloaded}
@@ -170,29 +170,6 @@ func (*Provider) ClassifyEvent(data []byte, now time.Time) provider.Failure {
 		f.Kind, f.Verdict = provider.KindInvalidRequest, provider.PassThrough
 	}
 	return f
-}
-
-// kindOf reads an upstream HTTP status into a kind.
-func kindOf(status int) provider.ErrorKind {
-	switch {
-	case status == http.StatusUnauthorized:
-		return provider.KindAuthentication
-	case status == http.StatusForbidden:
-		return provider.KindPermission
-	case status == http.StatusNotFound:
-		return provider.KindNotFound
-	case status == http.StatusRequestEntityTooLarge:
-		return provider.KindTooLarge
-	case status == http.StatusTooManyRequests:
-		return provider.KindRateLimit
-	case status == http.StatusServiceUnavailable:
-		return provider.KindOverloaded
-	case status == http.StatusGatewayTimeout:
-		return provider.KindTimeout
-	case status >= 500:
-		return provider.KindAPI
-	}
-	return provider.KindInvalidRequest
 }
 
 // hasReason reports whether an error object carries an ErrorInfo detail with this reason.
@@ -220,22 +197,7 @@ func retryAt(e gjson.Result, h http.Header, now time.Time) time.Time {
 		return false
 	})
 	if at.IsZero() && h != nil {
-		if sec, err := strconv.ParseFloat(h.Get("Retry-After"), 64); err == nil && sec > 0 {
-			at = now.Add(time.Duration(sec * float64(time.Second)))
-		}
+		at = provider.RetryAfter(h, now)
 	}
 	return at
-}
-
-// messageOf returns the message of a Google error body, or a short prefix of a body in
-// another shape (a proxy's HTML page), so that an account's error state says why.
-func messageOf(body []byte) string {
-	if m := gjson.GetBytes(body, "error.message"); m.Type == gjson.String {
-		return m.Str
-	}
-	s := strings.TrimSpace(string(body))
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return s
 }
