@@ -4,8 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"runtime"
 	"slices"
-	"sync"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -16,53 +17,41 @@ import (
 // dialer).
 const probeEvery = 20 * time.Millisecond
 
-// probeFor bounds one probe dial, in case our count of failures ran ahead of go-redis's.
+// probeFor bounds one probe dial.
 const probeFor = 30 * time.Second
 
 // keepAlive is go-redis's own TCP keep-alive policy: probe after 30 s idle, give up on the
 // peer after 3 unanswered probes 5 s apart.
 var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 5 * time.Second, Count: 3}
 
-// dialer opens every connection of the client. Once PoolSize dials to an address have failed
-// (in all, since the last reset), go-redis stops dialing it: every call fails at once until
-// a background probe connects, and that probe sleeps a whole second after each failure,
-// which kept a node refusing for up to a second after Redis came back (issue 16). The
-// dialer counts failures the same way, so it knows that the dial it is asked for then is the
-// probe's: it retries that one every probeEvery until Redis accepts, so the pool reopens
-// within probeEvery of Redis answering again. Every other dial is tried once, within its
-// deadline, so a request fails fast while Redis is down.
+// dialer opens every connection of the client. Once PoolSize dials have failed (in all, since
+// the last reset), go-redis stops dialing: every call fails at once until a background probe
+// (ConnPool.tryDial) connects, and that probe sleeps a whole second after each failure, which
+// kept a node refusing for up to a second after Redis came back (issue 16). The dialer knows
+// the probe's dial by its caller, and retries it every probeEvery until Redis accepts, so the
+// pool reopens within probeEvery of Redis answering again. (It used to count failures the way
+// go-redis does, but the counts drifted apart under load, and in a failover a node then
+// refused for most of a second after the Sentinel named the new master.) Every other dial is
+// tried once, within its deadline, so a request fails fast while Redis is down.
 type dialer struct {
-	timeout  time.Duration
-	tls      *tls.Config
-	poolSize int
-	closed   <-chan struct{}
+	timeout time.Duration
+	tls     *tls.Config
+	closed  <-chan struct{}
 
 	// master, for Sentinel, names the current master: a probe that began before a failover
 	// connects to the new one (go-redis only closes the probe's connection and reopens the
 	// pool, whose next dial asks the Sentinels again).
 	master    func(ctx context.Context) (string, error)
 	sentinels []string
-
-	mu    sync.Mutex
-	fails map[string]int // per address, as go-redis counts them
 }
 
-func newDialer(timeout time.Duration, cfg *tls.Config, poolSize int, closed <-chan struct{}) *dialer {
-	return &dialer{timeout: timeout, tls: cfg, poolSize: poolSize, closed: closed, fails: make(map[string]int)}
+func newDialer(timeout time.Duration, cfg *tls.Config, closed <-chan struct{}) *dialer {
+	return &dialer{timeout: timeout, tls: cfg, closed: closed}
 }
 
 func (d *dialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	d.mu.Lock()
-	probe := d.fails[addr] >= d.poolSize
-	d.mu.Unlock()
-	if !probe {
-		conn, err := d.once(ctx, network, addr)
-		if err != nil {
-			d.mu.Lock()
-			d.fails[addr]++
-			d.mu.Unlock()
-		}
-		return conn, err
+	if !probing() {
+		return d.once(ctx, network, addr)
 	}
 	// go-redis bounds each probe by the dial timeout; this loop has its own bound.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeFor)
@@ -75,9 +64,6 @@ func (d *dialer) dial(ctx context.Context, network, addr string) (net.Conn, erro
 		}
 		conn, err := d.once(ctx, network, addr)
 		if err == nil {
-			d.mu.Lock()
-			clear(d.fails) // go-redis resets its count when the probe connects
-			d.mu.Unlock()
 			return conn, nil
 		}
 		select {
@@ -86,6 +72,21 @@ func (d *dialer) dial(ctx context.Context, network, addr string) (net.Conn, erro
 		case <-ctx.Done():
 			return nil, err
 		case <-time.After(probeEvery):
+		}
+	}
+}
+
+// probing reports whether the dial was asked for by go-redis's background probe.
+func probing() bool {
+	pcs := make([]uintptr, 32)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
+	for {
+		f, more := frames.Next()
+		if strings.HasSuffix(f.Function, "/internal/pool.(*ConnPool).tryDial") {
+			return true
+		}
+		if !more {
+			return false
 		}
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -122,11 +121,7 @@ func New(ctx context.Context, opts Options) (*Coordinator, error) {
 		return nil, fmt.Errorf("redis coordinator: key prefix %q must not contain braces", prefix)
 	}
 	done := make(chan struct{})
-	poolSize := uopts.PoolSize
-	if poolSize == 0 {
-		poolSize = 10 * runtime.GOMAXPROCS(0) // go-redis's default
-	}
-	d := newDialer(uopts.DialTimeout, uopts.TLSConfig, poolSize, done)
+	d := newDialer(uopts.DialTimeout, uopts.TLSConfig, done)
 	if uopts.MasterName != "" {
 		d.master, d.sentinels = askSentinels(uopts, d.once), uopts.Addrs
 	}
