@@ -217,6 +217,31 @@ func TestOpenAIMidStreamError(t *testing.T) {
 	}
 }
 
+// TestOpenAIFirstEventErrorFailsOver: a stream whose first event is already a failure has
+// sent the client nothing, so another account serves it, in both APIs.
+func TestOpenAIFirstEventErrorFailsOver(t *testing.T) {
+	for _, c := range []struct{ path, body string }{
+		// include_usage: the stream needs no change, so the client gets the second's bytes.
+		{"/v1/chat/completions", `{"model":"gpt-6-sol","stream":true,"stream_options":{"include_usage":true},"messages":[]}`},
+		{"/v1/responses", oaiResponsesSSE},
+	} {
+		t.Run(strings.TrimPrefix(c.path, "/v1/"), func(t *testing.T) {
+			e := newOAIEnv(t)
+			e.account(t, "oa-first", 10)
+			e.account(t, "oa-second", 20)
+			if err := e.Mock.SetScript("oa-first", mockupstream.Script{Fail: &mockupstream.Failure{Kind: mockupstream.FailError, After: 0}}); err != nil {
+				t.Fatal(err)
+			}
+			resp := e.do(t, http.MethodPost, c.path, c.body, bearer(e.oai.Secret))
+			got := readBody(t, resp)
+			ex := e.tap.Exchanges()
+			if resp.StatusCode != 200 || len(ex) != 2 || !bytes.Equal(got, ex[1].Body()) {
+				t.Fatalf("status %d after %d attempts:\n%s", resp.StatusCode, len(ex), got)
+			}
+		})
+	}
+}
+
 // TestOpenAIStreamBrokeOff: when the upstream breaks off mid-stream the gateway ends the
 // stream with exactly one error of its own, in the API's form.
 func TestOpenAIStreamBrokeOff(t *testing.T) {
