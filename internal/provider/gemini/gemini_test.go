@@ -400,3 +400,36 @@ func TestModels(t *testing.T) {
 		t.Fatalf("one model: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// TestUpstreamRequestRewritesWrappedModel: under a mapping, a countTokens body that wraps a
+// generate request names the upstream model there too, and nothing else changes; a body
+// without the wrapper, or a generation, goes as it came.
+func TestUpstreamRequestRewritesWrappedModel(t *testing.T) {
+	send := func(op provider.Operation, path, body string) string {
+		t.Helper()
+		req, err := New().NewUpstreamRequest(context.Background(), op,
+			provider.Target{Account: account(), Model: "gemini-3.8-flash", Rewrite: true}, provider.Inbound{Path: path}, []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(req.Body)
+		return string(got)
+	}
+	wrapped := `{"generateContentRequest": {"contents":[{"parts":[{"text":"models/alias"}]}], "mod\u0065l" : "models/alias"}}`
+	want := `{"generateContentRequest": {"contents":[{"parts":[{"text":"models/alias"}]}], "mod\u0065l" : "models/gemini-3.8-flash"}}`
+	if got := send(provider.OpCountTokens, "/v1beta/models/alias:countTokens", wrapped); got != want {
+		t.Errorf("wrapped count:\n got %s\nwant %s", got, want)
+	}
+	for _, c := range []struct {
+		op   provider.Operation
+		path string
+		body string
+	}{
+		{provider.OpCountTokens, "/v1beta/models/alias:countTokens", `{"contents":[],"model":"models/alias"}`},
+		{provider.OpMessages, "/v1beta/models/alias:generateContent", wrapped},
+	} {
+		if got := send(c.op, c.path, c.body); got != c.body {
+			t.Errorf("%s changed: %s", c.path, got)
+		}
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/fluxcode/fluxcode/internal/provider"
 	"github.com/fluxcode/fluxcode/internal/store"
 )
@@ -34,6 +36,13 @@ func (*Provider) NewUpstreamRequest(ctx context.Context, op provider.Operation, 
 		}
 	default:
 		return nil, fmt.Errorf("gemini: unknown operation %v", op)
+	}
+	if op == provider.OpCountTokens && t.Rewrite {
+		patched, err := rewriteWrappedModel(body, t.Model)
+		if err != nil {
+			return nil, err
+		}
+		body = patched
 	}
 	base := strings.TrimRight(acct.BaseURL, "/")
 	if base == "" {
@@ -72,4 +81,35 @@ func (*Provider) NewUpstreamRequest(ctx context.Context, op provider.Operation, 
 		return nil, fmt.Errorf("gemini: account %d: account type %q is not served", acct.ID, acct.Type)
 	}
 	return req, nil
+}
+
+// rewriteWrappedModel maps the model a countTokens body names again when it wraps a whole
+// generate request ({"generateContentRequest":{"model":"models/…",…}}), which the API
+// requires to be the model of the path. Every other byte stays as the client sent it.
+func rewriteWrappedModel(body []byte, model string) ([]byte, error) {
+	var inner, found *provider.Member
+	err := provider.ReadObject(body, func(m provider.Member) error {
+		if m.Key == "generateContentRequest" {
+			inner = &m
+		}
+		return nil
+	})
+	if err != nil || inner == nil || !inner.Value.IsObject() {
+		return body, nil // nothing wrapped: the model is the path's alone
+	}
+	_ = provider.ReadObject([]byte(inner.Value.Raw), func(m provider.Member) error {
+		if m.Key == "model" {
+			found = &m
+		}
+		return nil
+	})
+	if found == nil || found.Value.Type != gjson.String {
+		return body, nil
+	}
+	found.Value.Index += inner.Value.Index // an offset in body, as ReplaceValue wants it
+	out, err := provider.ReplaceValue(body, *found, "models/"+model)
+	if err != nil {
+		return nil, fmt.Errorf("gemini: rewrite the wrapped model: %w", err)
+	}
+	return out, nil
 }
