@@ -171,3 +171,21 @@ func mustPrice(t *testing.T, model string) billing.Price {
 	}
 	return p
 }
+
+// TestUnpricedRefusalInTheRoutesProtocol: on an OpenAI route the refusal is OpenAI's error
+// shape, with the same header and status.
+func TestUnpricedRefusalInTheRoutesProtocol(t *testing.T) {
+	e := newOAIEnv(t)
+	e.account(t, "oa-any", 1)
+	for _, path := range []string{"/v1/responses", "/v1/chat/completions"} {
+		resp := e.do(t, "POST", path, strings.Replace(oaiChat, "gpt-6-sol", "gpt-unpriced-9", 1), bearer(e.oai.Secret))
+		typ, msg, code := openAIError(t, readBody(t, resp))
+		if resp.StatusCode != 403 || resp.Header.Get(gateway.HeaderReject) != gateway.RejectUnpriced ||
+			typ != "invalid_request_error" || code == nil || *code != "permission_denied" || !strings.Contains(msg, `"gpt-unpriced-9"`) {
+			t.Errorf("%s: status %d, reject %q, %s/%v %q", path, resp.StatusCode, resp.Header.Get(gateway.HeaderReject), typ, code, msg)
+		}
+	}
+	if n := len(e.Mock.Requests("oa-any", 10)); n != 0 {
+		t.Errorf("the upstream received %d requests", n)
+	}
+}
