@@ -32,7 +32,7 @@ func repoRoot(t *testing.T) string {
 }
 
 // requireBrowserTools fails (never skips) when node, chromium or web/node_modules are
-// missing, saying what to install.
+// missing, saying what to install. It returns node's path.
 func requireBrowserTools(t *testing.T, root string) string {
 	t.Helper()
 	node := testenv.RequireBinary(t, "node", "nodejs")
@@ -49,11 +49,17 @@ var passwordLine = regexp.MustCompile(regexp.QuoteMeta(app.AdminPasswordLine) + 
 // creates a group, an account on the mock upstream and a user with a balance; the user signs
 // in (a Chinese-preferring browser gets Chinese), creates a key; a request through the
 // gateway with that key shows on both dashboards with its cost; the language switch changes
-// the text; a form error names the field in the API's words; no CSP violation happens.
+// the text; a form error names the field in the API's words; an account is edited (a new
+// base URL needs the key again); the user list filters on the server; the overview shows
+// the error rate; deleting asks in the in-page dialog; the user enrols two-factor sign-in
+// (the page's QR code decodes to the otpauth address) and signs in with a code; no CSP
+// violation happens.
 // With FLUXCODE_SCREENSHOTS=1 the screenshots go to docs/screenshots/, else to a temp dir.
 func TestConsoleInBrowser(t *testing.T) {
 	root := repoRoot(t)
 	node := requireBrowserTools(t, root)
+	// zbarimg decodes the QR code the two-factor page draws.
+	zbar := testenv.RequireBinary(t, "zbarimg", "zbar-tools")
 
 	mock := mockupstream.New(mockupstream.Options{})
 	if err := mock.Start(); err != nil {
@@ -100,6 +106,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		"ADMIN_PASSWORD="+match[2],
 		"SCREENSHOTS="+shots,
 		"CHROMIUM=/usr/bin/chromium",
+		"ZBARIMG="+zbar,
 	)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs

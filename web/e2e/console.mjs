@@ -2,7 +2,9 @@
 // the mock Anthropic upstream, Debian's chromium driven by playwright-core. Any failed check
 // throws, and the process exits non-zero.
 import { chromium } from 'playwright-core'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, mkdtempSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { tmpdir } from 'node:os'
 import { createHmac } from 'node:crypto'
 import { join } from 'node:path'
 
@@ -137,10 +139,18 @@ try {
   await accRow.locator('td:nth-child(5)', { hasText: '7' }).waitFor()
   check((await admin.locator('#a-key-error').count()) === 0, 'the edit saved the priority without re-entering the key')
 
-  // The OpenAI form asks for the organization and project too.
+  // An OpenAI account with an organization: stored with the key (the edit form names the
+  // stored credential fields, never their values).
+  await admin.fill('#a-name', 'openai-main')
   await admin.selectOption('#a-platform', 'openai')
-  check(await admin.locator('#a-org').isVisible() && await admin.locator('#a-project').isVisible(), 'an OpenAI account has organization and project fields')
-  await admin.selectOption('#a-platform', 'anthropic')
+  await admin.fill('#a-key', 'sk-openai-console-test')
+  await admin.fill('#a-org', 'org-console')
+  await admin.click('[data-testid=account-form] button[type=submit]')
+  const oaRow = admin.locator('[data-testid=accounts-table] tr', { hasText: 'openai-main' })
+  await oaRow.waitFor()
+  await oaRow.locator('button', { hasText: 'Edit' }).click()
+  check((await text(admin, '[data-testid=account-form] .hint')).includes('api_key, extra.organization'), 'an OpenAI account keeps its organization with the key')
+  await admin.click('[data-testid=account-form] button:has-text("Cancel")')
 
   // --- A user with a balance.
   await admin.click('nav >> text=Users')
@@ -304,6 +314,11 @@ try {
   const secret = (await user.locator('[data-testid=tfa-secret]').textContent()).trim()
   check(/^[A-Z2-7]{32}$/.test(secret) && (await text(user, '[data-testid=tfa-uri]')).startsWith('otpauth://totp/'),
     'enrolment shows the secret and the otpauth address as text')
+  // The QR code, drawn by the console itself, decodes (zbarimg) to the same address.
+  const qrFile = join(mkdtempSync(join(tmpdir(), 'fluxcode-qr-')), 'qr.png')
+  await user.locator('[data-testid=tfa-qr]').screenshot({ path: qrFile })
+  const decoded = execFileSync(process.env.ZBARIMG, ['-q', '--raw', qrFile], { encoding: 'utf8' }).trim()
+  check(decoded === (await text(user, '[data-testid=tfa-uri]')), 'the QR code decodes to the otpauth address: ' + decoded)
   await user.fill('#tfa-code', '12345')
   await user.click('form button[type=submit]')
   await user.locator('#tfa-code-error').waitFor()
