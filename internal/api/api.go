@@ -194,6 +194,7 @@ func (a *api) routes() http.Handler {
 	handle("POST /api/v1/admin/accounts/{id}/refresh", admin(a.refreshLogin))
 	handle("POST /api/v1/admin/logins/claude/start", admin(a.startClaudeLogin))
 	handle("POST /api/v1/admin/logins/claude/finish", admin(a.finishClaudeLogin))
+	handle("GET /api/v1/admin/jobs", admin(a.listJobRuns))
 	handle("GET /api/v1/admin/proxies", admin(listRoute(a, a.store.ListProxies, viewProxy)))
 	handle("POST /api/v1/admin/proxies", admin(a.createProxy))
 	handle("GET /api/v1/admin/proxies/{id}", admin(getRoute(a, a.store.GetProxy, viewProxy)))

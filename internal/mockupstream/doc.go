@@ -62,6 +62,18 @@
 // Failure.ErrorType is the status word, or API_KEY_INVALID for Google's 400 on a bad key;
 // a 429 carries QuotaFailure and RetryInfo (retryDelay) details.
 //
+// # Login server
+//
+// Claude's OAuth, with the real paths (oauth.go): GET /oauth/authorize (PKCE S256; 302 to
+// redirect_uri with code and state), POST /v1/oauth/token (JSON; authorization_code with the
+// verifier checked, or refresh_token), GET /api/oauth/profile. Refresh tokens rotate: a
+// refresh answers new tokens and the old refresh token is invalid_grant from then on. Access
+// tokens the login server issued are refused by the Anthropic endpoints with 401
+// authentication_error once expired (ExpireAccess ends one at once). A Script's Unified adds
+// the anthropic-ratelimit-unified-* window headers to successful answers. Tests create logins
+// directly (NewLogin), revoke them (RevokeLogin), hold refresh grants (HoldRefreshes: a grant
+// whose caller leaves rotates nothing) and read OAuthStats; over HTTP under /_mock/oauth/.
+//
 // # Scripts
 //
 // A Script (SetScript, SetDefaultScript, or POST /_mock/script) sets, per key: latency

@@ -245,6 +245,13 @@ func (c *cluster) renewUnderLoad(t *testing.T) {
 	if status, msg := c.accountView(t, id); status != store.StatusActive {
 		t.Errorf("account %s (%s) after the renewal", status, msg)
 	}
+	var jobs struct {
+		Items []struct{ Name, Node, Result string } `json:"items"`
+	}
+	testenv.MustCallJSON(t, "GET", c.entry+"/api/v1/admin/jobs", c.admin, nil, http.StatusOK, &jobs)
+	if len(jobs.Items) != 1 || jobs.Items[0].Name != "oauth-refresh" || jobs.Items[0].Node == "" {
+		t.Errorf("job runs %+v", jobs.Items)
+	}
 }
 
 func (c *cluster) revokedLogin(t *testing.T) {
