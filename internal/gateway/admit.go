@@ -33,10 +33,8 @@ func (c *call) admit() bool {
 	a := c.auth
 	now := c.g.now()
 	if c.op == provider.OpMessages && c.g.biller.full() {
-		c.w.Header().Set("X-Should-Retry", "true")
-		c.w.Header().Set("Retry-After", "1")
-		c.fail(provider.KindOverloaded, http.StatusServiceUnavailable,
-			"FluxCode: the gateway cannot record usage right now; retry shortly", RejectDatabase)
+		c.reject(RejectDatabase, provider.KindOverloaded, http.StatusServiceUnavailable,
+			"the gateway cannot record usage right now; retry shortly", retryShortly)
 		return false
 	}
 	pending := c.g.biller.pendingFor(a.User.ID)
@@ -44,17 +42,17 @@ func (c *call) admit() bool {
 	case store.BillingSubscription:
 		s := a.Subscription
 		if s == nil || s.Status != store.StatusActive || now.Before(s.StartsAt) || !now.Before(s.ExpiresAt) {
-			c.reject(RejectSubscription, provider.KindPermission, "FluxCode: no active subscription for this key's group", 0)
+			c.reject(RejectSubscription, provider.KindPermission, 0, "FluxCode: no active subscription for this key's group", 0)
 			return false
 		}
 		if name, wait := fullWindow(a.Group, s, pending, now); name != "" {
-			c.reject(RejectSubscription, provider.KindRateLimit,
+			c.reject(RejectSubscription, provider.KindRateLimit, 0,
 				fmt.Sprintf("FluxCode: the %s usage limit of your subscription is reached", name), wait)
 			return false
 		}
 	default:
 		if a.User.Balance-pending <= 0 {
-			c.reject(RejectBalance, provider.KindBilling, "FluxCode: your balance is used up; top it up to continue", 0)
+			c.reject(RejectBalance, provider.KindBilling, 0, "FluxCode: your balance is used up; top it up to continue", 0)
 			return false
 		}
 	}

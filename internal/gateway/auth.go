@@ -13,34 +13,33 @@ import (
 // authenticate finds the key's user and group and checks that all three may be used.
 func (c *call) authenticate() bool {
 	if c.key == "" {
-		c.fail(provider.KindAuthentication, 0, "missing API key: send it in "+keyPlacesText(c.route.keys), "")
+		c.reject(RejectKey, provider.KindAuthentication, 0, "missing API key: send it in "+keyPlacesText(c.route.keys), 0)
 		return false
 	}
 	a, err := c.g.lookupKey(c.ctx(), c.key)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		c.fail(provider.KindAuthentication, 0, "invalid API key", "")
+		c.reject(RejectKey, provider.KindAuthentication, 0, "invalid API key", 0)
 		return false
 	case err != nil:
 		// The database is down or slow (a restart): keys in the node's cache still work, an
 		// uncached one cannot be checked. Like a Redis outage, a retry soon may succeed, so
 		// the refusal is a retryable 503 the client can tell from an upstream answer.
 		c.g.log.ErrorContext(c.ctx(), "key lookup failed", "err", err)
-		c.w.Header().Set("X-Should-Retry", "true")
-		c.fail(provider.KindOverloaded, http.StatusServiceUnavailable,
-			"FluxCode: the gateway cannot check API keys right now; retry shortly", RejectDatabase)
+		c.reject(RejectDatabase, provider.KindOverloaded, http.StatusServiceUnavailable,
+			"the gateway cannot check API keys right now; retry shortly", retryShortly)
 		return false
 	}
 	now := c.g.now()
 	switch {
 	case a.Key.Status != store.StatusActive:
-		c.fail(provider.KindAuthentication, 0, "this API key is disabled", "")
+		c.reject(RejectKey, provider.KindAuthentication, 0, "this API key is disabled", 0)
 	case a.Key.ExpiresAt != nil && !now.Before(*a.Key.ExpiresAt):
-		c.fail(provider.KindAuthentication, 0, "this API key has expired", "")
+		c.reject(RejectKey, provider.KindAuthentication, 0, "this API key has expired", 0)
 	case a.User.Status != store.StatusActive:
-		c.fail(provider.KindPermission, 0, "this account is disabled", "")
+		c.reject(RejectForbidden, provider.KindPermission, 0, "this account is disabled", 0)
 	case a.Group.Status != store.StatusActive:
-		c.fail(provider.KindPermission, 0, "this API key's group is disabled", "")
+		c.reject(RejectForbidden, provider.KindPermission, 0, "this API key's group is disabled", 0)
 	default:
 		if !c.choose(a.Group.Platform) {
 			return false

@@ -40,7 +40,7 @@ func (b *bodyBudget) give(n int64) { b.used.Add(-n) }
 // body byte is read, no key is looked up.
 func (c *call) checkLength() bool {
 	if c.r.ContentLength > c.g.cfg.MaxBodyBytes {
-		c.fail(provider.KindTooLarge, 0, "request body is larger than the gateway's limit", "")
+		c.reject(RejectRequest, provider.KindTooLarge, 0, "request body is larger than the gateway's limit", 0)
 		return false
 	}
 	return true
@@ -78,14 +78,14 @@ func (c *call) readBody() bool {
 		c.body = body
 		return true
 	case errors.As(err, &tooBig):
-		c.fail(provider.KindTooLarge, 0, "request body is larger than the gateway's limit", "")
+		c.reject(RejectRequest, provider.KindTooLarge, 0, "request body is larger than the gateway's limit", 0)
 	case errors.Is(err, errBodyBudget):
 		c.failBudget()
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		// The per-read deadline (GATEWAY_BODY_READ_TIMEOUT) passed: a client that trickles
 		// its body must not hold a connection and its bytes for ever.
 		c.outcome = outcomeBodyTimeout
-		c.fail(provider.KindInvalidRequest, http.StatusRequestTimeout, "the request body was not received in time", "")
+		c.reject(RejectRequest, provider.KindInvalidRequest, http.StatusRequestTimeout, "the request body was not received in time", 0)
 	default:
 		c.outcome = outcomeClientGone // the client stopped sending: there is no one to answer
 	}
@@ -115,10 +115,8 @@ func (c *call) releaseBody() {
 // failBudget refuses a request because the node holds as many body bytes as it may. Another
 // node, or this one a moment later, can take it: the refusal is a retryable 503.
 func (c *call) failBudget() bool {
-	c.w.Header().Set("X-Should-Retry", "true")
-	c.w.Header().Set("Retry-After", "1")
-	c.fail(provider.KindOverloaded, http.StatusServiceUnavailable,
-		"FluxCode: this node is receiving too many request bodies at once; retry shortly", RejectBodyBudget)
+	c.reject(RejectBodyBudget, provider.KindOverloaded, http.StatusServiceUnavailable,
+		"this node is receiving too many request bodies at once; retry shortly", retryShortly)
 	return false
 }
 

@@ -133,7 +133,7 @@ func (c *call) ctx() context.Context { return c.r.Context() }
 func (c *call) parse() bool {
 	req, err := c.prov.ParseRequest(c.op, c.in, c.body)
 	if err != nil {
-		c.fail(provider.KindInvalidRequest, 0, err.Error(), "")
+		c.reject(RejectRequest, provider.KindInvalidRequest, 0, err.Error(), 0)
 		return false
 	}
 	c.req = req

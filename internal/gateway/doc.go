@@ -36,6 +36,12 @@
 // and the gateway's own messages start with "FluxCode:".
 //
 //	X-Fluxcode-Reject  status  error.type        when
+//	key                401     authentication_error  no key, an unknown, disabled or expired key
+//	forbidden          403     permission_error  the key's user or group is disabled, or the
+//	                                             group serves another protocol
+//	request            4xx     invalid_request_error  the request itself: malformed, too large
+//	                                             (413), too slow (408), no such route or model
+//	                                             (404), a WebSocket upgrade (426)
 //	concurrency        429     rate_limit_error  no slot (user, key or every account) freed
 //	                                             within the wait timeout, or WaitQueueMax is 0
 //	queue_full         429     rate_limit_error  WaitQueueMax requests of the user or key wait
@@ -51,20 +57,22 @@
 //	unpriced           403     permission_error  no account of the group would serve the model
 //	                                             under a name with a price, and unpriced models
 //	                                             are not allowed (pricing.go)
+//	no_account         503     overloaded_error  no account of the group can serve the model now;
+//	                                             Retry-After: the soonest end of an account's mark
 //
-// Refusals a retry can cure (concurrency, queue_full, coordination, database) carry x-should-retry:
-// true, the others x-should-retry: false; the Anthropic SDKs honour the header. A node
-// whose Redis is down thus fails fast (one refused connection) and serves again by itself
-// once Redis answers.
+// Refusals a retry can cure (concurrency, queue_full, coordination, database, body_budget,
+// no_account) carry x-should-retry: true and Retry-After, the others x-should-retry: false;
+// the Anthropic SDKs honour the header. A node whose Redis is down thus fails fast (one
+// refused connection) and serves again by itself once Redis answers.
 //
 // When every attempt failed, the answer is the last upstream failure in the provider's format
 // (Anthropic's named here; OpenAI's overload is a 503),
 // without X-Fluxcode-Reject: 429 rate_limit_error (the group's accounts are rate-limited),
-// 529 overloaded_error, or the upstream's 5xx as api_error (502 for a network error). An
-// account's 401/402/403 is the operator's problem, not the client's, so it becomes 502
+// 529 overloaded_error (both keeping the upstream's retry-after), or the upstream's 5xx as
+// api_error (502 for a network error). An account's 401/402/403 is the operator's problem, not the client's, so it becomes 502
 // api_error. The upstream's own message stays in the logs and the account's state: it
 // describes the operator's account, not the client's request. With no account able to serve
-// at all (none available, or none allows the model), 503 overloaded_error.
+// at all (none available, or none allows the model), the gateway's 503 no_account.
 //
 // # Forwarding
 //

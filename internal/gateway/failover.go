@@ -111,7 +111,7 @@ func (c *call) schedule(tried map[int64]bool, last *provider.Failure) (*lease, b
 		}
 		if err != nil {
 			c.g.log.ErrorContext(c.ctx(), "reading the group's accounts failed", "err", err)
-			c.fail(provider.KindAPI, 0, "the gateway cannot read its accounts right now", "")
+			c.reject(RejectDatabase, provider.KindOverloaded, http.StatusServiceUnavailable, "the gateway cannot read its accounts right now; retry shortly", retryShortly)
 			return nil, false
 		}
 		if len(cands) == 0 {

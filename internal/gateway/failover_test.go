@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,21 +80,29 @@ func TestFailoverBounded(t *testing.T) {
 }
 
 // TestAllRateLimitedIsAnUpstream429: when every account is limited the client sees a 429
-// that is not marked as the gateway's own refusal.
+// that is not marked as the gateway's own refusal and keeps the upstream's retry-after; the
+// next request, finding no account at all, is the gateway's 503 no_account, with Retry-After
+// the time until the account's mark ends.
 func TestAllRateLimitedIsAnUpstream429(t *testing.T) {
 	e := newEnv(t, testConfig(), gatewaytest.TenantOptions{})
 	e.account(t, "up-only", nil)
-	if err := e.Mock.SetScript("up-only", mockupstream.Script{Fail: &mockupstream.Failure{Status: 429}}); err != nil {
+	if err := e.Mock.SetScript("up-only", mockupstream.Script{Fail: &mockupstream.Failure{Status: 429, RetryAfter: 90 * time.Second}}); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 2 { // the second finds no account left at all
+	for i, want := range []struct {
+		status      int
+		reject      string
+		retryAfters []string // accepted values: the mark's end is seconds away, read a moment later
+	}{
+		{429, "", []string{"90"}},
+		{503, gateway.RejectNoAccount, []string{"89", "90", "91"}},
+	} {
 		resp := e.post(t, "/v1/messages", jsonBody, nil)
 		b := readBody(t, resp)
-		if resp.StatusCode != 429 && i == 0 || resp.Header.Get(gateway.HeaderReject) != "" {
-			t.Fatalf("request %d: status %d reject %q: %s", i, resp.StatusCode, resp.Header.Get(gateway.HeaderReject), b)
-		}
-		if i == 1 && resp.StatusCode != 503 {
-			t.Fatalf("with no account left: status %d: %s", resp.StatusCode, b)
+		if resp.StatusCode != want.status || resp.Header.Get(gateway.HeaderReject) != want.reject ||
+			!slices.Contains(want.retryAfters, resp.Header.Get("Retry-After")) {
+			t.Fatalf("request %d: status %d reject %q retry-after %q: %s", i, resp.StatusCode,
+				resp.Header.Get(gateway.HeaderReject), resp.Header.Get("Retry-After"), b)
 		}
 	}
 	if n := e.Mock.Stats("up-only").Requests; n != 1 {

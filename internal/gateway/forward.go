@@ -143,6 +143,7 @@ func (c *call) forward(l *lease) (*result, *provider.Failure) {
 func (c *call) upstreamError(acct *store.Account, resp *http.Response) *provider.Failure {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
 	f := c.prov.Classify(resp.StatusCode, resp.Header, body, c.g.now())
+	f.RetryAfter = resp.Header.Get("Retry-After")
 	if f.Marker != "" && c.echoes(f.Marker) {
 		f = provider.Failure{Verdict: provider.PassThrough, Status: f.Status, Kind: provider.KindInvalidRequest, Message: f.Message}
 	}

@@ -237,12 +237,12 @@ func (g *Gateway) serveModels(c *call) {
 // provider's error format (its SDKs parse it).
 func (g *Gateway) serveNotFound(c *call) {
 	c.chooseByKey()
-	c.fail(provider.KindNotFound, 0, "no route for "+c.r.Method+" "+c.r.URL.Path, "")
+	c.reject(RejectRequest, provider.KindNotFound, 0, "no route for "+c.r.Method+" "+c.r.URL.Path, 0)
 }
 
 // serveWebSocket answers a request for a WebSocket on a path served over HTTP (Codex tries
 // one on /v1/responses) with 426, on which the client falls back to HTTP at once.
 func (g *Gateway) serveWebSocket(c *call) {
-	c.fail(provider.KindInvalidRequest, http.StatusUpgradeRequired,
-		"WebSocket is not supported here: send "+c.r.URL.Path+" as an HTTP POST", "")
+	c.reject(RejectRequest, provider.KindInvalidRequest, http.StatusUpgradeRequired,
+		"WebSocket is not supported here: send "+c.r.URL.Path+" as an HTTP POST", 0)
 }

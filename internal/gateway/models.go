@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net/http"
 	"slices"
 
 	"github.com/fluxcode/fluxcode/internal/provider"
@@ -14,7 +15,7 @@ func (c *call) listModels() bool {
 	accts, err := c.g.groupAccounts(c.ctx(), c.auth.Group.ID)
 	if err != nil {
 		c.g.log.ErrorContext(c.ctx(), "reading the group's accounts failed", "err", err)
-		c.fail(provider.KindAPI, 0, "the gateway cannot read its accounts right now", "")
+		c.reject(RejectDatabase, provider.KindOverloaded, http.StatusServiceUnavailable, "the gateway cannot read its accounts right now; retry shortly", retryShortly)
 		return true
 	}
 	now := c.g.now()
@@ -37,7 +38,7 @@ func (c *call) listModels() bool {
 	if c.req.Model != "" { // one model, named in the path
 		mw, ok := c.prov.(provider.ModelWriter)
 		if !ok || !seen[c.req.Model] {
-			c.fail(provider.KindNotFound, 0, "model "+c.req.Model+" is not served to this API key", "")
+			c.reject(RejectRequest, provider.KindNotFound, 0, "model "+c.req.Model+" is not served to this API key", 0)
 			return true
 		}
 		mw.WriteModel(c.w, c.req.Model)

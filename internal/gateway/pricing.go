@@ -136,7 +136,7 @@ func (c *call) keepPriced(cands []Candidate, tried map[int64]bool) ([]Candidate,
 // permission error, X-Fluxcode-Reject: unpriced. Not 400: the request itself is valid and
 // would be served as it is once the operator prices the model.
 func (c *call) refuseUnpriced(err *unpricedError) {
-	c.reject(RejectUnpriced, provider.KindPermission, err.Error(), 0)
+	c.reject(RejectUnpriced, provider.KindPermission, 0, err.Error(), 0)
 }
 
 // price returns the price a delivered answer is billed at. A model without one is served

@@ -26,7 +26,7 @@ func (c *call) wait(w *waiter) bool {
 	now := g.now()
 	if !w.joined {
 		if g.cfg.WaitQueueMax <= 0 {
-			c.reject(RejectConcurrency, provider.KindRateLimit, "FluxCode: concurrency limit reached; retry shortly", 0)
+			c.reject(RejectConcurrency, provider.KindRateLimit, 0, "concurrency limit reached; retry shortly", retryShortly)
 			return false
 		}
 		a := c.auth
@@ -40,7 +40,7 @@ func (c *call) wait(w *waiter) bool {
 			return false
 		}
 		if !ok {
-			c.reject(RejectQueueFull, provider.KindRateLimit, "FluxCode: too many requests are waiting for a concurrency slot", 0)
+			c.reject(RejectQueueFull, provider.KindRateLimit, 0, "too many requests are waiting for a concurrency slot", retryShortly)
 			return false
 		}
 		keys := slotKeys(queues)
@@ -51,7 +51,7 @@ func (c *call) wait(w *waiter) bool {
 		g.metrics.slotWaits.Inc()
 	}
 	if !now.Before(w.deadline) {
-		c.reject(RejectConcurrency, provider.KindRateLimit, "FluxCode: concurrency limit reached and no slot freed in time; retry shortly", 0)
+		c.reject(RejectConcurrency, provider.KindRateLimit, 0, "concurrency limit reached and no slot freed in time; retry shortly", retryShortly)
 		return false
 	}
 	// Local releases wake us at once; releases on other nodes are seen by polling with a

@@ -117,6 +117,6 @@ func (c *call) choose(platform string) bool {
 			return true
 		}
 	}
-	c.fail(provider.KindPermission, 0, "this API key's group serves "+platform+", not "+c.prov.Platform(), "")
+	c.reject(RejectForbidden, provider.KindPermission, 0, "this API key's group serves "+platform+", not "+c.prov.Platform(), 0)
 	return false
 }

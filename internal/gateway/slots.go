@@ -444,7 +444,6 @@ func (c *call) coordFailed(err error) {
 		return
 	}
 	c.g.log.ErrorContext(c.ctx(), "coordination backend failed", "err", err)
-	c.w.Header().Set("X-Should-Retry", "true")
-	c.fail(provider.KindOverloaded, http.StatusServiceUnavailable,
-		"FluxCode: the gateway cannot check concurrency limits right now; retry shortly", RejectCoordination)
+	c.reject(RejectCoordination, provider.KindOverloaded, http.StatusServiceUnavailable,
+		"the gateway cannot check concurrency limits right now; retry shortly", retryShortly)
 }

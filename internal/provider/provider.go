@@ -130,6 +130,9 @@ type Failure struct {
 	// back in its errors, so when the client's own request contains the marker the gateway
 	// does not trust it: the answer is treated as about the request (passed through, no mark).
 	Marker string
+	// RetryAfter is the answer's retry-after header as sent, set by the gateway: a 429 or
+	// 529 reported to the client keeps it.
+	RetryAfter string
 }
 
 // MarkKind is the health state an upstream answer puts an account in.

@@ -494,17 +494,17 @@ func TestGeminiErrorShapes(t *testing.T) {
 		status                       int
 		word, reject                 string
 	}{
-		{"MissingKey", gen, "", "", cliBody, 400, "INVALID_ARGUMENT", ""},
-		{"InvalidKey", gen, "x-goog-api-key", "fk-not-a-key", cliBody, 400, "INVALID_ARGUMENT", ""},
-		{"InvalidQueryKey", gen, "query", "fk-not-a-key", cliBody, 400, "INVALID_ARGUMENT", ""},
-		{"AnthropicGroupKey", gen, "x-goog-api-key", claude.Secret, cliBody, 403, "PERMISSION_DENIED", ""},
-		{"UnknownMethod", "/v1beta/models/" + geminiModel + ":embedContent", "x-goog-api-key", ten.Secret, cliBody, 404, "NOT_FOUND", ""},
-		{"UnknownPath", "/v1beta/tunedModels", "x-goog-api-key", ten.Secret, cliBody, 404, "NOT_FOUND", ""},
-		{"ModelNotServed", "/v1beta/models/gemini-unknown", "x-goog-api-key", ten.Secret, "", 404, "NOT_FOUND", ""},
-		{"NoAccountForModel", "/v1beta/models/gemini-3.5-flash:generateContent", "x-goog-api-key", empty.Secret, cliBody, 503, "UNAVAILABLE", ""},
-		{"BadJSON", gen, "x-goog-api-key", ten.Secret, `{"contents":`, 400, "INVALID_ARGUMENT", ""},
-		{"NoContents", gen, "x-goog-api-key", ten.Secret, `{"generationConfig":{}}`, 400, "INVALID_ARGUMENT", ""},
-		{"TooLarge", gen, "x-goog-api-key", ten.Secret, `{"contents":[],"x":"` + strings.Repeat("a", 70<<10) + `"}`, 413, "INVALID_ARGUMENT", ""},
+		{"MissingKey", gen, "", "", cliBody, 400, "INVALID_ARGUMENT", gateway.RejectKey},
+		{"InvalidKey", gen, "x-goog-api-key", "fk-not-a-key", cliBody, 400, "INVALID_ARGUMENT", gateway.RejectKey},
+		{"InvalidQueryKey", gen, "query", "fk-not-a-key", cliBody, 400, "INVALID_ARGUMENT", gateway.RejectKey},
+		{"AnthropicGroupKey", gen, "x-goog-api-key", claude.Secret, cliBody, 403, "PERMISSION_DENIED", gateway.RejectForbidden},
+		{"UnknownMethod", "/v1beta/models/" + geminiModel + ":embedContent", "x-goog-api-key", ten.Secret, cliBody, 404, "NOT_FOUND", gateway.RejectRequest},
+		{"UnknownPath", "/v1beta/tunedModels", "x-goog-api-key", ten.Secret, cliBody, 404, "NOT_FOUND", gateway.RejectRequest},
+		{"ModelNotServed", "/v1beta/models/gemini-unknown", "x-goog-api-key", ten.Secret, "", 404, "NOT_FOUND", gateway.RejectRequest},
+		{"NoAccountForModel", "/v1beta/models/gemini-3.5-flash:generateContent", "x-goog-api-key", empty.Secret, cliBody, 503, "UNAVAILABLE", gateway.RejectNoAccount},
+		{"BadJSON", gen, "x-goog-api-key", ten.Secret, `{"contents":`, 400, "INVALID_ARGUMENT", gateway.RejectRequest},
+		{"NoContents", gen, "x-goog-api-key", ten.Secret, `{"generationConfig":{}}`, 400, "INVALID_ARGUMENT", gateway.RejectRequest},
+		{"TooLarge", gen, "x-goog-api-key", ten.Secret, `{"contents":[],"x":"` + strings.Repeat("a", 70<<10) + `"}`, 413, "INVALID_ARGUMENT", gateway.RejectRequest},
 		{"Balance", gen, "x-goog-api-key", broke.Secret, cliBody, 402, "FAILED_PRECONDITION", gateway.RejectBalance},
 		// A stream waits for the slot without pings (Gemini has none its SDKs skip), so the
 		// refusal is still a status the client retries on, not an error inside a 200.

@@ -304,15 +304,15 @@ func TestOpenAIErrorShapes(t *testing.T) {
 		{"InvalidKey", func() error {
 			_, err := client("sk-not-a-key").Chat.Completions.New(ctx, chat)
 			return err
-		}, 401, "invalid_api_key", ""},
+		}, 401, "invalid_api_key", gateway.RejectKey},
 		{"InvalidKeyModels", func() error {
 			_, err := client("sk-not-a-key").Models.List(ctx)
 			return err
-		}, 401, "invalid_api_key", ""},
+		}, 401, "invalid_api_key", gateway.RejectKey},
 		{"KeyOfAnotherPlatform", func() error {
 			_, err := client(anth.Secret).Responses.New(ctx, resp)
 			return err
-		}, 403, "permission_denied", ""},
+		}, 403, "permission_denied", gateway.RejectForbidden},
 		{"BalanceUsedUp", func() error {
 			_, err := client(broke.Secret).Responses.New(ctx, resp)
 			return err
@@ -321,7 +321,7 @@ func TestOpenAIErrorShapes(t *testing.T) {
 			_, err := client(ten.Secret).Embeddings.New(ctx, openai.EmbeddingNewParams{Model: "text-embedding-3-small",
 				Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String("x")}})
 			return err
-		}, 404, "not_found", ""},
+		}, 404, "not_found", gateway.RejectRequest},
 		{"UpstreamRefusedRequest", func() error {
 			if err := c.Mock.SetScript("oa-errors", mockupstream.Script{Fail: &mockupstream.Failure{Status: 400}, FailTimes: 1}); err != nil {
 				t.Fatal(err)
