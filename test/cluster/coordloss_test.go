@@ -32,8 +32,9 @@ func longShape(int) shape { return shape{stream: true, events: 40, interval: 100
 // Redis is a master without persistence, a replica and a Sentinel. Long streams keep two
 // accounts of concurrency 4 at their limit while the master restarts empty and then fails
 // over to a replica that restarted empty too (so it lacks every holder): the mock never
-// sees more than 4 in flight on either account. Each node's return after Redis answers is
-// measured and logged, and a killed node's slots are measured back free.
+// sees more than 4 in flight on either account. The time from Redis answering again to each
+// node serving an admitted request is measured and logged (measureReturn), and bounded by the
+// recovery window's fallback.
 func TestCoordinationLoss(t *testing.T) {
 	var master, replica *testenv.Redis
 	var sentinel string
