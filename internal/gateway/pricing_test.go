@@ -11,6 +11,9 @@ import (
 	"github.com/fluxcode/fluxcode/internal/gateway"
 	"github.com/fluxcode/fluxcode/internal/gateway/gatewaytest"
 	"github.com/fluxcode/fluxcode/internal/invalidate"
+	"github.com/fluxcode/fluxcode/internal/provider"
+	"github.com/fluxcode/fluxcode/internal/provider/anthropic"
+	"github.com/fluxcode/fluxcode/internal/provider/gemini"
 	"github.com/fluxcode/fluxcode/internal/store"
 )
 
@@ -173,8 +176,48 @@ func mustPrice(t *testing.T, model string) billing.Price {
 }
 
 // TestUnpricedRefusalInTheRoutesProtocol: on an OpenAI route the refusal is OpenAI's error
-// shape, with the same header and status.
+// shape, on a Gemini route Google's, with the same header and status.
 func TestUnpricedRefusalInTheRoutesProtocol(t *testing.T) {
+	t.Run("Gemini", func(t *testing.T) {
+		d := gatewaytest.NewDeps(t, gatewaytest.Deps{Providers: []provider.Provider{anthropic.New(), gemini.New()}})
+		node := gatewaytest.Start(t, d, testConfig(), "n1", nil)
+		g := &store.Group{Name: "gemini-group", Platform: store.PlatformGemini, BillingType: store.BillingBalance,
+			RateMultiplierPPM: 1_000_000, Status: store.StatusActive}
+		if err := d.Store.CreateGroup(context.Background(), g); err != nil {
+			t.Fatal(err)
+		}
+		ten := gatewaytest.NewTenant(t, d, gatewaytest.TenantOptions{Group: g})
+		gatewaytest.NewAccount(t, d, "gm-any", []int64{g.ID}, func(a *store.Account) { a.Platform = store.PlatformGemini })
+		for _, method := range []string{"generateContent", "streamGenerateContent?alt=sse"} {
+			req, err := http.NewRequest("POST", node.URL+"/v1beta/models/gemini-unpriced-9:"+method,
+				strings.NewReader(`{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("X-Goog-Api-Key", ten.Secret)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var e struct {
+				Error struct {
+					Code    int    `json:"code"`
+					Message string `json:"message"`
+					Status  string `json:"status"`
+				} `json:"error"`
+			}
+			b := readBody(t, resp)
+			resp.Body.Close()
+			if err := json.Unmarshal(b, &e); err != nil || resp.StatusCode != 403 || e.Error.Code != 403 ||
+				e.Error.Status != "PERMISSION_DENIED" || resp.Header.Get(gateway.HeaderReject) != gateway.RejectUnpriced ||
+				!strings.Contains(e.Error.Message, `"gemini-unpriced-9"`) {
+				t.Errorf("%s: status %d, reject %q: %s", method, resp.StatusCode, resp.Header.Get(gateway.HeaderReject), b)
+			}
+		}
+		if n := len(d.Mock.Requests("gm-any", 10)); n != 0 {
+			t.Errorf("the upstream received %d requests", n)
+		}
+	})
 	e := newOAIEnv(t)
 	e.account(t, "oa-any", 1)
 	for _, path := range []string{"/v1/responses", "/v1/chat/completions"} {
