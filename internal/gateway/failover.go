@@ -92,8 +92,7 @@ func (c *call) retryRenewed(l *lease, refused *provider.Failure) (*result, *prov
 // expiredLogin reports whether a refusal may just mean the login's access token expired: a
 // 401 to a login that can be renewed, not yet renewed for this request.
 func (c *call) expiredLogin(acct *store.Account, status int) bool {
-	return status == http.StatusUnauthorized && c.g.logins != nil && !c.renewed &&
-		acct.Type == store.AccountTypeOAuth && acct.Credentials.RefreshToken != ""
+	return status == http.StatusUnauthorized && c.g.logins != nil && !c.renewed && c.g.logins.Renews(acct)
 }
 
 // schedule picks the account for the next attempt and takes its slot, together with the

@@ -61,6 +61,8 @@ type Options struct {
 // Logins renews a subscription login (package login). Refresh returns the account with
 // credentials newer than acct's: renewed by this call, or by another node meanwhile.
 type Logins interface {
+	// Renews reports whether acct is a login this renews (its platform's, with a refresh token).
+	Renews(acct *store.Account) bool
 	Refresh(ctx context.Context, acct *store.Account) (*store.Account, error)
 }
 

@@ -48,11 +48,15 @@ func NewRefresher(st Store, c coord.Coordinator, client *Client, log *slog.Logge
 		owner: node + "/" + secret.RandomToken(6), lockTTL: lockTTL, poll: 50 * time.Millisecond}
 }
 
-// Refreshable reports whether a refresh can renew the account: an OAuth login with a
-// refresh token (a setup token has none and is not renewed).
+// Refreshable reports whether a refresh can renew the account: a Claude OAuth login with a
+// refresh token (a setup token has none and is not renewed). Other platforms' logins are
+// not Claude's to renew: their refresh token must never reach Claude's token endpoint.
 func Refreshable(a *store.Account) bool {
-	return a.Type == store.AccountTypeOAuth && a.Credentials.RefreshToken != ""
+	return a.Platform == store.PlatformAnthropic && a.Type == store.AccountTypeOAuth && a.Credentials.RefreshToken != ""
 }
+
+// Renews implements the gateway's Logins: whether a refused token of a may be renewed.
+func (r *Refresher) Renews(a *store.Account) bool { return Refreshable(a) }
 
 // Refresh renews the account's token unless it changed since the caller read it, and
 // returns the account as stored afterwards. It implements the gateway's Logins.

@@ -119,3 +119,21 @@ func waitRefreshCalls(t *testing.T, m *mockupstream.Server, n int64) {
 	}
 	t.Fatalf("the token endpoint never saw %d refresh calls", n)
 }
+
+// Only Claude logins are Claude's to renew: another platform's refresh token never reaches
+// Claude's token endpoint.
+func TestOnlyClaudeLoginsAreRefreshable(t *testing.T) {
+	a := &store.Account{Platform: store.PlatformAnthropic, Type: store.AccountTypeOAuth, Credentials: store.Credentials{RefreshToken: "rt"}}
+	if !login.Refreshable(a) {
+		t.Fatal("a Claude login with a refresh token is not refreshable")
+	}
+	for _, b := range []store.Account{
+		{Platform: store.PlatformOpenAI, Type: store.AccountTypeOAuth, Credentials: store.Credentials{RefreshToken: "rt"}},
+		{Platform: store.PlatformAnthropic, Type: store.AccountTypeOAuth, Credentials: store.Credentials{AccessToken: "setup"}},
+		{Platform: store.PlatformAnthropic, Type: store.AccountTypeAPIKey, Credentials: store.Credentials{RefreshToken: "rt"}},
+	} {
+		if login.Refreshable(&b) {
+			t.Errorf("%+v is refreshable", b)
+		}
+	}
+}
