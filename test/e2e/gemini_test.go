@@ -27,21 +27,18 @@ import (
 
 const geminiModel = "gemini-3.8-flash"
 
+// geminiProviders are the protocols of the nodes in these tests.
+func geminiProviders() []provider.Provider {
+	return []provider.Provider{anthropic.New(), gemini.New()}
+}
+
 // geminiSingle starts one node serving Anthropic and Gemini, on SQLite and the in-process
 // coordinator, and returns it with a tenant of a new Gemini group.
 func geminiSingle(t *testing.T, cfg gateway.Config, o gatewaytest.TenantOptions) (*cluster, *gatewaytest.Tenant) {
 	t.Helper()
-	d := gatewaytest.NewDeps(t, gatewaytest.Deps{Providers: []provider.Provider{anthropic.New(), gemini.New()}})
-	c := &cluster{Deps: d, tap: gatewaytest.NewTap(t, d.Mock), clock: &gatewaytest.Clock{}}
-	c.nodes = append(c.nodes, gatewaytest.Start(t, d, cfg, "node-1", c.clock.Now))
-	if o.Group == nil {
-		o.Group = &store.Group{Name: fmt.Sprintf("gemini-%d", time.Now().UnixNano()), Platform: store.PlatformGemini,
-			BillingType: store.BillingBalance, RateMultiplierPPM: 1_000_000, Status: store.StatusActive}
-		if err := c.Store.CreateGroup(context.Background(), o.Group); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return c, c.tenant(t, o)
+	c := singleWith(t, cfg, geminiProviders())
+	ten, _ := geminiSingleTenant(t, c, o)
+	return c, ten
 }
 
 // geminiAccount creates a Gemini API-key account whose upstream key is key.
@@ -497,6 +494,9 @@ func TestGeminiErrorShapes(t *testing.T) {
 		{"MissingKey", gen, "", "", cliBody, 400, "INVALID_ARGUMENT", gateway.RejectKey},
 		{"InvalidKey", gen, "x-goog-api-key", "fk-not-a-key", cliBody, 400, "INVALID_ARGUMENT", gateway.RejectKey},
 		{"InvalidQueryKey", gen, "query", "fk-not-a-key", cliBody, 400, "INVALID_ARGUMENT", gateway.RejectKey},
+		// GET /v1/models is shared: an unknown key in Gemini's header gets Google's answer.
+		{"InvalidKeySharedModels", "/v1/models", "x-goog-api-key", "fk-not-a-key", "", 400, "INVALID_ARGUMENT", gateway.RejectKey},
+		{"MissingKeyV1", "/v1/models/" + geminiModel + ":generateContent", "", "", cliBody, 400, "INVALID_ARGUMENT", gateway.RejectKey},
 		{"AnthropicGroupKey", gen, "x-goog-api-key", claude.Secret, cliBody, 403, "PERMISSION_DENIED", gateway.RejectForbidden},
 		{"UnknownMethod", "/v1beta/models/" + geminiModel + ":embedContent", "x-goog-api-key", ten.Secret, cliBody, 404, "NOT_FOUND", gateway.RejectRequest},
 		{"UnknownPath", "/v1beta/tunedModels", "x-goog-api-key", ten.Secret, cliBody, 404, "NOT_FOUND", gateway.RejectRequest},
@@ -537,10 +537,13 @@ func TestGeminiErrorShapes(t *testing.T) {
 	}
 }
 
-// geminiSingleTenant adds a tenant of a new Gemini group to c, with no accounts.
+// geminiSingleTenant adds a tenant to c, of a new Gemini group unless o names one.
 func geminiSingleTenant(t *testing.T, c *cluster, o gatewaytest.TenantOptions) (*gatewaytest.Tenant, *store.Group) {
 	t.Helper()
-	g := &store.Group{Name: fmt.Sprintf("gemini-x-%d", time.Now().UnixNano()), Platform: store.PlatformGemini,
+	if o.Group != nil {
+		return c.tenant(t, o), o.Group
+	}
+	g := &store.Group{Name: fmt.Sprintf("gemini-%d", time.Now().UnixNano()), Platform: store.PlatformGemini,
 		BillingType: store.BillingBalance, RateMultiplierPPM: 1_000_000, Status: store.StatusActive}
 	if err := c.Store.CreateGroup(context.Background(), g); err != nil {
 		t.Fatal(err)
@@ -559,4 +562,62 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestGeminiTwoNodes: on two nodes sharing PostgreSQL and Redis, the turns of one Gemini
+// conversation, sent to either node in turn, stay on one account; every generation is one
+// ledger row with the mock's tokens, and the balance falls by exactly what the rows charged.
+func TestGeminiTwoNodes(t *testing.T) {
+	c := sharedWith(t, 2, config(), geminiProviders())
+	ten, _ := geminiSingleTenant(t, c, gatewaytest.TenantOptions{})
+	c.geminiAccount(t, "up-a", []int64{ten.Group.ID}, nil)
+	c.geminiAccount(t, "up-b", []int64{ten.Group.ID}, nil)
+	before := gatewaytest.Balance(t, c.Store, ten.User.ID)
+	clients := []*genai.Client{genaiClient(t, c.nodes[0], ten.Secret, nil), genaiClient(t, c.nodes[1], ten.Secret, nil)}
+	history := genai.Text("a conversation across nodes")
+	const turns = 6
+	for turn := range turns {
+		var resp *genai.GenerateContentResponse
+		var err error
+		if turn%2 == 0 {
+			resp, err = clients[turn%2].Models.GenerateContent(context.Background(), geminiModel, history, genConfig())
+		} else {
+			for chunk, serr := range clients[turn%2].Models.GenerateContentStream(context.Background(), geminiModel, history, genConfig()) {
+				if serr != nil {
+					err = serr
+					break
+				}
+				resp = chunk
+			}
+		}
+		if err != nil {
+			t.Fatalf("turn %d: %v", turn, err)
+		}
+		history = append(history, resp.Candidates[0].Content, genai.NewContentFromText(fmt.Sprintf("turn %d", turn), genai.RoleUser))
+	}
+	a, b := c.Mock.Stats("up-a").Requests, c.Mock.Stats("up-b").Requests
+	if a+b != turns || (a != 0 && b != 0) {
+		t.Fatalf("the conversation was split across accounts: %d and %d", a, b)
+	}
+	key := "up-a"
+	if b != 0 {
+		key = "up-b"
+	}
+	var charged store.Nanos
+	var sum mockupstream.Usage
+	for _, r := range rows(t, c.Store, store.UsageFilter{UserID: ten.User.ID}, turns) {
+		if r.Partial || r.Platform != store.PlatformGemini || r.Charged <= 0 {
+			t.Errorf("row %+v", r)
+		}
+		charged += r.Charged
+		sum = sum.Add(mockupstream.Usage{Input: r.InputTokens, Output: r.OutputTokens, CacheRead: r.CacheReadTokens})
+	}
+	var want mockupstream.Usage
+	for _, e := range gatewaytest.MockLog(t, c.Mock, key, turns) {
+		want = want.Add(e.Usage)
+	}
+	if sum != want {
+		t.Errorf("the ledger holds %+v, the mock reported %+v", sum, want)
+	}
+	waitFor(t, func() bool { return before-gatewaytest.Balance(t, c.Store, ten.User.ID) == charged })
 }
