@@ -1,18 +1,26 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"slices"
+	"strings"
 
 	"github.com/fluxcode/fluxcode/internal/store"
 )
 
 // AddRequestOutcomes adds the rows' counts in one transaction; the upsert makes concurrent
-// nodes' additions to the same day and outcome sum rather than overwrite.
+// nodes' additions to the same day and outcome sum rather than overwrite. Rows are written in
+// key order, so two nodes' transactions lock them in the same order and cannot deadlock.
 func (d *DB) AddRequestOutcomes(ctx context.Context, rows []store.DailyOutcome) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	rows = slices.Clone(rows)
+	slices.SortFunc(rows, func(a, b store.DailyOutcome) int {
+		return cmp.Or(strings.Compare(a.Day, b.Day), strings.Compare(a.Outcome, b.Outcome))
+	})
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
 		for _, r := range rows {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO request_outcomes (day, outcome, requests) VALUES ($1, $2, $3)

@@ -19,17 +19,22 @@ func testRequestOutcomes(t *testing.T, open Open) {
 		{Day: "2026-03-14", Outcome: "upstream_error", Requests: 1},
 		{Day: "2026-03-16", Outcome: "ok", Requests: 1},
 	}))
-	// Eight nodes add to the same counts at once: every addition counts.
+	// Eight nodes add to the same counts at once, half of them listing the rows the other way
+	// round (a node's tally is a map): every addition counts, and none deadlocks.
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
-	for range 8 {
+	for i := range 8 {
+		rows := []store.DailyOutcome{
+			{Day: "2026-03-14", Outcome: "ok", Requests: 2},
+			{Day: "2026-03-14", Outcome: "rejected_balance", Requests: 1},
+		}
+		if i%2 == 1 {
+			rows[0], rows[1] = rows[1], rows[0]
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- s.AddRequestOutcomes(ctx, []store.DailyOutcome{
-				{Day: "2026-03-14", Outcome: "ok", Requests: 2},
-				{Day: "2026-03-14", Outcome: "rejected_balance", Requests: 1},
-			})
+			errs <- s.AddRequestOutcomes(ctx, rows)
 		}()
 	}
 	wg.Wait()
