@@ -31,15 +31,19 @@ const (
 // data directory. Stop, Start and Restart keep its port and data, for tests
 // of reconnection and of what survives a database restart.
 //
-// Authentication is trust for the superuser "postgres" over loopback; the
-// server runs with fsync, synchronous_commit and full_page_writes off, which
-// is safe because its data dies with the test.
+// Authentication is trust for the superuser "postgres" over loopback; a
+// test's server runs with fsync, synchronous_commit and full_page_writes off,
+// which is safe because its data dies with the test (LaunchDurablePostgres
+// keeps PostgreSQL's defaults, for the benchmark).
 type Postgres struct {
 	server          // Stop (fast shutdown: open sessions are terminated), Start, Restart, LogTail
 	dir      string // temporary root: data directory, socket, log
 	port     int
 	settings []string // extra "name=value" server settings (LaunchPostgres)
-	counter  atomic.Int64
+	// durable keeps PostgreSQL's own defaults for fsync, synchronous_commit and
+	// full_page_writes (LaunchDurablePostgres); tests turn them off.
+	durable bool
+	counter atomic.Int64
 }
 
 // StartPostgres starts a dedicated server for t; it is stopped and its files
@@ -49,7 +53,7 @@ func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
 	RequireBinary(t, filepath.Join(pgBinDir, "postgres"), pgPackage)
 	RequireBinary(t, filepath.Join(pgBinDir, "initdb"), pgPackage)
-	p, err := newPostgres()
+	p, err := newPostgres(false)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -103,7 +107,7 @@ func (p *Postgres) close() {
 // newPostgres initialises a data directory and starts a server on a free
 // port, trying a few ports when one is taken between FreePort and bind.
 // settings are extra "name=value" server settings.
-func newPostgres(settings ...string) (*Postgres, error) {
+func newPostgres(durable bool, settings ...string) (*Postgres, error) {
 	for _, name := range []string{"postgres", "initdb"} {
 		if _, err := findBinary(filepath.Join(pgBinDir, name)); err != nil {
 			return nil, fmt.Errorf("%s not found: install the Debian package %s (apt-get install %s)", filepath.Join(pgBinDir, name), pgPackage, pgPackage)
@@ -113,7 +117,7 @@ func newPostgres(settings ...string) (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres temp dir: %w", err)
 	}
-	p, err := initPostgres(dir, settings)
+	p, err := initPostgres(dir, durable, settings)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
@@ -131,13 +135,13 @@ func newPostgres(settings ...string) (*Postgres, error) {
 			_ = os.RemoveAll(dir)
 			return nil, err
 		}
-		p.proc.args = postgresArgs(dir, p.port, p.settings)
+		p.proc.args = postgresArgs(dir, p.port, p.durable, p.settings)
 	}
 }
 
 // initPostgres runs initdb in dir/data and prepares (without starting) the
 // server process.
-func initPostgres(dir string, settings []string) (*Postgres, error) {
+func initPostgres(dir string, durable bool, settings []string) (*Postgres, error) {
 	cred, err := serverCredential()
 	if err != nil {
 		return nil, err
@@ -179,13 +183,13 @@ func initPostgres(dir string, settings []string) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Postgres{dir: dir, port: port, settings: settings}
+	p := &Postgres{dir: dir, port: port, settings: settings, durable: durable}
 	p.server = server{
 		probe:     p.probe,
 		portTaken: "could not bind",
 		proc: &process{
 			name: "postgres", path: filepath.Join(pgBinDir, "postgres"),
-			args: postgresArgs(dir, port, settings), env: env, dir: dir,
+			args: postgresArgs(dir, port, durable, settings), env: env, dir: dir,
 			logPath: filepath.Join(dir, "postgres.log"), cred: cred,
 			// SIGINT is PostgreSQL's fast shutdown; SIGTERM ("smart") would
 			// wait for every pooled test connection to go away.
@@ -195,19 +199,19 @@ func initPostgres(dir string, settings []string) (*Postgres, error) {
 	return p, nil
 }
 
-func postgresArgs(dir string, port int, settings []string) []string {
+func postgresArgs(dir string, port int, durable bool, settings []string) []string {
 	args := []string{
 		"-D", filepath.Join(dir, "data"),
 		"-p", strconv.Itoa(port),
 		"-k", dir, // unix socket beside the data, never /var/run
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "fsync=off",
-		"-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off",
-		"-c", "max_connections=300",
-		"-c", "shared_buffers=64MB",
-		"-c", "log_min_messages=warning",
 	}
+	if !durable {
+		// Safe only because a test's data dies with it; small buffers for many servers.
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+			"-c", "shared_buffers=64MB")
+	}
+	args = append(args, "-c", "max_connections=300", "-c", "log_min_messages=warning")
 	for _, kv := range settings {
 		args = append(args, "-c", kv)
 	}
@@ -247,7 +251,7 @@ type sharedServers struct {
 }
 
 func (s *sharedServers) postgres() (*Postgres, error) {
-	s.pgOnce.Do(func() { s.pg, s.pgErr = newPostgres() })
+	s.pgOnce.Do(func() { s.pg, s.pgErr = newPostgres(false) })
 	return s.pg, s.pgErr
 }
 

@@ -13,7 +13,14 @@ import (
 // settings are extra server settings as "name=value", e.g.
 // "shared_preload_libraries=pg_stat_statements".
 func LaunchPostgres(settings ...string) (*Postgres, error) {
-	return newPostgres(settings...)
+	return newPostgres(false, settings...)
+}
+
+// LaunchDurablePostgres is LaunchPostgres with PostgreSQL's own defaults for
+// fsync, synchronous_commit, full_page_writes and shared_buffers: every commit
+// waits for its WAL flush, as on an operator's server.
+func LaunchDurablePostgres(settings ...string) (*Postgres, error) {
+	return newPostgres(true, settings...)
 }
 
 // Close stops the server and removes its files.

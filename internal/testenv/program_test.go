@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"maps"
 	"os"
 	"syscall"
 	"testing"
@@ -77,5 +78,55 @@ func TestLaunchRedisAndCaddy(t *testing.T) {
 	c.Close()
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("caddy directory %s still exists after Close (%v)", dir, err)
+	}
+}
+
+// TestDurableServersKeepOperatorSettings: the benchmark's servers flush as an operator's do
+// (PostgreSQL's defaults, Redis's append-only file every second); a test's server does not.
+func TestDurableServersKeepOperatorSettings(t *testing.T) {
+	ctx := context.Background()
+	show := func(dsn string) map[string]string {
+		conn := mustConnectPG(t, dsn)
+		defer conn.Close(ctx)
+		got := map[string]string{}
+		for _, name := range []string{"fsync", "synchronous_commit", "full_page_writes", "shared_buffers"} {
+			var v string
+			if err := conn.QueryRow(ctx, "SHOW "+name).Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			got[name] = v
+		}
+		return got
+	}
+	durable, err := LaunchDurablePostgres()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(durable.Close)
+	want := map[string]string{"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on", "shared_buffers": "128MB"}
+	if got := show(durable.DSN("postgres")); !maps.Equal(got, want) {
+		t.Errorf("durable server: %v, want %v", got, want)
+	}
+	fast, err := LaunchPostgres()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fast.Close)
+	if got := show(fast.DSN("postgres")); got["fsync"] != "off" || got["synchronous_commit"] != "off" {
+		t.Errorf("test server: %v, want fsync and synchronous_commit off", got)
+	}
+
+	r, err := LaunchRedis(WithOperatorPersistence())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	rc := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer rc.Close()
+	for name, want := range map[string]string{"appendonly": "yes", "appendfsync": "everysec"} {
+		got, err := rc.ConfigGet(ctx, name).Result()
+		if err != nil || got[name] != want {
+			t.Errorf("redis %s = %v, %v; want %s", name, got, err, want)
+		}
 	}
 }

@@ -23,6 +23,7 @@ type RedisOption func(*redisConfig)
 type redisConfig struct {
 	password  string
 	persist   bool
+	fsync     string // appendfsync when persist: "always" (WithPersistence) or "everysec"
 	replicaOf string
 }
 
@@ -42,7 +43,14 @@ func WithPassword(password string) RedisOption {
 // so data survives Stop/Start and Restart. Without it the server keeps
 // nothing on disk and restarts empty.
 func WithPersistence() RedisOption {
-	return func(c *redisConfig) { c.persist = true }
+	return func(c *redisConfig) { c.persist, c.fsync = true, "always" }
+}
+
+// WithOperatorPersistence runs Redis as deploy/docker-compose.infra.yml does: the
+// append-only file, fsynced once a second. The benchmark measures this, not a server that
+// keeps nothing.
+func WithOperatorPersistence() RedisOption {
+	return func(c *redisConfig) { c.persist, c.fsync = true, "everysec" }
 }
 
 // Redis is a redis-server on 127.0.0.1 with a private directory. Stop, Start
@@ -119,7 +127,7 @@ func (r *Redis) args() []string {
 		"--logfile", "", // stdout, captured into redis.log
 	}
 	if r.cfg.persist {
-		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+		args = append(args, "--appendonly", "yes", "--appendfsync", r.cfg.fsync)
 	} else {
 		args = append(args, "--appendonly", "no")
 	}

@@ -163,8 +163,10 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 	logf("mock and bare proxy up")
 
 	// PostgreSQL with pg_stat_statements, and one Redis per cluster deployment, so that
-	// each deployment's Redis counters are its own.
-	l.pg, err = testenv.LaunchPostgres("shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=top",
+	// each deployment's Redis counters are its own. Both run as an operator runs them:
+	// PostgreSQL's durable defaults (every commit waits for its WAL flush) and Redis's
+	// append-only file fsynced every second, as deploy/docker-compose.infra.yml does.
+	l.pg, err = testenv.LaunchDurablePostgres("shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=top",
 		"pg_stat_statements.max=5000")
 	if err != nil {
 		return err
@@ -174,7 +176,7 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 		return err
 	}
 	for range 2 {
-		r, err := testenv.LaunchRedis()
+		r, err := testenv.LaunchRedis(testenv.WithOperatorPersistence())
 		if err != nil {
 			return err
 		}
@@ -240,7 +242,7 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 		case report.SQLite:
 			t.desc = "the fluxcode binary, single node: SQLite in DATA_DIR, in-process coordination → mock"
 		case report.PGRedis:
-			t.desc = fmt.Sprintf("the fluxcode binary, one node → PostgreSQL %s (own server) + Redis (own server) → mock", "15")
+			t.desc = fmt.Sprintf("the fluxcode binary, one node → PostgreSQL %s (own server, durable defaults: fsync, synchronous_commit on) + Redis (own server, appendonly, appendfsync everysec) → mock", "15")
 			t.pgPid, t.redisPid, t.redisAddr = pgPid, l.redis[0].Pid(), l.redis[0].Addr()
 			if t.pg, err = newPGCounter(ctx, l.pg.DSN("postgres"), "fluxcode_one"); err != nil {
 				return err
