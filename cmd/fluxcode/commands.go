@@ -42,8 +42,10 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// serve runs a node until SIGINT or SIGTERM, then shuts it down gracefully. A second signal
-// during shutdown kills the process at once (the default signal behaviour is restored).
+// serve runs a node until SIGINT or SIGTERM, then shuts it down gracefully: it drains (reports
+// not-ready while still serving, SERVER_DRAIN_DELAY), then stops accepting and lets requests
+// finish (SERVER_SHUTDOWN_TIMEOUT). A second signal during shutdown kills the process at once
+// (the default signal behaviour is restored).
 func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		fmt.Fprintf(stderr, "fluxcode serve: unexpected arguments %q\n", args)
@@ -66,6 +68,9 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	code := exitOK
 	select {
 	case <-sigCtx.Done():
+		stop()
+		// Out of the load balancer's rotation first, then stop accepting (Close).
+		m.Drain(ctx)
 		m.Logger().Info("shutting down", "grace", cfg.ShutdownTimeout.String())
 	case err := <-m.Err():
 		m.Logger().Error("server failed", "err", err)

@@ -250,6 +250,22 @@ func (m *Main) track(next http.Handler) http.Handler {
 	})
 }
 
+// Drain is the first step of a planned stop: from now on /health and /health/live answer 503,
+// so the load balancer's active check takes the node out of rotation, while the node goes on
+// serving every request it gets for SERVER_DRAIN_DELAY (or until ctx ends). Those are requests
+// the balancer sent before its next probe; closing the listener before that probe would make
+// them fail to connect. Close comes after.
+func (m *Main) Drain(ctx context.Context) {
+	m.draining.Store(true)
+	m.logger.InfoContext(ctx, "draining: reporting not-ready, still serving", "delay", m.cfg.DrainDelay.String())
+	t := time.NewTimer(m.cfg.DrainDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
 // Close shuts the node down gracefully: /health turns 503, the listener closes, in-flight
 // requests get until ctx ends (at most SERVER_SHUTDOWN_TIMEOUT) to finish, then their
 // connections are cut; the gateway flushes its billing, and the store and coordinator close.

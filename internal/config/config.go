@@ -53,6 +53,7 @@ type Config struct {
 	ServerPort      int           // SERVER_PORT; 0 picks a free port (tests)
 	ServerMode      string        // SERVER_MODE: debug | release
 	ShutdownTimeout time.Duration // SERVER_SHUTDOWN_TIMEOUT: how long Close waits for requests
+	DrainDelay      time.Duration // SERVER_DRAIN_DELAY: how long Drain serves while reporting not-ready
 
 	ReadHeaderTimeout time.Duration // SERVER_READ_HEADER_TIMEOUT
 	IdleTimeout       time.Duration // SERVER_IDLE_TIMEOUT
