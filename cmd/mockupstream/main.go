@@ -34,6 +34,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	events := fs.Int("events", mockupstream.DefaultEvents, "default number of text deltas per stream")
 	interval := fs.Duration("interval", 0, "default pause between stream events")
 	latency := fs.Duration("latency", 0, "default wait before response headers")
+	accessTTL := fs.Duration("oauth-access-ttl", mockupstream.DefaultAccessTTL, "lifetime of the access tokens the login server issues")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,6 +51,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	srv := mockupstream.New(mockupstream.Options{
 		Addr: *addr, LogSize: *logSize, RecordPerKey: *record, Default: def,
 	})
+	if *accessTTL <= 0 {
+		return errors.New("-oauth-access-ttl must be positive")
+	}
+	srv.SetAccessTTL(*accessTTL)
 	if err := srv.Start(); err != nil {
 		return err
 	}
