@@ -92,7 +92,7 @@ func (r *Refresher) RefreshID(ctx context.Context, id, seen int64) (*store.Accou
 		}
 		if ok {
 			defer r.release(lock, owner)
-			return r.refreshLocked(ctx, id)
+			return r.refreshLocked(ctx, id, seen)
 		}
 		select { // another node refreshes: wait for its token (or for its lock to lapse)
 		case <-ctx.Done():
@@ -110,11 +110,15 @@ func (r *Refresher) release(lock, owner string) {
 	}
 }
 
-// refreshLocked refreshes under the account's lock, from the credentials stored now.
-func (r *Refresher) refreshLocked(ctx context.Context, id int64) (*store.Account, error) {
+// refreshLocked refreshes under the account's lock, from the credentials stored now, unless
+// the lock's previous holder stored newer ones than seen between our read and our lock.
+func (r *Refresher) refreshLocked(ctx context.Context, id, seen int64) (*store.Account, error) {
 	a, err := r.store.GetAccount(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("login: read account %d: %w", id, err)
+	}
+	if a.CredentialsVersion > seen {
+		return a, nil
 	}
 	callCtx, cancel := context.WithTimeout(ctx, r.lockTTL*2/3)
 	tok, err := r.client.Refresh(callCtx, a.Credentials.RefreshToken)
