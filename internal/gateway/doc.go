@@ -122,7 +122,8 @@
 // 0 mean unlimited), held as a lease that one heartbeat per node renews every SlotTTL/3; a
 // crashed node's slots free within SlotTTL. With no slot free, the request waits (at most
 // WaitQueueMax waiters per user and per key, for at most WaitTimeout), streaming clients
-// receiving an SSE ping every PingInterval. Token counts and model lists take no slots: they
+// receiving an SSE ping every PingInterval (except in a protocol without one its clients
+// skip: Gemini's wait in silence). Token counts and model lists take no slots: they
 // are short and must not queue behind long streams.
 //
 // Scheduling ranks the group's usable accounts with a pure function (Rank: priority, load,
@@ -244,5 +245,7 @@
 //
 // GET /v1/models lists the union of the group's model mappings when every usable account of
 // the group has a mapping (that is exactly what the group serves); otherwise it is relayed to
-// an account, whose list is then the truth.
+// an account, whose list is then the truth. A route that describes one model (Gemini's
+// GET /v1beta/models/{model}, provider.ModelWriter) is answered the same way: from the
+// mappings (a 404 for a model they do not name), or relayed.
 package gateway
