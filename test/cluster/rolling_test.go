@@ -12,7 +12,7 @@ import (
 // drainDelay is SERVER_DRAIN_DELAY for the rolling upgrade: like the default (6s against
 // Caddy's 5s), a little more than the health interval, so that Caddy's active check has
 // probed the draining node before it stops accepting.
-const drainDelay = time.Millisecond
+const drainDelay = 2*healthInterval + healthInterval/2
 
 // rollingShape mixes JSON answers with streams of a few seconds, so that a restart always
 // finds streams in flight on the node it stops.
