@@ -143,6 +143,7 @@ type updateKeyReq struct {
 	Concurrency *int                 `json:"concurrency"`
 	ExpiresAt   optional[*timestamp] `json:"expires_at"` // null: never expires
 	GroupID     *int64               `json:"group_id"`
+	keyPolicyReq
 }
 
 func (a *api) updateMyKey(w http.ResponseWriter, r *http.Request) {
@@ -226,7 +227,7 @@ func (a *api) applyKeyUpdate(k *store.APIKey, req *updateKeyReq, byAdmin bool, c
 		}
 		k.GroupID = *req.GroupID
 	}
-	return nil
+	return req.keyPolicyReq.apply(k, byAdmin)
 }
 
 // saveKey writes an updated key, tells every node, and answers with it.

@@ -80,6 +80,8 @@ type updateUserReq struct {
 	Role        *string `json:"role"`
 	Status      *string `json:"status"`
 	Concurrency *int    `json:"concurrency"`
+	RPMLimit    *int64  `json:"rpm_limit"` // requests per minute across the user's keys; 0 = none
+	TPMLimit    *int64  `json:"tpm_limit"` // tokens per minute across the user's keys; 0 = none
 	// Password resets the password, which revokes the user's tokens; RevokeAPIKeys (with
 	// it) deletes the user's API keys as well.
 	Password      *string `json:"password"`
@@ -124,6 +126,10 @@ func (a *api) updateUser(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		u.Concurrency = *req.Concurrency
+	}
+	if err := applyRates(&u.RPMLimit, &u.TPMLimit, req.RPMLimit, req.TPMLimit); err != nil {
+		a.writeError(w, r, err)
+		return
 	}
 	if req.Password != nil {
 		if err := checkPassword("password", *req.Password); err != nil {

@@ -17,13 +17,15 @@ type userView struct {
 	Status      string    `json:"status"`
 	Balance     money     `json:"balance"`
 	Concurrency int       `json:"concurrency"`
+	RPMLimit    int64     `json:"rpm_limit"`
+	TPMLimit    int64     `json:"tpm_limit"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 func viewUser(u *store.User) userView {
 	return userView{ID: u.ID, Email: u.Email, Role: u.Role, Status: u.Status, Balance: money(u.Balance),
-		Concurrency: u.Concurrency, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+		Concurrency: u.Concurrency, RPMLimit: u.RPMLimit, TPMLimit: u.TPMLimit, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
 
 type groupView struct {
@@ -61,15 +63,21 @@ type keyView struct {
 	AdminDisabled    bool       `json:"admin_disabled"`
 	AdminConcurrency int        `json:"admin_concurrency"`
 	AdminExpiresAt   *time.Time `json:"admin_expires_at"`
-	LastUsedAt       *time.Time `json:"last_used_at"`
-	CreatedAt        time.Time  `json:"created_at"`
-	UpdatedAt        time.Time  `json:"updated_at"`
+	// The policy an admin set (gateway/policy.go).
+	AllowedModels []string   `json:"allowed_models"`
+	AllowedIPs    []string   `json:"allowed_ips"`
+	RPMLimit      int64      `json:"rpm_limit"`
+	TPMLimit      int64      `json:"tpm_limit"`
+	LastUsedAt    *time.Time `json:"last_used_at"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
 }
 
 func viewKey(k *store.APIKey) keyView {
 	return keyView{ID: k.ID, UserID: k.UserID, GroupID: k.GroupID, Name: k.Name, Prefix: k.Prefix,
 		Status: k.Status, Concurrency: k.Concurrency, ExpiresAt: k.ExpiresAt, AdminDisabled: k.AdminDisabled,
 		AdminConcurrency: k.AdminConcurrency, AdminExpiresAt: k.AdminExpiresAt, LastUsedAt: k.LastUsedAt,
+		AllowedModels: orEmpty(k.AllowedModels), AllowedIPs: orEmpty(k.AllowedIPs), RPMLimit: k.RPMLimit, TPMLimit: k.TPMLimit,
 		CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt}
 }
 
@@ -279,4 +287,12 @@ func viewTotals(d *store.DailyModelUsage) usageTotalsView {
 	return usageTotalsView{Day: d.Day, Model: d.Model, Requests: d.Requests, InputTokens: d.InputTokens,
 		OutputTokens: d.OutputTokens, CacheCreationTokens: d.CacheCreationTokens,
 		CacheReadTokens: d.CacheReadTokens, Cost: money(d.Cost), Charged: money(d.Charged)}
+}
+
+// orEmpty answers a nil list as [] rather than null.
+func orEmpty(v []string) []string {
+	if v == nil {
+		return []string{}
+	}
+	return v
 }

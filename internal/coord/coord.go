@@ -192,6 +192,24 @@ type Counters interface {
 	Incr(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error)
 	// Get returns 0 for a missing or expired key.
 	Get(ctx context.Context, key string) (int64, error)
+	// TakeRate admits one request against every window of reqs atomically (one Redis
+	// script, like AcquireSlots): when each window has room for its Cost (the counter plus
+	// Cost stays within Limit; a Cost of 0 needs the counter below Limit), every counter is
+	// increased by its Cost and ok is true; otherwise nothing changes, and wait is how long
+	// until the first full window ends. A window is fixed: it starts with its counter's
+	// first increase and lasts Window. A Limit <= 0 is not checked, only counted: that is how
+	// a cost known only later (the tokens an answer used) is added to its window. Rate
+	// windows are their own key space, apart from Incr's counters.
+	TakeRate(ctx context.Context, reqs ...RateReq) (ok bool, wait time.Duration, err error)
+}
+
+// RateReq is one rate window TakeRate checks: the counter Key, at most Limit per Window,
+// and the Cost this request adds to it.
+type RateReq struct {
+	Key    string
+	Limit  int64
+	Cost   int64
+	Window time.Duration
 }
 
 // PubSub carries small invalidation messages between nodes. Delivery is at most once: a node

@@ -57,11 +57,15 @@
 //	unpriced           403     permission_error  no account of the group would serve the model
 //	                                             under a name with a price, and unpriced models
 //	                                             are not allowed (pricing.go)
+//	policy             403     permission_error  the key may not use the model, or not from the
+//	                                             client's address (policy.go)
+//	rate               429     rate_limit_error  a requests- or tokens-per-minute window of the key
+//	                                             or its user is full; Retry-After: its end
 //	no_account         503     overloaded_error  no account of the group can serve the model now;
 //	                                             Retry-After: the soonest end of an account's mark
 //
 // Refusals a retry can cure (concurrency, queue_full, coordination, database, body_budget,
-// no_account) carry x-should-retry: true and Retry-After, the others x-should-retry: false;
+// no_account, rate) carry x-should-retry: true and Retry-After, the others x-should-retry: false;
 // the Anthropic SDKs honour the header. A node whose Redis is down thus fails fast (one
 // refused connection) and serves again by itself once Redis answers.
 //

@@ -42,7 +42,7 @@ const retryShortly = time.Second
 // often hours away, beyond what an SDK waits).
 var retryable = map[string]bool{
 	RejectConcurrency: true, RejectQueueFull: true, RejectCoordination: true,
-	RejectDatabase: true, RejectBodyBudget: true, RejectNoAccount: true,
+	RejectDatabase: true, RejectBodyBudget: true, RejectNoAccount: true, RejectRate: true,
 }
 
 // clientMistakes are refusals of the client's own request, counted under their error kind

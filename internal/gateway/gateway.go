@@ -192,13 +192,13 @@ func (g *Gateway) Close(ctx context.Context) error {
 }
 
 // serveMessages is the life of one request: check the declared length → authenticate →
-// admit → read and parse the body → schedule → forward (stream and meter, failing over
+// admit → read and parse the body → the key's policy (policy.go) → schedule → forward (stream and meter, failing over
 // before the first byte) → bill → complete the answer. Each step answers the client itself
 // when it ends the request. The length, the key, the balance and the subscription are all
 // checked before the body is read (none of them needs it), so a client without a key or
 // without money cannot make the gateway read, or hold, up to MaxBodyBytes.
 func (g *Gateway) serveMessages(c *call) {
-	if !c.checkLength() || !c.authenticate() || !c.admit() || !c.readBody() || !c.parse() {
+	if !c.checkLength() || !c.authenticate() || !c.admit() || !c.readBody() || !c.parse() || !c.policy() {
 		return
 	}
 	res := c.relay() // schedule → forward → stream → meter, with failover
@@ -212,12 +212,13 @@ func (g *Gateway) serveMessages(c *call) {
 		c.releaseHeld()
 		c.awaitCommit(commit)
 		c.sendTail(res)
+		c.countTokens(res)
 	}
 }
 
 // serveCountTokens relays a token count like a message, without slots or billing.
 func (g *Gateway) serveCountTokens(c *call) {
-	if !c.checkLength() || !c.authenticate() || !c.admit() || !c.readBody() || !c.parse() {
+	if !c.checkLength() || !c.authenticate() || !c.admit() || !c.readBody() || !c.parse() || !c.policy() {
 		return
 	}
 	c.relay()

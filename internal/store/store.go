@@ -54,6 +54,9 @@ type User struct {
 	Status       string // StatusActive | StatusDisabled
 	Balance      Nanos
 	Concurrency  int // max requests in flight across all the user's keys; 0 = unlimited
+	// Requests and tokens per minute across all the user's keys; 0 = unlimited.
+	RPMLimit int64
+	TPMLimit int64
 	// TokenVersion is bumped by a password change, a logout and disabling the user: JWTs
 	// carrying an older version are refused.
 	TokenVersion int64
@@ -97,9 +100,16 @@ type APIKey struct {
 	AdminDisabled    bool
 	AdminConcurrency int        // 0 = no cap
 	AdminExpiresAt   *time.Time // nil = none
-	LastUsedAt       *time.Time
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// Policy (gateway/policy.go): the models the key may ask for (exact names, or prefixes
+	// ending in "*"), the client addresses it may come from (IPs or CIDRs), and its requests
+	// and tokens per minute. Empty lists and 0 limits mean none.
+	AllowedModels []string
+	AllowedIPs    []string
+	RPMLimit      int64
+	TPMLimit      int64
+	LastUsedAt    *time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // KeyAuth is everything the gateway needs to authenticate and admit a request, read in one

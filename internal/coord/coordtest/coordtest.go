@@ -45,6 +45,7 @@ func Run(t *testing.T, newCoord func(t *testing.T) coord.Coordinator) {
 	t.Run("Leases", func(t *testing.T) { testLeases(t, fresh) })
 	t.Run("Sticky", func(t *testing.T) { testSticky(t, fresh) })
 	t.Run("Counters", func(t *testing.T) { testCounters(t, fresh) })
+	t.Run("Rates", func(t *testing.T) { testRates(t, fresh) })
 	t.Run("PubSub", func(t *testing.T) { testPubSub(t, fresh) })
 }
 
@@ -57,6 +58,26 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (coord.Coordinator, coor
 	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
 	nodes := []coord.Coordinator{a, b}
 
+	t.Run("RateLimitAcrossNodes", func(t *testing.T) {
+		const limit = 60
+		var admitted atomic.Int64
+		var wg sync.WaitGroup
+		for i := range 200 {
+			wg.Go(func() {
+				ok, _, err := nodes[i%2].TakeRate(ctx, coord.RateReq{Key: "shared-rpm", Limit: limit, Cost: 1, Window: longTTL})
+				if err != nil {
+					t.Errorf("TakeRate: %v", err)
+				}
+				if ok {
+					admitted.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if n := admitted.Load(); n != limit {
+			t.Fatalf("%d of 200 admitted across two nodes, want exactly %d", n, limit)
+		}
+	})
 	t.Run("SlotLimitAcrossNodes", func(t *testing.T) {
 		const limit = 4
 		peak := raceSlots(t, nodes, "shared-limit", limit, 100, 5)
@@ -811,3 +832,68 @@ func Receive(t *testing.T, sub <-chan string) string {
 
 // IsUnavailable reports whether err is the contract's backend failure.
 func IsUnavailable(err error) bool { return errors.Is(err, coord.ErrUnavailable) }
+
+func testRates(t *testing.T, fresh func(*testing.T) coord.Coordinator) {
+	ctx := context.Background()
+	take := func(t *testing.T, c coord.Coordinator, reqs ...coord.RateReq) (bool, time.Duration) {
+		t.Helper()
+		ok, wait, err := c.TakeRate(ctx, reqs...)
+		if err != nil {
+			t.Fatalf("TakeRate: %v", err)
+		}
+		return ok, wait
+	}
+
+	t.Run("AdmitsUpToTheLimit", func(t *testing.T) {
+		c := fresh(t)
+		for i := range 3 {
+			if ok, _ := take(t, c, coord.RateReq{Key: "r", Limit: 3, Cost: 1, Window: longTTL}); !ok {
+				t.Fatalf("request %d refused under the limit", i+1)
+			}
+		}
+		ok, wait := take(t, c, coord.RateReq{Key: "r", Limit: 3, Cost: 1, Window: longTTL})
+		if ok || wait <= 0 || wait > longTTL {
+			t.Fatalf("fourth request: ok %v wait %v; want refused with the window's rest", ok, wait)
+		}
+	})
+
+	t.Run("AllOrNothing", func(t *testing.T) {
+		c := fresh(t)
+		take(t, c, coord.RateReq{Key: "full", Limit: 1, Cost: 1, Window: longTTL})
+		ok, _ := take(t, c, coord.RateReq{Key: "roomy", Limit: 5, Cost: 1, Window: longTTL},
+			coord.RateReq{Key: "full", Limit: 1, Cost: 1, Window: longTTL})
+		if ok {
+			t.Fatalf("admitted with one window full")
+		}
+		// The refused call counted nothing in the roomy window: it still takes five.
+		for i := range 5 {
+			if ok, _ := take(t, c, coord.RateReq{Key: "roomy", Limit: 5, Cost: 1, Window: longTTL}); !ok {
+				t.Fatalf("roomy request %d refused: the refused call was counted", i+1)
+			}
+		}
+	})
+
+	t.Run("ZeroCostChecksUnlimitedCounts", func(t *testing.T) {
+		c := fresh(t)
+		// Tokens are added after the answer, unchecked; the next request checks the sum.
+		if ok, _ := take(t, c, coord.RateReq{Key: "tpm", Limit: 0, Cost: 900, Window: longTTL}); !ok {
+			t.Fatalf("an unchecked add was refused")
+		}
+		if ok, _ := take(t, c, coord.RateReq{Key: "tpm", Limit: 1000, Cost: 0, Window: longTTL}); !ok {
+			t.Fatalf("refused below the limit")
+		}
+		take(t, c, coord.RateReq{Key: "tpm", Limit: 0, Cost: 100, Window: longTTL})
+		if ok, _ := take(t, c, coord.RateReq{Key: "tpm", Limit: 1000, Cost: 0, Window: longTTL}); ok {
+			t.Fatalf("admitted at the limit")
+		}
+	})
+
+	t.Run("WindowEnds", func(t *testing.T) {
+		c := fresh(t)
+		take(t, c, coord.RateReq{Key: "w", Limit: 1, Cost: 1, Window: shortTTL})
+		Eventually(t, "the window ends", func() bool {
+			ok, _ := take(t, c, coord.RateReq{Key: "w", Limit: 1, Cost: 1, Window: shortTTL})
+			return ok
+		})
+	})
+}

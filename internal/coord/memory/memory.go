@@ -26,6 +26,7 @@ type Coordinator struct {
 	leases   leaseTable
 	sticky   expiring[int64]
 	counters expiring[int64]
+	rates    expiring[int64] // TakeRate's windows
 	pubsub   hub
 	closed   atomic.Bool
 

@@ -3,6 +3,8 @@ package memory
 import (
 	"context"
 	"time"
+
+	"github.com/fluxcode/fluxcode/internal/coord"
 )
 
 // StickyGet returns the account bound to key, or 0.
@@ -75,4 +77,39 @@ func (c *Coordinator) read(ctx context.Context, m *expiring[int64], key string) 
 	defer m.mu.Unlock()
 	e, _ := m.get(key, now)
 	return e.value, nil
+}
+
+// TakeRate checks and counts every window under the counters' lock: all or nothing.
+func (c *Coordinator) TakeRate(ctx context.Context, reqs ...coord.RateReq) (bool, time.Duration, error) {
+	if err := c.check(ctx); err != nil {
+		return false, 0, err
+	}
+	now := c.now()
+	t := &c.rates
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range reqs {
+		if r.Limit <= 0 {
+			continue
+		}
+		e, ok := t.get(r.Key, now)
+		if e.value+r.Cost > r.Limit || r.Cost == 0 && e.value >= r.Limit {
+			if !ok || e.expires.IsZero() {
+				return false, r.Window, nil
+			}
+			return false, e.expires.Sub(now), nil
+		}
+	}
+	for _, r := range reqs {
+		if r.Cost == 0 {
+			continue
+		}
+		e, _ := t.get(r.Key, now)
+		e.value += r.Cost
+		if e.expires.IsZero() {
+			e.expires = now.Add(r.Window)
+		}
+		t.put(r.Key, e, now)
+	}
+	return true, 0, nil
 }

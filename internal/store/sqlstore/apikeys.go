@@ -11,12 +11,13 @@ import (
 )
 
 const apiKeyCols = "id, user_id, group_id, name, hash, prefix, status, concurrency, expires_at, " +
-	"admin_disabled, admin_concurrency, admin_expires_at, last_used_at, created_at, updated_at"
+	"admin_disabled, admin_concurrency, admin_expires_at, allowed_models, allowed_ips, rpm_limit, tpm_limit, " +
+	"last_used_at, created_at, updated_at"
 
 func apiKeyDest(k *store.APIKey) []any {
 	return []any{&k.ID, &k.UserID, &k.GroupID, &k.Name, &k.Hash, &k.Prefix, &k.Status, &k.Concurrency,
 		nullTimeDst{&k.ExpiresAt}, &k.AdminDisabled, &k.AdminConcurrency, nullTimeDst{&k.AdminExpiresAt},
-		nullTimeDst{&k.LastUsedAt}, timeDst{&k.CreatedAt}, timeDst{&k.UpdatedAt}}
+		linesDst{&k.AllowedModels}, linesDst{&k.AllowedIPs}, &k.RPMLimit, &k.TPMLimit, nullTimeDst{&k.LastUsedAt}, timeDst{&k.CreatedAt}, timeDst{&k.UpdatedAt}}
 }
 
 func scanAPIKey(s scanner, k *store.APIKey) error { return s.Scan(apiKeyDest(k)...) }
@@ -30,10 +31,12 @@ func (d *DB) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
 	k.Status = orDefault(k.Status, store.StatusActive)
 	now := d.clock()
 	err := d.w.QueryRowContext(ctx, `INSERT INTO api_keys (user_id, group_id, name, hash, prefix, status, concurrency,
-		expires_at, admin_disabled, admin_concurrency, admin_expires_at, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id`,
+		expires_at, admin_disabled, admin_concurrency, admin_expires_at, allowed_models, allowed_ips, rpm_limit, tpm_limit,
+		created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id`,
 		k.UserID, k.GroupID, k.Name, k.Hash, k.Prefix, k.Status, k.Concurrency, d.tvp(k.ExpiresAt),
-		k.AdminDisabled, k.AdminConcurrency, d.tvp(k.AdminExpiresAt), d.tv(now)).Scan(&k.ID)
+		k.AdminDisabled, k.AdminConcurrency, d.tvp(k.AdminExpiresAt), lines(k.AllowedModels), lines(k.AllowedIPs),
+		k.RPMLimit, k.TPMLimit, d.tv(now)).Scan(&k.ID)
 	if err != nil {
 		return wrap("create api key", err)
 	}
@@ -57,14 +60,15 @@ func (d *DB) ListAPIKeys(ctx context.Context, userID int64, p store.Page) ([]sto
 	return listPage(ctx, d, "list api keys", apiKeyCols, "api_keys", where, args, "id", p, scanAPIKey)
 }
 
-// UpdateAPIKey writes Name, GroupID, Status, Concurrency, ExpiresAt and the admin limits,
-// and sets k.UpdatedAt.
+// UpdateAPIKey writes Name, GroupID, Status, Concurrency, ExpiresAt, the admin limits and the
+// policy, and sets k.UpdatedAt.
 func (d *DB) UpdateAPIKey(ctx context.Context, k *store.APIKey) error {
 	now := d.clock()
 	err := mustAffect(d.w.ExecContext(ctx, `UPDATE api_keys SET name = $1, group_id = $2, status = $3, concurrency = $4,
-		expires_at = $5, admin_disabled = $6, admin_concurrency = $7, admin_expires_at = $8, updated_at = $9 WHERE id = $10`,
+		expires_at = $5, admin_disabled = $6, admin_concurrency = $7, admin_expires_at = $8, updated_at = $9,
+		allowed_models = $11, allowed_ips = $12, rpm_limit = $13, tpm_limit = $14 WHERE id = $10`,
 		k.Name, k.GroupID, k.Status, k.Concurrency, d.tvp(k.ExpiresAt), k.AdminDisabled, k.AdminConcurrency,
-		d.tvp(k.AdminExpiresAt), d.tv(now), k.ID))
+		d.tvp(k.AdminExpiresAt), d.tv(now), k.ID, lines(k.AllowedModels), lines(k.AllowedIPs), k.RPMLimit, k.TPMLimit))
 	if err != nil {
 		return wrap(fmt.Sprintf("update api key %d", k.ID), err)
 	}

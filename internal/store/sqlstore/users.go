@@ -12,11 +12,11 @@ import (
 // released at commit). SQLite needs none: its writer lock orders the transactions.
 const firstAdminLockKey int64 = 0x466c7578_41646d6e // "FluxAdmn"
 
-const userCols = "id, email, password_hash, role, status, balance, concurrency, token_version, created_at, updated_at"
+const userCols = "id, email, password_hash, role, status, balance, concurrency, rpm_limit, tpm_limit, token_version, created_at, updated_at"
 
 func userDest(u *store.User) []any {
 	return []any{&u.ID, &u.Email, &u.PasswordHash, &u.Role, &u.Status, &u.Balance, &u.Concurrency,
-		&u.TokenVersion, timeDst{&u.CreatedAt}, timeDst{&u.UpdatedAt}}
+		&u.RPMLimit, &u.TPMLimit, &u.TokenVersion, timeDst{&u.CreatedAt}, timeDst{&u.UpdatedAt}}
 }
 
 func scanUser(s scanner, u *store.User) error { return s.Scan(userDest(u)...) }
@@ -31,9 +31,9 @@ func (d *DB) createUser(ctx context.Context, tx *sql.Tx, u *store.User) error {
 	u.Status = orDefault(u.Status, store.StatusActive)
 	now := d.clock()
 	err := tx.QueryRowContext(ctx, `INSERT INTO users
-		(email, password_hash, role, status, balance, concurrency, token_version, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7) RETURNING id`,
-		u.Email, u.PasswordHash, u.Role, u.Status, int64(u.Balance), u.Concurrency, d.tv(now)).Scan(&u.ID)
+		(email, password_hash, role, status, balance, concurrency, rpm_limit, tpm_limit, token_version, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $8, $9, 0, $7, $7) RETURNING id`,
+		u.Email, u.PasswordHash, u.Role, u.Status, int64(u.Balance), u.Concurrency, d.tv(now), u.RPMLimit, u.TPMLimit).Scan(&u.ID)
 	if err != nil {
 		return err
 	}
@@ -68,15 +68,15 @@ func (d *DB) ListUsers(ctx context.Context, p store.Page) ([]store.User, int, er
 	return listPage(ctx, d, "list users", userCols, "users", where, args, "id", p, scanUser)
 }
 
-// UpdateUser writes Email, Role, Status and Concurrency (never Balance or PasswordHash) and
+// UpdateUser writes Email, Role, Status, Concurrency and the rate limits (never Balance or PasswordHash) and
 // sets u.UpdatedAt. Disabling an active user bumps the token version in the same statement
 // (the right-hand side reads the row as it was), so no token issued before outlives it.
 func (d *DB) UpdateUser(ctx context.Context, u *store.User) error {
 	now := d.clock()
 	err := d.w.QueryRowContext(ctx, `UPDATE users SET email = $1, role = $2,
 		token_version = token_version + CASE WHEN status <> $3 AND $3 = 'disabled' THEN 1 ELSE 0 END,
-		status = $3, concurrency = $4, updated_at = $5 WHERE id = $6 RETURNING token_version`,
-		u.Email, u.Role, u.Status, u.Concurrency, d.tv(now), u.ID).Scan(&u.TokenVersion)
+		status = $3, concurrency = $4, updated_at = $5, rpm_limit = $7, tpm_limit = $8 WHERE id = $6 RETURNING token_version`,
+		u.Email, u.Role, u.Status, u.Concurrency, d.tv(now), u.ID, u.RPMLimit, u.TPMLimit).Scan(&u.TokenVersion)
 	if err != nil {
 		return wrap(fmt.Sprintf("update user %d", u.ID), err)
 	}

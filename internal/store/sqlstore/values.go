@@ -237,3 +237,27 @@ func ownedBy(userID int64) (where string, args []any) {
 	}
 	return "user_id = $1", []any{userID}
 }
+
+// lines stores a list of short strings as one newline-separated text (” for none).
+func lines(v []string) string { return strings.Join(v, "\n") }
+
+// linesDst scans a lines column; ” is a nil list.
+type linesDst struct{ p *[]string }
+
+func (s linesDst) Scan(v any) error {
+	var text string
+	switch t := v.(type) {
+	case string:
+		text = t
+	case []byte:
+		text = string(t)
+	case nil:
+	default:
+		return fmt.Errorf("sqlstore: lines column of type %T", v)
+	}
+	*s.p = nil
+	if text != "" {
+		*s.p = strings.Split(text, "\n")
+	}
+	return nil
+}
