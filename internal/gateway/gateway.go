@@ -172,6 +172,7 @@ func (g *Gateway) Routes(mux *http.ServeMux) {
 	for i := range g.routes {
 		mux.HandleFunc(g.routes[i].pattern, g.handler(&g.routes[i]))
 	}
+	g.clientRoutes(mux)
 }
 
 // Close stops background work and writes every pending usage row, retrying transient
