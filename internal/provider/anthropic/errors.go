@@ -128,7 +128,7 @@ func (*Provider) Classify(status int, h http.Header, body []byte, now time.Time)
 		Verdict: provider.Failover,
 		Status:  status,
 		Kind:    kindOf(errType, status),
-		Message: messageOf(body),
+		Message: provider.ErrorMessage(body),
 	}
 	switch {
 	case status == http.StatusUnauthorized, status == http.StatusForbidden:
@@ -157,7 +157,7 @@ func (*Provider) Classify(status int, h http.Header, body []byte, now time.Time)
 // error.type alone.
 func (*Provider) ClassifyEvent(data []byte, now time.Time) provider.Failure {
 	errType := gjson.GetBytes(data, "error.type").Str
-	f := provider.Failure{Verdict: provider.Failover, Kind: kindOf(errType, 0), Message: messageOf(data)}
+	f := provider.Failure{Verdict: provider.Failover, Kind: kindOf(errType, 0), Message: provider.ErrorMessage(data)}
 	switch f.Kind {
 	case provider.KindOverloaded:
 		f.Mark = provider.Mark{Kind: provider.MarkOverloaded}
@@ -172,19 +172,6 @@ func (*Provider) ClassifyEvent(data []byte, now time.Time) provider.Failure {
 		f.Verdict = provider.PassThrough
 	}
 	return f
-}
-
-// messageOf returns the error message of an Anthropic error body, or a short prefix of a
-// body in another shape (a proxy's HTML page), so that an account's error state says why.
-func messageOf(body []byte) string {
-	if m := gjson.GetBytes(body, "error.message"); m.Type == gjson.String {
-		return m.Str
-	}
-	s := strings.TrimSpace(string(body))
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return s
 }
 
 // RateLimitReset returns when a 429'd account may be used again, from the answer's headers,
