@@ -205,6 +205,9 @@ func (a *api) routes() http.Handler {
 	handle("DELETE /api/v1/admin/error-rules/{id}", admin(a.deleteErrorRule))
 	handle("DELETE /api/v1/admin/users/{id}/2fa", admin(a.resetUserTwoFactor))
 	handle("GET /api/v1/admin/audit", admin(a.listAudit))
+	handle("GET /api/v1/admin/admin-keys", admin(listRoute(a, a.store.ListAdminAPIKeys, viewAdminKey)))
+	handle("POST /api/v1/admin/admin-keys", admin(a.createAdminKey))
+	handle("DELETE /api/v1/admin/admin-keys/{id}", admin(a.revokeAdminKey))
 	handle("GET /api/v1/admin/settings", admin(a.getSettings))
 	handle("PUT /api/v1/admin/settings", admin(a.putSettings))
 

@@ -135,7 +135,7 @@ func (a *api) audited(h http.HandlerFunc) http.HandlerFunc {
 			act.targetID = createdID(rec.body.Bytes())
 		}
 		actor := currentUser(ctx)
-		e := &store.AuditEntry{ActorUserID: actor.ID, ActorEmail: actor.Email, Action: act.action,
+		e := &store.AuditEntry{ActorUserID: actor.ID, ActorEmail: actor.Email, AdminKeyID: adminKeyID(ctx), Action: act.action,
 			TargetType: act.targetType, TargetID: act.targetID, Before: before, After: after, ClientIP: clientIP(r)}
 		// The change is made; its record must not be lost to a client that hung up.
 		if err := a.store.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
@@ -168,6 +168,8 @@ func (a *api) auditSnapshot(ctx context.Context, targetType, targetID string) st
 			v, err = viewOf(ctx, a.store.GetAccount, id, viewAccount)
 		case "proxy":
 			v, err = viewOf(ctx, a.store.GetProxy, id, viewProxy)
+		case "admin-key":
+			v, err = viewOf(ctx, a.store.GetAdminAPIKey, id, viewAdminKey)
 		default:
 			return ""
 		}
@@ -252,16 +254,18 @@ func redactValue(v any) any {
 
 // auditView is one audit entry in the API.
 type auditView struct {
-	ID          int64           `json:"id"`
-	ActorUserID int64           `json:"actor_user_id"`
-	ActorEmail  string          `json:"actor_email"`
-	Action      string          `json:"action"`
-	TargetType  string          `json:"target_type"`
-	TargetID    string          `json:"target_id"`
-	Before      json.RawMessage `json:"before"`
-	After       json.RawMessage `json:"after"`
-	ClientIP    string          `json:"client_ip"`
-	CreatedAt   time.Time       `json:"created_at"`
+	ID          int64  `json:"id"`
+	ActorUserID int64  `json:"actor_user_id"`
+	ActorEmail  string `json:"actor_email"`
+	// AdminKeyID is the admin API key the change was made through; 0 for a signed-in session.
+	AdminKeyID int64           `json:"admin_key_id"`
+	Action     string          `json:"action"`
+	TargetType string          `json:"target_type"`
+	TargetID   string          `json:"target_id"`
+	Before     json.RawMessage `json:"before"`
+	After      json.RawMessage `json:"after"`
+	ClientIP   string          `json:"client_ip"`
+	CreatedAt  time.Time       `json:"created_at"`
 }
 
 func viewAudit(e *store.AuditEntry) auditView {
@@ -271,7 +275,7 @@ func viewAudit(e *store.AuditEntry) auditView {
 		}
 		return json.RawMessage(s)
 	}
-	return auditView{ID: e.ID, ActorUserID: e.ActorUserID, ActorEmail: e.ActorEmail, Action: e.Action,
+	return auditView{ID: e.ID, ActorUserID: e.ActorUserID, ActorEmail: e.ActorEmail, AdminKeyID: e.AdminKeyID, Action: e.Action,
 		TargetType: e.TargetType, TargetID: e.TargetID, Before: raw(e.Before), After: raw(e.After),
 		ClientIP: e.ClientIP, CreatedAt: e.CreatedAt}
 }

@@ -49,6 +49,7 @@ func routes(ids map[string]int64) (public, user, admin []route) {
 		{"PATCH", "/api/v1/admin/proxies/{proxy}"}, {"DELETE", "/api/v1/admin/proxies/{proxy}"},
 		{"GET", "/api/v1/admin/error-rules"}, {"POST", "/api/v1/admin/error-rules"}, {"DELETE", "/api/v1/admin/error-rules/{rule}"},
 		{"GET", "/api/v1/admin/settings"}, {"PUT", "/api/v1/admin/settings"},
+		{"GET", "/api/v1/admin/admin-keys"}, {"POST", "/api/v1/admin/admin-keys"},
 		{"GET", "/api/v1/admin/usage"}, {"GET", "/api/v1/admin/usage/summary"},
 	} {
 		admin = append(admin, route{r.method, p(r.path)})

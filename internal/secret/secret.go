@@ -286,6 +286,15 @@ func NewAPIKey() string {
 	return APIKeyPrefix + RandomToken(32)
 }
 
+// AdminAPIKeyPrefix starts every admin API key: distinct from APIKeyPrefix, so neither kind
+// is ever taken for the other (the gateway and the admin API look in different tables too).
+const AdminAPIKeyPrefix = "fkadmin-"
+
+// NewAdminAPIKey returns a new random admin API key: "fkadmin-" and 43 URL-safe characters.
+func NewAdminAPIKey() string {
+	return AdminAPIKeyPrefix + RandomToken(32)
+}
+
 // RandomToken returns n random bytes, URL-safe base64 without padding.
 func RandomToken(n int) string {
 	b := make([]byte, n)

@@ -49,13 +49,15 @@ type AuditEntry struct {
 	ID          int64
 	ActorUserID int64
 	ActorEmail  string
-	Action      string // e.g. "user.update", "account.create"
-	TargetType  string // e.g. "user", "account"
-	TargetID    string
-	Before      string
-	After       string
-	ClientIP    string
-	CreatedAt   time.Time
+	// AdminKeyID is the admin API key the actor acted through; 0 for a signed-in session.
+	AdminKeyID int64
+	Action     string // e.g. "user.update", "account.create"
+	TargetType string // e.g. "user", "account"
+	TargetID   string
+	Before     string
+	After      string
+	ClientIP   string
+	CreatedAt  time.Time
 }
 
 // AuditFilter selects audit entries. Zero fields do not filter.

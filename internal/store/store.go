@@ -342,6 +342,7 @@ type Store interface {
 	Users
 	Groups
 	APIKeys
+	AdminAPIKeys
 	Accounts
 	Proxies
 	Settings

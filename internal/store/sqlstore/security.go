@@ -117,13 +117,13 @@ func (d *DB) DeleteTOTP(ctx context.Context, userID int64) error {
 	return wrap(fmt.Sprintf("delete totp of user %d", userID), err)
 }
 
-const auditCols = "id, actor_user_id, actor_email, action, target_type, target_id, before_json, after_json, client_ip, created_at"
+const auditCols = "id, actor_user_id, actor_email, admin_key_id, action, target_type, target_id, before_json, after_json, client_ip, created_at"
 
 func (d *DB) AppendAudit(ctx context.Context, e *store.AuditEntry) error {
 	now := d.clock()
 	err := d.w.QueryRowContext(ctx, `INSERT INTO audit_log (actor_user_id, actor_email, action, target_type, target_id,
-		before_json, after_json, client_ip, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
-		e.ActorUserID, e.ActorEmail, e.Action, e.TargetType, e.TargetID, e.Before, e.After, e.ClientIP, d.tv(now)).Scan(&e.ID)
+		before_json, after_json, client_ip, created_at, admin_key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+		e.ActorUserID, e.ActorEmail, e.Action, e.TargetType, e.TargetID, e.Before, e.After, e.ClientIP, d.tv(now), e.AdminKeyID).Scan(&e.ID)
 	if err != nil {
 		return wrap("append audit entry", err)
 	}
@@ -161,7 +161,7 @@ func (d *DB) ListAudit(ctx context.Context, f store.AuditFilter, p store.Page) (
 	}
 	return listPage(ctx, d, "list audit log", auditCols, "audit_log", strings.Join(conds, " AND "), args,
 		"created_at DESC, id DESC", p, func(s scanner, e *store.AuditEntry) error {
-			return s.Scan(&e.ID, &e.ActorUserID, &e.ActorEmail, &e.Action, &e.TargetType, &e.TargetID,
+			return s.Scan(&e.ID, &e.ActorUserID, &e.ActorEmail, &e.AdminKeyID, &e.Action, &e.TargetType, &e.TargetID,
 				&e.Before, &e.After, &e.ClientIP, timeDst{&e.CreatedAt})
 		})
 }

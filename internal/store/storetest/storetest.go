@@ -34,6 +34,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("UsageQueries", func(t *testing.T) { testUsageQueries(t, open) })
 	t.Run("TwoFactor", func(t *testing.T) { testTwoFactor(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
+	t.Run("AdminAPIKeys", func(t *testing.T) { testAdminAPIKeys(t, open) })
 	t.Run("ListFilters", func(t *testing.T) { testListFilters(t, open) })
 	t.Run("RequestOutcomes", func(t *testing.T) { testRequestOutcomes(t, open) })
 	t.Run("Reseal", func(t *testing.T) { testReseal(t, open) })
