@@ -36,13 +36,8 @@ func TestAdminKeyAndGatewayKeyStayApart(t *testing.T) {
 	}
 	adminKey := created.Key
 
-	relay := func(key string) (int, []byte) {
+	send := func(req *http.Request) (int, []byte) {
 		t.Helper()
-		body := `{"model":"claude-sonnet-5-5","max_tokens":20,"messages":[{"role":"user","content":"hello"}]}`
-		req, _ := http.NewRequestWithContext(t.Context(), "POST", base+"/v1/messages", strings.NewReader(body))
-		req.Header.Set("x-api-key", key)
-		req.Header.Set("anthropic-version", "2023-06-01")
-		req.Header.Set("content-type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -50,6 +45,15 @@ func TestAdminKeyAndGatewayKeyStayApart(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, b
+	}
+	relay := func(key string) (int, []byte) {
+		t.Helper()
+		body := `{"model":"claude-sonnet-5-5","max_tokens":20,"messages":[{"role":"user","content":"hello"}]}`
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", base+"/v1/messages", strings.NewReader(body))
+		req.Header.Set("x-api-key", key)
+		req.Header.Set("anthropic-version", "2023-06-01")
+		req.Header.Set("content-type", "application/json")
+		return send(req)
 	}
 	if status, b := relay(gatewayKey); status != 200 {
 		t.Fatalf("the gateway key does not relay: %d %s", status, b)
@@ -67,13 +71,7 @@ func TestAdminKeyAndGatewayKeyStayApart(t *testing.T) {
 		t.Helper()
 		req, _ := http.NewRequestWithContext(t.Context(), "GET", base+"/api/v1/admin/users", nil)
 		set(req)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
+		return send(req)
 	}
 	for name, set := range map[string]func(*http.Request){
 		"x-api-key": func(r *http.Request) { r.Header.Set("x-api-key", gatewayKey) },
