@@ -45,6 +45,9 @@ type Options struct {
 	LoginMaxFailures   int
 	LoginMaxPerAddress int
 	LoginWindow        time.Duration
+	// RedeemMaxFailures failed redemptions of codes per user within LoginWindow refuse
+	// further attempts until the window ends. Zero means 10.
+	RedeemMaxFailures int
 
 	// Passwords bounds this node's concurrent password hashing; nil means
 	// secret.NewPasswordGate's defaults.
@@ -79,6 +82,7 @@ type api struct {
 	loginMax     int64 // per email
 	loginMaxAddr int64 // per client address
 	loginWindow  time.Duration
+	redeemMax    int64 // failed redemptions per user
 	// dummyHash is checked for unknown emails so a login takes as long whether or not the
 	// email exists.
 	dummyHash string
@@ -90,6 +94,7 @@ func New(o Options) http.Handler {
 		store: o.Store, keys: o.Keys, tokens: o.Tokens, coord: o.Coord,
 		log: o.Logger, regOn: o.Registration, now: o.Now, allowUnpriced: o.AllowUnpricedModels,
 		loginMax: int64(o.LoginMaxFailures), loginMaxAddr: int64(o.LoginMaxPerAddress), loginWindow: o.LoginWindow,
+		redeemMax: int64(o.RedeemMaxFailures),
 		dummyHash: secret.HashPassword(secret.RandomToken(16)), passwords: o.Passwords,
 		upstreams: o.Upstreams, logins: o.Logins,
 	}
@@ -117,6 +122,9 @@ func New(o Options) http.Handler {
 	}
 	if a.loginMaxAddr <= 0 {
 		a.loginMaxAddr = 50
+	}
+	if a.redeemMax <= 0 {
+		a.redeemMax = defaultRedeemMax
 	}
 	if a.loginWindow <= 0 {
 		a.loginWindow = 15 * time.Minute
@@ -156,6 +164,7 @@ func (a *api) routes() http.Handler {
 	handle("DELETE /api/v1/keys/{id}", user(a.deleteMyKey))
 	handle("GET /api/v1/usage", user(a.listMyUsage))
 	handle("GET /api/v1/usage/summary", user(a.myUsageSummary))
+	handle("POST /api/v1/me/redeem", user(a.redeem))
 
 	// Admin: users, their balance, keys and subscriptions.
 	handle("GET /api/v1/admin/users", admin(listRoute(a, a.store.ListUsers, viewUser, "search", "status", "role")))
@@ -172,6 +181,13 @@ func (a *api) routes() http.Handler {
 	handle("PATCH /api/v1/admin/users/{id}/subscriptions/{group_id}", admin(a.updateSubscription))
 	handle("DELETE /api/v1/admin/users/{id}/subscriptions/{group_id}", admin(a.revokeSubscription))
 	handle("GET /api/v1/admin/subscriptions", admin(a.listSubscriptions))
+
+	// Admin: redeem codes.
+	handle("GET /api/v1/admin/redeem-codes", admin(listRoute(a, a.store.ListRedeemCodes, viewRedeemCode)))
+	handle("POST /api/v1/admin/redeem-codes", admin(a.createRedeemCodes))
+	handle("GET /api/v1/admin/redeem-codes/export", admin(a.exportRedeemCodes))
+	handle("GET /api/v1/admin/redeem-codes/{id}", admin(getRoute(a, a.store.GetRedeemCode, viewRedeemCode)))
+	handle("POST /api/v1/admin/redeem-codes/{id}/disable", admin(a.disableRedeemCode))
 
 	// Admin: keys of any user.
 	handle("GET /api/v1/admin/keys", admin(a.listKeys))

@@ -354,6 +354,7 @@ type Store interface {
 	SecretsRotation
 	Jobs
 	RequestOutcomes
+	RedeemCodes
 
 	// Ping answers nil when the database is reachable.
 	Ping(ctx context.Context) error
@@ -516,4 +517,48 @@ type RequestOutcomes interface {
 	// DailyRequestOutcomes returns the counts of the days from to to (inclusive,
 	// YYYY-MM-DD), by day then outcome.
 	DailyRequestOutcomes(ctx context.Context, from, to string) ([]DailyOutcome, error)
+}
+
+// What a redeem code is worth.
+const (
+	RedeemBalance      = "balance"      // Amount credited to the balance
+	RedeemConcurrency  = "concurrency"  // Concurrency added to the user's limit
+	RedeemSubscription = "subscription" // Days of a subscription to GroupID
+)
+
+// RedeemCode is a single-use code an admin issued. Only a keyed hash of the code is stored,
+// like an API key's, so a stolen table holds no redeemable code.
+type RedeemCode struct {
+	ID          int64
+	Hash        []byte // HMAC-SHA256 of the code under the server's key-hash secret
+	Prefix      string // the first characters of the code, for display
+	Kind        string // RedeemBalance | RedeemConcurrency | RedeemSubscription
+	Amount      Nanos
+	Concurrency int
+	GroupID     int64
+	Days        int
+	Note        string
+	Status      string // StatusActive | StatusDisabled
+	CreatedBy   int64  // the admin who issued it
+	UsedBy      int64  // the user who redeemed it; 0 while unused
+	UsedAt      *time.Time
+	CreatedAt   time.Time
+}
+
+// RedeemCodes are issued in batches and redeemed once.
+type RedeemCodes interface {
+	// CreateRedeemCodes inserts every code in one transaction, setting ID, Status (active)
+	// and CreatedAt. ErrConflict on a taken hash, ErrInvalid for a code worth nothing.
+	CreateRedeemCodes(ctx context.Context, codes []RedeemCode) error
+	GetRedeemCode(ctx context.Context, id int64) (*RedeemCode, error)
+	ListRedeemCodes(ctx context.Context, p Page) ([]RedeemCode, int, error) // newest first
+	// DisableRedeemCode: ErrNotFound for no such code, ErrConflict when it is used.
+	DisableRedeemCode(ctx context.Context, id int64) error
+	// RedeemCode marks the active, unused code with that hash as used by userID and applies
+	// what it is worth in the same transaction: a balance transaction (never an overwrite), a
+	// raise of a limited concurrency (an unlimited user stays unlimited), or Days added to
+	// the user's subscription to the group (created when missing, extended from its end or
+	// from now when it has ended; its status is left alone). ErrNotFound when no active,
+	// unused code has the hash: of concurrent callers on any number of nodes, one wins.
+	RedeemCode(ctx context.Context, hash []byte, userID int64) (*RedeemCode, error)
 }

@@ -147,23 +147,31 @@ func (d *DB) AdjustBalance(ctx context.Context, t *store.BalanceTransaction) (st
 		return 0, invalid("adjust balance", "amount is zero")
 	}
 	var balance store.Nanos
-	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		now := d.clock()
-		err := tx.QueryRowContext(ctx, "UPDATE users SET balance = balance + $1, updated_at = $2 WHERE id = $3 RETURNING balance",
-			int64(t.Amount), d.tv(now), t.UserID).Scan(&balance)
-		if err != nil {
-			return err
-		}
-		if err := tx.QueryRowContext(ctx, `INSERT INTO balance_transactions (user_id, amount, note, created_by, created_at)
-			VALUES ($1, $2, $3, $4, $5) RETURNING id`, t.UserID, int64(t.Amount), t.Note, t.CreatedBy, d.tv(now)).Scan(&t.ID); err != nil {
-			return err
-		}
-		t.CreatedAt = now
-		return nil
+	err := d.inTx(ctx, func(tx *sql.Tx) (err error) {
+		balance, err = d.adjustBalanceTx(ctx, tx, t)
+		return err
 	})
 	if err != nil {
 		return 0, wrap(fmt.Sprintf("adjust balance of user %d", t.UserID), err)
 	}
+	return balance, nil
+}
+
+// adjustBalanceTx is AdjustBalance inside the caller's transaction (a redeemed code credits
+// the balance this way, in the transaction that marks the code used).
+func (d *DB) adjustBalanceTx(ctx context.Context, tx *sql.Tx, t *store.BalanceTransaction) (store.Nanos, error) {
+	now := d.clock()
+	var balance store.Nanos
+	err := tx.QueryRowContext(ctx, "UPDATE users SET balance = balance + $1, updated_at = $2 WHERE id = $3 RETURNING balance",
+		int64(t.Amount), d.tv(now), t.UserID).Scan(&balance)
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.QueryRowContext(ctx, `INSERT INTO balance_transactions (user_id, amount, note, created_by, created_at)
+		VALUES ($1, $2, $3, $4, $5) RETURNING id`, t.UserID, int64(t.Amount), t.Note, t.CreatedBy, d.tv(now)).Scan(&t.ID); err != nil {
+		return 0, err
+	}
+	t.CreatedAt = now
 	return balance, nil
 }
 
