@@ -27,6 +27,7 @@ func routes(ids map[string]int64) (public, user, admin []route) {
 		{"GET", "/api/v1/me"}, {"PATCH", "/api/v1/me"}, {"POST", "/api/v1/me/password"}, {"GET", "/api/v1/me/subscriptions"},
 		{"GET", "/api/v1/groups"}, {"GET", "/api/v1/keys"}, {"POST", "/api/v1/keys"}, {"GET", "/api/v1/keys/{key}"},
 		{"PATCH", "/api/v1/keys/{key}"}, {"DELETE", "/api/v1/keys/{key}"}, {"GET", "/api/v1/usage"}, {"GET", "/api/v1/usage/summary"},
+		{"POST", "/api/v1/me/redeem"},
 	} {
 		user = append(user, route{r.method, p(r.path)})
 	}
@@ -51,6 +52,9 @@ func routes(ids map[string]int64) (public, user, admin []route) {
 		{"GET", "/api/v1/admin/settings"}, {"PUT", "/api/v1/admin/settings"},
 		{"GET", "/api/v1/admin/admin-keys"}, {"POST", "/api/v1/admin/admin-keys"},
 		{"GET", "/api/v1/admin/usage"}, {"GET", "/api/v1/admin/usage/summary"},
+		{"GET", "/api/v1/admin/redeem-codes"}, {"POST", "/api/v1/admin/redeem-codes"},
+		{"GET", "/api/v1/admin/redeem-codes/export"}, {"GET", "/api/v1/admin/redeem-codes/{redeem}"},
+		{"POST", "/api/v1/admin/redeem-codes/{redeem}/disable"},
 	} {
 		admin = append(admin, route{r.method, p(r.path)})
 	}
@@ -73,6 +77,7 @@ func populate(t *testing.T, e *env) (ids map[string]int64, userToken string) {
 	ids["account"] = rec.ID
 	e.do("POST", "/api/v1/admin/error-rules", e.adminToken, map[string]any{"status_code": 400, "minutes": 5}).ok(t, 201, &rec)
 	ids["rule"] = rec.ID
+	ids["redeem"] = e.issueCodes(map[string]any{"kind": "balance", "amount": "1", "count": 1})[0].ID
 	e.do("POST", fmt.Sprintf("/api/v1/admin/users/%d/subscriptions", ids["user"]), e.adminToken,
 		map[string]any{"group_id": ids["subgroup"], "days": 3}).ok(t, 201, nil)
 	e.do("POST", fmt.Sprintf("/api/v1/admin/users/%d/balance", ids["user"]), e.adminToken, map[string]any{"amount": "5"}).ok(t, 200, nil)
@@ -100,7 +105,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	writes := []route{public[0], public[1]}
 	for _, r := range append(append([]route{}, user...), admin...) {
 		if r.method == "POST" || r.method == "PATCH" || r.method == "PUT" {
-			if !strings.HasSuffix(r.path, "/recover") {
+			if !strings.HasSuffix(r.path, "/recover") && !strings.HasSuffix(r.path, "/disable") {
 				writes = append(writes, r)
 			}
 		}
