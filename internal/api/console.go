@@ -205,12 +205,7 @@ func (a *api) exportUsage(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, invalid("from", "the range holds %d rows, more than %d; narrow from/to", total, csvExportMax))
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/csv; charset=utf-8")
-	h.Set("Content-Disposition", `attachment; filename="fluxcode-usage.csv"`)
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	cw := csv.NewWriter(w)
+	cw := startCSV(w, "fluxcode-usage.csv")
 	_ = cw.Write([]string{"created_at", "request_id", "user_id", "api_key_id", "account_id", "group_id", "platform",
 		"model", "upstream_model", "input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens",
 		"cost", "charged", "billing_type", "stream", "partial", "status_code", "duration_ms"})
@@ -236,6 +231,16 @@ func (a *api) exportUsage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	cw.Flush()
+}
+
+// startCSV answers with a CSV attachment named filename and returns its writer.
+func startCSV(w http.ResponseWriter, filename string) *csv.Writer {
+	h := w.Header()
+	h.Set("Content-Type", "text/csv; charset=utf-8")
+	h.Set("Content-Disposition", `attachment; filename="`+filename+`"`)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	return csv.NewWriter(w)
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"net/http"
 	"strconv"
@@ -177,12 +176,7 @@ func (a *api) exportRedeemCodes(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/csv; charset=utf-8")
-	h.Set("Content-Disposition", `attachment; filename="fluxcode-redeem-codes.csv"`)
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	cw := csv.NewWriter(w)
+	cw := startCSV(w, "fluxcode-redeem-codes.csv")
 	_ = cw.Write([]string{"id", "prefix", "kind", "amount", "concurrency", "group_id", "days", "note", "status",
 		"created_by", "created_at", "used_by", "used_at"})
 	page := first

@@ -14,7 +14,6 @@ import (
 	"github.com/fluxcode/fluxcode/internal/api"
 	"github.com/fluxcode/fluxcode/internal/coord"
 	"github.com/fluxcode/fluxcode/internal/coord/memory"
-	coordredis "github.com/fluxcode/fluxcode/internal/coord/redis"
 	"github.com/fluxcode/fluxcode/internal/httpx"
 	"github.com/fluxcode/fluxcode/internal/store"
 	"github.com/fluxcode/fluxcode/internal/store/sqlstore"
@@ -197,16 +196,7 @@ func TestRedeemFailuresAreThrottledAcrossNodes(t *testing.T) {
 func TestRedeemRaceAcrossTwoNodes(t *testing.T) {
 	t.Run("PostgresRedis", func(t *testing.T) {
 		dsn := testenv.PostgresDSN(t)
-		r := testenv.StartRedis(t)
-		prefix := fmt.Sprintf("redeem-race-%d", time.Now().UnixNano())
-		nodeCoord := func() coord.Coordinator {
-			c, err := coordredis.New(context.Background(), coordredis.Options{URL: r.URL(), KeyPrefix: prefix})
-			if err != nil {
-				t.Fatalf("redis coordinator: %v", err)
-			}
-			t.Cleanup(func() { _ = c.Close() })
-			return c
-		}
+		nodeCoord := redisNodes(t)
 		a := newEnvOn(t, dsn, func(o *api.Options) { o.Coord = nodeCoord(); o.RedeemMaxFailures = 100 })
 		st, err := sqlstore.Open(context.Background(), sqlstore.Config{DSN: dsn, Keys: a.keys, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
