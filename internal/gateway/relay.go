@@ -23,7 +23,8 @@ var jsonBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // read the usage from at the end (Anthropic puts usage last). A client that leaves stops
 // the writing, not the reading. An upstream that breaks off after the headers leaves the
 // client a body that cannot be completed: the connection is cut (finish panics with
-// http.ErrAbortHandler after billing what was read).
+// http.ErrAbortHandler after billing what was read), unless the answer is an array stream
+// that broke off between two elements (endBroken).
 //
 // A billed answer's end is held back in res.tail: its last byte that is not white space,
 // and what follows. Without it no client can have the whole body (neither its length nor
@@ -40,6 +41,10 @@ func (c *call) relayJSON(at *attempt, res *result, resp *http.Response, body io.
 	res.firstByte = c.g.now().Sub(c.start)
 
 	meter := c.op == provider.OpMessages
+	var arr provider.ArrayEnd // set for an array stream, whose length is never known
+	if as, ok := c.prov.(provider.ArrayStreams); ok && resp.ContentLength < 0 {
+		arr = as.NewArrayEnd(c.req)
+	}
 	kept := jsonBufs.Get().(*bytes.Buffer)
 	kept.Reset()
 	defer func() {
@@ -58,6 +63,9 @@ func (c *call) relayJSON(at *attempt, res *result, resp *http.Response, body io.
 		var n int
 		n, err = body.Read(buf)
 		if n > 0 {
+			if arr != nil {
+				arr.Add(buf[:n])
+			}
 			if meter && !overflow {
 				if kept.Len()+n > meteredJSONLimit {
 					overflow = true
@@ -86,17 +94,37 @@ func (c *call) relayJSON(at *attempt, res *result, resp *http.Response, body io.
 	}
 	broke := !errors.Is(err, io.EOF)
 	if broke && !c.gone.Load() {
-		c.abort = true
+		c.endBroken(at, arr, end, err)
 	}
 	if meter {
 		res.usage = c.prov.JSONUsage(kept.Bytes())
 	}
-	res.partial = broke || overflow || c.gone.Load()
+	res.partial = broke || overflow || c.gone.Load() || (arr != nil && arr.Failed())
 	if res.partial && c.outcome == outcomeOK {
 		c.outcome = outcomePartial
 	}
 	if !broke {
 		res.tail = end
+	}
+}
+
+// endBroken ends a JSON answer the upstream broke off, for a client still there. An array
+// stream whose bytes so far end between two elements is completed with one error element
+// and its closing bracket, as the provider ends an array stream that fails: the client gets
+// a valid answer that says it failed. Anything else cannot be completed honestly, and the
+// connection is cut. held is the end relayJSON held back; it goes out before the error.
+func (c *call) endBroken(at *attempt, arr provider.ArrayEnd, held []byte, err error) {
+	var errorEnd []byte
+	if arr != nil {
+		kind, msg := brokeOff(at, err)
+		errorEnd = arr.ErrorEnd(kind, msg, c.id)
+	}
+	if errorEnd == nil {
+		c.abort = true
+		return
+	}
+	if c.write(at, held) {
+		c.send(at, errorEnd)
 	}
 }
 

@@ -92,11 +92,7 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 	if !ended && !sawError {
 		// The upstream broke off (reset, idle timeout, cut mid-event, or an end without
 		// message_stop): tell the client once, in the protocol's own terms.
-		kind, msg := provider.KindAPI, "the upstream stream broke off"
-		if errors.Is(errorCause(at, err), errIdleTimeout) {
-			kind, msg = provider.KindTimeout, "the upstream stream went silent"
-		}
-		c.send(at, c.errorEvent(kind, msg))
+		c.send(at, c.errorEvent(brokeOff(at, err)))
 	}
 	if res.partial && c.outcome == outcomeOK {
 		c.outcome = outcomePartial
@@ -124,6 +120,14 @@ func (c *call) errorEvent(kind provider.ErrorKind, message string) []byte {
 		return rs.RequestErrorEvent(c.req, kind, message, c.id)
 	}
 	return c.prov.ErrorEvent(kind, message, c.id)
+}
+
+// brokeOff is how an upstream answer that broke off (with err) is reported to the client.
+func brokeOff(at *attempt, err error) (provider.ErrorKind, string) {
+	if errors.Is(errorCause(at, err), errIdleTimeout) {
+		return provider.KindTimeout, "the upstream stream went silent"
+	}
+	return provider.KindAPI, "the upstream stream broke off"
 }
 
 // errorCause prefers the cause the gateway gave the attempt's context (idle, drain) over the

@@ -51,7 +51,9 @@
 //	POST /v1beta/models/{m}:streamGenerateContent  with ?alt=sse: data-only chunks separated
 //	                                               by CRLF CRLF, the last with finishReason
 //	                                               STOP and the final usageMetadata;
-//	                                               without: one JSON array of the chunks
+//	                                               without: one JSON array of the chunks,
+//	                                               sent chunk by chunk (no Content-Length);
+//	                                               a mid-stream error is its last element
 //	POST /v1beta/models/{m}:countTokens            {"totalTokens": N}
 //	GET  /v1beta/models[?pageSize=&pageToken=], GET /v1beta/models/{m}
 //
@@ -112,6 +114,7 @@
 //	retry_after=D   429: retry-after and reset distance (default 60s)
 //	ratelimit=R     429 header families: both (default), api, unified, none
 //	no_retry_after=true  429 without retry-after
+//	torn=true       drop: send half of the next event (array element) before the reset
 //	error_type=T    error type in the body or error event
 //
 // e.g. "mock:fail=529", "mock:events=20,interval=5ms", "mock:fail=error,after=3",

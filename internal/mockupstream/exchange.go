@@ -326,7 +326,7 @@ func (e *exchange) stream(pc *pacer, p plan, sr streamer, contentType string) {
 			return
 		}
 		if i == failAt {
-			e.midStreamFailure(pc, p.fail, sr)
+			e.midStreamFailure(pc, p.fail, sr, i)
 			return
 		}
 		ev := sr.event(i)
@@ -351,7 +351,8 @@ func (e *exchange) stream(pc *pacer, p plan, sr streamer, contentType string) {
 	e.entry.Completed = true
 }
 
-func (e *exchange) midStreamFailure(pc *pacer, f *Failure, sr streamer) {
+// midStreamFailure fails a stream in place of its event i.
+func (e *exchange) midStreamFailure(pc *pacer, f *Failure, sr streamer, i int) {
 	switch f.kind() {
 	case FailError:
 		if _, err := e.w.Write(sr.errorEvent(f)); err != nil || flush(e.w) != nil {
@@ -361,6 +362,13 @@ func (e *exchange) midStreamFailure(pc *pacer, f *Failure, sr streamer) {
 		pc.hold()
 		e.stopped()
 	case FailDrop:
+		if f.Torn { // the first half of event i, then the reset: a break mid-event
+			ev := sr.event(i)
+			if _, err := e.w.Write(ev[:len(ev)/2]); err != nil || flush(e.w) != nil {
+				e.entry.Aborted = true
+				return
+			}
+		}
 		resetConn(e.w)
 	}
 }

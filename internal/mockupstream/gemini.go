@@ -97,9 +97,10 @@ func (s *Server) serveGemini(w http.ResponseWriter, r *http.Request, n uint64, r
 		}
 		req.model = model
 		thinks := geminiThinks(body)
-		// without alt=sse the stream method answers one JSON array of all chunks
+		// without alt=sse the stream method answers one JSON array of all chunks, itself
+		// sent chunk by chunk
 		sse := endpoint == endpointStreamGenerate && r.URL.Query().Get("alt") == "sse"
-		req.stream = sse
+		req.stream = endpoint == endpointStreamGenerate
 		e.generate(body, req, func(pc *pacer, p plan) {
 			g := &geminiAnswer{id: s.newID("", n), model: model, n: p.events, u: p.usage, thinks: thinks}
 			bp := getBuf()
@@ -110,7 +111,7 @@ func (s *Server) serveGemini(w http.ResponseWriter, r *http.Request, n uint64, r
 			case sse:
 				e.stream(pc, p, g, "text/event-stream")
 			case endpoint == endpointStreamGenerate:
-				e.answerJSON(pc, p, g.appendArray)
+				e.stream(pc, p, &geminiArray{geminiAnswer: g}, "application/json; charset=UTF-8")
 			default:
 				e.answerJSON(pc, p, func(b []byte) []byte { return g.appendChunk(b, -1) })
 			}
@@ -238,16 +239,43 @@ func (g *geminiAnswer) appendChunk(b []byte, i int) []byte {
 	return append(b, `"}`...)
 }
 
-// appendArray renders streamGenerateContent without alt=sse: a JSON array of the chunks.
-func (g *geminiAnswer) appendArray(b []byte) []byte {
-	b = append(b, '[')
-	for i := range g.total() {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = g.appendChunk(b, i)
+// geminiArray renders streamGenerateContent without alt=sse as Google sends it: one JSON
+// array of the chunks, of unknown length, written as the chunks are made ("[" with the
+// first, "\n,\r\n" before each next one, "]" after the last). A mid-stream error ends it
+// with one error element and the "]".
+type geminiArray struct {
+	*geminiAnswer
+	opened bool // "[" was rendered
+}
+
+// arraySep is what Google writes between two elements of an array stream.
+const arraySep = "\n,\r\n"
+
+func (g *geminiArray) event(i int) []byte {
+	b := g.openOrNext(g.buf[:0])
+	b = g.appendChunk(b, i)
+	if i == g.total()-1 {
+		b = append(b, "\n]"...)
 	}
-	return append(b, ']')
+	g.buf = b
+	return b
+}
+
+func (g *geminiArray) errorEvent(f *Failure) []byte {
+	word, msg := geminiFailure(f)
+	b := g.openOrNext(g.buf[:0])
+	b = appendGeminiError(b, geminiCode(word), word, msg, nil)
+	g.buf = append(b, "\n]"...)
+	return g.buf
+}
+
+// openOrNext appends what comes before the next element: "[" or the separator.
+func (g *geminiArray) openOrNext(b []byte) []byte {
+	if !g.opened {
+		g.opened = true
+		return append(b, '[')
+	}
+	return append(b, arraySep...)
 }
 
 func (g *geminiAnswer) appendCount(b []byte) []byte {
@@ -268,17 +296,23 @@ func (g *geminiAnswer) event(i int) []byte {
 }
 
 func (g *geminiAnswer) errorEvent(f *Failure) []byte {
-	word, msg := f.ErrorType, f.Message
+	word, msg := geminiFailure(f)
+	b := append(g.buf[:0], "data: "...)
+	b = appendGeminiError(b, geminiCode(word), word, msg, nil)
+	g.buf = append(b, "\r\n\r\n"...)
+	return g.buf
+}
+
+// geminiFailure is the status word and message of a mid-stream error.
+func geminiFailure(f *Failure) (word, msg string) {
+	word, msg = f.ErrorType, f.Message
 	if word == "" {
 		word = "UNAVAILABLE"
 	}
 	if msg == "" {
 		msg = geminiMessage(word)
 	}
-	b := append(g.buf[:0], "data: "...)
-	b = appendGeminiError(b, geminiCode(word), word, msg, nil)
-	g.buf = append(b, "\r\n\r\n"...)
-	return g.buf
+	return word, msg
 }
 
 // geminiModels answers GET /v1beta/models[?pageSize=&pageToken=] and GET .../models/{id}.

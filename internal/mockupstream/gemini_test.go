@@ -2,6 +2,7 @@ package mockupstream
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -217,6 +218,20 @@ func TestGeminiErrors(t *testing.T) {
 		}
 		if e := decodeErr(t, []byte(events[2].data)); e.Error.Status != "UNAVAILABLE" || e.Error.Code != 503 {
 			t.Errorf("error chunk = %s", events[2].data)
+		}
+	})
+	t.Run("mid-stream error in an array stream", func(t *testing.T) {
+		if err := s.SetScript("g-mid-array", Script{Events: 5, Fail: &Failure{Kind: FailError, After: 2}}); err != nil {
+			t.Fatal(err)
+		}
+		b, code := geminiCall(t, s, "POST", "/v1beta/models/m:streamGenerateContent", "g-mid-array", "header", geminiBody)
+		var elems []json.RawMessage
+		if err := json.Unmarshal(b, &elems); err != nil || code != 200 || len(elems) != 3 ||
+			!strings.HasPrefix(string(b), "[{") || strings.Count(string(b), "\n,\r\n") != 2 || !strings.HasSuffix(string(b), "\n]") {
+			t.Fatalf("%d %q", code, b)
+		}
+		if e := decodeErr(t, []byte(elems[2])); e.Error.Status != "UNAVAILABLE" || e.Error.Code != 503 {
+			t.Errorf("error element = %s", elems[2])
 		}
 	})
 	t.Run("directive in systemInstruction", func(t *testing.T) {

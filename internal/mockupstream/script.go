@@ -50,8 +50,8 @@ const (
 	// FailStall stops sending after Failure.After events and holds the connection open
 	// until the peer leaves or the server closes. A JSON answer stalls after its headers.
 	FailStall FailKind = "stall"
-	// FailDrop resets the connection after Failure.After events. A JSON answer is cut
-	// after its headers.
+	// FailDrop resets the connection after Failure.After events (with Failure.Torn, half
+	// way through the next one). A JSON answer is cut after its headers.
 	FailDrop FailKind = "drop"
 )
 
@@ -90,6 +90,9 @@ type Failure struct {
 	// NoRetryAfter leaves the retry-after header out of a 429, so that a client must fall
 	// back to the reset headers (or its own default).
 	NoRetryAfter bool
+	// Torn makes a FailDrop send the first half of the event it replaces before the reset:
+	// the stream breaks off in the middle of an event (of an element of a JSON array).
+	Torn bool
 }
 
 func (f *Failure) kind() FailKind {
@@ -347,6 +350,8 @@ func applyDirectiveItem(p *plan, name, value string, body []byte, maxTokens int6
 		ownFail().ErrorType = value
 	case "no_retry_after":
 		ownFail().NoRetryAfter, err = strconv.ParseBool(value)
+	case "torn":
+		ownFail().Torn, err = strconv.ParseBool(value)
 	default:
 		return fmt.Errorf("unknown setting %q", name)
 	}
@@ -412,6 +417,7 @@ type failureJSON struct {
 	RetryAfter   jsonDuration     `json:"retry_after,omitzero"`
 	RateLimit    RateLimitHeaders `json:"ratelimit,omitempty"`
 	NoRetryAfter bool             `json:"no_retry_after,omitempty"`
+	Torn         bool             `json:"torn,omitempty"`
 }
 
 // MarshalJSON writes the wire form of POST /_mock/script.
@@ -425,7 +431,7 @@ func (sc Script) MarshalJSON() ([]byte, error) {
 		w.Fail = &failureJSON{
 			Kind: f.Kind, Status: f.Status, ErrorType: f.ErrorType, Message: f.Message,
 			After: f.After, RetryAfter: jsonDuration(f.RetryAfter), RateLimit: f.RateLimit,
-			NoRetryAfter: f.NoRetryAfter,
+			NoRetryAfter: f.NoRetryAfter, Torn: f.Torn,
 		}
 	}
 	return json.Marshal(w)
@@ -448,7 +454,7 @@ func (sc *Script) UnmarshalJSON(data []byte) error {
 		sc.Fail = &Failure{
 			Kind: f.Kind, Status: f.Status, ErrorType: f.ErrorType, Message: f.Message,
 			After: f.After, RetryAfter: time.Duration(f.RetryAfter), RateLimit: f.RateLimit,
-			NoRetryAfter: f.NoRetryAfter,
+			NoRetryAfter: f.NoRetryAfter, Torn: f.Torn,
 		}
 	}
 	return nil

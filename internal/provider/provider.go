@@ -254,6 +254,32 @@ type RequestStreams interface {
 	RequestErrorEvent(req Request, kind ErrorKind, message, requestID string) []byte
 }
 
+// ArrayStreams is implemented by a provider whose streams may come as one JSON array whose
+// elements are sent as they are made (Gemini's streamGenerateContent without alt=sse). The
+// gateway relays such an answer like a JSON answer of unknown length; when the upstream
+// breaks off, it completes the array with one error element if what the client has so far
+// ends between two elements (the way the provider itself ends a failed array stream), and
+// cuts the connection otherwise.
+type ArrayStreams interface {
+	// NewArrayEnd returns a tracker for the answer to req, or nil when that answer is not
+	// an array stream.
+	NewArrayEnd(req Request) ArrayEnd
+}
+
+// ArrayEnd follows the bytes of one array stream as they are relayed.
+type ArrayEnd interface {
+	// Add reads the next bytes of the answer, in the order they arrived.
+	Add(p []byte)
+	// ErrorEnd returns the bytes that complete what was read into a valid array whose last
+	// element reports the error in the provider's shape, or nil when what was read does not
+	// end between two elements (mid-element, before the array opened, after it closed).
+	// After the upstream's own error element it only closes the array: never a second one.
+	ErrorEnd(kind ErrorKind, message, requestID string) []byte
+	// Failed reports whether an element read so far is the upstream's report of an error:
+	// the answer is then billed as partial, like a stream with an error event.
+	Failed() bool
+}
+
 // Filter is implemented by a Meter that keeps some upstream events from the client: events
 // the provider asked the upstream for on the gateway's behalf (OpenAI's usage chunk when
 // the client did not ask for it). They are metered like any other, never relayed.

@@ -440,6 +440,44 @@ func TestGeminiMidStreamError(t *testing.T) {
 	}
 }
 
+// TestGeminiArrayMidStreamError: the stream without alt=sse is one JSON array sent element
+// by element; an upstream that breaks off between two elements leaves the client a valid
+// array of the chunks relayed so far and exactly one error element in Google's shape;
+// nothing follows it; no other account is tried; what was consumed is billed once, as
+// partial. (A break inside an element is cut: internal/gateway TestArrayStreamBrokeOff.)
+func TestGeminiArrayMidStreamError(t *testing.T) {
+	c, ten := geminiSingle(t, config(), gatewaytest.TenantOptions{})
+	c.geminiAccount(t, "up-first", []int64{ten.Group.ID}, func(a *store.Account) { a.Priority = 10 })
+	c.geminiAccount(t, "up-second", []int64{ten.Group.ID}, func(a *store.Account) { a.Priority = 20 })
+	usage := mockupstream.Usage{Input: 300, CacheRead: 200, Output: 90}
+	if err := c.Mock.SetScript("up-first", mockupstream.Script{Events: 8, Usage: &usage,
+		Fail: &mockupstream.Failure{Kind: mockupstream.FailDrop, After: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, got := geminiPost(t, c.nodes[0], "/v1beta/models/"+geminiModel+":streamGenerateContent", "x-goog-api-key", ten.Secret, cliBody)
+	var elems []json.RawMessage
+	if err := json.Unmarshal(got, &elems); resp.StatusCode != 200 || err != nil || len(elems) != 4 {
+		t.Fatalf("%d: %d elements (%v):\n%s", resp.StatusCode, len(elems), err, got)
+	}
+	sent := lastSent(c)
+	var e googleErr
+	if err := json.Unmarshal(elems[3], &e); err != nil || e.Error.Code != 500 || e.Error.Status != "INTERNAL" ||
+		bytes.Count(got, []byte(`"error"`)) != 1 || len(sent) == 0 || !bytes.HasPrefix(got, sent) {
+		t.Fatalf("the client got:\n%s\nthe upstream sent:\n%s", got, sent)
+	}
+	if !bytes.HasSuffix(got, []byte("}]")) || !strings.Contains(string(elems[3]), resp.Header.Get(gateway.HeaderRequestID)) {
+		t.Fatalf("the error element does not end the array or lacks the request id:\n%s", got)
+	}
+	if n := c.Mock.Stats("up-second").Requests; n != 0 {
+		t.Fatalf("another account was tried after the first byte (%d)", n)
+	}
+	r := rows(t, c.Store, store.UsageFilter{UserID: ten.User.ID}, 1)[0]
+	if !r.Partial || r.InputTokens != usage.Input || r.CacheReadTokens != usage.CacheRead || r.OutputTokens != 0 ||
+		r.RequestID != resp.Header.Get(gateway.HeaderRequestID) {
+		t.Errorf("row %+v; want one partial row of the prompt the chunks reported", r)
+	}
+}
+
 // googleErr is an error body in Google's shape.
 type googleErr struct {
 	Error struct {

@@ -115,7 +115,7 @@ func (*Provider) KeyPlaces() []provider.KeyPlace { return keyPlaces }
 // ParseRequest implements provider.Provider. The model comes from the path; the body is only
 // checked to be one JSON object (unique keys, bounded depth) and read for the session. A
 // stream is an event stream only with alt=sse; without it the stream method answers one
-// JSON array, relayed like a JSON answer.
+// JSON array, relayed like a JSON answer of unknown length (an array stream: NewArrayEnd).
 func (*Provider) ParseRequest(op provider.Operation, in provider.Inbound, body []byte) (provider.Request, error) {
 	_, model, method, _ := splitPath(in.Path) // the path as the server decoded it
 	if op == provider.OpModels {
@@ -154,6 +154,9 @@ func (*Provider) ParseRequest(op provider.Operation, in provider.Inbound, body [
 	if op == provider.OpMessages {
 		q, _ := url.ParseQuery(in.RawQuery)
 		req.Stream = method == methodStream && q.Get("alt") == "sse"
+		if method == methodStream && !req.Stream {
+			req.Variant = variantArray // see NewArrayEnd
+		}
 		req.Session = sessionOf(system, contents.Get("0"), cached)
 	}
 	return req, nil

@@ -1,0 +1,117 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/fluxcode/fluxcode/internal/gateway"
+	"github.com/fluxcode/fluxcode/internal/gateway/gatewaytest"
+	"github.com/fluxcode/fluxcode/internal/mockupstream"
+	"github.com/fluxcode/fluxcode/internal/provider"
+	"github.com/fluxcode/fluxcode/internal/provider/anthropic"
+	"github.com/fluxcode/fluxcode/internal/provider/gemini"
+	"github.com/fluxcode/fluxcode/internal/store"
+)
+
+// TestArrayStreamBrokeOff: Gemini's streamGenerateContent without alt=sse is one JSON array
+// sent element by element. An upstream that breaks off between two elements leaves the
+// client a valid array that ends in exactly one error element in Google's shape; one that
+// breaks off inside an element cannot be completed, and the connection is cut; the
+// upstream's own error element is relayed as it came. Each time what was metered is billed
+// once, as partial.
+func TestArrayStreamBrokeOff(t *testing.T) {
+	d := gatewaytest.NewDeps(t, gatewaytest.Deps{Providers: []provider.Provider{anthropic.New(), gemini.New()}})
+	node := gatewaytest.Start(t, d, testConfig(), "n1", nil)
+	g := &store.Group{Name: "gemini-group", Platform: store.PlatformGemini, BillingType: store.BillingBalance,
+		RateMultiplierPPM: 1_000_000, Status: store.StatusActive}
+	if err := d.Store.CreateGroup(context.Background(), g); err != nil {
+		t.Fatal(err)
+	}
+	ten := gatewaytest.NewTenant(t, d, gatewaytest.TenantOptions{Group: g})
+	gatewaytest.NewAccount(t, d, "gm-array", []int64{g.ID}, func(a *store.Account) { a.Platform = store.PlatformGemini })
+	usage := mockupstream.Usage{Input: 120, Output: 40}
+	post := func(t *testing.T, f mockupstream.Failure) (*http.Response, []byte, error) {
+		t.Helper()
+		err := d.Mock.SetScript("gm-array", mockupstream.Script{Events: 8, Usage: &usage, Fail: &f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequest("POST", node.URL+"/v1beta/models/gemini-3.8-flash:streamGenerateContent",
+			strings.NewReader(`{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Goog-Api-Key", ten.Secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp, b, err
+	}
+	// row waits for the ledger's n-th row and checks it is the partial one of resp, billed
+	// with the prompt the chunks so far reported (the mock reports the output last).
+	row := func(t *testing.T, resp *http.Response, n int) {
+		t.Helper()
+		rows := usageRows(t, d.Store, ten.User.ID, n)
+		var mine []store.Usage
+		for _, r := range rows {
+			if r.RequestID == resp.Header.Get(gateway.HeaderRequestID) {
+				mine = append(mine, r)
+			}
+		}
+		if len(rows) != n || len(mine) != 1 || !mine[0].Partial || mine[0].InputTokens != usage.Input || mine[0].OutputTokens != 0 {
+			t.Fatalf("rows %+v; want one partial row of %d input tokens", rows, usage.Input)
+		}
+	}
+
+	t.Run("between elements", func(t *testing.T) {
+		resp, got, err := post(t, mockupstream.Failure{Kind: mockupstream.FailDrop, After: 3})
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("status %d, read error %v:\n%s", resp.StatusCode, err, got)
+		}
+		var elems []json.RawMessage
+		if err := json.Unmarshal(got, &elems); err != nil || len(elems) != 4 {
+			t.Fatalf("%d elements (%v); want the 3 chunks and one error:\n%s", len(elems), err, got)
+		}
+		var last struct {
+			Error struct {
+				Code    int    `json:"code"`
+				Message string `json:"message"`
+				Status  string `json:"status"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(elems[3], &last); err != nil || last.Error.Code != 500 || last.Error.Status != "INTERNAL" ||
+			last.Error.Message != "the upstream stream broke off" || bytes.Count(got, []byte(`"error"`)) != 1 {
+			t.Fatalf("last element %s; the client got:\n%s", elems[3], got)
+		}
+		for _, e := range elems[:3] {
+			if !bytes.Contains(e, []byte(`"candidates"`)) {
+				t.Fatalf("element %s is not a chunk", e)
+			}
+		}
+		row(t, resp, 1)
+	})
+	t.Run("mid-element", func(t *testing.T) {
+		resp, got, err := post(t, mockupstream.Failure{Kind: mockupstream.FailDrop, After: 3, Torn: true})
+		if err == nil || json.Valid(got) || bytes.Contains(got, []byte(`"error"`)) {
+			t.Fatalf("read error %v; want the connection cut mid-element, got:\n%s", err, got)
+		}
+		row(t, resp, 2)
+	})
+	t.Run("the upstream's own error element", func(t *testing.T) {
+		resp, got, err := post(t, mockupstream.Failure{Kind: mockupstream.FailError, After: 3})
+		var elems []json.RawMessage
+		if err != nil || resp.StatusCode != 200 || json.Unmarshal(got, &elems) != nil || len(elems) != 4 ||
+			!bytes.HasPrefix(elems[3], []byte(`{"error":{"code":503,`)) || bytes.Count(got, []byte(`"error"`)) != 1 {
+			t.Fatalf("status %d, read error %v; want the upstream's array as it came:\n%s", resp.StatusCode, err, got)
+		}
+		row(t, resp, 3)
+	})
+}
