@@ -22,7 +22,7 @@ func TestArrayEnd(t *testing.T) {
 		{`[{"a":"b\\"},{"c":[1,{"d":null}]}` + "\n", true},
 		{`[{"a":1`, false},
 		{`[{"a":"\"}`, false},
-		{`[{"a":[1,2]}`, false},
+		{`[{"a":[1,2]`, false},
 		{`[{"a":1}]`, false},
 		{`[1`, false},
 		{`{"a":1}`, false},

@@ -55,10 +55,10 @@ func TestParseRequest(t *testing.T) {
 		t.Fatalf("stream with alt=sse: %+v, %v", req, err)
 	}
 	// Without alt=sse the answer is one JSON array: not an event stream.
-	if req, err := parse(provider.OpMessages, "/v1beta/models/gemini-3.8-flash:streamGenerateContent", "", genBody); err != nil || req.Stream {
+	if req, err := parse(provider.OpMessages, "/v1beta/models/gemini-3.8-flash:streamGenerateContent", "", genBody); err != nil || req.Stream || req.Variant != variantArray {
 		t.Fatalf("stream without alt=sse: %+v, %v", req, err)
 	}
-	if req, err := parse(provider.OpMessages, "/v1beta/models/gemini-3.8-flash:generateContent", "alt=sse", genBody); err != nil || req.Stream {
+	if req, err := parse(provider.OpMessages, "/v1beta/models/gemini-3.8-flash:generateContent", "alt=sse", genBody); err != nil || req.Stream || req.Variant != "" {
 		t.Fatalf("generateContent: %+v, %v", req, err)
 	}
 	if req, err := parse(provider.OpCountTokens, "/v1beta/models/m:countTokens", "", `{"generateContentRequest":{"model":"models/m","contents":[]}}`); err != nil || req.Model != "m" || req.Session != "" {
