@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fluxcode/fluxcode/internal/gateway"
 	"github.com/fluxcode/fluxcode/internal/gateway/gatewaytest"
@@ -20,13 +21,16 @@ import (
 
 // TestArrayStreamBrokeOff: Gemini's streamGenerateContent without alt=sse is one JSON array
 // sent element by element. An upstream that breaks off between two elements leaves the
-// client a valid array that ends in exactly one error element in Google's shape; one that
+// client a valid array that ends in exactly one error element in Google's shape (504
+// DEADLINE_EXCEEDED when it went silent past the idle timeout); one that
 // breaks off inside an element cannot be completed, and the connection is cut; the
 // upstream's own error element is relayed as it came. Each time what was metered is billed
 // once, as partial.
 func TestArrayStreamBrokeOff(t *testing.T) {
 	d := gatewaytest.NewDeps(t, gatewaytest.Deps{Providers: []provider.Provider{anthropic.New(), gemini.New()}})
-	node := gatewaytest.Start(t, d, testConfig(), "n1", nil)
+	cfg := testConfig()
+	cfg.IdleTimeout = 300 * time.Millisecond // a stalled upstream is given up soon
+	node := gatewaytest.Start(t, d, cfg, "n1", nil)
 	g := &store.Group{Name: "gemini-group", Platform: store.PlatformGemini, BillingType: store.BillingBalance,
 		RateMultiplierPPM: 1_000_000, Status: store.StatusActive}
 	if err := d.Store.CreateGroup(context.Background(), g); err != nil {
@@ -71,8 +75,11 @@ func TestArrayStreamBrokeOff(t *testing.T) {
 		}
 	}
 
-	t.Run("between elements", func(t *testing.T) {
-		resp, got, err := post(t, mockupstream.Failure{Kind: mockupstream.FailDrop, After: 3})
+	// errorEnded checks the client got a valid array of the 3 chunks relayed and one error
+	// element of the gateway's.
+	errorEnded := func(t *testing.T, f mockupstream.Failure, code int, status, message string) *http.Response {
+		t.Helper()
+		resp, got, err := post(t, f)
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("status %d, read error %v:\n%s", resp.StatusCode, err, got)
 		}
@@ -87,8 +94,8 @@ func TestArrayStreamBrokeOff(t *testing.T) {
 				Status  string `json:"status"`
 			} `json:"error"`
 		}
-		if err := json.Unmarshal(elems[3], &last); err != nil || last.Error.Code != 500 || last.Error.Status != "INTERNAL" ||
-			last.Error.Message != "the upstream stream broke off" || bytes.Count(got, []byte(`"error"`)) != 1 {
+		if err := json.Unmarshal(elems[3], &last); err != nil || last.Error.Code != code || last.Error.Status != status ||
+			last.Error.Message != message || bytes.Count(got, []byte(`"error"`)) != 1 {
 			t.Fatalf("last element %s; the client got:\n%s", elems[3], got)
 		}
 		for _, e := range elems[:3] {
@@ -96,6 +103,11 @@ func TestArrayStreamBrokeOff(t *testing.T) {
 				t.Fatalf("element %s is not a chunk", e)
 			}
 		}
+		return resp
+	}
+
+	t.Run("between elements", func(t *testing.T) {
+		resp := errorEnded(t, mockupstream.Failure{Kind: mockupstream.FailDrop, After: 3}, 500, "INTERNAL", "the upstream stream broke off")
 		row(t, resp, 1)
 	})
 	t.Run("mid-element", func(t *testing.T) {
@@ -113,5 +125,9 @@ func TestArrayStreamBrokeOff(t *testing.T) {
 			t.Fatalf("status %d, read error %v; want the upstream's array as it came:\n%s", resp.StatusCode, err, got)
 		}
 		row(t, resp, 3)
+	})
+	t.Run("the upstream goes silent", func(t *testing.T) {
+		resp := errorEnded(t, mockupstream.Failure{Kind: mockupstream.FailStall, After: 3}, 504, "DEADLINE_EXCEEDED", "the upstream stream went silent")
+		row(t, resp, 4)
 	})
 }
