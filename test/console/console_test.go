@@ -46,7 +46,8 @@ func requireBrowserTools(t *testing.T, root string) string {
 var passwordLine = regexp.MustCompile(regexp.QuoteMeta(app.AdminPasswordLine) + ` email=(\S+) password=(\S+)`)
 
 // TestConsoleInBrowser: the admin signs in with the generated password and must replace it,
-// creates a group, an account on the mock upstream and a user with a balance; the user signs
+// creates a group, an account on the mock upstream, a Claude login through the mock's
+// OAuth server (a refused code is reported at its field) and a user with a balance; the user signs
 // in (a Chinese-preferring browser gets Chinese), creates a key; a request through the
 // gateway with that key shows on both dashboards with its cost; the language switch changes
 // the text; a form error names the field in the API's words; an account is edited (a new
@@ -74,6 +75,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		"LOG_LEVEL":   "warn",
 		// The mock upstream listens on loopback, which the SSRF guard refuses by default.
 		"UPSTREAM_ALLOWED_NETWORKS": "127.0.0.1/32",
+		// Claude sign-ins go to the mock's OAuth server.
+		"CLAUDE_OAUTH_AUTHORIZE_URL": mock.URL() + "/oauth/authorize",
+		"CLAUDE_OAUTH_TOKEN_URL":     mock.URL() + "/v1/oauth/token",
+		"CLAUDE_OAUTH_PROFILE_URL":   mock.URL() + "/api/oauth/profile",
 	}))
 	if err != nil {
 		t.Fatalf("config: %v", err)

@@ -152,6 +152,40 @@ try {
   check((await text(admin, '[data-testid=account-form] .hint')).includes('api_key, extra.organization'), 'an OpenAI account keeps its organization with the key')
   await admin.click('[data-testid=account-form] button:has-text("Cancel")')
 
+  // --- A Claude login onboarded through the mock's OAuth server: start shows the sign-in
+  // address; a refused code is reported at the code field in the API's words; after a new
+  // start, pasting the address the sign-in lands on creates the account, which can be renewed.
+  const cl = admin.locator('[data-testid=claude-login]')
+  const startLogin = async () => {
+    await cl.locator('button[type=submit]').click()
+    await admin.locator('#cl-url').waitFor()
+    const url = await admin.inputValue('#cl-url')
+    check(url.startsWith(MOCK + '/oauth/authorize?') && url.includes('code_challenge='), 'the sign-in starts at the OAuth server: ' + url)
+    return url
+  }
+  await admin.fill('#cl-name', 'claude-sub')
+  await admin.fill('#cl-base', MOCK)
+  await startLogin()
+  await admin.fill('#cl-code', 'not-a-real-code')
+  await cl.locator('button[type=submit]').click()
+  await admin.locator('#cl-code-error').waitFor()
+  check((await text(admin, '#cl-code-error')).includes('refused the code'), 'a refused code is reported at the code field: ' + (await text(admin, '#cl-code-error')))
+  await cl.locator('button:has-text("Cancel")').click()
+  const signedIn = await fetch(await startLogin(), { redirect: 'manual' })
+  check(signedIn.status === 302, 'the mock sign-in redirects with the code')
+  await admin.fill('#cl-code', signedIn.headers.get('location'))
+  await cl.locator('button[type=submit]').click()
+  await admin.locator('[data-testid=claude-login-done]').waitFor()
+  const done = await text(admin, '[data-testid=claude-login-done]')
+  check(done.includes('claude-sub') && /user-\S+@example\.com/.test(done), 'the finished sign-in names the account and its e-mail: ' + done)
+  const clRow = admin.locator('[data-testid=accounts-table] tr', { hasText: 'claude-sub' })
+  await clRow.waitFor()
+  const [renewed] = await Promise.all([
+    admin.waitForResponse((r) => r.url().endsWith('/refresh')),
+    clRow.locator('button', { hasText: 'Refresh now' }).click(),
+  ])
+  check(renewed.status() === 200, 'renewing the login now succeeds: ' + renewed.status())
+
   // --- A user with a balance.
   await admin.click('nav >> text=Users')
   await admin.fill('#u-email', USER_EMAIL)

@@ -60,6 +60,15 @@ const en = {
     note: 'The full key was shown once when you created it; put it where {placeholder} stands.',
     platformNote: 'This key\'s group serves {platform}; these clients can use it:',
   },
+  claude: {
+    title: 'New account (Claude sign-in)', intro: 'Start, open the address and sign in with the Claude account; the page then shows a code (or lands on an address): paste it here and finish.',
+    kind: 'Login kind', oauth: 'OAuth (renewed automatically)', setupToken: 'Setup token (inference only, one year)',
+    start: 'Start sign-in', open: 'Open this address and sign in (valid for {min} min):', openLink: 'Open sign-in page',
+    code: 'Code from the sign-in page', codeHint: 'The callback address, or “code#state”', finish: 'Finish and create the account',
+    created: 'Account “{name}” created: {email}, plan {plan}.', expires: 'Access token expires {t}.',
+    checkOk: 'First request upstream answered {status}.', checkFailed: 'First request upstream failed ({status}): {error}',
+    windows: 'Subscription windows', window: '{name}: {pct}, resets {t}', reported: 'reported {t}', refresh: 'Refresh now',
+  },
   admin: {
     title: 'Overview', users: 'Users', groups: 'Groups', accounts: 'Accounts', inFlight: 'In flight', limit: 'Limit',
     marks: 'Health marks', rateLimited: 'rate limited until {t}', overloaded: 'overloaded until {t}',
@@ -140,6 +149,15 @@ const zh: Messages = {
     title: '接入方式', key: '密钥', pick: '选择一个密钥', noKeys: '请先创建密钥。',
     note: '完整密钥只在创建时显示一次；请把它填到 {placeholder} 处。',
     platformNote: '此密钥的分组提供 {platform}，以下客户端可以使用：',
+  },
+  claude: {
+    title: '新建账号（Claude 登录）', intro: '点击开始，打开地址并用 Claude 账号登录；页面随后显示一个代码（或跳转到一个地址）：粘贴到这里并完成。',
+    kind: '登录类型', oauth: 'OAuth（自动续期）', setupToken: 'Setup token（仅推理，一年有效）',
+    start: '开始登录', open: '打开此地址并登录（{min} 分钟内有效）：', openLink: '打开登录页',
+    code: '登录页给出的代码', codeHint: '回调地址，或“code#state”', finish: '完成并创建账号',
+    created: '已创建账号“{name}”：{email}，套餐 {plan}。', expires: '访问令牌到期时间 {t}。',
+    checkOk: '首个上游请求返回 {status}。', checkFailed: '首个上游请求失败（{status}）：{error}',
+    windows: '订阅用量窗口', window: '{name}：{pct}，{t} 重置', reported: '更新于 {t}', refresh: '立即续期',
   },
   admin: {
     title: '总览', users: '用户', groups: '分组', accounts: '上游账号', inFlight: '进行中', limit: '上限',
