@@ -169,7 +169,7 @@ func (a *api) routes() http.Handler {
 	// Admin: users, their balance, keys and subscriptions.
 	handle("GET /api/v1/admin/users", admin(listRoute(a, a.store.ListUsers, viewUser, "search", "status", "role")))
 	handle("POST /api/v1/admin/users", admin(a.createUser))
-	handle("GET /api/v1/admin/users/{id}", admin(getRoute(a, a.store.GetUser, viewUser)))
+	handle("GET /api/v1/admin/users/{id}", admin(getRoute(a, a.getUserAccess, viewUserAccess)))
 	handle("PATCH /api/v1/admin/users/{id}", admin(a.updateUser))
 	handle("DELETE /api/v1/admin/users/{id}", admin(a.deleteUser))
 	handle("POST /api/v1/admin/users/{id}/balance", admin(a.adjustBalance))

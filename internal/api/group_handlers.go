@@ -20,6 +20,7 @@ type groupReq struct {
 	WeeklyLimit    *money      `json:"weekly_limit"`
 	MonthlyLimit   *money      `json:"monthly_limit"`
 	Status         *string     `json:"status"`
+	Exclusive      *bool       `json:"exclusive"`
 }
 
 // maxMultiplierPPM bounds a rate multiplier at 1000×: anything above is a typo.
@@ -75,6 +76,9 @@ func (req *groupReq) apply(g *store.Group) error {
 	}
 	if req.Status != nil {
 		g.Status = *req.Status
+	}
+	if req.Exclusive != nil {
+		g.Exclusive = *req.Exclusive
 	}
 	return checkEnum("status", g.Status, store.StatusActive, store.StatusDisabled)
 }

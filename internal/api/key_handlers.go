@@ -285,8 +285,8 @@ func (a *api) writeKeys(w http.ResponseWriter, r *http.Request, userID int64) {
 	listRoute(a, ofUser(a.store.ListAPIKeys, userID), viewKey, "search", "status", "group_id")(w, r)
 }
 
-// updateKey lets an admin bind any existing group (the gateway still refuses a subscription
-// group the owner has no subscription to).
+// updateKey lets an admin bind any existing group the owner may use (the gateway still
+// refuses a subscription group the owner has no subscription to).
 func (a *api) updateKey(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	k, err := byPathID(r, a.store.GetAPIKey)
@@ -299,7 +299,17 @@ func (a *api) updateKey(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	checkGroup := func(id int64) error { _, err := a.groupField(ctx, "group_id", id); return err }
+	checkGroup := func(id int64) error {
+		g, err := a.groupField(ctx, "group_id", id)
+		if err != nil {
+			return err
+		}
+		ok, err := a.mayUseGroup(ctx, k.UserID, g)
+		if err == nil && !ok {
+			err = invalid("group_id", "group %d is exclusive and user %d is not allowed on it", id, k.UserID)
+		}
+		return err
+	}
 	if err := a.applyKeyUpdate(k, &req, true, checkGroup); err != nil {
 		a.writeError(w, r, err)
 		return

@@ -164,10 +164,13 @@ func (a *api) listUsableGroups(w http.ResponseWriter, r *http.Request) {
 }
 
 // groupUsable: a user may use an active balance-billed group, or an active subscription
-// group they hold a current subscription to.
+// group they hold a current subscription to; either only if they may use the group at all.
 func (a *api) groupUsable(ctx context.Context, u *store.User, g *store.Group) (bool, error) {
 	if g.Status != store.StatusActive {
 		return false, nil
+	}
+	if ok, err := a.mayUseGroup(ctx, u.ID, g); !ok || err != nil {
+		return false, err
 	}
 	if g.BillingType != store.BillingSubscription {
 		return true, nil
@@ -181,6 +184,15 @@ func (a *api) groupUsable(ctx context.Context, u *store.User, g *store.Group) (b
 	}
 	now := a.now()
 	return sub.Status == store.StatusActive && !now.Before(sub.StartsAt) && now.Before(sub.ExpiresAt), nil
+}
+
+// mayUseGroup: every user may use a group that is not exclusive; an exclusive one only the
+// users allowed on it.
+func (a *api) mayUseGroup(ctx context.Context, userID int64, g *store.Group) (bool, error) {
+	if !g.Exclusive {
+		return true, nil
+	}
+	return a.store.MayUseGroup(ctx, userID, g.ID)
 }
 
 // allGroups reads every group, page by page.

@@ -86,6 +86,8 @@ type updateUserReq struct {
 	// it) deletes the user's API keys as well.
 	Password      *string `json:"password"`
 	RevokeAPIKeys bool    `json:"revoke_api_keys"`
+	// AllowedGroupIDs replaces the exclusive groups the user may use.
+	AllowedGroupIDs *[]int64 `json:"allowed_group_ids"`
 }
 
 func (a *api) updateUser(w http.ResponseWriter, r *http.Request) {
@@ -140,6 +142,14 @@ func (a *api) updateUser(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, invalid("revoke_api_keys", "revoke_api_keys goes with a new password"))
 		return
 	}
+	if req.AllowedGroupIDs != nil {
+		for _, id := range *req.AllowedGroupIDs {
+			if _, err := a.groupField(ctx, "allowed_group_ids", id); err != nil {
+				a.writeError(w, r, err)
+				return
+			}
+		}
+	}
 	// An admin cannot lock themselves out; another admin can still change them.
 	if u.ID == currentUser(ctx).ID && (u.Role != store.RoleAdmin || u.Status != store.StatusActive) {
 		a.writeError(w, r, newError(kindConflict, "you cannot demote or disable yourself"))
@@ -155,8 +165,33 @@ func (a *api) updateUser(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if req.AllowedGroupIDs != nil {
+		if err := a.store.SetUserGroups(ctx, u.ID, *req.AllowedGroupIDs); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+	}
+	// Gateway nodes read the user's keys afresh, with what they may now use.
 	a.publish(ctx, invalidate.User, u.ID)
-	writeStored(a, w, r, a.store.GetUser, u.ID, viewUser)
+	writeStored(a, w, r, a.getUserAccess, u.ID, viewUserAccess)
+}
+
+// userAccess is a user with the exclusive groups they are allowed on, as admins see them.
+type userAccess struct {
+	store.User
+	groupIDs []int64
+}
+
+func (a *api) getUserAccess(ctx context.Context, id int64) (*userAccess, error) {
+	u, err := a.store.GetUser(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := a.store.UserGroupIDs(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &userAccess{User: *u, groupIDs: ids}, nil
 }
 
 // deleteUser removes a user. Gateway nodes forget the user and each of their keys.

@@ -28,6 +28,15 @@ func viewUser(u *store.User) userView {
 		Concurrency: u.Concurrency, RPMLimit: u.RPMLimit, TPMLimit: u.TPMLimit, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
 
+type userAccessView struct {
+	userView
+	AllowedGroupIDs []int64 `json:"allowed_group_ids"` // the exclusive groups they may use
+}
+
+func viewUserAccess(u *userAccess) userAccessView {
+	return userAccessView{userView: viewUser(&u.User), AllowedGroupIDs: u.groupIDs}
+}
+
 type groupView struct {
 	ID             int64      `json:"id"`
 	Name           string     `json:"name"`
@@ -39,6 +48,7 @@ type groupView struct {
 	WeeklyLimit    money      `json:"weekly_limit"`
 	MonthlyLimit   money      `json:"monthly_limit"`
 	Status         string     `json:"status"`
+	Exclusive      bool       `json:"exclusive"` // only the users allowed on it may use it
 	CreatedAt      time.Time  `json:"created_at"`
 	UpdatedAt      time.Time  `json:"updated_at"`
 }
@@ -47,7 +57,7 @@ func viewGroup(g *store.Group) groupView {
 	return groupView{ID: g.ID, Name: g.Name, Description: g.Description, Platform: g.Platform,
 		BillingType: g.BillingType, RateMultiplier: multiplier(g.RateMultiplierPPM),
 		DailyLimit: money(g.DailyLimit), WeeklyLimit: money(g.WeeklyLimit), MonthlyLimit: money(g.MonthlyLimit),
-		Status: g.Status, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt}
+		Status: g.Status, Exclusive: g.Exclusive, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt}
 }
 
 type keyView struct {

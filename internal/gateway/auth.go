@@ -40,6 +40,9 @@ func (c *call) authenticate() bool {
 		c.reject(RejectForbidden, provider.KindPermission, 0, "this account is disabled", 0)
 	case a.Group.Status != store.StatusActive:
 		c.reject(RejectForbidden, provider.KindPermission, 0, "this API key's group is disabled", 0)
+	case !a.Allowed:
+		// The group became exclusive (or the user left its list) after the key was bound.
+		c.reject(RejectForbidden, provider.KindPermission, 0, "this API key's group is not available to this account", 0)
 	default:
 		if !c.choose(a.Group.Platform) {
 			return false

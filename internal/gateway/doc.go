@@ -37,8 +37,9 @@
 //
 //	X-Fluxcode-Reject  status  error.type        when
 //	key                401     authentication_error  no key, an unknown, disabled or expired key
-//	forbidden          403     permission_error  the key's user or group is disabled, or the
-//	                                             group serves another protocol
+//	forbidden          403     permission_error  the key's user or group is disabled, the
+//	                                             group is exclusive and the user not allowed
+//	                                             on it, or the group serves another protocol
 //	request            4xx     invalid_request_error  the request itself: malformed, too large
 //	                                             (413), too slow (408), no such route or model
 //	                                             (404), a WebSocket upgrade (426)

@@ -18,7 +18,7 @@ const HeaderReject = "X-Fluxcode-Reject"
 // Reasons carried by HeaderReject.
 const (
 	RejectKey          = "key"          // no key, an unknown, disabled or expired key
-	RejectForbidden    = "forbidden"    // the key's user or group is disabled, or serves another protocol
+	RejectForbidden    = "forbidden"    // the key's user or group is disabled, the user may not use the group, or it serves another protocol
 	RejectRequest      = "request"      // the request itself: malformed, too large, too slow, no such route or model
 	RejectConcurrency  = "concurrency"  // no slot freed within the wait timeout
 	RejectQueueFull    = "queue_full"   // too many requests already waiting

@@ -78,8 +78,11 @@ type Group struct {
 	WeeklyLimit  Nanos
 	MonthlyLimit Nanos
 	Status       string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Exclusive groups may be used only by the users allowed on them (GroupAccess); the
+	// others are open to every user.
+	Exclusive bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // APIKey is a user's key for the gateway. Only a keyed hash of the secret is stored.
@@ -119,6 +122,8 @@ type KeyAuth struct {
 	User         User
 	Group        Group
 	Subscription *Subscription // the user's active subscription to the group, if it bills so
+	// Allowed: the user may use the group (it is not exclusive, or they are allowed on it).
+	Allowed bool
 }
 
 // Credentials of an upstream account. Stored encrypted at rest; never logged.
@@ -355,6 +360,7 @@ type Store interface {
 	Jobs
 	RequestOutcomes
 	RedeemCodes
+	GroupAccess
 
 	// Ping answers nil when the database is reachable.
 	Ping(ctx context.Context) error
@@ -392,6 +398,18 @@ type Groups interface {
 	ListGroups(ctx context.Context, p Page) ([]Group, int, error)
 	UpdateGroup(ctx context.Context, g *Group) error
 	DeleteGroup(ctx context.Context, id int64) error
+}
+
+// GroupAccess lists the users allowed on exclusive groups. A group that is not exclusive is
+// open to every user whatever the list says.
+type GroupAccess interface {
+	// UserGroupIDs returns the groups the user is allowed on, in id order.
+	UserGroupIDs(ctx context.Context, userID int64) ([]int64, error)
+	// SetUserGroups replaces the user's allowed groups. ErrInvalid for an unknown group.
+	SetUserGroups(ctx context.Context, userID int64, groupIDs []int64) error
+	// MayUseGroup reports whether the user may use the group: it is not exclusive or the
+	// user is allowed on it. ErrNotFound for an unknown group.
+	MayUseGroup(ctx context.Context, userID, groupID int64) (bool, error)
 }
 
 type APIKeys interface {

@@ -83,6 +83,7 @@ func (d *DB) DeleteAPIKey(ctx context.Context, id int64) error {
 // keyAuthQuery reads everything admission needs in one round trip. The subscription is the
 // user's active, unexpired subscription to the key's group, joined only when the group
 // bills by subscription; COALESCE keeps the scan the same when there is none (its id is 0).
+// The last column says whether the user may use the group (KeyAuth.Allowed).
 func keyAuthQuery() string {
 	var cols []string
 	for _, t := range []struct{ alias, cols string }{{"k", apiKeyCols}, {"u", userCols}, {"g", groupCols}} {
@@ -100,6 +101,7 @@ func keyAuthQuery() string {
 		}
 		cols = append(cols, fmt.Sprintf("COALESCE(s.%s, %s)", c, zero))
 	}
+	cols = append(cols, fmt.Sprintf(mayUseGroupSQL, "k.user_id"))
 	return "SELECT " + strings.Join(cols, ", ") + `
 		FROM api_keys k
 		JOIN users u ON u.id = k.user_id
@@ -133,6 +135,7 @@ func (d *DB) KeyAuthByHash(ctx context.Context, hash []byte) (*store.KeyAuth, er
 	dest = append(dest, userDest(&ka.User)...)
 	dest = append(dest, groupDest(&ka.Group)...)
 	dest = append(dest, subscriptionDest(&sub)...)
+	dest = append(dest, &ka.Allowed)
 	stmt, err := d.keyAuthStmt(ctx)
 	if err != nil {
 		return nil, wrap("authenticate api key", err)

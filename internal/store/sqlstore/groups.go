@@ -7,11 +7,11 @@ import (
 	"github.com/fluxcode/fluxcode/internal/store"
 )
 
-const groupCols = "id, name, description, platform, billing_type, rate_multiplier_ppm, daily_limit, weekly_limit, monthly_limit, status, created_at, updated_at"
+const groupCols = "id, name, description, platform, billing_type, rate_multiplier_ppm, daily_limit, weekly_limit, monthly_limit, status, exclusive, created_at, updated_at"
 
 func groupDest(g *store.Group) []any {
 	return []any{&g.ID, &g.Name, &g.Description, &g.Platform, &g.BillingType, &g.RateMultiplierPPM,
-		&g.DailyLimit, &g.WeeklyLimit, &g.MonthlyLimit, &g.Status, timeDst{&g.CreatedAt}, timeDst{&g.UpdatedAt}}
+		&g.DailyLimit, &g.WeeklyLimit, &g.MonthlyLimit, &g.Status, &g.Exclusive, timeDst{&g.CreatedAt}, timeDst{&g.UpdatedAt}}
 }
 
 func scanGroup(s scanner, g *store.Group) error { return s.Scan(groupDest(g)...) }
@@ -23,10 +23,10 @@ func (d *DB) CreateGroup(ctx context.Context, g *store.Group) error {
 	g.Status = orDefault(g.Status, store.StatusActive)
 	now := d.clock()
 	err := d.w.QueryRowContext(ctx, `INSERT INTO groups (name, description, platform, billing_type, rate_multiplier_ppm,
-		daily_limit, weekly_limit, monthly_limit, status, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id`,
+		daily_limit, weekly_limit, monthly_limit, status, exclusive, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $10, $10) RETURNING id`,
 		g.Name, g.Description, g.Platform, g.BillingType, g.RateMultiplierPPM,
-		int64(g.DailyLimit), int64(g.WeeklyLimit), int64(g.MonthlyLimit), g.Status, d.tv(now)).Scan(&g.ID)
+		int64(g.DailyLimit), int64(g.WeeklyLimit), int64(g.MonthlyLimit), g.Status, d.tv(now), g.Exclusive).Scan(&g.ID)
 	if err != nil {
 		return wrap("create group", err)
 	}
@@ -52,9 +52,9 @@ func (d *DB) UpdateGroup(ctx context.Context, g *store.Group) error {
 	now := d.clock()
 	err := mustAffect(d.w.ExecContext(ctx, `UPDATE groups SET name = $1, description = $2, platform = $3,
 		billing_type = $4, rate_multiplier_ppm = $5, daily_limit = $6, weekly_limit = $7, monthly_limit = $8,
-		status = $9, updated_at = $10 WHERE id = $11`,
+		status = $9, updated_at = $10, exclusive = $12 WHERE id = $11`,
 		g.Name, g.Description, g.Platform, g.BillingType, g.RateMultiplierPPM,
-		int64(g.DailyLimit), int64(g.WeeklyLimit), int64(g.MonthlyLimit), g.Status, d.tv(now), g.ID))
+		int64(g.DailyLimit), int64(g.WeeklyLimit), int64(g.MonthlyLimit), g.Status, d.tv(now), g.ID, g.Exclusive))
 	if err != nil {
 		return wrap(fmt.Sprintf("update group %d", g.ID), err)
 	}
