@@ -159,7 +159,7 @@ func (a *api) auditSnapshot(ctx context.Context, targetType, targetID string) st
 		}
 		switch targetType {
 		case "user":
-			v, err = viewOf(ctx, a.store.GetUser, id, viewUser)
+			v, err = viewOf(ctx, a.getUserAccess, id, viewUserAccess)
 		case "group":
 			v, err = viewOf(ctx, a.store.GetGroup, id, viewGroup)
 		case "key":

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -39,6 +40,13 @@ func checkGroupAccess(t *testing.T, e *env) {
 		t.Fatalf("PATCH answered allowed_group_ids %v, want [%d]", u.AllowedGroupIDs, vip)
 	}
 	e.wantMessage(fmt.Sprintf("user:%d", insider))
+	// The audit log shows the list before and after.
+	var before, after accessBody
+	entry := find(t, e.audit("page_size=100"), "user.update")
+	if json.Unmarshal(entry.Before, &before) != nil || json.Unmarshal(entry.After, &after) != nil ||
+		before.AllowedGroupIDs == nil || len(before.AllowedGroupIDs) != 0 || !slices.Equal(after.AllowedGroupIDs, []int64{vip}) {
+		t.Errorf("user.update audit before %s after %s, want allowed_group_ids [] then [%d]", entry.Before, entry.After, vip)
+	}
 	e.do("GET", fmt.Sprintf("/api/v1/admin/users/%d", outsider), e.adminToken, nil).ok(t, 200, &u)
 	if u.AllowedGroupIDs == nil || len(u.AllowedGroupIDs) != 0 {
 		t.Fatalf("outsider allowed_group_ids = %v, want []", u.AllowedGroupIDs)
