@@ -64,10 +64,11 @@ func (a *api) loginSucceeded(ctx context.Context, at *loginAttempt) {
 	a.takeBack(ctx, at.emailKey, at.emailCount)
 }
 
-// takeBack lowers a counter. Best effort: the window expires anyway.
+// takeBack lowers a throttle counter (sign-in, 2FA, redeem). Best effort: the window
+// expires anyway.
 func (a *api) takeBack(ctx context.Context, key string, n int64) {
 	if _, err := a.coord.Incr(context.WithoutCancel(ctx), key, -n, a.loginWindow); err != nil {
-		a.log.WarnContext(ctx, "take back a login throttle count", "err", err)
+		a.log.WarnContext(ctx, "take back a throttle count", "err", err)
 	}
 }
 
