@@ -1,6 +1,8 @@
 package provider
 
 import (
+	"bytes"
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -65,4 +67,13 @@ func KindOfStatus(status int) ErrorKind {
 		return KindAPI
 	}
 	return KindInvalidRequest
+}
+
+// NewHTTPRequest builds an upstream request with body, or with none when body is nil (a nil
+// slice wrapped in a reader would still count as a body of length zero).
+func NewHTTPRequest(ctx context.Context, method, url string, body []byte) (*http.Request, error) {
+	if body == nil {
+		return http.NewRequestWithContext(ctx, method, url, nil)
+	}
+	return http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 }

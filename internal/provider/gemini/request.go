@@ -1,7 +1,6 @@
 package gemini
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -57,13 +56,7 @@ func (*Provider) NewUpstreamRequest(ctx context.Context, op provider.Operation, 
 	if op == provider.OpModels {
 		httpMethod = http.MethodGet
 	}
-	var req *http.Request
-	var err error
-	if body != nil {
-		req, err = http.NewRequestWithContext(ctx, httpMethod, target, bytes.NewReader(body))
-	} else {
-		req, err = http.NewRequestWithContext(ctx, httpMethod, target, nil)
-	}
+	req, err := provider.NewHTTPRequest(ctx, httpMethod, target, body)
 	if err != nil {
 		return nil, fmt.Errorf("gemini: build request for account %d: %w", acct.ID, err)
 	}

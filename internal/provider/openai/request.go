@@ -79,13 +79,7 @@ func (*Provider) NewUpstreamRequest(ctx context.Context, op provider.Operation, 
 		}
 		body = patched
 	}
-	var req *http.Request
-	var err error
-	if body != nil {
-		req, err = http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
-	} else {
-		req, err = http.NewRequestWithContext(ctx, method, url, nil)
-	}
+	req, err := provider.NewHTTPRequest(ctx, method, url, body)
 	if err != nil {
 		return nil, fmt.Errorf("openai: build request for account %d: %w", acct.ID, err)
 	}
