@@ -157,6 +157,11 @@ func (a *api) updateSubscription(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.ExpiresAt = end
+		// A new end is in the future (subscriptionEnd): one the expiry job marked is
+		// active again, unless the admin says otherwise.
+		if s.Status == store.StatusExpired && req.Status == nil {
+			s.Status = store.StatusActive
+		}
 	}
 	if err := a.store.UpdateSubscription(ctx, s); err != nil {
 		a.writeError(w, r, err)

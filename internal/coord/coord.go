@@ -25,6 +25,7 @@ type Coordinator interface {
 	Sticky
 	Counters
 	PubSub
+	Janitor
 	// Ping answers nil when the backend is reachable.
 	Ping(ctx context.Context) error
 	Close() error
@@ -173,6 +174,20 @@ type Leases interface {
 	AcquireLease(ctx context.Context, name, owner string, ttl time.Duration) (ok bool, fence int64, err error)
 	// ReleaseLease frees name when owner holds it; otherwise nothing happens.
 	ReleaseLease(ctx context.Context, name, owner string) error
+}
+
+// Janitor removes what the backend would otherwise keep for ever. Everything else it holds
+// expires on its own: slots with their holders, sticky bindings (a deleted account's
+// included) with the session TTL, counters and rate windows with their window, a dead node's
+// membership when any live node next polls. What remains is a lease's fencing token, kept
+// after the lease is released so that the next grant gets a larger one: one per lease name
+// ever used, and some names are per account (a login's refresh lock).
+type Janitor interface {
+	// SweepLeases forgets the fencing token of every lease that is free and whose token is
+	// older than idle (a token is at least the backend's clock in ms when granted), and
+	// returns how many it forgot. A later grant of such a name still gets a larger token,
+	// for a new token never falls below the backend's clock.
+	SweepLeases(ctx context.Context, idle time.Duration) (int, error)
 }
 
 // Sticky maps a session key to an account id for a while.

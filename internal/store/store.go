@@ -32,6 +32,9 @@ const (
 	StatusActive   = "active"
 	StatusDisabled = "disabled"
 	StatusError    = "error" // accounts only: an upstream said 401/403; ErrorMessage says why
+	// StatusExpired: subscriptions only, past ExpiresAt. The expiry job marks them; admission
+	// refuses a subscription from ExpiresAt on whatever its status says.
+	StatusExpired = "expired"
 
 	PlatformAnthropic = "anthropic"
 	PlatformOpenAI    = "openai"
@@ -481,6 +484,9 @@ type Subscriptions interface {
 	ListSubscriptions(ctx context.Context, userID int64, p Page) ([]Subscription, int, error)
 	UpdateSubscription(ctx context.Context, s *Subscription) error // Status, ExpiresAt
 	DeleteSubscription(ctx context.Context, id int64) error
+	// ExpireSubscriptions marks StatusExpired every active subscription whose ExpiresAt is
+	// not after now, and returns them as they are afterwards.
+	ExpireSubscriptions(ctx context.Context, now time.Time) ([]Subscription, error)
 }
 
 // JobRun is the last run of a background job (package jobs).
@@ -517,6 +523,11 @@ type Billing interface {
 	ListUsage(ctx context.Context, f UsageFilter, p Page) ([]Usage, int, error)
 	UsageTotals(ctx context.Context, f UsageFilter) (DailyModelUsage, error) // Day and Model empty
 	DailyUsageByModel(ctx context.Context, f UsageFilter) ([]DailyModelUsage, error)
+	// DeleteUsageBefore deletes at most limit ledger rows created before before, oldest
+	// first, in one short transaction, and returns how many it deleted (fewer than limit:
+	// none older is left). Balances and subscription windows are kept apart from the
+	// ledger, so they do not change; the usage figures lose the deleted rows.
+	DeleteUsageBefore(ctx context.Context, before time.Time, limit int) (int64, error)
 }
 
 // DailyOutcome is how many of the gateway's requests of one UTC day ended with one outcome.
@@ -576,7 +587,8 @@ type RedeemCodes interface {
 	// what it is worth in the same transaction: a balance transaction (never an overwrite), a
 	// raise of a limited concurrency (an unlimited user stays unlimited), or Days added to
 	// the user's subscription to the group (created when missing, extended from its end or
-	// from now when it has ended; its status is left alone). ErrNotFound when no active,
-	// unused code has the hash: of concurrent callers on any number of nodes, one wins.
+	// from now when it has ended; an expired one becomes active again, a disabled one stays
+	// disabled). ErrNotFound when no active, unused code has the hash: of concurrent callers
+	// on any number of nodes, one wins.
 	RedeemCode(ctx context.Context, hash []byte, userID int64) (*RedeemCode, error)
 }

@@ -47,6 +47,7 @@ func Run(t *testing.T, newCoord func(t *testing.T) coord.Coordinator) {
 	t.Run("Counters", func(t *testing.T) { testCounters(t, fresh) })
 	t.Run("Rates", func(t *testing.T) { testRates(t, fresh) })
 	t.Run("PubSub", func(t *testing.T) { testPubSub(t, fresh) })
+	t.Run("Janitor", func(t *testing.T) { testJanitor(t, fresh) })
 }
 
 // RunShared checks that two coordinators over the same backend (two nodes) see one state:

@@ -15,7 +15,7 @@ func (c *Coordinator) AcquireLease(ctx context.Context, name, owner string, ttl 
 	key := c.leaseKey(name)
 	ctx, cancel := c.op(ctx)
 	defer cancel()
-	res, err := leaseScript.Run(ctx, c.client, []string{key, key + ":fence"}, owner, ms).Int64Slice()
+	res, err := leaseScript.Run(ctx, c.client, []string{key, key + fenceSuffix}, owner, ms).Int64Slice()
 	if err != nil {
 		return false, 0, unavailable("acquire lease", err)
 	}

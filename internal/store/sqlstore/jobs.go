@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/fluxcode/fluxcode/internal/store"
 )
@@ -34,4 +35,25 @@ func (d *DB) ListJobRuns(ctx context.Context) ([]store.JobRun, error) {
 		FROM job_runs ORDER BY name`, nil, func(s scanner, r *store.JobRun) error {
 		return s.Scan(&r.Name, &r.Fence, &r.Node, timeDst{&r.StartedAt}, timeDst{&r.FinishedAt}, &r.Result, &r.Error)
 	})
+}
+
+// ExpireSubscriptions marks expired every active subscription whose end has come, in one
+// statement, and returns the rows it changed.
+func (d *DB) ExpireSubscriptions(ctx context.Context, now time.Time) ([]store.Subscription, error) {
+	const op = "expire subscriptions"
+	rows, err := d.w.QueryContext(ctx, "UPDATE subscriptions SET status = $1, updated_at = $2 WHERE status = $3 AND expires_at <= $2 RETURNING "+subscriptionCols,
+		store.StatusExpired, d.tv(now), store.StatusActive)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	out := []store.Subscription{}
+	for rows.Next() {
+		var s store.Subscription
+		if err := scanSubscription(rows, &s); err != nil {
+			return nil, wrap(op, err)
+		}
+		out = append(out, s)
+	}
+	return out, wrap(op, rows.Err())
 }

@@ -97,7 +97,7 @@ func (d *DB) RedeemCode(ctx context.Context, hash []byte, userID int64) (*store.
 }
 
 // extendSubscriptionTx adds days to the user's subscription to the group: from its end, or
-// from now when it has ended; a missing subscription is created first (ON CONFLICT, so two
+// from now when it has ended (an expired one becomes active); a missing subscription is created first (ON CONFLICT, so two
 // transactions creating it at once both end up extending the one row).
 func (d *DB) extendSubscriptionTx(ctx context.Context, tx *sql.Tx, userID, groupID int64, days int, now time.Time) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO subscriptions (user_id, group_id, status, starts_at, expires_at,
@@ -121,7 +121,10 @@ func (d *DB) extendSubscriptionTx(ctx context.Context, tx *sql.Tx, userID, group
 		end = now
 	}
 	end = end.AddDate(0, 0, days)
-	_, err = tx.ExecContext(ctx, "UPDATE subscriptions SET expires_at = $1, updated_at = $2 WHERE id = $3",
-		d.tv(end), d.tv(now), id)
+	// The new end is in the future: a subscription the expiry job marked is active again (a
+	// disabled one stays disabled).
+	_, err = tx.ExecContext(ctx, `UPDATE subscriptions SET expires_at = $1, updated_at = $2,
+		status = CASE WHEN status = $4 THEN $5 ELSE status END WHERE id = $3`,
+		d.tv(end), d.tv(now), id, store.StatusExpired, store.StatusActive)
 	return err
 }

@@ -41,6 +41,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Logins", func(t *testing.T) { testLogins(t, open) })
 	t.Run("RedeemCodes", func(t *testing.T) { testRedeemCodes(t, open) })
 	t.Run("GroupAccess", func(t *testing.T) { testGroupAccess(t, open) })
+	t.Run("Maintenance", func(t *testing.T) { testMaintenance(t, open) })
 	t.Run("Ping", func(t *testing.T) {
 		if err := open(t).Ping(context.Background()); err != nil {
 			t.Fatalf("Ping: %v", err)
