@@ -145,6 +145,7 @@ func (a *api) routes() http.Handler {
 	handle("POST /api/v1/auth/logout", user(a.logout))
 	handle("POST /api/v1/auth/login/2fa", a.loginSecondFactor)
 	handle("GET /api/v1/settings/public", a.publicSettings)
+	handle("GET /api/v1/openapi.json", a.serveOpenAPI(openAPIDocument()))
 
 	// The signed-in user.
 	handle("GET /api/v1/me", user(a.getMe))

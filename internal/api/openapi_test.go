@@ -1,0 +1,512 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/fluxcode/fluxcode/internal/api"
+)
+
+// undocumented is a body field no route knows.
+const undocumented = "zz_undocumented"
+
+// TestOpenAPI holds the served document to the route table and the handlers: every route is
+// described and nothing else; every described body is the struct the handler decodes; every
+// described field is accepted, with the type described, and a field not described is
+// refused; every GET answer fits its described schema.
+func TestOpenAPI(t *testing.T) {
+	e := newEnv(t, func(o *api.Options) {
+		o.Registration = func() bool { return true }
+		o.Logins = &api.Logins{} // the login routes decode before they sign in anywhere
+	})
+	r := e.do("GET", "/api/v1/openapi.json", "", nil)
+	var doc openAPIDoc
+	r.ok(t, 200, &doc)
+	if doc.OpenAPI != "3.1.0" {
+		t.Fatalf("openapi = %q", doc.OpenAPI)
+	}
+	var raw any
+	if err := json.Unmarshal(r.body, &raw); err != nil {
+		t.Fatal(err)
+	}
+	checkRefs(t, raw, doc.Components.Schemas)
+
+	table := routeTable(t)
+	described := map[string]operation{}
+	for path, item := range doc.Paths {
+		for method, op := range item {
+			described[strings.ToUpper(method)+" "+path] = op
+		}
+	}
+	t.Run("EveryRouteDescribed", func(t *testing.T) {
+		for _, rt := range table {
+			if _, ok := described[rt.pattern]; !ok {
+				t.Errorf("route %s is not in the OpenAPI document (internal/api/openapi_routes.go)", rt.pattern)
+			}
+		}
+		for p := range described {
+			if !slices.ContainsFunc(table, func(rt tableRoute) bool { return rt.pattern == p }) {
+				t.Errorf("the OpenAPI document describes %s, which is not routed", p)
+			}
+		}
+	})
+
+	t.Run("BodiesAreTheDecodedStructs", func(t *testing.T) {
+		decodes := decodedTypes(t)
+		for _, rt := range table {
+			op, ok := described[rt.pattern]
+			if !ok {
+				continue
+			}
+			want := decodes[rt.handler]
+			got := ""
+			if op.RequestBody != nil {
+				got = strings.TrimPrefix(op.RequestBody.Content["application/json"].Schema.Ref, "#/components/schemas/")
+			}
+			if !strings.EqualFold(got, want) {
+				t.Errorf("%s: the document describes body %q, the handler %s decodes %q", rt.pattern, got, rt.handler, want)
+			}
+		}
+	})
+
+	ids, userToken := populate(t, e)
+	var ak struct{ ID int64 }
+	e.do("POST", "/api/v1/admin/admin-keys", e.adminToken, map[string]any{"name": "doc"}).ok(t, 201, &ak)
+	ids["adminkey"] = ak.ID
+	call := func(pattern string, op operation, body any) *resp {
+		method, path, _ := strings.Cut(pattern, " ")
+		return e.do(method, fillPath(t, path, ids), tokenFor(op, e.adminToken, userToken), body)
+	}
+
+	t.Run("DescribedFieldsAcceptedOthersRefused", func(t *testing.T) {
+		for pattern, op := range described {
+			if op.RequestBody == nil {
+				continue
+			}
+			schema := op.RequestBody.Content["application/json"].Schema
+			// Every described field with a value of its described type, then one nobody
+			// described: the decoder names the first field it does not know or cannot
+			// take, so the answer names the last one only when all before it were taken.
+			for _, body := range bodiesFor(t, schema, doc.Components.Schemas) {
+				got := call(pattern, op, body)
+				if got.status != 400 || !bytes.Contains(got.body, []byte(`"field":"`+undocumented+`"`)) {
+					t.Errorf("%s with %s: answered %d %s; want 400 unknown_field %q", pattern, body, got.status, got.body, undocumented)
+				}
+			}
+		}
+	})
+
+	t.Run("AnswersFitTheirSchemas", func(t *testing.T) {
+		for pattern, op := range described {
+			if !strings.HasPrefix(pattern, "GET ") {
+				continue
+			}
+			ok, found := op.Responses["200"]
+			content, isJSON := ok.Content["application/json"]
+			if !found || !isJSON || pattern == "GET /api/v1/openapi.json" {
+				continue
+			}
+			got := call(pattern, op, nil)
+			var v any
+			got.ok(t, 200, &v)
+			if err := fits(v, content.Schema, doc.Components.Schemas, "answer"); err != nil {
+				t.Errorf("%s: %v; body %s", pattern, err, got.body)
+			}
+		}
+	})
+}
+
+type openAPIDoc struct {
+	OpenAPI    string                          `json:"openapi"`
+	Paths      map[string]map[string]operation `json:"paths"`
+	Components struct {
+		Schemas map[string]*schema `json:"schemas"`
+	} `json:"components"`
+}
+
+type operation struct {
+	Security    []map[string][]string `json:"security"`
+	RequestBody *struct {
+		Content map[string]struct{ Schema *schema } `json:"content"`
+	} `json:"requestBody"`
+	Responses map[string]struct {
+		Content map[string]struct{ Schema *schema } `json:"content"`
+	} `json:"responses"`
+}
+
+type schema struct {
+	Ref                  string             `json:"$ref"`
+	Type                 any                `json:"type"` // a name or [name, "null"]
+	Format               string             `json:"format"`
+	Properties           map[string]*schema `json:"properties"`
+	Required             []string           `json:"required"`
+	AdditionalProperties any                `json:"additionalProperties"`
+	Items                *schema            `json:"items"`
+	AnyOf                []*schema          `json:"anyOf"`
+	Enum                 []string           `json:"enum"`
+}
+
+func (s *schema) types() []string {
+	switch t := s.Type.(type) {
+	case string:
+		return []string{t}
+	case []any:
+		var out []string
+		for _, v := range t {
+			out = append(out, v.(string))
+		}
+		return out
+	}
+	return nil
+}
+
+func resolve(s *schema, defs map[string]*schema) *schema {
+	for s != nil && s.Ref != "" {
+		s = defs[strings.TrimPrefix(s.Ref, "#/components/schemas/")]
+	}
+	return s
+}
+
+// checkRefs requires every $ref of the document to name a component.
+func checkRefs(t *testing.T, v any, defs map[string]*schema) {
+	switch x := v.(type) {
+	case map[string]any:
+		if ref, ok := x["$ref"].(string); ok {
+			if _, found := defs[strings.TrimPrefix(ref, "#/components/schemas/")]; !found {
+				t.Errorf("$ref %s names no component", ref)
+			}
+		}
+		for _, c := range x {
+			checkRefs(t, c, defs)
+		}
+	case []any:
+		for _, c := range x {
+			checkRefs(t, c, defs)
+		}
+	}
+}
+
+// tokenFor is the credential a route's security asks for.
+func tokenFor(op operation, adminToken, userToken string) string {
+	switch {
+	case len(op.Security) == 0:
+		return ""
+	case len(op.Security) > 1: // an admin key may stand in: an admin route
+		return adminToken
+	}
+	return userToken
+}
+
+// fillPath puts the id of an existing record of the right kind in each {wildcard}.
+func fillPath(t *testing.T, path string, ids map[string]int64) string {
+	kinds := map[string]string{"users": "user", "keys": "key", "groups": "group", "accounts": "account",
+		"proxies": "proxy", "error-rules": "rule", "redeem-codes": "redeem", "admin-keys": "adminkey",
+		"subscriptions": "subgroup"}
+	segs := strings.Split(path, "/")
+	for i, s := range segs {
+		if !strings.HasPrefix(s, "{") {
+			continue
+		}
+		id, ok := ids[kinds[segs[i-1]]]
+		if !ok {
+			t.Fatalf("no record for %s in %s", s, path)
+		}
+		segs[i] = strconv.FormatInt(id, 10)
+	}
+	return strings.Join(segs, "/")
+}
+
+// bodiesFor is a body with every described field and an undocumented one last, then one per
+// nested object with the undocumented field inside it.
+func bodiesFor(t *testing.T, s *schema, defs map[string]*schema) []json.RawMessage {
+	s = resolve(s, defs)
+	bodies := []json.RawMessage{objectSample(t, s, defs, true)}
+	names := sortedKeys(s.Properties)
+	for _, name := range names {
+		p := nonNull(resolve(s.Properties[name], defs), defs)
+		if p.Properties == nil {
+			continue
+		}
+		var b bytes.Buffer
+		b.WriteString("{")
+		for _, other := range names {
+			if other != name {
+				fmt.Fprintf(&b, "%q:%s,", other, sample(t, s.Properties[other], defs))
+			}
+		}
+		fmt.Fprintf(&b, "%q:%s}", name, objectSample(t, p, defs, true))
+		bodies = append(bodies, b.Bytes())
+	}
+	return bodies
+}
+
+func objectSample(t *testing.T, s *schema, defs map[string]*schema, extra bool) json.RawMessage {
+	var b bytes.Buffer
+	b.WriteString("{")
+	for _, name := range sortedKeys(s.Properties) {
+		fmt.Fprintf(&b, "%q:%s,", name, sample(t, s.Properties[name], defs))
+	}
+	if extra {
+		fmt.Fprintf(&b, "%q:1,", undocumented)
+	}
+	out := bytes.TrimSuffix(b.Bytes(), []byte(",")) // no-op when nothing was written
+	return append(out, '}')
+}
+
+// nonNull is the non-null branch of a nullable schema.
+func nonNull(s *schema, defs map[string]*schema) *schema {
+	for _, alt := range s.AnyOf {
+		if alt := resolve(alt, defs); !slices.Equal(alt.types(), []string{"null"}) {
+			return alt
+		}
+	}
+	return s
+}
+
+// sample is a value of the schema's type.
+func sample(t *testing.T, s *schema, defs map[string]*schema) string {
+	s = nonNull(resolve(s, defs), defs)
+	if s.Properties != nil {
+		return string(objectSample(t, s, defs, false))
+	}
+	types := s.types()
+	if len(types) == 0 {
+		return "{}" // any JSON value
+	}
+	switch types[0] {
+	case "string":
+		switch {
+		case s.Format == "date-time":
+			return `"2030-01-02T15:04:05Z"`
+		case len(s.Enum) > 0:
+			return strconv.Quote(s.Enum[0])
+		}
+		return `"1"` // also a decimal of money and multipliers
+	case "integer", "number":
+		return "1"
+	case "boolean":
+		return "false"
+	case "array":
+		return "[" + sample(t, s.Items, defs) + "]"
+	case "object":
+		return "{}"
+	}
+	t.Fatalf("no sample for type %v", s.Type)
+	return ""
+}
+
+// fits checks v against s: types, required and only the described properties.
+func fits(v any, s *schema, defs map[string]*schema, at string) error {
+	s = resolve(s, defs)
+	if len(s.AnyOf) > 0 {
+		var errs []string
+		for _, alt := range s.AnyOf {
+			err := fits(v, alt, defs, at)
+			if err == nil {
+				return nil
+			}
+			errs = append(errs, err.Error())
+		}
+		return fmt.Errorf("%s fits no alternative: %s", at, strings.Join(errs, "; "))
+	}
+	types := s.types()
+	if len(types) == 0 {
+		return nil
+	}
+	kind := "object"
+	switch x := v.(type) {
+	case nil:
+		kind = "null"
+	case string:
+		kind = "string"
+	case bool:
+		kind = "boolean"
+	case float64:
+		kind = "number"
+		if x == float64(int64(x)) {
+			kind = "integer"
+		}
+	case []any:
+		kind = "array"
+		if s.Items != nil {
+			for i, item := range x {
+				if err := fits(item, s.Items, defs, fmt.Sprintf("%s[%d]", at, i)); err != nil {
+					return err
+				}
+			}
+		}
+	case map[string]any:
+		for _, name := range s.Required {
+			if _, ok := x[name]; !ok {
+				return fmt.Errorf("%s lacks the required %q", at, name)
+			}
+		}
+		for name, fv := range x {
+			ps, ok := s.Properties[name]
+			if !ok {
+				if s.AdditionalProperties == false {
+					return fmt.Errorf("%s has the undescribed %q", at, name)
+				}
+				if m, isMap := s.AdditionalProperties.(map[string]any); isMap {
+					b, _ := json.Marshal(m)
+					var as schema
+					json.Unmarshal(b, &as)
+					ps = &as
+				} else {
+					continue
+				}
+			}
+			if err := fits(fv, ps, defs, at+"."+name); err != nil {
+				return err
+			}
+		}
+	}
+	if slices.Contains(types, kind) || (kind == "integer" && slices.Contains(types, "number")) {
+		return nil
+	}
+	return fmt.Errorf("%s is %s, described as %v", at, kind, types)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// tableRoute is one handle(...) line of api.go: its pattern and the handler method it names.
+type tableRoute struct{ pattern, handler string }
+
+// routeTable reads the route table from api.go's source, so the test sees exactly what is
+// routed without the package exporting it.
+func routeTable(t *testing.T) []tableRoute {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), "api.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []tableRoute
+	ast.Inspect(f, func(n ast.Node) bool {
+		c, ok := n.(*ast.CallExpr)
+		if !ok || len(c.Args) != 2 {
+			return true
+		}
+		if id, ok := c.Fun.(*ast.Ident); !ok || id.Name != "handle" {
+			return true
+		}
+		lit, ok := c.Args[0].(*ast.BasicLit)
+		if !ok {
+			t.Fatalf("a route pattern that is not a literal: %#v", c.Args[0])
+		}
+		p, _ := strconv.Unquote(lit.Value)
+		out = append(out, tableRoute{pattern: p, handler: handlerName(c.Args[1])})
+		return true
+	})
+	if len(out) < 50 {
+		t.Fatalf("read only %d routes from api.go", len(out))
+	}
+	return out
+}
+
+// handlerName is the api method a route's handler expression calls: a.createAccount in
+// admin(a.createAccount); "" for the generic list and get routes, which read no body.
+func handlerName(e ast.Expr) string {
+	name := ""
+	ast.Inspect(e, func(n ast.Node) bool {
+		if sel, ok := n.(*ast.SelectorExpr); ok {
+			if id, ok := sel.X.(*ast.Ident); ok && id.Name == "a" && name == "" &&
+				!strings.HasPrefix(sel.Sel.Name, "require") {
+				name = sel.Sel.Name
+			}
+			return false
+		}
+		if c, ok := n.(*ast.CallExpr); ok {
+			if id, ok := c.Fun.(*ast.Ident); ok && (id.Name == "listRoute" || id.Name == "getRoute") {
+				return false
+			}
+		}
+		return true
+	})
+	return name
+}
+
+// decodedTypes maps each api method to the type of the body it decodes, directly or through
+// a method it calls (issueKey for createKey), from the package's source.
+func decodedTypes(t *testing.T) map[string]string {
+	t.Helper()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	funcs := map[string]*ast.FuncDecl{}
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := parser.ParseFile(fset, name, src, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			if fd, ok := d.(*ast.FuncDecl); ok && fd.Recv != nil {
+				funcs[fd.Name.Name] = fd
+			}
+		}
+	}
+	var direct func(fd *ast.FuncDecl, depth int) string
+	direct = func(fd *ast.FuncDecl, depth int) string {
+		vars := map[string]string{} // var req T
+		found := ""
+		ast.Inspect(fd.Body, func(n ast.Node) bool {
+			switch x := n.(type) {
+			case *ast.ValueSpec:
+				if id, ok := x.Type.(*ast.Ident); ok {
+					for _, nm := range x.Names {
+						vars[nm.Name] = id.Name
+					}
+				}
+			case *ast.CallExpr:
+				fn, ok := x.Fun.(*ast.Ident)
+				if ok && (fn.Name == "decodeJSON" || fn.Name == "decodeOptionalJSON") && len(x.Args) == 3 {
+					if u, ok := x.Args[2].(*ast.UnaryExpr); ok {
+						if id, ok := u.X.(*ast.Ident); ok {
+							found = vars[id.Name]
+						}
+					}
+				}
+				if sel, ok := x.Fun.(*ast.SelectorExpr); ok && found == "" && depth < 2 {
+					if id, ok := sel.X.(*ast.Ident); ok && id.Name == "a" {
+						if callee, ok := funcs[sel.Sel.Name]; ok && callee != fd {
+							found = direct(callee, depth+1)
+						}
+					}
+				}
+			}
+			return true
+		})
+		return found
+	}
+	out := map[string]string{}
+	for name, fd := range funcs {
+		out[name] = direct(fd, 0)
+	}
+	return out
+}
