@@ -125,13 +125,17 @@ func (c *call) forward(l *lease) (*result, *provider.Failure) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, c.upstreamError(acct, resp)
 	}
+	var answer io.Reader = body
+	if ad, ok := c.prov.(provider.AnswerAdapter); ok {
+		answer = ad.AdaptAnswer(c.op, t, c.req, resp, body) // still unread: the idle bound holds
+	}
 	res := &result{account: acct, upstreamModel: t.Model, status: resp.StatusCode}
 	if isEventStream(resp.Header) {
-		if f := c.relayStream(at, res, resp, body); f != nil {
+		if f := c.relayStream(at, res, resp, answer); f != nil {
 			return nil, f
 		}
 	} else {
-		c.relayJSON(at, res, resp, body)
+		c.relayJSON(at, res, resp, answer)
 	}
 	return res, nil
 }

@@ -9,6 +9,7 @@ package provider
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -286,6 +287,19 @@ type ArrayEnd interface {
 type Filter interface {
 	// Hidden reports whether the event last passed to Event is kept from the client.
 	Hidden() bool
+}
+
+// AnswerAdapter is implemented by a provider whose upstream answers some accounts in
+// another shape than its clients read (Gemini's Google logins, served by Code Assist, which
+// wraps every response in an envelope). The gateway hands it every 2xx answer before
+// reading a byte of it.
+type AnswerAdapter interface {
+	// AdaptAnswer returns what the gateway reads in place of body, having set resp's
+	// Content-Type header and ContentLength (-1: unknown) to match; body itself when the
+	// answer is already in the client's shape. A read error of body must come out of the
+	// returned reader too, after the last complete part, so that a broken answer still
+	// looks broken.
+	AdaptAnswer(op Operation, t Target, req Request, resp *http.Response, body io.Reader) io.Reader
 }
 
 // ModelWriter is implemented by a provider with a route that describes one model, named in

@@ -132,22 +132,15 @@ func (*Provider) ParseRequest(op provider.Operation, in provider.Inbound, body [
 	if err := provider.CheckModel(model); err != nil {
 		return provider.Request{}, err
 	}
-	var system, contents, cached gjson.Result
+	var sp sessionParts
 	err := provider.ReadObject(body, func(m provider.Member) error {
-		switch m.Key {
-		case "systemInstruction", "system_instruction":
-			system = m.Value
-		case "contents":
-			contents = m.Value
-		case "cachedContent", "cached_content":
-			cached = m.Value
-		}
+		sp.read(m)
 		return nil
 	})
 	if err != nil {
 		return provider.Request{}, err
 	}
-	if op == provider.OpMessages && !contents.IsArray() {
+	if op == provider.OpMessages && !sp.contents.IsArray() {
 		return provider.Request{}, errors.New("contents: field required (an array of Content)")
 	}
 	req := provider.Request{Model: strings.Clone(model)}
@@ -157,9 +150,27 @@ func (*Provider) ParseRequest(op provider.Operation, in provider.Inbound, body [
 		if method == methodStream && !req.Stream {
 			req.Variant = variantArray // see NewArrayEnd
 		}
-		req.Session = sessionOf(system, contents.Get("0"), cached)
+		req.Session = sp.session()
 	}
 	return req, nil
+}
+
+// sessionParts are the members of a request body its session is derived from.
+type sessionParts struct{ system, contents, cached gjson.Result }
+
+func (sp *sessionParts) read(m provider.Member) {
+	switch m.Key {
+	case "systemInstruction", "system_instruction":
+		sp.system = m.Value
+	case "contents":
+		sp.contents = m.Value
+	case "cachedContent", "cached_content":
+		sp.cached = m.Value
+	}
+}
+
+func (sp *sessionParts) session() string {
+	return sessionOf(sp.system, sp.contents.Get("0"), sp.cached)
 }
 
 // sessionOf derives the sticky-session identity of a request. Gemini CLI sends no session

@@ -16,8 +16,11 @@ import (
 // NewUpstreamRequest implements provider.Provider. The model is in the path, so a mapping
 // rewrites the path and the body goes upstream exactly as the client sent it. The client's
 // key (header or ?key=) was removed before; the account's key goes in x-goog-api-key.
-func (*Provider) NewUpstreamRequest(ctx context.Context, op provider.Operation, t provider.Target, in provider.Inbound, body []byte) (*http.Request, error) {
+func (p *Provider) NewUpstreamRequest(ctx context.Context, op provider.Operation, t provider.Target, in provider.Inbound, body []byte) (*http.Request, error) {
 	acct := t.Account
+	if isLogin(acct) {
+		return p.codeAssistRequest(ctx, op, t, in, body) // a Google login: codeassist.go
+	}
 	version, _, method, _ := splitPath(in.Path)
 	var path string
 	switch op {
