@@ -133,7 +133,7 @@ func makeRound(res load.Result, before, after snapshot, t *target) report.Round 
 	}
 	rd := report.Round{
 		Requests: res.Requests, Errors: res.Errors, Total: res.Total, RPS: res.RPS,
-		P50: res.P50, P99: res.P99, TTFBP50: res.TTFBP50, TTFBP99: res.TTFBP99, ErrorSample: res.ErrorSample,
+		P50: res.P50, P99: res.P99, P999: res.P999, TTFBP50: res.TTFBP50, TTFBP99: res.TTFBP99, ErrorSample: res.ErrorSample,
 		CPU: report.CPU{
 			Target:   cpu(before.self, after.self, true),
 			Postgres: cpu(before.pg, after.pg, t.pgPid != 0),

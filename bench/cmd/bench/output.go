@@ -11,8 +11,8 @@ import (
 	"github.com/fluxcode/fluxcode/bench/internal/report"
 )
 
-// Markers between which the latest results are kept: the whole tables in bench/README.md,
-// the summary (verdicts, c=32 rows) in the repository's README.md.
+// Markers between which the latest results' summary (verdicts, c=32 rows) is kept in
+// bench/README.md and in the repository's README.md; the whole tables are latest.md's.
 const (
 	latestBegin  = "<!-- latest results: begin (written by go run ./bench/cmd/bench) -->"
 	latestEnd    = "<!-- latest results: end -->"
@@ -25,8 +25,7 @@ const (
 const maxQueryLen = 300
 
 // writeResults writes results.json, results.md and chart.png into dir, latest.md beside it,
-// and, when the results go to bench/results, the latest tables into bench/README.md and the
-// summary into README.md.
+// and, when the results go to bench/results, the summary into bench/README.md and README.md.
 func writeResults(root, resultsDir, dir string, res *report.Results) error {
 	res.TrimQueries(maxQueryLen)
 	js, err := json.MarshalIndent(res, "", "  ")
@@ -54,11 +53,11 @@ func writeResults(root, resultsDir, dir string, res *report.Results) error {
 	if filepath.Clean(resultsDir) != filepath.Join(root, "bench", "results") {
 		return nil
 	}
-	fromReadme := relink(res, "results/"+rel).Markdown("results/" + rel + "/chart.png")
-	if err := updateBetween(filepath.Join(root, "bench", "README.md"), latestBegin, latestEnd, demote(fromReadme)); err != nil {
+	fromReadme := res.Summary("results/latest.md", "results/"+rel+"/chart.png", "")
+	if err := updateBetween(filepath.Join(root, "bench", "README.md"), latestBegin, latestEnd, fromReadme); err != nil {
 		return err
 	}
-	summary := res.Summary("bench/results/latest.md", "bench/results/"+rel+"/chart.png")
+	summary := res.Summary("bench/results/latest.md", "bench/results/"+rel+"/chart.png", "bench/README.md")
 	return updateBetween(filepath.Join(root, "README.md"), summaryBegin, summaryEnd, summary)
 }
 
@@ -84,21 +83,6 @@ func relink(res *report.Results, prefix string) *report.Results {
 		c.Profiles[i] = p
 	}
 	return &c
-}
-
-// demote pushes every Markdown heading one level down, to sit under the README's own.
-func demote(md string) string {
-	lines := strings.Split(md, "\n")
-	inCode := false
-	for i, l := range lines {
-		if strings.HasPrefix(l, "```") {
-			inCode = !inCode
-		}
-		if !inCode && strings.HasPrefix(l, "#") {
-			lines[i] = "#" + l
-		}
-	}
-	return strings.Join(lines, "\n")
 }
 
 // replaceBetween replaces what stands between the begin and end marker lines.

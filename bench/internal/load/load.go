@@ -76,6 +76,7 @@ type Result struct {
 	P50     float64 `json:"p50_us"`
 	P90     float64 `json:"p90_us"`
 	P99     float64 `json:"p99_us"`
+	P999    float64 `json:"p999_us"`
 	// TTFB percentiles: time to the first byte of the answer's body (streams only).
 	TTFBP50 float64 `json:"ttfb_p50_us,omitempty"`
 	TTFBP99 float64 `json:"ttfb_p99_us,omitempty"`
@@ -244,6 +245,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	stats.Sort(lat)
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 	res.P50, res.P90, res.P99 = us(stats.Percentile(lat, 0.5)), us(stats.Percentile(lat, 0.9)), us(stats.Percentile(lat, 0.99))
+	res.P999 = us(stats.Percentile(lat, 0.999))
 	if cfg.Stream {
 		stats.Sort(ttfb)
 		res.TTFBP50, res.TTFBP99 = us(stats.Percentile(ttfb, 0.5)), us(stats.Percentile(ttfb, 0.99))

@@ -41,7 +41,7 @@ var (
 )
 
 // WriteChart draws requests per second as a share of the bare proxy's, per shape and
-// concurrency, one bar per target, with the goals of issue 5 as lines, and writes it as PNG.
+// concurrency, one bar per target, with the throughput goals as lines, and writes it as PNG.
 func (r *Results) WriteChart(w io.Writer) error {
 	return png.Encode(w, r.Chart())
 }
@@ -51,7 +51,7 @@ func (r *Results) Chart() image.Image {
 	img := image.NewRGBA(image.Rect(0, 0, chartW, chartH))
 	draw.Draw(img, img.Bounds(), &image.Uniform{white}, image.Point{}, draw.Src)
 	text(img, panelLeft, 24, ink, fmt.Sprintf("FluxCode benchmark %s (%s): requests/s as %% of the bare reverse proxy, higher is better", r.Date, r.Mode))
-	text(img, panelLeft, 42, ink, fmt.Sprintf("%s, %d cores; labels are req/s; red lines: issue 5 goals (50 %% PG+Redis, 60 %% SQLite at c=32 JSON)", r.Machine.CPU, r.Machine.Cores))
+	text(img, panelLeft, 42, ink, fmt.Sprintf("%s, %d cores; labels are req/s; red lines: goals (%.0f %%%% PG+Redis, %.0f %%%% SQLite at c=32 JSON)", r.Machine.CPU, r.Machine.Cores, 100*goalPGShare, 100*goalSQLiteShare))
 
 	// One scale for both panels: up to the largest share of a proxy (the mock alone, with no
 	// hop at all, is cut off at the top), at least 120 %, in 20 % steps.

@@ -29,7 +29,7 @@ func (r *Results) Markdown(chart string) string {
 	p("\n")
 
 	if len(r.Verdicts) > 0 {
-		p("## Issue 5 targets\n\n")
+		p("## Targets judged\n\n")
 		r.verdictTable(&b)
 		p("\n")
 	}
@@ -46,7 +46,7 @@ func (r *Results) Markdown(chart string) string {
 		r.cellTable(&b, r.sortedCells(stream), stream)
 		p("\n")
 	}
-	p("“of bare” and “+p50/+p99” compare with the bare proxy's cell of the same shape and concurrency. " +
+	p("“of bare” and “+p50/+p99/+p99.9” compare with the bare proxy's cell of the same shape and concurrency. " +
 		"CPU µs/req is the target's own process(es) (mock, proxy, or FluxCode node(s)); PG, Redis and Caddy CPU are " +
 		"their servers' processes, all from /proc utime+stime over the whole cell (warm-up included) divided by every " +
 		"request completed in it.\n\n")
@@ -100,19 +100,19 @@ func (r *Results) Markdown(chart string) string {
 	return b.String()
 }
 
-// Summary renders the short form for the repository's README: the verdicts on issue 5's
-// targets and the c=32 rows of both shapes. latest and chart are the paths of latest.md and
-// of the chart relative to the README.
-func (r *Results) Summary(latest, chart string) string {
+// Summary renders the short form for the READMEs: the verdicts on the benchmark's
+// goals and the c=32 rows of both shapes. latest and chart are the paths of latest.md and
+// of the chart relative to the README; howto, when not "", the path of bench/README.md.
+func (r *Results) Summary(latest, chart, howto string) string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	m := r.Machine
 	p("Latest run (%s mode, %s, commit %s): %s, %d cores, everything on loopback, every process on the same "+
 		"cores. All figures, the per-statement and per-command counters and the profiles: [%s](%s); "+
-		"`go run ./bench/cmd/bench` measures again (see [bench/README.md](bench/README.md)).\n\n",
-		r.Mode, r.Date, m.Commit, m.CPU, m.Cores, latest, latest)
+		"`go run ./bench/cmd/bench` measures again%s.\n\n",
+		r.Mode, r.Date, m.Commit, m.CPU, m.Cores, latest, latest, seeHowto(howto))
 	if len(r.Verdicts) > 0 {
-		p("Issue 5's targets, judged in that run:\n\n")
+		p("The goals, judged in that run:\n\n")
 		r.verdictTable(&b)
 		p("\n")
 	}
@@ -134,7 +134,7 @@ func (r *Results) Summary(latest, chart string) string {
 		r.cellTable(&b, cells, stream)
 		p("\n")
 	}
-	p("“of bare” and “+p50/+p99” compare with the bare `httputil.ReverseProxy` in the same run; CPU figures are " +
+	p("“of bare” and “+p50/+p99/+p99.9” compare with the bare `httputil.ReverseProxy` in the same run; CPU figures are " +
 		"microseconds per request of the target's own process(es) and of the PostgreSQL, Redis and Caddy servers.\n")
 	if chart != "" {
 		p("\n![req/s as a share of the bare proxy](%s)\n", chart)
@@ -142,7 +142,14 @@ func (r *Results) Summary(latest, chart string) string {
 	return b.String()
 }
 
-// verdictTable writes the table of verdicts on issue 5's targets.
+func seeHowto(path string) string {
+	if path == "" {
+		return ""
+	}
+	return " (see [bench/README.md](" + path + "))"
+}
+
+// verdictTable writes the table of verdicts on the benchmark's goals.
 func (r *Results) verdictTable(b *strings.Builder) {
 	b.WriteString("| goal | target | measured | verdict |\n|---|---|---|---|\n")
 	for _, v := range r.Verdicts {
@@ -161,15 +168,15 @@ func (r *Results) verdictTable(b *strings.Builder) {
 func (r *Results) cellTable(b *strings.Builder, cells []Cell, stream bool) {
 	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	if stream {
-		p("| c | target | req/s | of bare | p50 ms | p99 ms | +p50 ms | +p99 ms | TTFB p50 ms | TTFB p99 ms | CPU µs/req | PG CPU | Redis CPU | Caddy CPU | Redis cmd/req | PG stmt/req | errors |\n")
-		p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		p("| c | target | req/s | of bare | p50 ms | p99 ms | p99.9 ms | +p50 ms | +p99 ms | +p99.9 ms | TTFB p50 ms | TTFB p99 ms | CPU µs/req | PG CPU | Redis CPU | Caddy CPU | Redis cmd/req | PG stmt/req | errors |\n")
+		p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	} else {
-		p("| c | target | req/s | of bare | p50 ms | p99 ms | +p50 ms | +p99 ms | CPU µs/req | PG CPU | Redis CPU | Caddy CPU | Redis cmd/req | PG stmt/req | errors |\n")
-		p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		p("| c | target | req/s | of bare | p50 ms | p99 ms | p99.9 ms | +p50 ms | +p99 ms | +p99.9 ms | CPU µs/req | PG CPU | Redis CPU | Caddy CPU | Redis cmd/req | PG stmt/req | errors |\n")
+		p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	}
 	for _, c := range cells {
-		p("| %d | %s | %s | %s | %s | %s | %s | %s |", c.Concurrency, c.Label(), rps(c.RPS), pct(c.RPSOfBare),
-			ms(c.P50), ms(c.P99), signedMs(c.AddedP50), signedMs(c.AddedP99))
+		p("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |", c.Concurrency, c.Label(), rps(c.RPS), pct(c.RPSOfBare),
+			ms(c.P50), ms(c.P99), ms(c.P999), signedMs(c.AddedP50), signedMs(c.AddedP99), signedMs(c.AddedP999))
 		if stream {
 			p(" %s | %s |", ms(c.TTFBP50), ms(c.TTFBP99))
 		}

@@ -1,6 +1,6 @@
 // Package report holds the benchmark's results — the JSON schema written to
 // bench/results/<date>/results.json — and everything derived from them without measuring:
-// medians over rounds, comparisons with the bare proxy, the verdicts on issue 5's targets,
+// medians over rounds, comparisons with the bare proxy, the verdicts on the goals,
 // the Markdown tables and the chart.
 package report
 
@@ -116,6 +116,7 @@ type Round struct {
 	RPS           float64        `json:"rps"`
 	P50           float64        `json:"p50_us"`
 	P99           float64        `json:"p99_us"`
+	P999          float64        `json:"p999_us,omitempty"`
 	TTFBP50       float64        `json:"ttfb_p50_us,omitempty"`
 	TTFBP99       float64        `json:"ttfb_p99_us,omitempty"`
 	CPU           CPU            `json:"cpu_us_per_request"`
@@ -144,12 +145,14 @@ type Cell struct {
 	RPS     Num `json:"rps"`
 	P50     Num `json:"p50_us"`
 	P99     Num `json:"p99_us"`
+	P999    Num `json:"p999_us"`
 	TTFBP50 Num `json:"ttfb_p50_us"`
 	TTFBP99 Num `json:"ttfb_p99_us"`
 	// Against the bare proxy's cell of the same shape and concurrency.
 	RPSOfBare Num `json:"rps_of_bare"` // ratio, 1 = as fast
 	AddedP50  Num `json:"added_p50_us"`
 	AddedP99  Num `json:"added_p99_us"`
+	AddedP999 Num `json:"added_p999_us"`
 
 	CPU           CPU            `json:"cpu_us_per_request"`
 	RedisCommands Num            `json:"redis_commands_per_request"`
@@ -197,7 +200,7 @@ func (r *Results) RoundTripsOf(target string) (RoundTrips, bool) {
 	return RoundTrips{}, false
 }
 
-// Verdict is one of issue 5's targets, judged.
+// Verdict is one of the benchmark's goals, judged.
 type Verdict struct {
 	Goal     string `json:"goal"`
 	Target   string `json:"target"`
@@ -226,7 +229,7 @@ const (
 // round's figure (itself a median or percentile of the round's requests).
 func Aggregate(target string, stream bool, concurrency int, rounds []Round) Cell {
 	c := Cell{Target: target, Stream: stream, Concurrency: concurrency, Rounds: rounds,
-		RPSOfBare: NaN(), AddedP50: NaN(), AddedP99: NaN()}
+		RPSOfBare: NaN(), AddedP50: NaN(), AddedP99: NaN(), AddedP999: NaN()}
 	med := func(f func(Round) float64) Num {
 		xs := make([]float64, len(rounds))
 		for i, r := range rounds {
@@ -246,6 +249,13 @@ func Aggregate(target string, stream bool, concurrency int, rounds []Round) Cell
 	c.RPS = med(func(r Round) float64 { return r.RPS })
 	c.P50 = med(lat(func(r Round) float64 { return r.P50 }))
 	c.P99 = med(lat(func(r Round) float64 { return r.P99 }))
+	// Runs before p99.9 was measured have none: missing, not zero.
+	c.P999 = med(lat(func(r Round) float64 {
+		if r.P999 == 0 {
+			return math.NaN()
+		}
+		return r.P999
+	}))
 	c.TTFBP50, c.TTFBP99 = NaN(), NaN()
 	if stream {
 		c.TTFBP50 = med(lat(func(r Round) float64 { return r.TTFBP50 }))
@@ -330,6 +340,7 @@ func (r *Results) Compare() {
 		}
 		c.AddedP50 = c.P50 - b.P50
 		c.AddedP99 = c.P99 - b.P99
+		c.AddedP999 = c.P999 - b.P999
 	}
 }
 
