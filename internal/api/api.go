@@ -53,7 +53,7 @@ type Options struct {
 	// secret.NewPasswordGate's defaults.
 	Passwords *secret.PasswordGate
 
-	// Logins onboards and renews Claude subscription logins; nil: the login routes answer
+	// Logins onboards and renews subscription logins; nil: the login routes answer
 	// 503 and an OAuth account with only a refresh token cannot be created.
 	Logins *Logins
 
@@ -209,8 +209,8 @@ func (a *api) routes() http.Handler {
 	handle("DELETE /api/v1/admin/accounts/{id}", admin(a.deleteAccount))
 	handle("POST /api/v1/admin/accounts/{id}/recover", admin(a.recoverAccount))
 	handle("POST /api/v1/admin/accounts/{id}/refresh", admin(a.refreshLogin))
-	handle("POST /api/v1/admin/logins/claude/start", admin(a.startClaudeLogin))
-	handle("POST /api/v1/admin/logins/claude/finish", admin(a.finishClaudeLogin))
+	handle("POST /api/v1/admin/logins/{provider}/start", admin(a.startSubscriptionLogin))
+	handle("POST /api/v1/admin/logins/{provider}/finish", admin(a.finishSubscriptionLogin))
 	handle("GET /api/v1/admin/jobs", admin(a.listJobRuns))
 	handle("GET /api/v1/admin/proxies", admin(listRoute(a, a.store.ListProxies, viewProxy)))
 	handle("POST /api/v1/admin/proxies", admin(a.createProxy))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/fluxcode/fluxcode/internal/login"
@@ -15,17 +16,16 @@ import (
 	"github.com/fluxcode/fluxcode/internal/store"
 )
 
-// Logins are what the login routes use: the sign-in flows, the token client and the
-// refresher (package login).
+// Logins are what the login routes use: the login providers (their sign-in flows and token
+// clients) and the refresher (package login).
 type Logins struct {
-	Flows     *login.Flows
-	Client    *login.Client
+	Providers *login.Registry
 	Refresher *login.Refresher
 }
 
-// loginStartReq starts a Claude sign-in.
+// loginStartReq starts a sign-in.
 type loginStartReq struct {
-	Kind string `json:"kind"` // oauth (default) | setup_token
+	Kind string `json:"kind"` // oauth (default) | setup_token (Claude only)
 }
 
 type loginStartView struct {
@@ -52,10 +52,14 @@ type loginFinishReq struct {
 type loginFinishView struct {
 	Account accountView `json:"account"`
 	Login   struct {
+		Provider  string    `json:"provider"`
 		Kind      string    `json:"kind"`
 		Email     string    `json:"email"`
 		Plan      string    `json:"plan"`
+		AccountID string    `json:"account_id,omitempty"` // the provider's id of the login (ChatGPT's account id)
 		ExpiresAt time.Time `json:"expires_at"`
+		// Extra is what the sign-in learnt that the request path uses (project id, …).
+		Extra map[string]string `json:"extra,omitempty"`
 	} `json:"login"`
 	// Check is the account's first request upstream (its model list): its status, 0 when
 	// it could not be sent.
@@ -73,10 +77,25 @@ func (a *api) loginsReady() error {
 	return nil
 }
 
-// startClaudeLogin begins a Claude sign-in: the page to open and the state to finish with. Any
-// node may finish it.
-func (a *api) startClaudeLogin(w http.ResponseWriter, r *http.Request) {
+// loginProvider is the provider the route names ({provider}: claude, openai, gemini, …).
+func (a *api) loginProvider(r *http.Request) (*login.Provider, error) {
 	if err := a.loginsReady(); err != nil {
+		return nil, err
+	}
+	name := r.PathValue("provider")
+	p, ok := a.logins.Providers.Get(name)
+	if !ok {
+		return nil, newError(kindNotFound, "no login provider %q; this node offers %s", name,
+			strings.Join(a.logins.Providers.Names(), ", "))
+	}
+	return p, nil
+}
+
+// startSubscriptionLogin begins a sign-in: the page to open and the state to finish with. Any node may
+// finish it.
+func (a *api) startSubscriptionLogin(w http.ResponseWriter, r *http.Request) {
+	p, err := a.loginProvider(r)
+	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -88,11 +107,11 @@ func (a *api) startClaudeLogin(w http.ResponseWriter, r *http.Request) {
 	if req.Kind == "" {
 		req.Kind = login.KindOAuth
 	}
-	if err := checkEnum("kind", req.Kind, login.KindOAuth, login.KindSetupToken); err != nil {
+	if err := checkEnum("kind", req.Kind, p.Client.Config().Kinds()...); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	st, err := a.logins.Flows.Start(r.Context(), req.Kind)
+	st, err := p.Flows.Start(r.Context(), req.Kind)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -100,14 +119,16 @@ func (a *api) startClaudeLogin(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, loginStartView{AuthURL: st.URL, State: st.State, ExpiresIn: int64(st.ExpiresIn / time.Second)})
 }
 
-// finishClaudeLogin exchanges the pasted code, stores the account with its tokens sealed, tests it
+// finishSubscriptionLogin exchanges the pasted code, stores the account with its tokens sealed, tests it
 // with one request and reports what the login is.
-func (a *api) finishClaudeLogin(w http.ResponseWriter, r *http.Request) {
+func (a *api) finishSubscriptionLogin(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if err := a.loginsReady(); err != nil {
+	p, err := a.loginProvider(r)
+	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
+	cfg := p.Client.Config()
 	var req loginFinishReq
 	if err := decodeJSON(w, r, &req); err != nil {
 		a.writeError(w, r, err)
@@ -119,9 +140,9 @@ func (a *api) finishClaudeLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The account's own fields are checked before the code is spent: a code works once.
-	acc := &store.Account{Platform: store.PlatformAnthropic, Type: store.AccountTypeOAuth, Status: store.StatusActive,
+	acc := &store.Account{Platform: cfg.Platform, Type: store.AccountTypeOAuth, Status: store.StatusActive,
 		Schedulable: true, Credentials: store.Credentials{AccessToken: "pending"}}
-	name := "claude-login"
+	name := cfg.Name + "-login"
 	if req.Name != nil {
 		name = *req.Name
 	}
@@ -131,7 +152,7 @@ func (a *api) finishClaudeLogin(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	done, err := a.logins.Flows.Finish(ctx, code, state)
+	done, err := p.Flows.Finish(ctx, code, state)
 	switch {
 	case errors.Is(err, login.ErrFlowUnknown):
 		a.writeError(w, r, invalid("state", "%s", err.Error()))
@@ -146,12 +167,7 @@ func (a *api) finishClaudeLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	tok := done.Token
 	acc.Credentials = store.Credentials{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, ExpiresAt: tok.ExpiresAt,
-		Extra: map[string]string{"login_kind": done.Kind}}
-	for k, v := range map[string]string{"email": tok.Email, "account_uuid": tok.AccountID, "org_uuid": tok.OrgID} {
-		if v != "" {
-			acc.Credentials.Extra[k] = v
-		}
-	}
+		Extra: login.MergeExtra(map[string]string{"login_kind": done.Kind}, tok.Extra)}
 	if err := a.store.CreateAccount(ctx, acc); err != nil {
 		a.writeError(w, r, nameConflict(err))
 		return
@@ -160,15 +176,9 @@ func (a *api) finishClaudeLogin(w http.ResponseWriter, r *http.Request) {
 
 	var out loginFinishView
 	out.Account = viewAccount(acc)
-	out.Login.Kind, out.Login.Email, out.Login.ExpiresAt = done.Kind, tok.Email, tok.ExpiresAt
-	if p, err := a.logins.Client.Profile(ctx, tok.AccessToken); err == nil {
-		out.Login.Plan = p.Plan
-		if p.Email != "" {
-			out.Login.Email = p.Email
-		}
-	} else {
-		a.log.InfoContext(ctx, "reading a new login's profile failed", "account", acc.ID, "err", err)
-	}
+	out.Login.Provider, out.Login.Kind, out.Login.Email, out.Login.Plan = cfg.Name, done.Kind, tok.Email, tok.Plan
+	out.Login.AccountID, out.Login.ExpiresAt = tok.AccountID, tok.ExpiresAt
+	out.Login.Extra = publicExtra(tok.Extra)
 	out.Check.Status, err = a.checkAccount(ctx, acc)
 	out.Check.OK = err == nil && out.Check.Status >= 200 && out.Check.Status <= 299
 	if err != nil {
@@ -212,7 +222,7 @@ func (a *api) refreshLogin(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	if !login.Refreshable(acc) {
+	if !a.logins.Refresher.Renews(acc) {
 		a.writeError(w, r, invalid("id", "account %d is not a login with a refresh token", acc.ID))
 		return
 	}
@@ -228,18 +238,22 @@ func (a *api) refreshLogin(w http.ResponseWriter, r *http.Request) {
 	writeStored(a, w, r, a.store.GetAccount, acc.ID, viewAccount)
 }
 
-// renewAtCreation gives a new Claude login that came with only a refresh token its access
-// token now: an account that cannot be renewed is refused at once instead of failing every
-// request later.
+// renewAtCreation gives a new login that came with only a refresh token its access token
+// now: an account that cannot be renewed is refused at once instead of failing every request
+// later.
 func (a *api) renewAtCreation(ctx context.Context, acc *store.Account) error {
 	c := &acc.Credentials
 	if acc.Type != store.AccountTypeOAuth || c.AccessToken != "" || c.RefreshToken == "" {
 		return nil
 	}
-	if acc.Platform != store.PlatformAnthropic || a.logins == nil {
+	var p *login.Provider
+	if a.logins != nil {
+		p, _ = a.logins.Providers.ForPlatform(acc.Platform)
+	}
+	if p == nil {
 		return invalid("credentials.access_token", "an oauth account needs credentials.access_token here: this node cannot renew %s logins", acc.Platform)
 	}
-	tok, err := a.logins.Client.Refresh(ctx, c.RefreshToken)
+	tok, err := p.Client.Refresh(ctx, c.RefreshToken)
 	if errors.Is(err, login.ErrInvalidGrant) {
 		return invalid("credentials.refresh_token", "the refresh token was refused: %s", err.Error())
 	}
@@ -251,5 +265,21 @@ func (a *api) renewAtCreation(ctx context.Context, acc *store.Account) error {
 	if tok.RefreshToken != "" {
 		c.RefreshToken = tok.RefreshToken
 	}
+	c.Extra = login.MergeExtra(c.Extra, tok.Extra)
 	return nil
+}
+
+// publicExtra is the part of a login's extra values shown to the operator: identifiers, never
+// tokens.
+func publicExtra(extra map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range extra {
+		if !strings.Contains(k, "token") && !strings.Contains(k, "secret") {
+			out[k] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

@@ -186,7 +186,10 @@ func (m *Main) handler() (http.Handler, error) {
 	mux.HandleFunc("GET /health", m.health)
 	mux.HandleFunc("GET /health/live", m.live)
 	mux.Handle("GET /metrics", m.metricsHandler())
-	logins := m.startLogins()
+	logins, err := m.startLogins()
+	if err != nil {
+		return nil, err
+	}
 	mux.Handle("/api/v1/", api.New(api.Options{
 		Logins:              logins,
 		Store:               m.store,

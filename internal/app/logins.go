@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/fluxcode/fluxcode/internal/api"
@@ -9,22 +10,35 @@ import (
 	"github.com/fluxcode/fluxcode/internal/login"
 )
 
+// loginProviders are the subscription logins this node offers, their endpoints from the
+// configuration. A new provider is one more entry here (and its variables in the table).
+func (m *Main) loginProviders() []login.Config {
+	claude := login.Claude()
+	claude.AuthorizeURL, claude.TokenURL, claude.ProfileURL = m.cfg.ClaudeOAuthAuthorizeURL, m.cfg.ClaudeOAuthTokenURL, m.cfg.ClaudeOAuthProfileURL
+	claude.ClientID, claude.RedirectURI = m.cfg.ClaudeOAuthClientID, m.cfg.ClaudeOAuthRedirectURI
+
+	openai := login.OpenAI()
+	openai.AuthorizeURL, openai.TokenURL = m.cfg.OpenAIOAuthAuthorizeURL, m.cfg.OpenAIOAuthTokenURL
+	openai.ClientID, openai.RedirectURI = m.cfg.OpenAIOAuthClientID, m.cfg.OpenAIOAuthRedirectURI
+
+	return []login.Config{claude, openai}
+}
+
 // startLogins builds the subscription-login services and starts the background jobs: the
 // refresh job runs on one node of the cluster at a time (package jobs), renewing every login
 // that expires within OAUTH_REFRESH_BEFORE. The jobs stop when the node closes.
-func (m *Main) startLogins() *api.Logins {
-	lc := login.Claude()
-	lc.AuthorizeURL, lc.TokenURL, lc.ProfileURL = m.cfg.ClaudeOAuthAuthorizeURL, m.cfg.ClaudeOAuthTokenURL, m.cfg.ClaudeOAuthProfileURL
-	lc.ClientID, lc.RedirectURI = m.cfg.ClaudeOAuthClientID, m.cfg.ClaudeOAuthRedirectURI
-	client := login.NewClient(lc, nil, nil)
-	ref := login.NewRefresher(m.store, m.coord, client, m.logger, m.nodeName, m.cfg.OAuthRefreshLockTTL)
+func (m *Main) startLogins() (*api.Logins, error) {
 	// The PKCE verifier is derived with the API-key hash key, which every node shares.
-	flows := login.NewFlows(client, m.coord, m.keys.HashAPIKey)
+	providers, err := login.NewRegistry(m.loginProviders(), nil, m.coord, m.keys.HashAPIKey)
+	if err != nil {
+		return nil, fmt.Errorf("subscription logins: %w", err)
+	}
+	ref := login.NewRefresher(m.store, m.coord, providers, m.logger, m.nodeName, m.cfg.OAuthRefreshLockTTL)
 
 	runner := jobs.New(m.coord, m.store, m.nodeName, m.logger)
 	before := m.cfg.OAuthRefreshBefore
 	runner.Start(jobs.Job{Name: "oauth-refresh", Every: m.cfg.OAuthRefreshEvery,
 		Run: func(ctx context.Context) (string, error) { return ref.RefreshDue(ctx, time.Now(), before) }})
 	m.closers = append(m.closers, func(context.Context) error { runner.Close(); return nil })
-	return &api.Logins{Flows: flows, Client: client, Refresher: ref}
+	return &api.Logins{Providers: providers, Refresher: ref}, nil
 }

@@ -114,6 +114,11 @@ type Config struct {
 	ClaudeOAuthProfileURL   string
 	ClaudeOAuthClientID     string
 	ClaudeOAuthRedirectURI  string
+	// ChatGPT's (Codex's) OAuth endpoints (OPENAI_OAUTH_*).
+	OpenAIOAuthAuthorizeURL string
+	OpenAIOAuthTokenURL     string
+	OpenAIOAuthClientID     string
+	OpenAIOAuthRedirectURI  string
 	OAuthRefreshEvery       time.Duration
 	OAuthRefreshBefore      time.Duration
 	OAuthRefreshLockTTL     time.Duration

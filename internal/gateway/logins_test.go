@@ -19,7 +19,11 @@ func loginEnv(t *testing.T, cfg gateway.Config) *env {
 	d := gatewaytest.NewDeps(t, gatewaytest.Deps{})
 	lc := login.Claude()
 	lc.TokenURL, lc.ProfileURL = d.Mock.URL()+"/v1/oauth/token", d.Mock.URL()+"/api/oauth/profile"
-	d.Logins = login.NewRefresher(d.Store, d.Coord, login.NewClient(lc, nil, nil), nil, "n1", 0)
+	reg, err := login.NewRegistry([]login.Config{lc}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Logins = login.NewRefresher(d.Store, d.Coord, reg, nil, "n1", 0)
 	e := &env{Deps: d, tap: gatewaytest.NewTap(t, d.Mock), clock: &gatewaytest.Clock{}}
 	e.node = gatewaytest.Start(t, d, cfg, "n1", e.clock.Now)
 	e.tenant = gatewaytest.NewTenant(t, d, gatewaytest.TenantOptions{})

@@ -14,13 +14,6 @@ import (
 	"github.com/fluxcode/fluxcode/internal/coord"
 )
 
-// Kinds of Claude login.
-const (
-	KindOAuth = "oauth" // a full login: access token (hours) + rotating refresh token
-	// KindSetupToken is Claude's long-lived, inference-only token (a year, no refresh token).
-	KindSetupToken = "setup_token"
-)
-
 // FlowTTL is how long a started sign-in may take to finish.
 const FlowTTL = 15 * time.Minute
 
@@ -38,7 +31,7 @@ type Flows struct {
 	derive func(string) []byte
 }
 
-// NewFlows returns the sign-in flows of client.
+// NewFlows returns the sign-in flows of client's provider.
 func NewFlows(client *Client, counters coord.Counters, derive func(string) []byte) *Flows {
 	return &Flows{client: client, counter: counters, derive: derive}
 }
@@ -50,20 +43,34 @@ type Started struct {
 	ExpiresIn time.Duration
 }
 
-func flowKey(state string) string { return "login:flow:" + state }
+// flowKey names a pending flow per provider: a state started for one provider does not
+// finish through another's route.
+func (f *Flows) flowKey(state string) string {
+	return "login:flow:" + f.client.cfg.Name + ":" + state
+}
 
 // verifier is the PKCE verifier of state: 43 base64url characters, secret to the nodes.
 func (f *Flows) verifier(state string) string {
-	return base64.RawURLEncoding.EncodeToString(f.derive("login-pkce\x00" + state))
+	return base64.RawURLEncoding.EncodeToString(f.derive("login-pkce\x00" + f.client.cfg.Name + "\x00" + state))
+}
+
+// offers reports whether the provider has logins of kind.
+func (f *Flows) offers(kind string) bool {
+	for _, k := range f.client.cfg.Kinds() {
+		if k == kind {
+			return true
+		}
+	}
+	return false
 }
 
 // Start begins a sign-in of kind and returns the page to open.
 func (f *Flows) Start(ctx context.Context, kind string) (Started, error) {
-	if kind != KindOAuth && kind != KindSetupToken {
-		return Started{}, fmt.Errorf("login: unknown kind %q", kind)
+	if !f.offers(kind) {
+		return Started{}, fmt.Errorf("login: %s has no %q logins", f.client.cfg.Name, kind)
 	}
 	state := kind + "." + strings.TrimRight(base64.RawURLEncoding.EncodeToString([]byte(rand.Text())), "=")
-	if _, err := f.counter.Incr(ctx, flowKey(state), 1, FlowTTL); err != nil {
+	if _, err := f.counter.Incr(ctx, f.flowKey(state), 1, FlowTTL); err != nil {
 		return Started{}, fmt.Errorf("login: record the pending sign-in: %w", err)
 	}
 	sum := sha256.Sum256([]byte(f.verifier(state)))
@@ -111,15 +118,15 @@ func ParseCode(pasted, state string) (string, string, error) {
 }
 
 // Finish consumes the pending flow of state (once: a second finish of the same state is
-// ErrFlowUnknown) and exchanges code for tokens.
+// ErrFlowUnknown), exchanges code for tokens and runs the provider's discovery.
 func (f *Flows) Finish(ctx context.Context, code, state string) (Finished, error) {
 	kind, _, _ := strings.Cut(state, ".")
-	if kind != KindOAuth && kind != KindSetupToken {
+	if !f.offers(kind) {
 		return Finished{}, ErrFlowUnknown
 	}
 	// The first Incr after Start answers 2; an expired or unknown state starts a new key
 	// at 1 (expiring on its own), a finished one is past 2.
-	n, err := f.counter.Incr(ctx, flowKey(state), 1, FlowTTL)
+	n, err := f.counter.Incr(ctx, f.flowKey(state), 1, FlowTTL)
 	if err != nil {
 		return Finished{}, fmt.Errorf("login: read the pending sign-in: %w", err)
 	}
@@ -129,6 +136,9 @@ func (f *Flows) Finish(ctx context.Context, code, state string) (Finished, error
 	tok, err := f.client.Exchange(ctx, code, state, f.verifier(state))
 	if err != nil {
 		return Finished{}, err
+	}
+	if err := f.client.Discover(ctx, &tok); err != nil {
+		return Finished{}, fmt.Errorf("login: %s sign-in exchanged, but discovery failed: %w", f.client.cfg.Name, err)
 	}
 	return Finished{Kind: kind, Token: tok}, nil
 }

@@ -24,11 +24,11 @@ type Store interface {
 
 // Refresher renews logins' access tokens.
 type Refresher struct {
-	store  Store
-	coord  coord.Coordinator
-	client *Client
-	log    *slog.Logger
-	owner  string
+	store     Store
+	coord     coord.Coordinator
+	providers *Registry
+	log       *slog.Logger
+	owner     string
 	// lockTTL bounds how long a refresh holds its account's lock; the token call gets
 	// two thirds of it, so a lock never lapses under a live call.
 	lockTTL time.Duration
@@ -37,26 +37,36 @@ type Refresher struct {
 
 // NewRefresher returns a refresher; node names the lock owner in logs and leases. lockTTL
 // 0 means 30 s.
-func NewRefresher(st Store, c coord.Coordinator, client *Client, log *slog.Logger, node string, lockTTL time.Duration) *Refresher {
+func NewRefresher(st Store, c coord.Coordinator, providers *Registry, log *slog.Logger, node string, lockTTL time.Duration) *Refresher {
 	if lockTTL <= 0 {
 		lockTTL = 30 * time.Second
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Refresher{store: st, coord: c, client: client, log: log.With("component", "login"),
+	return &Refresher{store: st, coord: c, providers: providers, log: log.With("component", "login"),
 		owner: node + "/" + secret.RandomToken(6), lockTTL: lockTTL, poll: 50 * time.Millisecond}
 }
 
-// Refreshable reports whether a refresh can renew the account: a Claude OAuth login with a
-// refresh token (a setup token has none and is not renewed). Other platforms' logins are
-// not Claude's to renew: their refresh token must never reach Claude's token endpoint.
-func Refreshable(a *store.Account) bool {
-	return a.Platform == store.PlatformAnthropic && a.Type == store.AccountTypeOAuth && a.Credentials.RefreshToken != ""
+// Renews reports whether a refresh can renew the account: an OAuth login with a refresh
+// token (Claude's setup token has none and is not renewed) of a platform this node has a
+// login provider for — a refresh token only ever reaches its own provider's endpoint. It
+// implements the gateway's Logins.
+func (r *Refresher) Renews(a *store.Account) bool {
+	_, ok := r.client(a)
+	return ok
 }
 
-// Renews implements the gateway's Logins: whether a refused token of a may be renewed.
-func (r *Refresher) Renews(a *store.Account) bool { return Refreshable(a) }
+func (r *Refresher) client(a *store.Account) (*Client, bool) {
+	if a.Type != store.AccountTypeOAuth || a.Credentials.RefreshToken == "" {
+		return nil, false
+	}
+	p, ok := r.providers.ForPlatform(a.Platform)
+	if !ok {
+		return nil, false
+	}
+	return p.Client, true
+}
 
 // Refresh renews the account's token unless it changed since the caller read it, and
 // returns the account as stored afterwards. It implements the gateway's Logins.
@@ -83,8 +93,8 @@ func (r *Refresher) RefreshID(ctx context.Context, id, seen int64) (*store.Accou
 		if a.CredentialsVersion > seen {
 			return a, nil
 		}
-		if !Refreshable(a) {
-			return nil, fmt.Errorf("login: account %d has no refresh token", id)
+		if !r.Renews(a) {
+			return nil, fmt.Errorf("login: account %d is not a login this node can renew", id)
 		}
 		ok, _, err := r.coord.AcquireLease(ctx, lock, owner, r.lockTTL)
 		if err != nil {
@@ -120,8 +130,12 @@ func (r *Refresher) refreshLocked(ctx context.Context, id, seen int64) (*store.A
 	if a.CredentialsVersion > seen {
 		return a, nil
 	}
+	client, ok := r.client(a)
+	if !ok {
+		return nil, fmt.Errorf("login: account %d is not a login this node can renew", id)
+	}
 	callCtx, cancel := context.WithTimeout(ctx, r.lockTTL*2/3)
-	tok, err := r.client.Refresh(callCtx, a.Credentials.RefreshToken)
+	tok, err := client.Refresh(callCtx, a.Credentials.RefreshToken)
 	cancel()
 	if errors.Is(err, ErrInvalidGrant) {
 		return r.refused(ctx, a, err)
@@ -134,6 +148,7 @@ func (r *Refresher) refreshLocked(ctx context.Context, id, seen int64) (*store.A
 	if tok.RefreshToken != "" {
 		c.RefreshToken = tok.RefreshToken
 	}
+	c.Extra = MergeExtra(c.Extra, tok.Extra)
 	v, err := r.store.UpdateCredentials(ctx, id, c, a.CredentialsVersion)
 	if err != nil {
 		// Only an admin's edit of the credentials can come between (refreshes hold the
@@ -184,7 +199,7 @@ func (r *Refresher) RefreshDue(ctx context.Context, now time.Time, before time.D
 		}
 		for i := range page {
 			a := &page[i]
-			if a.Status != store.StatusActive || !Refreshable(a) || a.Credentials.ExpiresAt.IsZero() ||
+			if a.Status != store.StatusActive || !r.Renews(a) || a.Credentials.ExpiresAt.IsZero() ||
 				a.Credentials.ExpiresAt.After(now.Add(before)) {
 				continue
 			}
@@ -203,4 +218,20 @@ func (r *Refresher) RefreshDue(ctx context.Context, now time.Time, before time.D
 		}
 	}
 	return fmt.Sprintf("%d refreshed, %d failed", refreshed, failed), first
+}
+
+// MergeExtra returns old's extra values updated with fresh's (a refresh's id_token may name
+// a new plan), without changing old's map, which a cached account may share.
+func MergeExtra(old, fresh map[string]string) map[string]string {
+	if len(fresh) == 0 {
+		return old
+	}
+	out := make(map[string]string, len(old)+len(fresh))
+	for k, v := range old {
+		out[k] = v
+	}
+	for k, v := range fresh {
+		out[k] = v
+	}
+	return out
 }

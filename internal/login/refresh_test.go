@@ -34,10 +34,10 @@ func oauthAccount(t *testing.T, d *gatewaytest.Deps) (*store.Account, mockupstre
 func TestConcurrentRefreshesMakeOneCall(t *testing.T) {
 	d := gatewaytest.NewDeps(t, gatewaytest.Deps{})
 	a, l := oauthAccount(t, d)
-	client := login.NewClient(mockConfig(d.Mock), nil, nil)
+	reg := renewers(t, mockConfig(d.Mock))
 	// Two refreshers: two nodes sharing the store and the coordinator.
-	r1 := login.NewRefresher(d.Store, d.Coord, client, nil, "n1", 0)
-	r2 := login.NewRefresher(d.Store, d.Coord, client, nil, "n2", 0)
+	r1 := login.NewRefresher(d.Store, d.Coord, reg, nil, "n1", 0)
+	r2 := login.NewRefresher(d.Store, d.Coord, reg, nil, "n2", 0)
 	d.Mock.HoldRefreshes() // the first call waits, so the others pile up behind the lock
 	var wg sync.WaitGroup
 	got := make([]*store.Account, 20)
@@ -74,8 +74,7 @@ func TestConcurrentRefreshesMakeOneCall(t *testing.T) {
 // login: no mark. invalid_grant for real marks the account in error, with the reason.
 func TestInvalidGrantMarksOnlyWithoutNewerCredentials(t *testing.T) {
 	d := gatewaytest.NewDeps(t, gatewaytest.Deps{})
-	client := login.NewClient(mockConfig(d.Mock), nil, nil)
-	r := login.NewRefresher(d.Store, d.Coord, client, nil, "n1", 0)
+	r := login.NewRefresher(d.Store, d.Coord, renewers(t, mockConfig(d.Mock)), nil, "n1", 0)
 
 	a, l := oauthAccount(t, d)
 	d.Mock.HoldRefreshes()
@@ -120,20 +119,36 @@ func waitRefreshCalls(t *testing.T, m *mockupstream.Server, n int64) {
 	t.Fatalf("the token endpoint never saw %d refresh calls", n)
 }
 
-// Only Claude logins are Claude's to renew: another platform's refresh token never reaches
-// Claude's token endpoint.
-func TestOnlyClaudeLoginsAreRefreshable(t *testing.T) {
+// renewers is a registry of cfgs that only renews.
+func renewers(t *testing.T, cfgs ...login.Config) *login.Registry {
+	t.Helper()
+	reg, err := login.NewRegistry(cfgs, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+// A login is renewed only by its own platform's provider: another platform's refresh token
+// never reaches Claude's token endpoint, and a node without that platform's provider does
+// not renew it.
+func TestOnlyOwnProviderRenews(t *testing.T) {
+	r := login.NewRefresher(nil, nil, renewers(t, login.Claude()), nil, "n1", 0)
 	a := &store.Account{Platform: store.PlatformAnthropic, Type: store.AccountTypeOAuth, Credentials: store.Credentials{RefreshToken: "rt"}}
-	if !login.Refreshable(a) {
-		t.Fatal("a Claude login with a refresh token is not refreshable")
+	if !r.Renews(a) {
+		t.Fatal("a Claude login with a refresh token is not renewed")
 	}
 	for _, b := range []store.Account{
 		{Platform: store.PlatformOpenAI, Type: store.AccountTypeOAuth, Credentials: store.Credentials{RefreshToken: "rt"}},
 		{Platform: store.PlatformAnthropic, Type: store.AccountTypeOAuth, Credentials: store.Credentials{AccessToken: "setup"}},
 		{Platform: store.PlatformAnthropic, Type: store.AccountTypeAPIKey, Credentials: store.Credentials{RefreshToken: "rt"}},
 	} {
-		if login.Refreshable(&b) {
-			t.Errorf("%+v is refreshable", b)
+		if r.Renews(&b) {
+			t.Errorf("%+v is renewed", b)
 		}
+	}
+	both := login.NewRefresher(nil, nil, renewers(t, login.Claude(), login.OpenAI()), nil, "n1", 0)
+	if !both.Renews(&store.Account{Platform: store.PlatformOpenAI, Type: store.AccountTypeOAuth, Credentials: store.Credentials{RefreshToken: "rt"}}) {
+		t.Error("a ChatGPT login is not renewed by a node with the OpenAI provider")
 	}
 }
