@@ -221,7 +221,13 @@ type Counters interface {
 // RateReq is one rate window TakeRate checks: the counter Key, at most Limit per Window,
 // and the Cost this request adds to it.
 type RateReq struct {
-	Key    string
+	Key string
+	// Scope places the window: the windows of one TakeRate call must share it, and a Key
+	// must always come with the same Scope. On Redis Cluster one scope lives on one shard
+	// and different scopes spread over the shards, so it should be the narrowest thing the
+	// windows of a call have in common (the user whose key and own windows are checked
+	// together). "" is a scope too.
+	Scope  string
 	Limit  int64
 	Cost   int64
 	Window time.Duration

@@ -67,7 +67,7 @@ func (c *call) rateWindows(k *store.APIKey, u *store.User, cost int64) []coord.R
 	var reqs []coord.RateReq
 	add := func(key string, limit, cost int64) {
 		if limit > 0 {
-			reqs = append(reqs, coord.RateReq{Key: key, Limit: limit, Cost: cost, Window: rateWindow})
+			reqs = append(reqs, coord.RateReq{Key: key, Scope: rateScope(u.ID), Limit: limit, Cost: cost, Window: rateWindow})
 		}
 	}
 	add(keyRPM(k.ID), k.RPMLimit, cost)
@@ -88,10 +88,10 @@ func (c *call) countTokens(res *result) {
 	}
 	var reqs []coord.RateReq
 	if k.TPMLimit > 0 {
-		reqs = append(reqs, coord.RateReq{Key: keyTPM(k.ID), Cost: n, Window: rateWindow})
+		reqs = append(reqs, coord.RateReq{Key: keyTPM(k.ID), Scope: rateScope(u.ID), Cost: n, Window: rateWindow})
 	}
 	if u.TPMLimit > 0 {
-		reqs = append(reqs, coord.RateReq{Key: userTPM(u.ID), Cost: n, Window: rateWindow})
+		reqs = append(reqs, coord.RateReq{Key: userTPM(u.ID), Scope: rateScope(u.ID), Cost: n, Window: rateWindow})
 	}
 	// The answer has been sent: a client leaving now does not cancel its count.
 	ctx := context.WithoutCancel(c.ctx())
@@ -99,6 +99,10 @@ func (c *call) countTokens(res *result) {
 		c.g.log.WarnContext(c.ctx(), "counting tokens against the per-minute limit failed", "err", err)
 	}
 }
+
+// rateScope places a user's windows and those of the user's keys together, checked in one
+// call (coord.RateReq.Scope); users spread over the shards of a Redis Cluster.
+func rateScope(userID int64) string { return "user:" + strconv.FormatInt(userID, 10) }
 
 func keyRPM(id int64) string  { return "rpm:key:" + strconv.FormatInt(id, 10) }
 func userRPM(id int64) string { return "rpm:user:" + strconv.FormatInt(id, 10) }

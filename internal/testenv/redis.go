@@ -25,6 +25,9 @@ type redisConfig struct {
 	persist   bool
 	fsync     string // appendfsync when persist: "always" (WithPersistence) or "everysec"
 	replicaOf string
+	// cluster: the server is a Redis Cluster node (cluster-enabled), its bus on a port of
+	// its own (StartRedisCluster).
+	cluster bool
 }
 
 // WithReplicaOf makes the server a replica of the master at addr (host:port), which it
@@ -60,6 +63,8 @@ type Redis struct {
 	cfg    redisConfig
 	dir    string
 	port   int
+	// busPort is the Redis Cluster bus port of a cluster node; 0 otherwise.
+	busPort int
 }
 
 // StartRedis starts a fresh server for t; it is stopped and its files removed
@@ -91,6 +96,13 @@ func newRedis(path string, opts []RedisOption) (*Redis, error) {
 		if r.port, err = freePortOn("127.0.0.1"); err != nil {
 			_ = os.RemoveAll(dir)
 			return nil, err
+		}
+		// The bus would be port+10000, which may be taken or out of range: pick it too.
+		if cfg.cluster {
+			if r.busPort, err = freePortOn("127.0.0.1"); err != nil {
+				_ = os.RemoveAll(dir)
+				return nil, err
+			}
 		}
 		r.server = server{
 			probe:     r.ping,
@@ -134,6 +146,15 @@ func (r *Redis) args() []string {
 	if r.cfg.password != "" {
 		args = append(args, "--requirepass", r.cfg.password)
 	}
+	if r.cfg.cluster {
+		// nodes.conf keeps the node's identity and view across Restart. A short node
+		// timeout makes a dead master's replica take over within seconds.
+		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-port", strconv.Itoa(r.busPort), "--cluster-node-timeout", strconv.Itoa(int(clusterNodeTimeout.Milliseconds())))
+		if r.cfg.password != "" {
+			args = append(args, "--masterauth", r.cfg.password)
+		}
+	}
 	if host, port, ok := strings.Cut(r.cfg.replicaOf, ":"); ok {
 		args = append(args, "--replicaof", host, port)
 		if r.cfg.password != "" {
@@ -141,6 +162,22 @@ func (r *Redis) args() []string {
 		}
 	}
 	return args
+}
+
+// Kill ends the server with SIGKILL, as a crash or a pulled plug would: nothing is flushed
+// and clients see their connections reset. Start brings it back.
+func (r *Redis) Kill() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.proc
+	if p.cmd == nil || p.hasExited() {
+		return nil
+	}
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill redis-server: %w", err)
+	}
+	<-p.exited
+	return nil
 }
 
 // Addr is the server's host:port on 127.0.0.1.

@@ -874,6 +874,29 @@ func testRates(t *testing.T, fresh func(*testing.T) coord.Coordinator) {
 		}
 	})
 
+	t.Run("ScopedWindowsAllOrNothing", func(t *testing.T) {
+		c := fresh(t)
+		// Many scopes, so that on a sharded backend they land on different shards.
+		for i := range 20 {
+			scope := fmt.Sprintf("user:%d", i)
+			user := coord.RateReq{Key: "rpm:" + scope, Scope: scope, Limit: 2, Cost: 1, Window: longTTL}
+			key := coord.RateReq{Key: fmt.Sprintf("rpm:key:%d", i), Scope: scope, Limit: 1, Cost: 1, Window: longTTL}
+			if ok, _ := take(t, c, key, user); !ok {
+				t.Fatalf("scope %s: first request refused", scope)
+			}
+			if ok, _ := take(t, c, key, user); ok {
+				t.Fatalf("scope %s: admitted with the key's window full", scope)
+			}
+			// The refused call counted nothing in the user's window: one more fits.
+			if ok, _ := take(t, c, user); !ok {
+				t.Fatalf("scope %s: the refused call was counted in the user's window", scope)
+			}
+			if ok, _ := take(t, c, user); ok {
+				t.Fatalf("scope %s: admitted over the user's limit", scope)
+			}
+		}
+	})
+
 	t.Run("ZeroCostChecksUnlimitedCounts", func(t *testing.T) {
 		c := fresh(t)
 		// Tokens are added after the answer, unchecked; the next request checks the sum.

@@ -24,10 +24,26 @@ const (
 func (c *Coordinator) Publish(ctx context.Context, channel, msg string) error {
 	ctx, cancel := c.op(ctx)
 	defer cancel()
-	if err := c.client.Publish(ctx, c.channelName(channel), msg).Err(); err != nil {
+	publish := c.client.Publish
+	if c.sharded {
+		publish = c.client.SPublish
+	}
+	if err := publish(ctx, c.channelName(channel), msg).Err(); err != nil {
 		return unavailable("publish", err)
 	}
 	return nil
+}
+
+// subscribeTo opens a PubSub on channel. On Redis Cluster it is a sharded channel
+// (SSUBSCRIBE, SPUBLISH): every message of one channel passes through the master of the
+// channel's slot, so they arrive in the order they were published, whichever node each
+// publisher reached; a plain channel is broadcast over the cluster bus from the node each
+// publisher happened to reach, and two messages may cross.
+func (c *Coordinator) subscribeTo(ctx context.Context, channel string) *goredis.PubSub {
+	if c.sharded {
+		return c.client.SSubscribe(ctx, channel)
+	}
+	return c.client.Subscribe(ctx, channel)
 }
 
 // subscription is one Subscribe call: a go-redis PubSub and the loop that feeds out.
@@ -67,7 +83,7 @@ func (c *Coordinator) Subscribe(ctx context.Context, channel string) (<-chan str
 func (s *subscription) subscribe() (*goredis.PubSub, error) {
 	ctx, cancel := s.c.op(s.ctx)
 	defer cancel()
-	ps := s.c.client.Subscribe(ctx, s.channel)
+	ps := s.c.subscribeTo(ctx, s.channel)
 	reply, err := ps.ReceiveTimeout(ctx, s.c.opTimeout)
 	if err == nil {
 		if _, ok := reply.(*goredis.Subscription); !ok {
@@ -120,7 +136,7 @@ func (s *subscription) run(ps *goredis.PubSub) {
 			awaitingPong = false
 			stop()
 			_ = ps.Close()
-			ps = s.c.client.Subscribe(s.ctx, s.channel)
+			ps = s.c.subscribeTo(s.ctx, s.channel)
 			stop = watch(ps)
 			continue
 		default:
@@ -137,7 +153,7 @@ func (s *subscription) run(ps *goredis.PubSub) {
 		case *goredis.Message:
 			msg = m.Payload
 		case *goredis.Subscription:
-			if m.Kind != "subscribe" {
+			if m.Kind != "subscribe" && m.Kind != "ssubscribe" {
 				continue
 			}
 			msg = "" // re-subscribed after a gap: subscribers drop their caches

@@ -10,8 +10,11 @@ import (
 	"github.com/fluxcode/fluxcode/internal/coord"
 )
 
-// rateKey is a TakeRate window. The hash tag keeps every window of one call in one slot.
-func (c *Coordinator) rateKey(key string) string { return "{" + c.prefix + "}:rate:" + key }
+// rateKey is a TakeRate window. Its hash tag is its scope's, which the windows of one call
+// share, so the script runs on Redis Cluster; different scopes spread over the shards.
+func (c *Coordinator) rateKey(scope, key string) string {
+	return "{" + c.prefix + ":rate:" + scope + "}:" + key
+}
 
 // takeRateScript: KEYS the windows; ARGV three per window: limit (<= 0: not checked), cost,
 // window ms. Checks every limited window first and changes nothing when one is full,
@@ -54,7 +57,11 @@ func (c *Coordinator) TakeRate(ctx context.Context, reqs ...coord.RateReq) (bool
 		if err != nil {
 			return false, 0, fmt.Errorf("redis take rate %s: %w", r.Key, err)
 		}
-		keys[i] = c.rateKey(r.Key)
+		if r.Scope != reqs[0].Scope {
+			return false, 0, fmt.Errorf("redis take rate: windows %s and %s of one call have different scopes %q and %q",
+				reqs[0].Key, r.Key, reqs[0].Scope, r.Scope)
+		}
+		keys[i] = c.rateKey(r.Scope, r.Key)
 		args = append(args, r.Limit, r.Cost, ms)
 	}
 	ctx, cancel := c.op(ctx)

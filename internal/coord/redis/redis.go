@@ -81,6 +81,9 @@ type Coordinator struct {
 	// hot sends AcquireAccount and ReleaseSlots, pipelined under load (batch.go).
 	hot    *batcher
 	prefix string
+	// sharded: the client is a Redis Cluster client, which publishes on sharded channels
+	// (pubsub.go).
+	sharded bool
 	// opTimeout bounds each call: the pool wait plus one exchange.
 	opTimeout time.Duration
 	// probeIdle is how long a subscriber waits on a silent connection before it sends PING
@@ -135,6 +138,7 @@ func New(ctx context.Context, opts Options) (*Coordinator, error) {
 		subs:      make(map[*subscription]struct{}),
 		done:      done,
 	}
+	_, c.sharded = c.client.(*goredis.ClusterClient)
 	c.hot = newBatcher(c.client, c.opTimeout)
 	if opts.Counter != nil {
 		c.client.AddHook(opts.Counter)
@@ -255,9 +259,19 @@ func unavailable(op string, err error) error {
 	return fmt.Errorf("redis %s: %w: %w", op, coord.ErrUnavailable, err)
 }
 
-// Key layout. Slot sets and sticky bindings all carry the hash tag {prefix}, because one
-// AcquireAccount spans any sets and a binding; a lease and its fence share a tag of their
-// own; counters are single-key.
+// Key layout, which decides where keys live on Redis Cluster (a script's keys must share
+// one hash tag, the part of a key between its first braces):
+//   - the admission state, {prefix}: every slot set (users', keys', accounts', wait
+//     queues), every sticky binding, the epoch and the members. One AcquireAccount reads a
+//     binding and checks a user's, a key's and any of the accounts' sets, which every user
+//     shares, and one RefreshSlots re-registers everything a node holds with the epoch that
+//     tells whether it must: no split of these keys keeps both one atomic script, so they
+//     stay on one shard, the epoch with them (a failover of that shard is seen as a loss of
+//     the very keys it lost, and nothing else can lose them);
+//   - rate windows, {prefix:rate:<scope>}: one TakeRate checks the windows of one user and
+//     the user's key, so users spread over the shards;
+//   - a lease and its fence, {prefix:lease:<name>}; counters, one key each, spread by name;
+//   - invalidation channels are sharded channels on Cluster (pubsub.go).
 func (c *Coordinator) slotKey(key string) string   { return "{" + c.prefix + "}:slot:" + key }
 func (c *Coordinator) leaseKey(name string) string { return "{" + c.prefix + ":lease:" + name + "}" }
 func (c *Coordinator) stickyKey(key string) string { return "{" + c.prefix + "}:sticky:" + key }
