@@ -138,6 +138,12 @@ func render(ctx context.Context, root, resultsDir, dir string) error {
 	if err := json.Unmarshal(data, &res); err != nil {
 		return fmt.Errorf("%s/results.json: %w", dir, err)
 	}
+	for i := range res.Cells {
+		// Runs before p99.9 was measured have none (a latency is never 0).
+		if res.Cells[i].P999 == 0 {
+			res.Cells[i].P999, res.Cells[i].AddedP999 = report.NaN(), report.NaN()
+		}
+	}
 	res.Compare()
 	res.Evaluate()
 	for i, p := range res.Profiles {
