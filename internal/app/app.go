@@ -190,6 +190,7 @@ func (m *Main) handler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.startMaintenance()
 	mux.Handle("/api/v1/", api.New(api.Options{
 		Logins:              logins,
 		Store:               m.store,

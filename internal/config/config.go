@@ -123,6 +123,11 @@ type Config struct {
 	OAuthRefreshBefore      time.Duration
 	OAuthRefreshLockTTL     time.Duration
 
+	// JobsInterval is the period of the maintenance jobs (package jobs); LedgerRetentionDays
+	// the age past which ledger rows are deleted, 0 = never.
+	JobsInterval        time.Duration
+	LedgerRetentionDays int
+
 	// Gateway is the request path's configuration. The GATEWAY_*, UPSTREAM_*, MAX_BODY_BYTES
 	// and ALLOW_UNPRICED_MODELS variables fill its fields, and their defaults are
 	// gateway.Default()'s: the variable table names the field, the gateway owns the value,

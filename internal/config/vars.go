@@ -225,6 +225,12 @@ func Vars() []Var {
 		{Name: "OAUTH_REFRESH_LOCK_TTL", Default: "30s", Doc: "Lock of one login's renewal, cluster-wide; a node that dies while renewing holds it at most this long.",
 			field: func(c *Config) any { return &c.OAuthRefreshLockTTL }},
 
+		// Maintenance jobs.
+		{Name: "JOBS_INTERVAL", Default: "5m", Doc: "How often each maintenance job (ledger retention, subscription expiry, coordination clean-up) runs, on one node of the cluster at a time; the admin API lists their last runs (GET /api/v1/admin/jobs).",
+			field: func(c *Config) any { return &c.JobsInterval }},
+		{Name: "LEDGER_RETENTION_DAYS", Default: "0", Min: 0, Max: 36500, Doc: "Ledger rows older than this many days are deleted by the retention job, in small batches; 0 = keep every row. Balances and subscription windows do not change; usage figures and lists no longer count the deleted rows.",
+			field: func(c *Config) any { return &c.LedgerRetentionDays }},
+
 		// Gateway.
 		{Name: "GATEWAY_SUBSCRIPTION_PAUSE_PERCENT", Min: 0, Max: 100,
 			Doc:     "Pause a subscription account until its usage window resets once the upstream reports the window at or above this utilisation (95 = 95 %); 0 = never.",

@@ -32,6 +32,7 @@ type Job struct {
 // Recorder keeps the last run of each job.
 type Recorder interface {
 	RecordJobRun(ctx context.Context, r store.JobRun) error
+	ListJobRuns(ctx context.Context) ([]store.JobRun, error)
 }
 
 // Runner runs jobs on this node when it holds their lease.
@@ -44,6 +45,7 @@ type Runner struct {
 	now    func() time.Time
 
 	wg   sync.WaitGroup
+	ctx  context.Context // ends with Close
 	stop context.CancelFunc
 }
 
@@ -52,14 +54,15 @@ func New(leases coord.Leases, rec Recorder, node string, log *slog.Logger) *Runn
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	ctx, stop := context.WithCancel(context.Background())
 	return &Runner{leases: leases, rec: rec, log: log.With("component", "jobs"), node: node,
-		owner: node + "/" + secret.RandomToken(6), now: time.Now}
+		owner: node + "/" + secret.RandomToken(6), now: time.Now, ctx: ctx, stop: stop}
 }
 
-// Start runs every job in the background until Close.
+// Start runs every job in the background until Close. It may be called more than once,
+// with different jobs.
 func (r *Runner) Start(jobs ...Job) {
-	ctx, stop := context.WithCancel(context.Background())
-	r.stop = stop
+	ctx := r.ctx
 	for _, j := range jobs {
 		if j.Every < 100*time.Millisecond {
 			j.Every = 100 * time.Millisecond
@@ -72,9 +75,6 @@ func (r *Runner) Start(jobs ...Job) {
 // Close stops the jobs, waits for runs in progress to see their context end, and gives
 // up the leases so another node takes over at once.
 func (r *Runner) Close() {
-	if r.stop == nil {
-		return
-	}
 	r.stop()
 	r.wg.Wait()
 }
@@ -110,6 +110,9 @@ func (r *Runner) tick(ctx context.Context, j Job) {
 	if !ok {
 		return // another node runs it
 	}
+	if !r.due(ctx, j) {
+		return
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	renewed := make(chan struct{})
@@ -123,6 +126,8 @@ func (r *Runner) tick(ctx context.Context, j Job) {
 		run.Error = err.Error()
 		r.log.Warn("job failed", "job", j.Name, "err", err)
 	}
+	r.log.Info("job ran", "job", j.Name, "fence", fence, "started", run.StartedAt, "finished", run.FinishedAt,
+		"result", result)
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer rcancel()
 	if err := r.rec.RecordJobRun(rctx, run); errors.Is(err, store.ErrConflict) {
@@ -130,6 +135,24 @@ func (r *Runner) tick(ctx context.Context, j Job) {
 	} else if err != nil {
 		r.log.Warn("recording a job run failed", "job", j.Name, "err", err)
 	}
+}
+
+// due reports whether j's last run, wherever it ran, began at least half a period ago. The
+// holder's own ticks are a period apart; the check matters when the lease has just moved
+// (the previous holder stopped right after a run), so the job still runs about once per
+// period across the cluster. A record that cannot be read does not hold the job up.
+func (r *Runner) due(ctx context.Context, j Job) bool {
+	runs, err := r.rec.ListJobRuns(ctx)
+	if err != nil {
+		r.log.Warn("reading the last job runs failed; running anyway", "job", j.Name, "err", err)
+		return true
+	}
+	for _, run := range runs {
+		if run.Name == j.Name {
+			return !r.now().Before(run.StartedAt.Add(j.Every / 2))
+		}
+	}
+	return true
 }
 
 // renew extends the lease while a run lasts, and cancels the run when the lease is lost.
