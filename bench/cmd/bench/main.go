@@ -139,10 +139,12 @@ func render(ctx context.Context, root, resultsDir, dir string) error {
 		return fmt.Errorf("%s/results.json: %w", dir, err)
 	}
 	for i := range res.Cells {
-		// Runs before p99.9 was measured have none (a latency is never 0).
+		// Runs before p99.9 was measured have none (a latency is never 0); Compare derives
+		// the added figures again.
 		if res.Cells[i].P999 == 0 {
-			res.Cells[i].P999, res.Cells[i].AddedP999 = report.NaN(), report.NaN()
+			res.Cells[i].P999 = report.NaN()
 		}
+		res.Cells[i].AddedP999 = report.NaN()
 	}
 	res.Compare()
 	res.Evaluate()
