@@ -76,6 +76,23 @@
 // directly (NewLogin), revoke them (RevokeLogin), hold refresh grants (HoldRefreshes: a grant
 // whose caller leaves rotates nothing) and read OAuthStats; over HTTP under /_mock/oauth/.
 //
+// ChatGPT's sign-in at auth.openai.com (codex_auth.go) shares the authorize page; its token
+// endpoint POST /oauth/token takes form-encoded (or JSON) grants without state, answers JWT
+// access tokens and an id_token whose "https://api.openai.com/auth" claim names the
+// chatgpt_account_id, user and plan, and refuses a rotated-away refresh token with 401
+// refresh_token_reused (a revoked one: refresh_token_invalidated). NewChatGPTLogin creates
+// one directly.
+//
+// # Codex backend
+//
+// The backend of ChatGPT logins (codex.go): POST /backend-api/codex/responses and GET
+// /backend-api/codex/models take only a ChatGPT login's access token with its account in
+// ChatGPT-Account-ID (401 token_expired once expired), require stream true, store false, a
+// string instructions and a list input, and refuse max_output_tokens and the sampling
+// parameters (400 {"detail":…}); the Responses stream is the OpenAI one. A Script's Unified
+// drives the x-codex-primary-* (5 h) and x-codex-secondary-* (weekly) window headers, and a
+// window at 100 % answers 429 usage_limit_reached with resets_at.
+//
 // # Scripts
 //
 // A Script (SetScript, SetDefaultScript, or POST /_mock/script) sets, per key: latency

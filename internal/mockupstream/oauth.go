@@ -55,6 +55,9 @@ type Login struct {
 	AccessToken  string    `json:"access_token"`
 	RefreshToken string    `json:"refresh_token,omitempty"`
 	ExpiresAt    time.Time `json:"expires_at"`
+	// ChatGPT logins (codex_auth.go): the id_token and the ChatGPT account it names.
+	IDToken   string `json:"id_token,omitempty"`
+	AccountID string `json:"account_id,omitempty"`
 }
 
 type oauthCode struct {
@@ -65,6 +68,8 @@ type oauthCode struct {
 type oauthGrant struct {
 	email, scope, org string
 	refresh           string // the live refresh token
+	// chatgpt is set for a ChatGPT login (auth.openai.com), whose tokens are JWTs.
+	chatgpt *chatgptIdentity
 }
 
 type oauthServer struct {
@@ -72,16 +77,17 @@ type oauthServer struct {
 	accessTTL time.Duration
 	codes     map[string]oauthCode
 	grants    map[string]*oauthGrant // by live refresh token
-	dead      map[string]bool        // refresh tokens rotated away or revoked
+	dead      map[string]string      // refresh tokens rotated away ("reused") or revoked ("revoked")
 	access    map[string]time.Time   // access token → expiry
 	emails    map[string]string      // access token → email
+	accounts  map[string]string      // ChatGPT access token → its ChatGPT account id
 	hold      chan struct{}          // non-nil: refresh grants wait until it closes
 	stats     OAuthStats
 }
 
 func newOAuthServer() *oauthServer {
 	return &oauthServer{accessTTL: DefaultAccessTTL, codes: map[string]oauthCode{}, grants: map[string]*oauthGrant{},
-		dead: map[string]bool{}, access: map[string]time.Time{}, emails: map[string]string{}}
+		dead: map[string]string{}, access: map[string]time.Time{}, emails: map[string]string{}, accounts: map[string]string{}}
 }
 
 func randomToken(prefix string) string { return prefix + rand.Text() }
@@ -100,14 +106,20 @@ func (o *oauthServer) issue(g *oauthGrant, now time.Time) Login {
 		ttl = oauthSetupTokenTTL
 	}
 	l := Login{Email: g.email, AccessToken: randomToken("sk-ant-oat01-"), ExpiresAt: now.Add(ttl)}
+	refreshPrefix := "sk-ant-ort01-"
+	if g.chatgpt != nil {
+		l.AccessToken, l.IDToken = g.chatgpt.tokens(g.email, now, l.ExpiresAt)
+		l.AccountID, refreshPrefix = g.chatgpt.accountID, "rt_"
+		o.accounts[l.AccessToken] = l.AccountID
+	}
 	o.access[l.AccessToken] = l.ExpiresAt
 	o.emails[l.AccessToken] = g.email
 	if !setup {
 		if g.refresh != "" {
-			o.dead[g.refresh] = true
+			o.dead[g.refresh] = "reused"
 			delete(o.grants, g.refresh)
 		}
-		g.refresh = randomToken("sk-ant-ort01-")
+		g.refresh = randomToken(refreshPrefix)
 		o.grants[g.refresh] = g
 		l.RefreshToken = g.refresh
 	}
@@ -154,7 +166,7 @@ func (s *Server) RevokeLogin(refreshToken string) {
 	o.mu.Lock()
 	if _, ok := o.grants[refreshToken]; ok {
 		delete(o.grants, refreshToken)
-		o.dead[refreshToken] = true
+		o.dead[refreshToken] = "revoked"
 	}
 	o.mu.Unlock()
 }
@@ -195,6 +207,8 @@ func (s *Server) serveOAuth(w http.ResponseWriter, r *http.Request) bool {
 		s.oauthToken(w, r)
 	case "/api/oauth/profile":
 		s.oauthProfile(w, r)
+	case "/oauth/token": // auth.openai.com's
+		s.openAIToken(w, r)
 	default:
 		return false
 	}
@@ -267,6 +281,16 @@ func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) exchangeCode(w http.ResponseWriter, req tokenRequest) {
+	g, l, ok := s.redeem(w, req, true, nil)
+	if ok {
+		writeTokens(w, l, g)
+	}
+}
+
+// redeem checks an authorization code grant (PKCE, and the state when withState) and issues
+// the login's first tokens; false when it answered a refusal. chatgpt names the ChatGPT
+// account of a ChatGPT login (nil for Claude's).
+func (s *Server) redeem(w http.ResponseWriter, req tokenRequest, withState bool, chatgpt *chatgptIdentity) (*oauthGrant, Login, bool) {
 	o := s.oauth
 	now := s.opts.Now()
 	o.mu.Lock()
@@ -277,23 +301,33 @@ func (s *Server) exchangeCode(w http.ResponseWriter, req tokenRequest) {
 	case !ok || now.Sub(c.issued) > oauthCodeTTL:
 		o.stats.InvalidGrants++
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "Invalid 'code' in request.")
-		return
-	case c.clientID != req.ClientID || c.redirect != req.RedirectURI || c.state != req.State:
+		return nil, Login{}, false
+	case c.clientID != req.ClientID || c.redirect != req.RedirectURI || (withState && c.state != req.State):
 		o.stats.InvalidGrants++
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "client_id, redirect_uri or state does not match the authorization")
-		return
+		return nil, Login{}, false
 	case S256(req.CodeVerifier) != c.challenge:
 		o.stats.InvalidGrants++
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "Invalid code verifier")
-		return
+		return nil, Login{}, false
 	}
 	o.stats.CodeExchanges++
-	g := &oauthGrant{email: "user-" + strings.ToLower(rand.Text()[:8]) + "@example.com", scope: c.scope}
+	g := &oauthGrant{email: "user-" + strings.ToLower(rand.Text()[:8]) + "@example.com", scope: c.scope, chatgpt: chatgpt}
 	g.org = "org-" + g.email
-	writeTokens(w, o.issue(g, now), g)
+	return g, o.issue(g, now), true
 }
 
 func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request, req tokenRequest) {
+	s.rotate(w, r, req.RefreshToken, func(reason string) {
+		oauthError(w, http.StatusBadRequest, "invalid_grant", "Refresh token not found or invalid")
+	}, writeTokens)
+}
+
+// rotate answers a refresh grant: held while HoldRefreshes is on, then new tokens for a live
+// refresh token (answered by ok), or refused (reason: "reused", "revoked" or "" for a token
+// never issued).
+func (s *Server) rotate(w http.ResponseWriter, r *http.Request, refreshToken string, refuse func(reason string),
+	ok func(http.ResponseWriter, Login, *oauthGrant)) {
 	o := s.oauth
 	o.mu.Lock()
 	o.stats.RefreshCalls++
@@ -313,14 +347,14 @@ func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request, req tokenR
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	g, ok := o.grants[req.RefreshToken]
-	if !ok {
+	g, live := o.grants[refreshToken]
+	if !live {
 		o.stats.InvalidGrants++
-		oauthError(w, http.StatusBadRequest, "invalid_grant", "Refresh token not found or invalid")
+		refuse(o.dead[refreshToken])
 		return
 	}
 	o.stats.Rotations++
-	writeTokens(w, o.issue(g, s.opts.Now()), g)
+	ok(w, o.issue(g, s.opts.Now()), g)
 }
 
 // writeTokens answers a grant the way Claude's token endpoint does.

@@ -167,7 +167,9 @@ type Script struct {
 	// releases them too.
 	HoldModels bool
 	// Unified, when set, adds a subscription's unified rate-limit headers to every successful
-	// Anthropic answer (anthropic-ratelimit-unified-*): the 5h and 7d windows' utilisation.
+	// Anthropic answer (anthropic-ratelimit-unified-*): the 5h and 7d windows' utilisation;
+	// on the Codex backend, the same windows as x-codex-primary-*/secondary-* (a window at
+	// 1 answers 429 usage_limit_reached there).
 	Unified *Unified
 }
 

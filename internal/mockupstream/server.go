@@ -175,7 +175,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("request-id", reqID)
 
 	path := r.URL.Path
-	if s.serveOAuth(w, r) {
+	if s.serveOAuth(w, r) || s.serveCodex(w, r, n, reqID) {
 		return
 	}
 	switch {
