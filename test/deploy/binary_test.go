@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -46,9 +47,16 @@ const modulePath = "github.com/fluxcode/fluxcode"
 
 func TestDockerfileShape(t *testing.T) {
 	src := readDeployFile(t, "Dockerfile")
-	froms := regexp.MustCompile(`(?m)^FROM (\S+)`).FindAllStringSubmatch(src, -1)
-	if len(froms) != 2 || !strings.HasPrefix(froms[0][1], "golang:1.26") {
-		t.Errorf("stages %v: want a golang:1.26 build stage and one runtime stage", froms)
+	// The base images are build arguments whose defaults are the official images; the binary
+	// comes from the build stage unless BINARY_FROM names the prebuilt one.
+	froms := regexp.MustCompile(`(?m)^FROM (.+)$`).FindAllStringSubmatch(src, -1)
+	var stages []string
+	for _, f := range froms {
+		stages = append(stages, f[1])
+	}
+	want := []string{"${GO_IMAGE} AS build", "${GO_IMAGE} AS prebuilt", "${BINARY_FROM} AS binary", "${RUNTIME_IMAGE}"}
+	if !slices.Equal(stages, want) {
+		t.Errorf("stages %q, want %q", stages, want)
 	}
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^USER [1-9][0-9]*:[1-9][0-9]*$`),                                          // non-root
@@ -57,8 +65,11 @@ func TestDockerfileShape(t *testing.T) {
 		regexp.MustCompile(`DATA_DIR=/data`),                                                              // ...used
 		regexp.MustCompile(`(?m)^\s*CMD \["/usr/local/bin/fluxcode", "health"\]`),                         // health check
 		regexp.MustCompile(`(?m)^ENTRYPOINT \["/usr/local/bin/fluxcode"\]`),                               // the binary
-		regexp.MustCompile(`COPY --from=build /out/fluxcode /usr/local/bin/fluxcode`),                     // from the build stage
-		regexp.MustCompile(`COPY --from=build --chown=65532:65532 /out/data /data`),                       // writable by USER
+		regexp.MustCompile(`(?m)^ARG GO_IMAGE=golang:1\.26$`),                                             // official bases by default
+		regexp.MustCompile(`(?m)^ARG RUNTIME_IMAGE=gcr\.io/distroless/static-debian12:nonroot$`),          //
+		regexp.MustCompile(`(?m)^ARG BINARY_FROM=build$`),                                                 // compiled in the image
+		regexp.MustCompile(`COPY --from=binary /out/fluxcode /usr/local/bin/fluxcode`),                    // from the chosen stage
+		regexp.MustCompile(`COPY --from=binary --chown=65532:65532 /out/data /data`),                      // writable by USER
 		regexp.MustCompile(`(?m)^USER 65532:65532$`),                                                      // the same user
 		regexp.MustCompile(`(?m)^HEALTHCHECK --interval=\S+ --timeout=\S+ --start-period=\S+ --retries=`), // bounded
 	} {

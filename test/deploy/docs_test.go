@@ -48,8 +48,16 @@ func docCode(doc string) (lines []string, spans []string) {
 // example env files use.
 func knownVariables(t testing.TB) map[string]bool {
 	t.Helper()
-	// CGO_ENABLED: the build of the binary the README shows.
+	// CGO_ENABLED: the build of the binary the README shows. GO_IMAGE, RUNTIME_IMAGE and
+	// BINARY_FROM: the Dockerfile's build arguments; DEBIAN_MIRROR and LOCAL_IMAGES_CACHE:
+	// deploy/local-images.sh's settings.
 	known := map[string]bool{"CGO_ENABLED": true}
+	for _, arg := range regexp.MustCompile(`(?m)^ARG (\w+)=`).FindAllStringSubmatch(readDeployFile(t, "Dockerfile"), -1) {
+		known[arg[1]] = true
+	}
+	for _, v := range regexp.MustCompile(`\$\{(\w+):-`).FindAllStringSubmatch(readDeployFile(t, "local-images.sh"), -1) {
+		known[v[1]] = true
+	}
 	for _, n := range config.EnvNames() {
 		known[n] = true
 	}
