@@ -55,6 +55,8 @@ type target struct {
 	settle time.Duration
 	// deployment is set for FluxCode targets.
 	deployment *deployment
+	// extra targets are measured in the rounds only (no memory figures).
+	extra bool
 }
 
 func (t *target) selfPids() []int {
@@ -82,6 +84,8 @@ type lab struct {
 	mock, bare        *child
 	mockURL           string
 	pg                *testenv.Postgres
+	fastStorage       bool              // also run PGRedisFast
+	fastPG            *testenv.Postgres // its PostgreSQL
 	redis             []*testenv.Redis
 	caddy             *testenv.Caddy
 	targets           []*target
@@ -114,8 +118,9 @@ func randomHex(n int) string {
 
 // startLab starts the mock, the bare proxy, PostgreSQL, two Redis servers, the FluxCode
 // deployments and Caddy, provisions each deployment, and returns the targets in run order.
-func startLab(ctx context.Context, root, dir string, bin binaries, logf func(string, ...any)) (*lab, error) {
+func startLab(ctx context.Context, root, dir string, bin binaries, fastStorage bool, logf func(string, ...any)) (*lab, error) {
 	l := &lab{root: root, dir: dir, logDir: filepath.Join(dir, "logs"), bin: bin, deployments: map[string]*deployment{}}
+	l.fastStorage = fastStorage
 	if err := os.MkdirAll(l.logDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -172,11 +177,29 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 		return err
 	}
 	l.closers = append(l.closers, l.pg.Close)
-	if err := l.preparePostgres(ctx, "fluxcode_one", "fluxcode_two"); err != nil {
+	if err := preparePostgres(ctx, l.pg, "fluxcode_one", "fluxcode_two"); err != nil {
 		return err
 	}
 	for range 2 {
 		r, err := testenv.LaunchRedis(testenv.WithOperatorPersistence())
+		if err != nil {
+			return err
+		}
+		l.closers = append(l.closers, r.Close)
+		l.redis = append(l.redis, r)
+	}
+	if l.fastStorage {
+		// The test suites' settings: fsync, synchronous_commit and full_page_writes off.
+		l.fastPG, err = testenv.LaunchPostgres("shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=top",
+			"pg_stat_statements.max=5000")
+		if err != nil {
+			return err
+		}
+		l.closers = append(l.closers, l.fastPG.Close)
+		if err := preparePostgres(ctx, l.fastPG, "fluxcode_fast"); err != nil {
+			return err
+		}
+		r, err := testenv.LaunchRedis()
 		if err != nil {
 			return err
 		}
@@ -200,6 +223,12 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 	if err := l.deploy(report.PGRedis, "sk-bench-pg", 1, append(common, "DATA_DIR="+filepath.Join(l.dir, "pg-data"),
 		"DATABASE_URL="+l.pg.DSN("fluxcode_one"), "REDIS_URL="+l.redis[0].URL())); err != nil {
 		return err
+	}
+	if l.fastStorage {
+		if err := l.deploy(report.PGRedisFast, "sk-bench-fast", 1, append(common, "DATA_DIR="+filepath.Join(l.dir, "fast-data"),
+			"DATABASE_URL="+l.fastPG.DSN("fluxcode_fast"), "REDIS_URL="+l.redis[2].URL())); err != nil {
+			return err
+		}
 	}
 	if err := l.deploy(report.TwoNodes, "sk-bench-two", 2, append(common, "DATA_DIR="+filepath.Join(l.dir, "two-data"),
 		"DATABASE_URL="+l.pg.DSN("fluxcode_two"), "REDIS_URL="+l.redis[1].URL(), "TRUSTED_PROXIES=127.0.0.1")); err != nil {
@@ -231,7 +260,7 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 	}
 
 	pgPid := l.pg.Pid()
-	for _, name := range []string{report.SQLite, report.PGRedis, report.TwoNodes} {
+	for _, name := range l.deploymentNames() {
 		d := l.deployments[name]
 		keys, err := provision(ctx, d.urls[0], l.mockURL, d.upstreamKey)
 		if err != nil {
@@ -248,6 +277,16 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 				return err
 			}
 			if t.redis, err = newRedisCounter(ctx, l.redis[0].URL()); err != nil {
+				return err
+			}
+		case report.PGRedisFast:
+			t.extra = true
+			t.desc = "extra, not judged: fluxcode-pg-redis on storage no operator runs — PostgreSQL with fsync, synchronous_commit and full_page_writes off, Redis without persistence (the test suites' settings); the difference to fluxcode-pg-redis is the durable commit's cost"
+			t.pgPid, t.redisPid, t.redisAddr = l.fastPG.Pid(), l.redis[2].Pid(), l.redis[2].Addr()
+			if t.pg, err = newPGCounter(ctx, l.fastPG.DSN("postgres"), "fluxcode_fast"); err != nil {
+				return err
+			}
+			if t.redis, err = newRedisCounter(ctx, l.redis[2].URL()); err != nil {
 				return err
 			}
 		case report.TwoNodes:
@@ -273,14 +312,22 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 	return nil
 }
 
+// deploymentNames are the FluxCode deployments started, in run order.
+func (l *lab) deploymentNames() []string {
+	if l.fastStorage {
+		return []string{report.SQLite, report.PGRedis, report.PGRedisFast, report.TwoNodes}
+	}
+	return []string{report.SQLite, report.PGRedis, report.TwoNodes}
+}
+
 // preparePostgres creates the deployments' databases and the statement counter.
-func (l *lab) preparePostgres(ctx context.Context, dbs ...string) error {
+func preparePostgres(ctx context.Context, pg *testenv.Postgres, dbs ...string) error {
 	for _, db := range dbs {
-		if err := l.pg.CreateDB(db); err != nil {
+		if err := pg.CreateDB(db); err != nil {
 			return err
 		}
 	}
-	conn, err := pgx.Connect(ctx, l.pg.DSN("postgres"))
+	conn, err := pgx.Connect(ctx, pg.DSN("postgres"))
 	if err != nil {
 		return err
 	}

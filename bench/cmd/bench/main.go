@@ -59,6 +59,7 @@ type options struct {
 	protocols   []string // load.Protocols to load
 	keep        bool
 	render      string
+	fastStorage bool
 }
 
 func parseOptions(args []string) (options, error) {
@@ -79,6 +80,7 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.out, "out", "", "results directory (default bench/results in the module)")
 	fs.StringVar(&o.model, "model", "claude-sonnet-5-5", "model named in every request")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, server logs)")
+	fs.BoolVar(&o.fastStorage, "fast-storage", true, "also measure fluxcode-pg-redis on fsync-off PostgreSQL and non-persistent Redis (an extra, never judged)")
 	fs.StringVar(&o.render, "render", "", "measure nothing: re-render the results.json in this directory (tables, chart, README)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -212,7 +214,7 @@ func run(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return err
 	}
-	l, err := startLab(ctx, root, dir, bin, logf)
+	l, err := startLab(ctx, root, dir, bin, o.fastStorage, logf)
 	if err != nil {
 		return err
 	}

@@ -72,6 +72,9 @@ func measureAll(ctx context.Context, l *lab, o options, outDir string, logf func
 	// Memory first, while the processes have seen only a little load: idle is then idle.
 	var heaps []report.Profile
 	for _, t := range l.targets {
+		if t.extra {
+			continue
+		}
 		var whileOpen func()
 		if o.profile && t.deployment != nil {
 			whileOpen = func() {
@@ -238,7 +241,7 @@ func ledgerNotes(ctx context.Context, l *lab) []string {
 	_ = waitMockIdle(ctx, l.mockURL, 30*time.Second)
 	time.Sleep(time.Second) // the last billing batch
 	var notes []string
-	for _, name := range []string{report.SQLite, report.PGRedis, report.TwoNodes} {
+	for _, name := range l.deploymentNames() {
 		d := l.deployments[name]
 		var completed, output int64
 		var err error

@@ -15,11 +15,15 @@ import (
 
 // Target names, in the order they are run and shown.
 const (
-	Mock     = "mock"
-	Bare     = "bare-proxy"
-	SQLite   = "fluxcode-sqlite"
-	PGRedis  = "fluxcode-pg-redis"
-	TwoNodes = "fluxcode-2nodes-caddy"
+	Mock    = "mock"
+	Bare    = "bare-proxy"
+	SQLite  = "fluxcode-sqlite"
+	PGRedis = "fluxcode-pg-redis"
+	// PGRedisFast is PGRedis on storage no operator runs (PostgreSQL without fsync or
+	// synchronous commit, Redis without persistence): a labelled extra that separates the
+	// durable commit's cost from the request path's, never judged.
+	PGRedisFast = "fluxcode-pg-redis-fast"
+	TwoNodes    = "fluxcode-2nodes-caddy"
 )
 
 // Num is a figure that may be missing (NaN), written to JSON as null.
