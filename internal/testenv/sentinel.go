@@ -24,18 +24,21 @@ type SentinelOptions struct {
 	// DownAfter is how long the master may not answer before the Sentinel fails it over
 	// (down-after-milliseconds); zero keeps Redis's default of 30 s.
 	DownAfter time.Duration
+	// Quorum is how many Sentinels must agree that the master is down; zero means 1 (a
+	// Sentinel alone). Sentinels of one master find each other through it (WaitSentinels).
+	Quorum int
 }
 
-// StartSentinel runs `redis-server <conf> --sentinel` on a free port of 127.0.0.1, alone
-// (quorum 1), and waits until it answers with the master's address. It is killed when t
-// ends. It returns the Sentinel's host:port.
+// StartSentinel runs `redis-server <conf> --sentinel` on a free port of 127.0.0.1 (alone
+// unless o.Quorum says otherwise), and waits until it answers with the master's address. It
+// is killed when t ends. It returns the Sentinel's host:port.
 func StartSentinel(t testing.TB, o SentinelOptions) string {
 	t.Helper()
 	bin := RequireBinary(t, "redis-server", redisPackage)
 	dir := t.TempDir()
 	port := FreePort(t)
 	host, mport, _ := strings.Cut(o.MasterAddr, ":")
-	conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor %s %s %s 1\n", port, dir, o.Name, host, mport)
+	conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor %s %s %s %d\n", port, dir, o.Name, host, mport, max(o.Quorum, 1))
 	if o.MasterPassword != "" {
 		conf += fmt.Sprintf("sentinel auth-pass %s %s\n", o.Name, o.MasterPassword)
 	}
@@ -61,6 +64,40 @@ func StartSentinel(t testing.TB, o SentinelOptions) string {
 		return err
 	})
 	return addr
+}
+
+// WaitSentinels waits until each Sentinel of addrs (none with a password of its own) knows
+// all the others and replicas replicas of the master name, so that a failover can be
+// agreed on.
+func WaitSentinels(t testing.TB, addrs []string, name string, replicas int) {
+	t.Helper()
+	want := map[string]string{"num-other-sentinels": strconv.Itoa(len(addrs) - 1), "num-slaves": strconv.Itoa(replicas)}
+	deadline := time.Now().Add(processBound)
+	for _, addr := range addrs {
+		for {
+			got, err := SentinelCommand(addr, "", "SENTINEL", "MASTER", name)
+			if err == nil {
+				err = fieldsAre(got, want)
+			}
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("testenv: sentinel %s: %v", addr, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// fieldsAre checks the values of a flattened field/value reply.
+func fieldsAre(reply []string, want map[string]string) error {
+	for i := 0; i+1 < len(reply); i += 2 {
+		if w, ok := want[reply[i]]; ok && reply[i+1] != w {
+			return fmt.Errorf("%s is %s, want %s", reply[i], reply[i+1], w)
+		}
+	}
+	return nil
 }
 
 // SentinelCommand sends one command to the Sentinel at addr (authenticating first when

@@ -47,8 +47,8 @@ type cluster struct {
 	caddy *testenv.Caddy
 	entry string // http://127.0.0.1:PORT, the site Caddy serves
 
-	db    *pgxpool.Pool   // the harness's own view of the state (superuser, not a node's role)
-	rdb   *goredis.Client // the harness's own view of Redis
+	db    *pgxpool.Pool           // the harness's own view of the state (superuser, not a node's role)
+	rdb   goredis.UniversalClient // the harness's own view of Redis (a *Client, or a *ClusterClient)
 	conns *connSampler
 
 	adminEmail string
