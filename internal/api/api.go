@@ -184,7 +184,7 @@ func (a *api) routes() http.Handler {
 	handle("GET /api/v1/admin/subscriptions", admin(a.listSubscriptions))
 
 	// Admin: redeem codes.
-	handle("GET /api/v1/admin/redeem-codes", admin(listRoute(a, a.store.ListRedeemCodes, viewRedeemCode)))
+	handle("GET /api/v1/admin/redeem-codes", admin(a.listRedeemCodes))
 	handle("POST /api/v1/admin/redeem-codes", admin(a.createRedeemCodes))
 	handle("GET /api/v1/admin/redeem-codes/export", admin(a.exportRedeemCodes))
 	handle("GET /api/v1/admin/redeem-codes/{id}", admin(getRoute(a, a.store.GetRedeemCode, viewRedeemCode)))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fluxcode/fluxcode/internal/invalidate"
@@ -149,6 +150,23 @@ func (a *api) redeemWorth(ctx context.Context, req *createRedeemCodesReq) (store
 		c.GroupID, c.Days = g.ID, req.Days
 	}
 	return c, nil
+}
+
+// listRedeemCodes lists codes filtered by search (prefix or note), group_id and status, which
+// takes "used" besides active and disabled (a used code keeps its status).
+func (a *api) listRedeemCodes(w http.ResponseWriter, r *http.Request) {
+	status := strings.TrimSpace(r.URL.Query().Get("status"))
+	if status != "" {
+		if err := checkEnum("status", status, store.StatusActive, store.StatusDisabled, store.RedeemUsed); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+	}
+	list := func(ctx context.Context, p store.Page) ([]store.RedeemCode, int, error) {
+		p.Filter.Status = status
+		return a.store.ListRedeemCodes(ctx, p)
+	}
+	listRoute(a, list, viewRedeemCode, "search", "group_id")(w, r)
 }
 
 func (a *api) disableRedeemCode(w http.ResponseWriter, r *http.Request) {

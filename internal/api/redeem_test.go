@@ -119,6 +119,17 @@ func checkRedeemCodes(t *testing.T, e *env) {
 		t.Errorf("subscription after a 30-day code = %+v", got.Subscription)
 	}
 
+	// The list filters on the server: "used" is a status of its own, "active" means still to
+	// be redeemed; search reads the prefix and the note.
+	for q, want := range map[string]int{"status=used": 3, "status=active": 1, "status=disabled": 1,
+		"search=PROMO": 3, "search=promo&status=active": 1, fmt.Sprintf("group_id=%d", gid): 1} {
+		e.do("GET", "/api/v1/admin/redeem-codes?"+q, e.adminToken, nil).ok(t, 200, &page)
+		if page.Total != want {
+			t.Errorf("list ?%s: total %d, want %d", q, page.Total, want)
+		}
+	}
+	e.do("GET", "/api/v1/admin/redeem-codes?status=error", e.adminToken, nil).wantError(t, 400, "invalid_argument", "status")
+
 	r := e.do("GET", "/api/v1/admin/redeem-codes/export", e.adminToken, nil)
 	if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/csv") {
 		t.Fatalf("export: %d %s", r.status, r.body)

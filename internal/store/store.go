@@ -315,8 +315,8 @@ type UsageFilter struct {
 type Page struct {
 	Offset int
 	Limit  int
-	// Filter narrows ListUsers, ListGroups, ListAccounts and ListAPIKeys (the total counts
-	// the filtered rows); other lists ignore it.
+	// Filter narrows ListUsers, ListGroups, ListAccounts, ListAPIKeys and ListRedeemCodes
+	// (the total counts the filtered rows); other lists ignore it.
 	Filter ListFilter
 }
 
@@ -555,6 +555,10 @@ const (
 	RedeemSubscription = "subscription" // Days of a subscription to GroupID
 )
 
+// RedeemUsed filters ListRedeemCodes to used codes (ListFilter.Status): a used code keeps
+// the status it had, and the filter "active" lists only codes still to be redeemed.
+const RedeemUsed = "used"
+
 // RedeemCode is a single-use code an admin issued. Only a keyed hash of the code is stored,
 // like an API key's, so a stolen table holds no redeemable code.
 type RedeemCode struct {
@@ -580,7 +584,9 @@ type RedeemCodes interface {
 	// and CreatedAt. ErrConflict on a taken hash, ErrInvalid for a code worth nothing.
 	CreateRedeemCodes(ctx context.Context, codes []RedeemCode) error
 	GetRedeemCode(ctx context.Context, id int64) (*RedeemCode, error)
-	ListRedeemCodes(ctx context.Context, p Page) ([]RedeemCode, int, error) // newest first
+	// ListRedeemCodes lists newest first; p.Filter narrows by Search (the prefix or the
+	// note), GroupID and Status (active: unused and active; disabled; RedeemUsed).
+	ListRedeemCodes(ctx context.Context, p Page) ([]RedeemCode, int, error)
 	// DisableRedeemCode: ErrNotFound for no such code, ErrConflict when it is used.
 	DisableRedeemCode(ctx context.Context, id int64) error
 	// RedeemCode marks the active, unused code with that hash as used by userID and applies

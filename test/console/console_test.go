@@ -67,6 +67,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mock.Close() })
+	// Subscription answers report their usage windows, so the accounts page shows a Claude
+	// login's windows with real figures once traffic went through it.
+	if err := mock.SetDefaultScript(mockupstream.Script{Unified: &mockupstream.Unified{FiveHour: 0.42, SevenDay: 0.63}}); err != nil {
+		t.Fatal(err)
+	}
 
 	cfg, err := config.Load(config.MapEnv(map[string]string{
 		"SERVER_HOST": "127.0.0.1",

@@ -2,7 +2,7 @@
 // the mock Anthropic upstream, Debian's chromium driven by playwright-core. Any failed check
 // throws, and the process exits non-zero.
 import { chromium } from 'playwright-core'
-import { mkdirSync, mkdtempSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { createHmac } from 'node:crypto'
@@ -41,6 +41,17 @@ async function apiCall(method, path, token, body) {
   const text = await res.text()
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`)
   return text ? JSON.parse(text) : null
+}
+
+// userToken signs in through the API (as a script would) and returns the bearer token.
+async function userToken(email, password) {
+  return (await apiCall('POST', '/auth/login', null, { email, password })).token
+}
+
+// nanos reads a shown amount ("$15.0000") into an exact count of 10^-9 dollars.
+function nanos(shown) {
+  const [i, f = ''] = shown.replace('$', '').split('.')
+  return BigInt(i) * 1_000_000_000n + BigInt((f + '000000000').slice(0, 9))
 }
 
 function check(cond, msg) {
@@ -165,6 +176,9 @@ try {
   }
   await admin.fill('#cl-name', 'claude-sub')
   await admin.fill('#cl-base', MOCK)
+  // In the group the user's key will use, ahead of the API-key account (priority 0 before 7),
+  // so the user's request goes through this login and its windows get figures.
+  await admin.selectOption('#cl-groups', { label: 'default' })
   await startLogin()
   await admin.fill('#cl-code', 'not-a-real-code')
   await cl.locator('button[type=submit]').click()
@@ -280,11 +294,132 @@ try {
   check((await text(admin, '[data-testid=admin-today-errors]')) === '50.0%', 'the overview shows today\'s error rate: one of two requests failed')
   check((await admin.locator('[data-testid=error-chart] rect').count()) === 14, 'and a chart of it over 14 days')
 
+  // The Claude login served the request: its usage windows show with the upstream's figures.
+  await admin.click('nav >> text=Accounts')
+  const windows = admin.locator('[data-testid=accounts-table] tr', { hasText: 'claude-sub' }).locator('td.windows')
+  await windows.locator('span', { hasText: '42%' }).waitFor()
+  check((await windows.textContent()).includes('63%'), 'the accounts page shows the login\'s subscription windows: ' + (await windows.textContent()).trim())
+
+  // --- An admin API key: created in the console and shown once; a script then uses it (as
+  // Bearer) for the admin API, which the checks below read to see each page's effect.
+  await admin.click('nav >> text=Admin API keys')
+  await admin.fill('#ak-name', 'ci-script')
+  await admin.click('[data-testid=admin-key-create] button[type=submit]')
+  const adminKey = (await admin.locator('[data-testid=new-admin-key]').textContent()).trim()
+  check(adminKey.startsWith('fkadmin-'), 'a new admin API key is shown once')
+  await admin.locator('[data-testid=admin-keys-table] tr', { hasText: 'ci-script' }).waitFor()
+  const asAdmin = (method, path, body) => apiCall(method, path, adminKey, body)
+  check((await asAdmin('GET', '/admin/admin-keys')).items.some((k) => k.name === 'ci-script' && k.status === 'active'), 'the admin API key works as Bearer and lists itself')
+
+  // --- An exclusive subscription group, created and then edited in the group form.
+  await admin.click('nav >> text=Groups')
+  await admin.fill('#g-name', 'vip')
+  await admin.selectOption('#g-billing', 'subscription')
+  await admin.fill('#g-daily', '5')
+  await admin.check('#g-excl')
+  await admin.click('[data-testid=group-form] button[type=submit]')
+  const vipRow = admin.locator('[data-testid=groups-table] tr', { hasText: 'vip' })
+  await vipRow.locator('.tag', { hasText: 'exclusive' }).waitFor()
+  await vipRow.locator('button', { hasText: 'Edit' }).click()
+  check((await admin.inputValue('#g-daily')) === '5.0000' && (await admin.isChecked('#g-excl')), 'the group form holds the group to edit')
+  await admin.fill('#g-mult', '2')
+  await admin.click('[data-testid=group-form] button[type=submit]')
+  await vipRow.locator('td', { hasText: '×2' }).waitFor()
+  const vip = (await asAdmin('GET', '/admin/groups?search=vip')).items[0]
+  check(vip.exclusive === true && Number(vip.rate_multiplier) === 2 && vip.daily_limit.startsWith('5.'), 'the API holds the exclusive group as edited: ' + JSON.stringify(vip))
+
+  // --- The user may use it: the user panel lists the exclusive groups to allow.
+  const alice = (await asAdmin('GET', '/admin/users?search=alice')).items[0]
+  check(!(await apiCall('GET', '/groups', await userToken(USER_EMAIL, USER_PASSWORD))).items.some((g) => g.name === 'vip'), 'an exclusive group is closed to a user not allowed on it')
+  await admin.click('nav >> text=Users')
+  await admin.locator('tr', { hasText: USER_EMAIL }).locator('button', { hasText: 'Edit' }).click()
+  await admin.check(`#ug-${vip.id}`)
+  await admin.fill('#adj-rpm', '600')
+  await admin.click('[data-testid=user-panel] form:nth-of-type(2) button[type=submit]')
+  await admin.click('[data-testid=user-groups] button[type=submit]')
+  await admin.locator('[data-testid=user-groups] .ok').waitFor()
+  const aliceNow = await asAdmin('GET', `/admin/users/${alice.id}`)
+  check(JSON.stringify(aliceNow.allowed_group_ids) === JSON.stringify([vip.id]) && aliceNow.rpm_limit === 600, 'the API holds the user\'s allowed group and rate limit: ' + JSON.stringify(aliceNow))
+
+  // --- Redeem codes: a batch of balance codes and a subscription code, shown once; one is
+  // disabled (asked first); the list filters on the server; the export is a CSV.
+  await admin.click('nav >> text=Redeem codes')
+  await admin.fill('#rc-count', '2')
+  await admin.fill('#rc-amount', '5')
+  await admin.fill('#rc-note', 'welcome batch')
+  await admin.click('[data-testid=redeem-create] button[type=submit]')
+  await admin.locator('[data-testid=redeem-issued] code').first().waitFor()
+  const balanceCodes = (await admin.locator('[data-testid=redeem-issued] code').allTextContents()).map((c) => c.trim())
+  check(balanceCodes.length === 2 && balanceCodes.every((c) => c.startsWith('rc-')), 'two balance codes are shown once')
+  await admin.selectOption('#rc-kind', 'subscription')
+  await admin.fill('#rc-count', '1')
+  await admin.selectOption('#rc-group', { label: 'vip' })
+  await admin.fill('#rc-days', '7')
+  await admin.click('[data-testid=redeem-create] button[type=submit]')
+  await admin.locator('[data-testid=redeem-table] tr', { hasText: 'vip, 7 days' }).waitFor()
+  const subCode = (await text(admin, '[data-testid=redeem-issued] code'))
+  check(subCode.startsWith('rc-') && !balanceCodes.includes(subCode) && (await admin.locator('[data-testid=redeem-issued] code').count()) === 1, 'and a subscription code')
+  const toDisable = admin.locator('[data-testid=redeem-table] tr', { hasText: balanceCodes[1].slice(0, 8) })
+  await toDisable.locator('button', { hasText: 'Disable' }).click()
+  await admin.click('[data-testid=confirm-yes]')
+  await toDisable.locator('td', { hasText: 'disabled' }).waitFor()
+  await admin.selectOption('#f-status', 'disabled')
+  await admin.click('[data-testid=filters] button[type=submit]')
+  await admin.locator('[data-testid=redeem-table] tr', { hasText: 'vip' }).waitFor({ state: 'detached' })
+  check((await admin.locator('[data-testid=redeem-table] tbody tr').count()) === 1, 'the status filter narrows the list on the server')
+  await admin.click('[data-testid=filters] button[type=button]')
+  const [csv] = await Promise.all([admin.waitForEvent('download'), admin.click('[data-testid=redeem-export]')])
+  const csvText = readFileSync(await csv.path(), 'utf8').trim().split('\n')
+  check(csvText[0].startsWith('id,prefix,kind,amount') && csvText.length === 4 && csvText.some((l) => l.includes('welcome batch')), 'the export is a CSV of every code: ' + csvText.length + ' lines')
+
+  // --- The user redeems on the dashboard: a balance code raises the balance, the disabled one
+  // is refused at the field, the subscription code opens the exclusive group's subscription.
+  await user.click('nav >> text=仪表盘')
+  const before = await text(user, '[data-testid=balance]')
+  await user.fill('#redeem-code', balanceCodes[0])
+  await user.click('[data-testid=redeem-form] button[type=submit]')
+  await user.locator('[data-testid=redeemed]').waitFor()
+  check((await text(user, '[data-testid=redeemed]')).includes('$5.0000'), 'redeeming says what it gave: ' + (await text(user, '[data-testid=redeemed]')))
+  const after = await text(user, '[data-testid=balance]')
+  check(nanos(after) - nanos(before) === 5_000_000_000n, `the balance went up by $5 (${before} → ${after})`)
+  await user.fill('#redeem-code', balanceCodes[1])
+  await user.click('[data-testid=redeem-form] button[type=submit]')
+  await user.locator('#redeem-code-error').waitFor()
+  check(true, 'a disabled code is refused at the field: ' + (await text(user, '#redeem-code-error')))
+  await user.fill('#redeem-code', subCode)
+  await user.click('[data-testid=redeem-form] button[type=submit]')
+  await user.locator('[data-testid=redeemed]', { hasText: 'vip' }).waitFor()
+  await user.locator('.card h3', { hasText: 'vip' }).waitFor()
+  check(true, 'the subscription code shows the new subscription on the dashboard')
+  const codes = (await asAdmin('GET', '/admin/redeem-codes')).items
+  check(codes.filter((c) => c.used_by === alice.id).length === 2, 'the API records both redemptions against the user')
+
+  // --- Model prices: a price override saved in the price table, a bad one refused in the
+  // API's words, and unpriced models allowed.
+  await admin.click('nav >> text=Model prices')
+  await admin.click('[data-testid=price-add]')
+  const last = (await admin.locator('[data-testid=prices-table] tbody tr').count()) - 1
+  await admin.fill(`[data-testid=price-model-${last}]`, 'console-model')
+  await admin.fill(`[data-testid=price-input-${last}]`, 'abc')
+  await admin.fill(`[data-testid=price-output-${last}]`, '15')
+  await admin.click('[data-testid=prices-form] button[type=submit]')
+  await admin.locator('[data-testid=prices-error]').waitFor()
+  check((await text(admin, '[data-testid=prices-error]')).includes('console-model'), 'a bad price is refused naming the model: ' + (await text(admin, '[data-testid=prices-error]')))
+  await admin.fill(`[data-testid=price-input-${last}]`, '3')
+  await admin.check('#pr-unpriced')
+  await admin.click('[data-testid=prices-form] button[type=submit]')
+  await admin.locator('[data-testid=prices-form] .ok').waitFor()
+  const settings = await asAdmin('GET', '/admin/settings')
+  const price = settings.model_prices['console-model']
+  check(settings.allow_unpriced_models === true && price.input_cost_per_token === 3e-6 && price.output_cost_per_token === 15e-6,
+    'the API holds the price per token and allows unpriced models: ' + JSON.stringify(price))
+
   // --- Screenshots of every main page, both languages, desktop and phone width.
   const userPages = [['dashboard', '/dashboard'], ['keys', '/keys'], ['usage', '/usage'], ['use-with', '/use-with'], ['two-factor', '/2fa']]
   const adminPages = [['admin-overview', '/admin'], ['admin-users', '/admin/users'], ['admin-groups', '/admin/groups'],
     ['admin-accounts', '/admin/accounts'], ['admin-keys', '/admin/keys'], ['admin-proxies', '/admin/proxies'], ['admin-rules', '/admin/rules'],
-    ['admin-usage', '/admin/usage'], ['admin-settings', '/admin/settings']]
+    ['admin-usage', '/admin/usage'], ['admin-settings', '/admin/settings'], ['admin-redeem', '/admin/redeem-codes'],
+    ['admin-prices', '/admin/prices'], ['admin-api-keys', '/admin/admin-keys']]
   for (const [lang, tag] of [['en', 'en'], ['zh-CN', 'zh']]) {
     for (const [vp, vpName] of [[DESKTOP, 'desktop'], [PHONE, 'phone']]) {
       const login = await newPage(lang, vp)
@@ -377,6 +512,15 @@ try {
   await tf.click('form button[type=submit]')
   await tf.waitForURL(/\/dashboard$/)
   check((await text(tf, '[data-testid=balance]')).startsWith('$'), 'the right code signs the user in')
+
+  // --- Revoking the admin API key stops it at once.
+  await admin.goto(BASE + '/admin/admin-keys')
+  await admin.selectOption('[data-testid=lang]', 'en')
+  await admin.locator('[data-testid=admin-keys-table] tr', { hasText: 'ci-script' }).locator('button', { hasText: 'Revoke' }).click()
+  await admin.click('[data-testid=confirm-yes]')
+  await admin.locator('[data-testid=admin-keys-table] tr', { hasText: 'ci-script' }).locator('td', { hasText: 'revoked' }).waitFor()
+  const refusedKey = await fetch(BASE + '/api/v1/admin/admin-keys', { headers: { authorization: 'Bearer ' + adminKey } })
+  check(refusedKey.status === 401, 'a revoked admin API key is refused: ' + refusedKey.status)
 
   check(violations.length === 0, 'no CSP violation or page error: ' + violations.join(' | '))
 } finally {

@@ -15,6 +15,9 @@ const pages = {
   proxies: () => import('./pages/AdminProxies.vue'),
   rules: () => import('./pages/AdminRules.vue'),
   settings: () => import('./pages/AdminSettings.vue'),
+  redeem: () => import('./pages/AdminRedeem.vue'),
+  adminApiKeys: () => import('./pages/AdminApiKeys.vue'),
+  prices: () => import('./pages/AdminPrices.vue'),
   twoFactor: () => import('./pages/TwoFactor.vue'),
 }
 
@@ -39,6 +42,9 @@ export const router = createRouter({
     { path: '/admin/rules', name: 'rules', component: pages.rules, meta: { admin: true } },
     { path: '/admin/usage', name: 'adminUsage', component: pages.usage, meta: { admin: true } },
     { path: '/admin/settings', name: 'settings', component: pages.settings, meta: { admin: true } },
+    { path: '/admin/redeem-codes', name: 'redeem', component: pages.redeem, meta: { admin: true } },
+    { path: '/admin/admin-keys', name: 'adminApiKeys', component: pages.adminApiKeys, meta: { admin: true } },
+    { path: '/admin/prices', name: 'prices', component: pages.prices, meta: { admin: true } },
     { path: '/:rest(.*)*', redirect: '/dashboard' },
   ],
 })

@@ -46,7 +46,16 @@ func (d *DB) GetRedeemCode(ctx context.Context, id int64) (*store.RedeemCode, er
 }
 
 func (d *DB) ListRedeemCodes(ctx context.Context, p store.Page) ([]store.RedeemCode, int, error) {
-	return listPage(ctx, d, "list redeem codes", redeemCols, "redeem_codes", "", nil, "id DESC", p, scanRedeemCode)
+	// "used" is no stored status: a used code is one with used_at set, whatever its status.
+	f, where := p.Filter, ""
+	switch f.Status {
+	case store.RedeemUsed:
+		f.Status, where = "", "used_at IS NOT NULL"
+	case store.StatusActive:
+		where = "used_at IS NULL"
+	}
+	where, args := filterSQL{search: []string{"prefix", "note"}, status: "status", group: "group_id = $?"}.and(where, f, nil)
+	return listPage(ctx, d, "list redeem codes", redeemCols, "redeem_codes", where, args, "id DESC", p, scanRedeemCode)
 }
 
 // DisableRedeemCode disables an unused code; a used one stays as it was used.

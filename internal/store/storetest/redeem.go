@@ -40,6 +40,37 @@ func testRedeemCodes(t *testing.T, open Open) {
 		}
 	})
 
+	t.Run("ListFiltersByStatusSearchAndGroup", func(t *testing.T) {
+		g := MustGroup(t, s, store.BillingSubscription)
+		fresh := issue(t, store.RedeemCode{Kind: store.RedeemBalance, Amount: 1, Note: "Filter-Batch"})
+		used := issue(t, store.RedeemCode{Kind: store.RedeemSubscription, GroupID: g.ID, Days: 1, Note: "filter-batch"})
+		off := issue(t, store.RedeemCode{Kind: store.RedeemBalance, Amount: 1, Note: "filter-batch"})
+		_, err := s.RedeemCode(ctx, used.Hash, MustUser(t, s).ID)
+		must(t, "RedeemCode", err)
+		must(t, "DisableRedeemCode", s.DisableRedeemCode(ctx, off.ID))
+		for _, c := range []struct {
+			f    store.ListFilter
+			want []int64
+		}{
+			{store.ListFilter{Search: "FILTER-batch"}, []int64{off.ID, used.ID, fresh.ID}},
+			{store.ListFilter{Search: "filter-batch", Status: store.StatusActive}, []int64{fresh.ID}},
+			{store.ListFilter{Search: "filter-batch", Status: store.RedeemUsed}, []int64{used.ID}},
+			{store.ListFilter{Search: "filter-batch", Status: store.StatusDisabled}, []int64{off.ID}},
+			{store.ListFilter{GroupID: g.ID}, []int64{used.ID}},
+		} {
+			page, total, err := s.ListRedeemCodes(ctx, store.Page{Filter: c.f})
+			must(t, "ListRedeemCodes", err)
+			var ids []int64
+			for _, p := range page {
+				ids = append(ids, p.ID)
+			}
+			if total != len(c.want) {
+				t.Errorf("ListRedeemCodes(%+v): total %d, want %d", c.f, total, len(c.want))
+			}
+			equal(t, "ListRedeemCodes ids", ids, c.want)
+		}
+	})
+
 	t.Run("ABatchWithAWorthlessOrTakenCodeStoresNone", func(t *testing.T) {
 		_, before, err := s.ListRedeemCodes(ctx, store.Page{})
 		must(t, "ListRedeemCodes", err)
