@@ -122,26 +122,48 @@ func newPostgres(durable bool, settings ...string) (*Postgres, error) {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
+	if err := p.startOnFreePort(); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return p, nil
+}
+
+// startOnFreePort starts the prepared server, trying new ports when its port is taken
+// between FreePort and bind.
+func (p *Postgres) startOnFreePort() error {
 	for try := 1; ; try++ {
-		err = p.Start()
+		err := p.Start()
 		if err == nil {
-			return p, nil
+			return nil
 		}
 		if !errors.Is(err, errPortTaken) || try == pgStartTries {
-			_ = os.RemoveAll(dir)
-			return nil, err
+			return err
 		}
 		if p.port, err = freePortOn("127.0.0.1"); err != nil {
-			_ = os.RemoveAll(dir)
-			return nil, err
+			return err
 		}
-		p.proc.args = postgresArgs(dir, p.port, p.durable, p.settings)
+		p.proc.args = postgresArgs(p.dir, p.port, p.durable, p.settings)
 	}
 }
 
 // initPostgres runs initdb in dir/data and prepares (without starting) the
 // server process.
 func initPostgres(dir string, durable bool, settings []string) (*Postgres, error) {
+	cred, err := pgDataDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := runPGTool(dir, cred, "initdb", "-D", filepath.Join(dir, "data"), "-U", pgSuperuser, "--auth=trust",
+		"--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"); err != nil {
+		return nil, err
+	}
+	return preparePostgres(dir, durable, settings, cred)
+}
+
+// pgDataDir creates the empty data directory dir/data, both owned by the user the server
+// runs as, and returns that user (nil: the current one).
+func pgDataDir(dir string) (*syscall.Credential, error) {
 	cred, err := serverCredential()
 	if err != nil {
 		return nil, err
@@ -159,26 +181,35 @@ func initPostgres(dir string, durable bool, settings []string) (*Postgres, error
 			}
 		}
 	}
-	env := []string{"PATH=" + pgBinDir + ":/usr/bin:/bin", "LC_ALL=C", "LANG=C", "HOME=" + dir, "TZ=UTC"}
-	initdb := &process{
-		name: "initdb", path: filepath.Join(pgBinDir, "initdb"),
-		args: []string{"-D", data, "-U", pgSuperuser, "--auth=trust", "--encoding=UTF8",
-			"--locale=C", "--no-sync", "--no-instructions"},
-		env: env, dir: dir, logPath: filepath.Join(dir, "initdb.log"), cred: cred,
+	return cred, nil
+}
+
+// runPGTool runs one of PostgreSQL's programs (initdb, pg_basebackup) in dir as cred and
+// waits for it to finish, logging to dir/<name>.log.
+func runPGTool(dir string, cred *syscall.Credential, name string, args ...string) error {
+	tool := &process{
+		name: name, path: filepath.Join(pgBinDir, name), args: args,
+		env: pgEnv(dir), dir: dir, logPath: filepath.Join(dir, name+".log"), cred: cred,
 		stopSig: syscall.SIGTERM,
 	}
-	if err := initdb.start(); err != nil {
-		return nil, err
+	if err := tool.start(); err != nil {
+		return err
 	}
 	select {
-	case <-initdb.exited:
+	case <-tool.exited:
 	case <-time.After(readyTimeout):
-		_ = initdb.stop()
-		return nil, fmt.Errorf("initdb did not finish within %s\n%s", readyTimeout, initdb.logTail())
+		_ = tool.stop()
+		return fmt.Errorf("%s did not finish within %s\n%s", name, readyTimeout, tool.logTail())
 	}
-	if initdb.err != nil {
-		return nil, fmt.Errorf("initdb: %v\n%s", initdb.err, initdb.logTail())
+	if tool.err != nil {
+		return fmt.Errorf("%s: %v\n%s", name, tool.err, tool.logTail())
 	}
+	return nil
+}
+
+// preparePostgres prepares (without starting) a server on a free port over the data
+// directory dir/data, run as cred (nil: the current user).
+func preparePostgres(dir string, durable bool, settings []string, cred *syscall.Credential) (*Postgres, error) {
 	port, err := freePortOn("127.0.0.1")
 	if err != nil {
 		return nil, err
@@ -189,7 +220,7 @@ func initPostgres(dir string, durable bool, settings []string) (*Postgres, error
 		portTaken: "could not bind",
 		proc: &process{
 			name: "postgres", path: filepath.Join(pgBinDir, "postgres"),
-			args: postgresArgs(dir, port, durable, settings), env: env, dir: dir,
+			args: postgresArgs(dir, port, durable, settings), env: pgEnv(dir), dir: dir,
 			logPath: filepath.Join(dir, "postgres.log"), cred: cred,
 			// SIGINT is PostgreSQL's fast shutdown; SIGTERM ("smart") would
 			// wait for every pooled test connection to go away.
@@ -197,6 +228,11 @@ func initPostgres(dir string, durable bool, settings []string) (*Postgres, error
 		},
 	}
 	return p, nil
+}
+
+// pgEnv is the environment of PostgreSQL's programs working in dir.
+func pgEnv(dir string) []string {
+	return []string{"PATH=" + pgBinDir + ":/usr/bin:/bin", "LC_ALL=C", "LANG=C", "HOME=" + dir, "TZ=UTC"}
 }
 
 func postgresArgs(dir string, port int, durable bool, settings []string) []string {
