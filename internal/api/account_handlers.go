@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/fluxcode/fluxcode/internal/gateway"
 	"github.com/fluxcode/fluxcode/internal/invalidate"
 	"github.com/fluxcode/fluxcode/internal/store"
 )
@@ -331,4 +333,238 @@ func (a *api) publishAccount(ctx context.Context, id int64, groupIDs []int64) {
 	for _, g := range uniqueIDs(groupIDs) {
 		a.publish(ctx, invalidate.Group, g)
 	}
+}
+
+// AccountTester sends one test request through an account (the gateway's TestAccount).
+type AccountTester interface {
+	TestAccount(ctx context.Context, acct *store.Account, model string) gateway.AccountTest
+}
+
+// testAccountReq optionally names the model a test asks for.
+type testAccountReq struct {
+	Model string `json:"model"` // default: the account's first mapped model, or a small one of its platform
+}
+
+type accountTestView struct {
+	AccountID  int64     `json:"account_id"`
+	OK         bool      `json:"ok"`
+	StatusCode int       `json:"status_code"` // the upstream's; 0 when no answer came
+	LatencyMS  int64     `json:"latency_ms"`
+	Model      string    `json:"model"`
+	Reply      string    `json:"reply"`
+	Error      string    `json:"error"`
+	TestedAt   time.Time `json:"tested_at"`
+}
+
+// testAccount sends one small request through the account and shows what came back and how
+// long it took. A failed test answers 200 with ok false: the test ran; the account failed it.
+// Nothing is billed and the account's health marks are left as they are.
+func (a *api) testAccount(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	acc, err := byPathID(r, a.store.GetAccount)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	var req testAccountReq
+	if err := decodeOptionalJSON(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if len(req.Model) > maxModelNameLen || strings.ContainsFunc(req.Model, unicode.IsControl) {
+		a.writeError(w, r, invalid("model", "model must be a model name of at most %d characters", maxModelNameLen))
+		return
+	}
+	if a.tester == nil {
+		a.writeError(w, r, newError(kindUnavailable, "account tests are not available on this node"))
+		return
+	}
+	at := a.now()
+	res := a.tester.TestAccount(ctx, acc, strings.TrimSpace(req.Model))
+	writeJSON(w, http.StatusOK, accountTestView{AccountID: acc.ID, OK: res.OK, StatusCode: res.Status,
+		LatencyMS: res.Latency.Milliseconds(), Model: res.Model, Reply: res.Reply, Error: res.Error, TestedAt: at})
+}
+
+// accountFiguresView is what an account served over a period: its ledger rows summed and
+// its failed upstream attempts.
+type accountFiguresView struct {
+	Requests            int64 `json:"requests"`
+	InputTokens         int64 `json:"input_tokens"`
+	OutputTokens        int64 `json:"output_tokens"`
+	CacheCreationTokens int64 `json:"cache_creation_tokens"`
+	CacheReadTokens     int64 `json:"cache_read_tokens"`
+	Cost                money `json:"cost"`
+	Errors              int64 `json:"errors"`
+}
+
+func viewFigures(f store.AccountFigures) accountFiguresView {
+	return accountFiguresView{Requests: f.Requests, InputTokens: f.InputTokens, OutputTokens: f.OutputTokens,
+		CacheCreationTokens: f.CacheCreationTokens, CacheReadTokens: f.CacheReadTokens, Cost: money(f.Cost), Errors: f.Errors}
+}
+
+// accountStatsView is one account's figures today (UTC) and in total.
+type accountStatsView struct {
+	AccountID int64              `json:"account_id"`
+	Today     accountFiguresView `json:"today"`
+	Total     accountFiguresView `json:"total"`
+}
+
+// accountStats reads the figures of one account (id) or of all (0), keyed by account.
+func (a *api) accountStats(ctx context.Context, id int64) (map[int64]accountStatsView, error) {
+	midnight := a.now().Truncate(24 * time.Hour)
+	out := map[int64]accountStatsView{}
+	for _, since := range []time.Time{{}, midnight} {
+		figs, err := a.store.AccountFigures(ctx, id, since)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range figs {
+			v := out[f.AccountID]
+			v.AccountID = f.AccountID
+			if since.IsZero() {
+				v.Total = viewFigures(f)
+			} else {
+				v.Today = viewFigures(f)
+			}
+			out[f.AccountID] = v
+		}
+	}
+	return out, nil
+}
+
+// getAccountStats answers one account's figures today and in total.
+func (a *api) getAccountStats(w http.ResponseWriter, r *http.Request) {
+	acc, err := byPathID(r, a.store.GetAccount)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	stats, err := a.accountStats(r.Context(), acc.ID)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, accountStatsView{AccountID: acc.ID, Today: stats[acc.ID].Today, Total: stats[acc.ID].Total})
+}
+
+// listAccountStats answers the figures of every account, in id order, zeros included.
+func (a *api) listAccountStats(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	stats, err := a.accountStats(ctx, 0)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	items := []accountStatsView{}
+	for off := 0; ; off += maxPageSize {
+		accs, total, err := a.store.ListAccounts(ctx, store.Page{Offset: off, Limit: maxPageSize})
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		for _, acc := range accs {
+			s := stats[acc.ID]
+			s.AccountID = acc.ID
+			items = append(items, s)
+		}
+		if len(accs) < maxPageSize || off+len(accs) >= total {
+			break
+		}
+	}
+	slices.SortFunc(items, func(x, y accountStatsView) int { return cmp.Compare(x.AccountID, y.AccountID) })
+	writeJSON(w, http.StatusOK, listBody[accountStatsView]{Items: items})
+}
+
+// maxBulkAccounts bounds one bulk change.
+const maxBulkAccounts = 1000
+
+// Bulk actions.
+const (
+	bulkEnable  = "enable"
+	bulkDisable = "disable"
+	bulkMove    = "move" // replace each account's groups with group_ids
+)
+
+type bulkAccountsReq struct {
+	AccountIDs []int64 `json:"account_ids"`
+	Action     string  `json:"action"`
+	GroupIDs   []int64 `json:"group_ids"` // move only
+}
+
+// bulkAccounts enables, disables or moves several accounts at once, all or none: every
+// account and group is checked first, then one transaction changes them all.
+func (a *api) bulkAccounts(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var req bulkAccountsReq
+	if err := decodeJSON(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	ids := uniqueIDs(req.AccountIDs)
+	accs, change, err := a.checkBulk(ctx, ids, &req)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if err := a.store.BulkUpdateAccounts(ctx, ids, change); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	items := make([]accountView, 0, len(ids))
+	for _, acc := range accs {
+		a.publishAccount(ctx, acc.ID, append(acc.GroupIDs, req.GroupIDs...))
+		fresh, err := a.store.GetAccount(ctx, acc.ID)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		items = append(items, viewAccount(fresh))
+	}
+	writeJSON(w, http.StatusOK, listBody[accountView]{Items: items})
+}
+
+// checkBulk validates a bulk change and reads the accounts it changes.
+func (a *api) checkBulk(ctx context.Context, ids []int64, req *bulkAccountsReq) ([]*store.Account, store.AccountBulkChange, error) {
+	var change store.AccountBulkChange
+	switch req.Action {
+	case bulkEnable, bulkDisable:
+		if req.GroupIDs != nil {
+			return nil, change, invalid("group_ids", "group_ids goes only with the action %q", bulkMove)
+		}
+		status := store.StatusActive
+		if req.Action == bulkDisable {
+			status = store.StatusDisabled
+		}
+		change.Status = &status
+	case bulkMove:
+		if len(req.GroupIDs) > maxAccountGroupIDs {
+			return nil, change, invalid("group_ids", "group_ids has more than %d entries", maxAccountGroupIDs)
+		}
+		groups := uniqueIDs(req.GroupIDs)
+		change.GroupIDs = &groups
+	default:
+		return nil, change, invalid("action", "action must be one of %s, %s, %s", bulkEnable, bulkDisable, bulkMove)
+	}
+	if len(ids) == 0 || len(ids) > maxBulkAccounts {
+		return nil, change, invalid("account_ids", "account_ids must list from 1 to %d accounts", maxBulkAccounts)
+	}
+	accs := make([]*store.Account, 0, len(ids))
+	for _, id := range ids {
+		acc, err := a.store.GetAccount(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, change, invalid("account_ids", "no account has id %d", id)
+		}
+		if err != nil {
+			return nil, change, err
+		}
+		if change.GroupIDs != nil {
+			moved := *acc
+			moved.GroupIDs = *change.GroupIDs
+			if err := a.checkAccountGroups(ctx, &moved); err != nil {
+				return nil, change, err
+			}
+		}
+		accs = append(accs, acc)
+	}
+	return accs, change, nil
 }

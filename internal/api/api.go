@@ -61,6 +61,10 @@ type Options struct {
 	// guard's early check; the gateway's dialer has the last word). nil refuses loopback,
 	// private, link-local and metadata addresses.
 	Upstreams *netguard.Guard
+
+	// AccountTester sends an admin's test request through an account; nil: the test route
+	// answers 503.
+	AccountTester AccountTester
 }
 
 // api holds the handlers' dependencies.
@@ -78,6 +82,7 @@ type api struct {
 
 	passwords *secret.PasswordGate
 	logins    *Logins
+	tester    AccountTester
 
 	loginMax     int64 // per email
 	loginMaxAddr int64 // per client address
@@ -96,7 +101,7 @@ func New(o Options) http.Handler {
 		loginMax: int64(o.LoginMaxFailures), loginMaxAddr: int64(o.LoginMaxPerAddress), loginWindow: o.LoginWindow,
 		redeemMax: int64(o.RedeemMaxFailures),
 		dummyHash: secret.HashPassword(secret.RandomToken(16)), passwords: o.Passwords,
-		upstreams: o.Upstreams, logins: o.Logins,
+		upstreams: o.Upstreams, logins: o.Logins, tester: o.AccountTester,
 	}
 	if a.upstreams == nil {
 		a.upstreams = netguard.New(nil)
@@ -209,6 +214,10 @@ func (a *api) routes() http.Handler {
 	handle("DELETE /api/v1/admin/accounts/{id}", admin(a.deleteAccount))
 	handle("POST /api/v1/admin/accounts/{id}/recover", admin(a.recoverAccount))
 	handle("POST /api/v1/admin/accounts/{id}/refresh", admin(a.refreshLogin))
+	handle("POST /api/v1/admin/accounts/{id}/test", admin(a.testAccount))
+	handle("GET /api/v1/admin/accounts/{id}/stats", admin(a.getAccountStats))
+	handle("GET /api/v1/admin/accounts/stats", admin(a.listAccountStats))
+	handle("POST /api/v1/admin/accounts/bulk", admin(a.bulkAccounts))
 	handle("POST /api/v1/admin/logins/{provider}/start", admin(a.startSubscriptionLogin))
 	handle("POST /api/v1/admin/logins/{provider}/finish", admin(a.finishSubscriptionLogin))
 	handle("GET /api/v1/admin/jobs", admin(a.listJobRuns))

@@ -28,6 +28,7 @@ import (
 	"github.com/fluxcode/fluxcode/internal/auth"
 	"github.com/fluxcode/fluxcode/internal/config"
 	"github.com/fluxcode/fluxcode/internal/coord"
+	"github.com/fluxcode/fluxcode/internal/gateway"
 	"github.com/fluxcode/fluxcode/internal/httpx"
 	"github.com/fluxcode/fluxcode/internal/netguard"
 	"github.com/fluxcode/fluxcode/internal/secret"
@@ -59,6 +60,7 @@ type Main struct {
 	tokens   *auth.Tokens
 	registry *prometheus.Registry
 	closers  []func(context.Context) error // run in reverse order by Close, before the backends
+	gw       *gateway.Gateway              // set by mountGateway, before serving
 
 	ln       net.Listener
 	pprofLn  net.Listener
@@ -206,6 +208,7 @@ func (m *Main) handler() (http.Handler, error) {
 		LoginMaxPerAddress: m.cfg.LoginMaxFailuresPerAddress,
 		LoginWindow:        m.cfg.LoginWindow,
 		Passwords:          secret.NewPasswordGate(secret.GateOptions{Max: m.cfg.PasswordHashConcurrency}),
+		AccountTester:      gatewayTester{m},
 	}))
 	if err := m.mountGateway(mux, logins.Refresher); err != nil {
 		return nil, err

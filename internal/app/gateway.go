@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/fluxcode/fluxcode/internal/provider/anthropic"
 	"github.com/fluxcode/fluxcode/internal/provider/gemini"
 	"github.com/fluxcode/fluxcode/internal/provider/openai"
+	"github.com/fluxcode/fluxcode/internal/store"
 )
 
 // mountGateway starts the relay with its providers and registers their routes (and the
@@ -38,6 +40,18 @@ func (m *Main) mountGateway(mux *http.ServeMux, logins gateway.Logins) error {
 		return fmt.Errorf("start the gateway: %w", err)
 	}
 	m.closers = append(m.closers, g.Close)
+	m.gw = g
 	g.Routes(mux)
 	return nil
+}
+
+// gatewayTester runs the API's account tests through this node's gateway, which is built
+// after the API's handler.
+type gatewayTester struct{ m *Main }
+
+func (t gatewayTester) TestAccount(ctx context.Context, acct *store.Account, model string) gateway.AccountTest {
+	if t.m.gw == nil {
+		return gateway.AccountTest{Model: model, Error: "the gateway is not running on this node"}
+	}
+	return t.m.gw.TestAccount(ctx, acct, model)
 }

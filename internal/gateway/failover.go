@@ -39,6 +39,7 @@ func (c *call) relay() *result {
 		c.g.log.WarnContext(c.ctx(), "upstream attempt failed", "account", l.cand.Account.ID,
 			"status", f.Status, "message", accountNote(l.cand.Account, f))
 		tried[l.cand.Account.ID] = true
+		c.g.accountErrs.add(c.start, l.cand.Account.ID)
 		last = f
 		if c.gone.Load() {
 			// Client gone: no one to serve, so no failover (the account was still marked

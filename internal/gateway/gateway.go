@@ -32,6 +32,7 @@ type Store interface {
 	GetSetting(ctx context.Context, key string) (string, error)
 	RecordUsage(ctx context.Context, rows []store.Usage) ([]store.RecordResult, error)
 	AddRequestOutcomes(ctx context.Context, rows []store.DailyOutcome) error
+	AddAccountErrors(ctx context.Context, rows []store.AccountErrors) error
 }
 
 var _ Store = store.Store(nil)
@@ -90,9 +91,11 @@ type Gateway struct {
 	biller    *biller
 	metrics   *metrics
 	outcomes  outcomeTally // requests by day and outcome, flushed to the store (outcomes.go)
-	unpriced  sync.Map     // models served unpriced, already warned about
-	logins    Logins
-	windows   windowBook
+	// accountErrs counts failed attempts per day and account, flushed with the outcomes.
+	accountErrs accountErrorTally
+	unpriced    sync.Map // models served unpriced, already warned about
+	logins      Logins
+	windows     windowBook
 
 	// life ends at Close; work that outlives its request (a confirming call) runs under it.
 	life context.Context

@@ -58,6 +58,7 @@ func (t *outcomeTally) giveBack(rows []store.DailyOutcome) {
 
 // flushOutcomes adds the tally to the store; on failure the counts wait for the next flush.
 func (g *Gateway) flushOutcomes(ctx context.Context) {
+	g.flushAccountErrors(ctx)
 	rows := g.outcomes.take()
 	if len(rows) == 0 {
 		return

@@ -450,6 +450,42 @@ type Accounts interface {
 	ClearAccountMarks(ctx context.Context, id int64) error
 	TouchAccounts(ctx context.Context, used map[int64]time.Time) error
 	DeleteAccount(ctx context.Context, id int64) error
+	// BulkUpdateAccounts applies one change to every account of ids in one transaction:
+	// ErrNotFound, and nothing changed, when one of them does not exist.
+	BulkUpdateAccounts(ctx context.Context, ids []int64, c AccountBulkChange) error
+	// AccountFigures totals per account the ledger rows it served from since on (zero:
+	// ever) and its failed attempts from since's UTC day on; accountID 0 means every
+	// account with any, in id order.
+	AccountFigures(ctx context.Context, accountID int64, since time.Time) ([]AccountFigures, error)
+	// AddAccountErrors adds failed upstream attempts per day and account, all rows in one
+	// transaction (nodes add their counts in batches).
+	AddAccountErrors(ctx context.Context, rows []AccountErrors) error
+}
+
+// AccountBulkChange is what BulkUpdateAccounts changes; nil fields are left alone.
+type AccountBulkChange struct {
+	Status   *string  // StatusActive or StatusDisabled
+	GroupIDs *[]int64 // replaces each account's groups
+}
+
+// AccountFigures is what one upstream account served: its ledger rows summed, and its
+// failed attempts.
+type AccountFigures struct {
+	AccountID           int64
+	Requests            int64
+	InputTokens         int64
+	OutputTokens        int64
+	CacheCreationTokens int64
+	CacheReadTokens     int64
+	Cost                Nanos
+	Errors              int64
+}
+
+// AccountErrors is how many upstream attempts through one account failed on one UTC day.
+type AccountErrors struct {
+	Day       string // YYYY-MM-DD
+	AccountID int64
+	Errors    int64
 }
 
 type Proxies interface {

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -338,4 +339,125 @@ func (d *DB) TouchAccounts(ctx context.Context, used map[int64]time.Time) error 
 // DeleteAccount removes the account and its group memberships; its ledger rows stay.
 func (d *DB) DeleteAccount(ctx context.Context, id int64) error {
 	return d.deleteByID(ctx, "accounts", "account", id)
+}
+
+// BulkUpdateAccounts changes every account of ids in one transaction, after checking they
+// all exist, so a bulk change is never half applied.
+func (d *DB) BulkUpdateAccounts(ctx context.Context, ids []int64, c store.AccountBulkChange) error {
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	if len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, len(ids))
+	marks := make([]string, len(ids))
+	for i, id := range ids {
+		args[i], marks[i] = id, "$"+strconv.Itoa(i+1)
+	}
+	in := "id IN (" + strings.Join(marks, ", ") + ")"
+	next := "$" + strconv.Itoa(len(ids)+1)
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM accounts WHERE "+in, args...).Scan(&n); err != nil {
+			return err
+		}
+		if n != len(ids) {
+			return fmt.Errorf("%d of %d accounts exist: %w", n, len(ids), store.ErrNotFound)
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET updated_at = "+next+" WHERE "+in,
+			append(args[:len(args):len(args)], d.tv(d.clock()))...); err != nil {
+			return err
+		}
+		if c.Status != nil {
+			if _, err := tx.ExecContext(ctx, "UPDATE accounts SET status = "+next+" WHERE "+in,
+				append(args[:len(args):len(args)], *c.Status)...); err != nil {
+				return err
+			}
+		}
+		if c.GroupIDs != nil {
+			for _, id := range ids {
+				if err := d.setAccountGroups(ctx, tx, id, *c.GroupIDs, true); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return wrap(fmt.Sprintf("bulk update of %d accounts", len(ids)), err)
+}
+
+// AccountFigures sums the ledger per account (served requests, tokens, cost) and adds the
+// failed attempts counted per day in account_errors.
+func (d *DB) AccountFigures(ctx context.Context, accountID int64, since time.Time) ([]store.AccountFigures, error) {
+	ledgerWhere, ledgerArgs := "account_id <> 0", []any{}
+	errWhere, errArgs := "1 = 1", []any{}
+	if !since.IsZero() {
+		ledgerWhere, ledgerArgs = ledgerWhere+" AND created_at >= $1", append(ledgerArgs, d.tv(since))
+		errWhere, errArgs = "day >= $1", append(errArgs, since.UTC().Format(time.DateOnly))
+	}
+	if accountID != 0 {
+		ledgerWhere += fmt.Sprintf(" AND account_id = $%d", len(ledgerArgs)+1)
+		errWhere += fmt.Sprintf(" AND account_id = $%d", len(errArgs)+1)
+		ledgerArgs, errArgs = append(ledgerArgs, accountID), append(errArgs, accountID)
+	}
+	byID := map[int64]*store.AccountFigures{}
+	of := func(id int64) *store.AccountFigures {
+		if byID[id] == nil {
+			byID[id] = &store.AccountFigures{AccountID: id}
+		}
+		return byID[id]
+	}
+	type sums struct {
+		id int64
+		t  store.DailyModelUsage
+	}
+	served, err := queryAll(ctx, d, "account figures", "SELECT account_id, "+usageSums+" FROM usage_ledger WHERE "+
+		ledgerWhere+" GROUP BY account_id", ledgerArgs, func(s scanner, r *sums) error {
+		return s.Scan(append([]any{&r.id}, sumsDest(&r.t)...)...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range served {
+		f, t := of(r.id), r.t
+		f.Requests, f.InputTokens, f.OutputTokens = t.Requests, t.InputTokens, t.OutputTokens
+		f.CacheCreationTokens, f.CacheReadTokens, f.Cost = t.CacheCreationTokens, t.CacheReadTokens, t.Cost
+	}
+	failed, err := queryAll(ctx, d, "account errors", "SELECT account_id, CAST(SUM(errors) AS BIGINT) FROM account_errors WHERE "+
+		errWhere+" GROUP BY account_id", errArgs, func(s scanner, e *store.AccountErrors) error {
+		return s.Scan(&e.AccountID, &e.Errors)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range failed {
+		of(e.AccountID).Errors = e.Errors
+	}
+	out := make([]store.AccountFigures, 0, len(byID))
+	for _, id := range sortedKeys(byID) {
+		out = append(out, *byID[id])
+	}
+	return out, nil
+}
+
+// AddAccountErrors adds the rows' counts in one transaction, in key order so that two nodes'
+// transactions cannot deadlock; the upsert makes their additions sum.
+func (d *DB) AddAccountErrors(ctx context.Context, rows []store.AccountErrors) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	rows = slices.Clone(rows)
+	slices.SortFunc(rows, func(a, b store.AccountErrors) int {
+		return cmp.Or(cmp.Compare(a.AccountID, b.AccountID), strings.Compare(a.Day, b.Day))
+	})
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		for _, r := range rows {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO account_errors (day, account_id, errors) VALUES ($1, $2, $3)
+				ON CONFLICT (account_id, day) DO UPDATE SET errors = account_errors.errors + excluded.errors`,
+				r.Day, r.AccountID, r.Errors); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return wrap("add account errors", err)
 }

@@ -1,0 +1,210 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/fluxcode/fluxcode/internal/provider"
+	"github.com/fluxcode/fluxcode/internal/store"
+)
+
+// AccountTest is what one test request through an account found.
+type AccountTest struct {
+	OK      bool
+	Status  int           // the upstream's HTTP status; 0 when no answer came
+	Latency time.Duration // from sending the request to the end of the answer
+	Model   string        // the upstream model asked
+	Reply   string        // the start of the answer's text, when OK
+	Error   string        // what went wrong, when not OK (cleaned of credentials)
+}
+
+// testModels is the small model a test asks for when the admin names none and the account
+// maps no models.
+var testModels = map[string]string{
+	store.PlatformAnthropic: "claude-haiku-4-5",
+	store.PlatformOpenAI:    "gpt-5-mini",
+	store.PlatformGemini:    "gemini-2.5-flash",
+}
+
+// testTimeout bounds one test request.
+const testTimeout = 60 * time.Second
+
+// TestAccount sends one small request through the account the way a client request goes:
+// the account's provider, credentials, base URL and proxy, and the gateway's dial guard.
+// It is the admin's look at the account, not traffic: nothing is billed, no ledger row is
+// written, no slot is taken and the account is not marked, whatever the answer.
+func (g *Gateway) TestAccount(ctx context.Context, acct *store.Account, model string) AccountTest {
+	res := AccountTest{Model: testModel(acct, model)}
+	prov := g.providerOf(acct.Platform)
+	if prov == nil {
+		res.Error = "no provider serves platform " + acct.Platform
+		return res
+	}
+	ctx, cancel := context.WithTimeout(ctx, testTimeout)
+	defer cancel()
+	in, body := testRequest(acct.Platform, res.Model)
+	req, err := prov.NewUpstreamRequest(ctx, provider.OpMessages, provider.Target{Account: acct, Model: res.Model}, in, body)
+	if err != nil {
+		res.Error = g.testNote(acct, "build the request: "+err.Error())
+		return res
+	}
+	rt, err := g.transportFor(ctx, acct)
+	if err != nil {
+		res.Error = g.testNote(acct, err.Error())
+		return res
+	}
+	start := time.Now()
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		res.Latency, res.Error = time.Since(start), g.testNote(acct, "no answer: "+err.Error())
+		return res
+	}
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	res.Latency, res.Status = time.Since(start), resp.StatusCode
+	switch {
+	case err != nil:
+		res.Error = g.testNote(acct, "reading the answer: "+err.Error())
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		f := prov.Classify(resp.StatusCode, resp.Header, answer, g.now())
+		res.Error = accountNote(acct, &f)
+	default:
+		res.OK, res.Reply = true, provider.CleanText(replyText(acct.Platform, answer), 200)
+	}
+	return res
+}
+
+// testModel is the model to ask: the admin's, else the first the account maps, else the
+// platform's small model. A mapped name is sent as the account maps it.
+func testModel(acct *store.Account, model string) string {
+	if model == "" && len(acct.ModelMapping) > 0 {
+		names := make([]string, 0, len(acct.ModelMapping))
+		for name := range acct.ModelMapping {
+			names = append(names, name)
+		}
+		model = slices.Min(names)
+	}
+	if model == "" {
+		model = testModels[acct.Platform]
+	}
+	if to, ok := acct.ModelMapping[model]; ok {
+		return to
+	}
+	return model
+}
+
+// testRequest is a one-line question in the platform's own protocol, asking for a few
+// tokens only.
+func testRequest(platform, model string) (provider.Inbound, []byte) {
+	const question = "Reply with the single word: ok"
+	in := provider.Inbound{Header: http.Header{}}
+	switch platform {
+	case store.PlatformOpenAI:
+		in.Path = "/v1/chat/completions"
+		return in, fmt.Appendf(nil, `{"model":%q,"max_completion_tokens":16,"messages":[{"role":"user","content":%q}]}`, model, question)
+	case store.PlatformGemini:
+		in.Path = "/v1beta/models/" + model + ":generateContent"
+		return in, fmt.Appendf(nil, `{"contents":[{"role":"user","parts":[{"text":%q}]}],"generationConfig":{"maxOutputTokens":16}}`, question)
+	}
+	in.Path = "/v1/messages"
+	return in, fmt.Appendf(nil, `{"model":%q,"max_tokens":16,"messages":[{"role":"user","content":%q}]}`, model, question)
+}
+
+// replyText is the text of a successful answer in the platform's shape.
+func replyText(platform string, body []byte) string {
+	path := "content.#.text"
+	switch platform {
+	case store.PlatformOpenAI:
+		path = "choices.0.message.content"
+	case store.PlatformGemini:
+		path = "candidates.0.content.parts.#.text"
+	}
+	v := gjson.GetBytes(body, path)
+	if v.IsArray() {
+		var parts []string
+		for _, p := range v.Array() {
+			parts = append(parts, p.String())
+		}
+		return strings.Join(parts, "")
+	}
+	return v.String()
+}
+
+// testNote is an error text cleaned of the account's credentials.
+func (g *Gateway) testNote(acct *store.Account, msg string) string {
+	return accountNote(acct, &provider.Failure{Message: msg})
+}
+
+// providerOf is the provider of a platform, or nil.
+func (g *Gateway) providerOf(platform string) provider.Provider {
+	for _, rt := range g.routes {
+		for _, p := range rt.provs {
+			if p.Platform() == platform {
+				return p
+			}
+		}
+	}
+	return nil
+}
+
+// accountErrorTally counts this node's failed upstream attempts per day and account until
+// the next flush; like the outcome counts, a statistic that a dying node may lose.
+type accountErrorTally struct {
+	mu     sync.Mutex
+	counts map[store.AccountErrors]int64 // keyed with Errors 0
+}
+
+func (t *accountErrorTally) add(at time.Time, accountID int64) {
+	t.mu.Lock()
+	if t.counts == nil {
+		t.counts = make(map[store.AccountErrors]int64)
+	}
+	t.counts[store.AccountErrors{Day: at.UTC().Format(time.DateOnly), AccountID: accountID}]++
+	t.mu.Unlock()
+}
+
+// take empties the tally and returns what it held.
+func (t *accountErrorTally) take() []store.AccountErrors {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rows := make([]store.AccountErrors, 0, len(t.counts))
+	for k, n := range t.counts {
+		k.Errors = n
+		rows = append(rows, k)
+	}
+	t.counts = nil
+	return rows
+}
+
+// giveBack returns rows a failed flush could not write, for the next one.
+func (t *accountErrorTally) giveBack(rows []store.AccountErrors) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.counts == nil {
+		t.counts = make(map[store.AccountErrors]int64)
+	}
+	for _, r := range rows {
+		t.counts[store.AccountErrors{Day: r.Day, AccountID: r.AccountID}] += r.Errors
+	}
+}
+
+// flushAccountErrors adds the tally to the store; on failure the counts wait for the next
+// flush.
+func (g *Gateway) flushAccountErrors(ctx context.Context) {
+	rows := g.accountErrs.take()
+	if len(rows) == 0 {
+		return
+	}
+	if err := g.store.AddAccountErrors(ctx, rows); err != nil {
+		g.accountErrs.giveBack(rows)
+		g.log.WarnContext(ctx, "account error counts not written; retrying at the next flush", "err", err)
+	}
+}
