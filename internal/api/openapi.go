@@ -150,8 +150,12 @@ func (sc *schemas) operation(op docOp, method, path string) map[string]any {
 	}
 	var params []any
 	for _, m := range pathParam.FindAllStringSubmatch(path, -1) {
+		schema, desc := intSchema(1), "a record's id"
+		if m[1] == "provider" {
+			schema, desc = strSchema(), "a login provider this node offers: claude, openai, …"
+		}
 		params = append(params, map[string]any{"name": m[1], "in": "path", "required": true,
-			"schema": intSchema(1)})
+			"schema": schema, "description": desc})
 	}
 	for _, q := range op.query {
 		d, ok := queryDocs[q]

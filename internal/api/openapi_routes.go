@@ -148,9 +148,9 @@ func docRoutes() []docOp {
 			access: adminOnly, body: bulkAccountsReq{}, resp: listBody[accountView]{},
 			desc: "All or none, in one transaction. move replaces each account's groups with group_ids " +
 				"(every group must serve the account's platform)."},
-		{pattern: "POST /api/v1/admin/logins/claude/start", summary: "Start a Claude sign-in; answers the URL to open",
+		{pattern: "POST /api/v1/admin/logins/{provider}/start", summary: "Start a subscription sign-in; answers the URL to open",
 			access: adminOnly, body: loginStartReq{}, resp: loginStartView{}},
-		{pattern: "POST /api/v1/admin/logins/claude/finish", summary: "Finish a Claude sign-in and create its account",
+		{pattern: "POST /api/v1/admin/logins/{provider}/finish", summary: "Finish a subscription sign-in and create its account",
 			access: adminOnly, body: loginFinishReq{}, status: created, resp: loginFinishView{}},
 		{pattern: "GET /api/v1/admin/jobs", summary: "The last run of every background job", access: adminOnly,
 			resp: listBody[jobRunView]{}},

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/fluxcode/fluxcode/internal/api"
+	"github.com/fluxcode/fluxcode/internal/login"
 )
 
 // undocumented is a body field no route knows.
@@ -28,7 +29,12 @@ const undocumented = "zz_undocumented"
 func TestOpenAPI(t *testing.T) {
 	e := newEnv(t, func(o *api.Options) {
 		o.Registration = func() bool { return true }
-		o.Logins = &api.Logins{} // the login routes decode before they sign in anywhere
+		// The login routes decode before they sign in anywhere: a provider, nothing behind it.
+		reg, err := login.NewRegistry([]login.Config{login.Claude()}, nil, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Logins = &api.Logins{Providers: reg}
 	})
 	r := e.do("GET", "/api/v1/openapi.json", "", nil)
 	var doc openAPIDoc
@@ -216,6 +222,10 @@ func fillPath(t *testing.T, path string, ids map[string]int64) string {
 	segs := strings.Split(path, "/")
 	for i, s := range segs {
 		if !strings.HasPrefix(s, "{") {
+			continue
+		}
+		if s == "{provider}" {
+			segs[i] = "claude"
 			continue
 		}
 		id, ok := ids[kinds[segs[i-1]]]
