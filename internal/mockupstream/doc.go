@@ -93,6 +93,21 @@
 // drives the x-codex-primary-* (5 h) and x-codex-secondary-* (weekly) window headers, and a
 // window at 100 % answers 429 usage_limit_reached with resets_at.
 //
+// # Code Assist and Google's login server
+//
+// Gemini CLI's "Login with Google" (codeassist.go, codeassist_oauth.go): Google's OAuth
+// at its real paths (GET /o/oauth2/v2/auth with PKCE S256 and login_hint naming the
+// account; POST /token, form-encoded with the client secret; GET /oauth2/v2/userinfo) and
+// Code Assist under POST /v1internal:{method}: loadCodeAssist (tiers, and the project once
+// onboarded), onboardUser (a long-running operation, done after CodeAssistUser.OnboardPolls
+// more polls), and generateContent, streamGenerateContent and countTokens taking the
+// envelope {"model","project","user_prompt_id","request"} and answering each chunk as
+// {"response":…,"traceId"}. Google's refresh tokens do not rotate: a refresh answers only a
+// new access token (3599 s), and a revoked refresh token is invalid_grant. An expired
+// access token is 401 UNAUTHENTICATED; a request naming another user's project is 403.
+// Tests sign users in directly (NewGoogleLogin), shape them (SetCodeAssistUser), expire
+// tokens (ExpireGoogleAccess), revoke logins (RevokeGoogleLogin) and read GoogleStats.
+//
 // # Scripts
 //
 // A Script (SetScript, SetDefaultScript, or POST /_mock/script) sets, per key: latency

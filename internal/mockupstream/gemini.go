@@ -90,34 +90,41 @@ func (s *Server) serveGemini(w http.ResponseWriter, r *http.Request, n uint64, r
 		return
 	}
 	s.serveAPI(w, r, n, reqID, geminiAPI, endpoint, http.MethodPost, func(e *exchange, body []byte) {
-		req, err := parseGeminiRequest(body, endpoint)
-		if err != nil {
-			e.badRequest(err.Error())
-			return
+		e.answerGemini(body, endpoint, model, "")
+	})
+}
+
+// answerGemini answers a generate or count request for model. trace, when set, is the
+// traceId of Code Assist's envelope, which then wraps every chunk ({"response":…}).
+func (e *exchange) answerGemini(body []byte, endpoint, model, trace string) {
+	r, s, n := e.r, e.s, e.n
+	req, err := parseGeminiRequest(body, endpoint)
+	if err != nil {
+		e.badRequest(err.Error())
+		return
+	}
+	req.model = model
+	thinks := geminiThinks(body)
+	// without alt=sse the stream method answers one JSON array of all chunks, itself
+	// sent chunk by chunk
+	sse := endpoint == endpointStreamGenerate && r.URL.Query().Get("alt") == "sse"
+	req.stream = endpoint == endpointStreamGenerate
+	e.generate(body, req, func(pc *pacer, p plan) {
+		g := &geminiAnswer{id: s.newID("", n), model: model, n: p.events, u: p.usage, thinks: thinks, trace: trace}
+		bp := getBuf()
+		g.buf = (*bp)[:0]
+		switch {
+		case endpoint == endpointCountTokens:
+			e.writeOK(g.appendCount(nil))
+		case sse:
+			e.stream(pc, p, g, "text/event-stream")
+		case endpoint == endpointStreamGenerate:
+			e.stream(pc, p, &geminiArray{geminiAnswer: g}, "application/json; charset=UTF-8")
+		default:
+			e.answerJSON(pc, p, func(b []byte) []byte { return g.appendChunk(b, -1) })
 		}
-		req.model = model
-		thinks := geminiThinks(body)
-		// without alt=sse the stream method answers one JSON array of all chunks, itself
-		// sent chunk by chunk
-		sse := endpoint == endpointStreamGenerate && r.URL.Query().Get("alt") == "sse"
-		req.stream = endpoint == endpointStreamGenerate
-		e.generate(body, req, func(pc *pacer, p plan) {
-			g := &geminiAnswer{id: s.newID("", n), model: model, n: p.events, u: p.usage, thinks: thinks}
-			bp := getBuf()
-			g.buf = (*bp)[:0]
-			switch {
-			case endpoint == endpointCountTokens:
-				e.writeOK(g.appendCount(nil))
-			case sse:
-				e.stream(pc, p, g, "text/event-stream")
-			case endpoint == endpointStreamGenerate:
-				e.stream(pc, p, &geminiArray{geminiAnswer: g}, "application/json; charset=UTF-8")
-			default:
-				e.answerJSON(pc, p, func(b []byte) []byte { return g.appendChunk(b, -1) })
-			}
-			*bp = g.buf[:0]
-			putBuf(bp)
-		})
+		*bp = g.buf[:0]
+		putBuf(bp)
 	})
 }
 
@@ -166,6 +173,8 @@ type geminiAnswer struct {
 	// thinks: the request asked for thinking, so a third of the output is reported as
 	// thoughtsTokenCount, apart from candidatesTokenCount (both are billed as output).
 	thinks bool
+	// trace: a Code Assist answer, each chunk wrapped as {"response":…,"traceId":trace}.
+	trace string
 }
 
 // geminiThinks reports whether a request turns thinking on: a thinkingConfig with a
@@ -219,6 +228,9 @@ func (g *geminiAnswer) appendUsage(b []byte, final bool) []byte {
 // appendChunk renders chunk i of a stream, or with i < 0 the whole answer.
 func (g *geminiAnswer) appendChunk(b []byte, i int) []byte {
 	final := i < 0 || i == g.total()-1
+	if g.trace != "" {
+		b = append(b, `{"response":`...)
+	}
 	b = append(b, `{"candidates":[{"content":{"parts":[{"text":"`...)
 	switch {
 	case i < 0:
@@ -236,7 +248,13 @@ func (g *geminiAnswer) appendChunk(b []byte, i int) []byte {
 	b = appendJSONString(b, g.model)
 	b = append(b, `,"responseId":"`...)
 	b = append(b, g.id...)
-	return append(b, `"}`...)
+	b = append(b, `"}`...)
+	if g.trace != "" {
+		b = append(b, `,"traceId":"`...)
+		b = append(b, g.trace...)
+		b = append(b, `"}`...)
+	}
+	return b
 }
 
 // geminiArray renders streamGenerateContent without alt=sse as Google sends it: one JSON

@@ -73,6 +73,8 @@ type Server struct {
 	log   ring[LogEntry]
 
 	oauth *oauthServer // the login server (oauth.go)
+	// google is Google's login server and Code Assist's user state (codeassist*.go).
+	google *googleServer
 
 	srv *http.Server
 	ln  net.Listener
@@ -111,6 +113,7 @@ func New(opts Options) *Server {
 		def:      opts.Default,
 		log:      newRing[LogEntry](opts.LogSize),
 		oauth:    newOAuthServer(),
+		google:   newGoogleServer(),
 	}
 }
 
@@ -175,7 +178,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("request-id", reqID)
 
 	path := r.URL.Path
-	if s.serveOAuth(w, r) || s.serveCodex(w, r, n, reqID) {
+	if s.serveOAuth(w, r) || s.serveCodex(w, r, n, reqID) || s.serveGoogleOAuth(w, r) {
 		return
 	}
 	switch {
@@ -195,6 +198,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveOpenAI(w, r, n, reqID, endpointChat)
 	case path == "/v1/responses":
 		s.serveOpenAI(w, r, n, reqID, endpointResponses)
+	case strings.HasPrefix(path, "/v1internal"):
+		s.serveCodeAssist(w, r, n, reqID, strings.TrimPrefix(path, "/v1internal"))
 	case strings.HasPrefix(path, "/v1beta/"):
 		s.serveGemini(w, r, n, reqID, strings.TrimPrefix(path, "/v1beta"))
 	case strings.HasPrefix(path, "/v1/models/") && strings.Contains(path, ":"):
