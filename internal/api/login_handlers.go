@@ -13,6 +13,8 @@ import (
 	"github.com/fluxcode/fluxcode/internal/login"
 	"github.com/fluxcode/fluxcode/internal/provider"
 	"github.com/fluxcode/fluxcode/internal/provider/anthropic"
+	"github.com/fluxcode/fluxcode/internal/provider/gemini"
+	"github.com/fluxcode/fluxcode/internal/provider/openai"
 	"github.com/fluxcode/fluxcode/internal/store"
 )
 
@@ -94,13 +96,13 @@ func (a *api) loginProvider(r *http.Request) (*login.Provider, error) {
 // startSubscriptionLogin begins a sign-in: the page to open and the state to finish with. Any node may
 // finish it.
 func (a *api) startSubscriptionLogin(w http.ResponseWriter, r *http.Request) {
-	p, err := a.loginProvider(r)
-	if err != nil {
+	var req loginStartReq
+	if err := decodeJSON(w, r, &req); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	var req loginStartReq
-	if err := decodeJSON(w, r, &req); err != nil {
+	p, err := a.loginProvider(r)
+	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -123,17 +125,17 @@ func (a *api) startSubscriptionLogin(w http.ResponseWriter, r *http.Request) {
 // with one request and reports what the login is.
 func (a *api) finishSubscriptionLogin(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	var req loginFinishReq
+	if err := decodeJSON(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	p, err := a.loginProvider(r)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
 	cfg := p.Client.Config()
-	var req loginFinishReq
-	if err := decodeJSON(w, r, &req); err != nil {
-		a.writeError(w, r, err)
-		return
-	}
 	code, state, err := login.ParseCode(req.Code, req.State)
 	if err != nil {
 		a.writeError(w, r, invalid("code", "%s", err.Error()))
@@ -194,7 +196,7 @@ func (a *api) checkAccount(ctx context.Context, acc *store.Account) (int, error)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	req, err := anthropic.New().NewUpstreamRequest(ctx, provider.OpModels, provider.Target{Account: acc},
+	req, err := platformProvider(acc.Platform).NewUpstreamRequest(ctx, provider.OpModels, provider.Target{Account: acc},
 		provider.Inbound{Header: http.Header{}}, nil)
 	if err != nil {
 		return 0, err
@@ -208,6 +210,18 @@ func (a *api) checkAccount(ctx context.Context, acc *store.Account) (int, error)
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return resp.StatusCode, nil
+}
+
+// platformProvider is the protocol of a platform's accounts, for the first request of a new
+// login (its model list: Codex's catalogue for a ChatGPT login, loadCodeAssist for a Google one).
+func platformProvider(platform string) provider.Provider {
+	switch platform {
+	case store.PlatformOpenAI:
+		return openai.New()
+	case store.PlatformGemini:
+		return gemini.New()
+	}
+	return anthropic.New()
 }
 
 // refreshLogin renews an account's login now (waiting for another node's renewal in progress).

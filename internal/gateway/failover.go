@@ -109,6 +109,11 @@ func (c *call) schedule(tried map[int64]bool, last *provider.Failure) (*lease, b
 			c.refuseUnpriced(unpriced)
 			return nil, false
 		}
+		var unserved *unservedError
+		if errors.As(err, &unserved) {
+			c.reject(RejectRequest, provider.KindInvalidRequest, http.StatusBadRequest, unserved.Error(), 0)
+			return nil, false
+		}
 		if err != nil {
 			c.g.log.ErrorContext(c.ctx(), "reading the group's accounts failed", "err", err)
 			c.reject(RejectDatabase, provider.KindOverloaded, http.StatusServiceUnavailable, "the gateway cannot read its accounts right now; retry shortly", retryShortly)

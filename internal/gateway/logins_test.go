@@ -55,23 +55,11 @@ func TestExpiredLoginIsRenewedOnceAndRetried(t *testing.T) {
 		readBody(t, resp)
 	}
 	e.Mock.ExpireAccess(l.AccessToken)
-	var wg sync.WaitGroup
-	statuses := make([]int, 12)
-	for i := range statuses {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp := e.post(t, "/v1/messages", jsonBody, nil)
-			readBody(t, resp)
-			statuses[i] = resp.StatusCode
-		}()
-	}
-	wg.Wait()
-	for i, s := range statuses {
-		if s != 200 {
-			t.Fatalf("request %d answered %d", i, s)
-		}
-	}
+	allServed(t, 12, func() int {
+		resp := e.post(t, "/v1/messages", jsonBody, nil)
+		readBody(t, resp)
+		return resp.StatusCode
+	})
 	if st := e.Mock.OAuthStats(); st.RefreshCalls != 1 || st.Rotations != 1 {
 		t.Fatalf("token endpoint saw %+v, want one refresh", st)
 	}
@@ -156,4 +144,25 @@ func waitAccount(t *testing.T, e *env, id int64, ok func(*store.Account) bool) *
 	a := gatewaytest.Account(t, e.Store, id)
 	t.Fatalf("account %d never reached the expected state: %+v", id, a)
 	return nil
+}
+
+// allServed sends n requests at once (send returns a status) and fails t unless every one
+// answered 200.
+func allServed(t *testing.T, n int, send func() int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	statuses := make([]int, n)
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i] = send()
+		}()
+	}
+	wg.Wait()
+	for i, s := range statuses {
+		if s != 200 {
+			t.Fatalf("request %d answered %d", i, s)
+		}
+	}
 }

@@ -113,7 +113,11 @@ func (c *call) candidates(tried map[int64]bool) (ranked []Candidate, keep []int6
 		}
 		pool[i] = Candidate{Account: a, InFlight: inFlight, LastUsed: lastUsed}
 	}
-	ranked, err = c.keepPriced(Rank(pool, c.prov.Platform(), c.req.Model, now, tried), tried)
+	ranked, err = c.keepServed(Rank(pool, c.prov.Platform(), c.req.Model, now, tried), tried)
+	if err != nil {
+		return nil, nil, err
+	}
+	ranked, err = c.keepPriced(ranked, tried)
 	if err != nil {
 		return nil, nil, err
 	}

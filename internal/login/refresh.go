@@ -53,6 +53,9 @@ func NewRefresher(st Store, c coord.Coordinator, providers *Registry, log *slog.
 // login provider for — a refresh token only ever reaches its own provider's endpoint. It
 // implements the gateway's Logins.
 func (r *Refresher) Renews(a *store.Account) bool {
+	if r == nil {
+		return false
+	}
 	_, ok := r.client(a)
 	return ok
 }

@@ -47,20 +47,29 @@ func NewRegistry(cfgs []Config, hc *http.Client, counters coord.Counters, derive
 	return r, nil
 }
 
-// Get is the provider named name.
+// Get is the provider named name. A nil registry has none.
 func (r *Registry) Get(name string) (*Provider, bool) {
+	if r == nil {
+		return nil, false
+	}
 	p, ok := r.byName[name]
 	return p, ok
 }
 
 // ForPlatform is the provider whose logins are accounts of platform.
 func (r *Registry) ForPlatform(platform string) (*Provider, bool) {
+	if r == nil {
+		return nil, false
+	}
 	p, ok := r.byPlatform[platform]
 	return p, ok
 }
 
 // Names lists the providers' names, sorted.
 func (r *Registry) Names() []string {
+	if r == nil {
+		return nil
+	}
 	out := make([]string, 0, len(r.byName))
 	for n := range r.byName {
 		out = append(out, n)

@@ -309,6 +309,15 @@ type ModelWriter interface {
 	WriteModel(w http.ResponseWriter, id string)
 }
 
+// AccountFilter is implemented by a provider some of whose accounts cannot serve some
+// requests at all (OpenAI's ChatGPT logins speak only the Responses API). The gateway leaves
+// such accounts out of scheduling; when that leaves none, the request is refused with the
+// reason (400: no retry can cure it).
+type AccountFilter interface {
+	// Unserved returns why acct cannot serve req of op, or "" when it can.
+	Unserved(acct *store.Account, op Operation, req Request) string
+}
+
 // WindowReader is implemented by a provider whose subscription accounts report their usage
 // windows in response headers (Anthropic's anthropic-ratelimit-unified-*). ok is false when
 // the headers carry none.

@@ -118,6 +118,9 @@ const (
 	codeRateLimit         = "rate_limit_exceeded"
 	codeInvalidKey        = "invalid_api_key"
 	typeServerError       = "server_error"
+	// The Codex backend's: a ChatGPT login's usage limit is reached, or its plan has no Codex.
+	typeUsageLimit       = "usage_limit_reached"
+	typeUsageNotIncluded = "usage_not_included"
 )
 
 // Classify implements provider.Provider. Whose fault is decided from the status and the
@@ -125,6 +128,9 @@ const (
 //   - 401/403: the credentials were refused; the gateway verifies before the error state.
 //   - 429 insufficient_quota (type or code): the account is out of credit, not rate limited:
 //     it is out until an admin acts (a cooldown would only bring it back to fail again).
+//   - 429 usage_limit_reached (a ChatGPT login's subscription window is used up): rate
+//     limited until the reset the body names; usage_not_included (the plan has no Codex):
+//     out until an admin acts.
 //   - any other 429: rate limited until the reset the headers name.
 //   - 402 (a compatible upstream's way to say out of credit): as insufficient_quota.
 //   - 408 and 5xx: transient; another account is tried. A 503 is reported as overloaded.
@@ -135,8 +141,10 @@ func (*Provider) Classify(status int, h http.Header, body []byte, now time.Time)
 	switch {
 	case status == http.StatusUnauthorized, status == http.StatusForbidden:
 		f.Mark = provider.Mark{Kind: provider.MarkVerify}
+	case status == http.StatusTooManyRequests && errType == typeUsageLimit:
+		f.Kind, f.Mark = provider.KindRateLimit, provider.Mark{Kind: provider.MarkRateLimited, Until: usageLimitReset(body, h, now)}
 	case status == http.StatusTooManyRequests && (code == codeInsufficientQuota || errType == codeInsufficientQuota),
-		status == http.StatusPaymentRequired:
+		errType == typeUsageNotIncluded, status == http.StatusPaymentRequired:
 		f.Kind = provider.KindBilling
 		f.Mark = provider.Mark{Kind: provider.MarkError}
 	case status == http.StatusTooManyRequests:

@@ -50,8 +50,11 @@ var forwardedPrefixes = []string{"X-Stainless-", "X-Codex-"}
 // every other byte as the client sent it: the model (the account's mapping), and for a chat
 // stream whose client did not ask for usage, stream_options.include_usage (without it the
 // stream reports no usage at all; the meter keeps the extra chunk from the client).
-func (*Provider) NewUpstreamRequest(ctx context.Context, op provider.Operation, t provider.Target, in provider.Inbound, body []byte) (*http.Request, error) {
+func (p *Provider) NewUpstreamRequest(ctx context.Context, op provider.Operation, t provider.Target, in provider.Inbound, body []byte) (*http.Request, error) {
 	acct := t.Account
+	if isCodex(acct) {
+		return p.codexRequest(ctx, op, t, in, body)
+	}
 	var path string
 	method := http.MethodPost
 	switch {
@@ -199,8 +202,7 @@ func copyAllowed(dst, src http.Header) {
 
 func setCredentials(h http.Header, acct *store.Account) error {
 	if acct.Type != store.AccountTypeAPIKey {
-		// ChatGPT sign-in tokens speak another backend; this provider serves API keys.
-		return fmt.Errorf("openai: account %d: %w (only API-key accounts are supported)", acct.ID, provider.ErrNoCredentials)
+		return fmt.Errorf("openai: account %d: %w (type %q)", acct.ID, provider.ErrNoCredentials, acct.Type)
 	}
 	if acct.Credentials.APIKey == "" {
 		return fmt.Errorf("openai: account %d: %w (api key)", acct.ID, provider.ErrNoCredentials)
