@@ -2,10 +2,8 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"time"
 
@@ -60,13 +58,9 @@ func dbKind(cfg config.Config) string {
 	return "SQLite"
 }
 
-// unreachable reports a network-level failure worth retrying (as opposed to a wrong
-// password or a broken migration, which retrying cannot fix).
-func unreachable(err error) bool {
-	var op *net.OpError
-	var dns *net.DNSError
-	return errors.As(err, &op) || errors.As(err, &dns)
-}
+// unreachable reports a failure worth retrying: the network, or a server that is starting
+// up (as opposed to a wrong password or a broken migration, which retrying cannot fix).
+func unreachable(err error) bool { return sqlstore.Unreachable(err) }
 
 // OpenCoord opens the coordination backend of cfg's mode: in-process for a single node,
 // Redis for a cluster.

@@ -177,9 +177,15 @@ func (d *DB) ListAccounts(ctx context.Context, p store.Page) ([]store.Account, i
 // AccountsByGroup returns every account of the group, whatever its state, credentials opened,
 // ordered by priority then id.
 func (d *DB) AccountsByGroup(ctx context.Context, groupID int64) ([]store.Account, error) {
-	return queryAll(ctx, d, fmt.Sprintf("accounts of group %d", groupID), d.accountSelect()+
-		" WHERE a.id IN (SELECT account_id FROM account_groups WHERE group_id = $1) ORDER BY a.priority, a.id",
+	return queryAll(ctx, d, fmt.Sprintf("accounts of group %d", groupID), d.accountsByGroupQuery(),
 		[]any{groupID}, d.scanAccount)
+}
+
+// accountsByGroupQuery is AccountsByGroup's statement: warmConn prepares it on a new
+// connection after an outage, since every request reads it.
+func (d *DB) accountsByGroupQuery() string {
+	return d.accountSelect() +
+		" WHERE a.id IN (SELECT account_id FROM account_groups WHERE group_id = $1) ORDER BY a.priority, a.id"
 }
 
 // UpdateAccount writes everything but the health marks, the windows and LastUsedAt, replaces

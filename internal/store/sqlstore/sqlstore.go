@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/fluxcode/fluxcode/internal/secret"
@@ -156,9 +155,7 @@ func (d *DB) openPostgres(dsn string, maxOpen, maxIdle int) error {
 		return fmt.Errorf("sqlstore: postgres DSN: %w", err)
 	}
 	pc.Tracer = &d.statements
-	db := stdlib.OpenDB(*pc)
-	db.SetMaxOpenConns(maxOpen)
-	db.SetMaxIdleConns(maxIdle)
+	db := openPgPool(pc, maxOpen, maxIdle, d.warmConn, d.log)
 	// Recycle connections now and then so a PostgreSQL failover or restart is picked up.
 	db.SetConnMaxLifetime(30 * time.Minute)
 	d.w, d.r = db, db
