@@ -60,6 +60,8 @@ type cluster struct {
 	redisEnv   map[string]string
 	// nodeEnv, when set, adds variables to every node's environment (after the deploy's).
 	nodeEnv func(c *cluster) map[string]string
+	// startPostgres, when set, starts the state host's PostgreSQL instead of one server.
+	startPostgres func(c *cluster) *testenv.Postgres
 }
 
 // startCluster starts the state host, the mock, three nodes at the same moment and Caddy in
@@ -116,7 +118,11 @@ func startConfigured(c *cluster) *cluster {
 // a password and its append-only file.
 func (c *cluster) startStateHost() {
 	t := c.t
-	c.pg = testenv.StartPostgres(t)
+	if c.startPostgres != nil {
+		c.pg = c.startPostgres(c)
+	} else {
+		c.pg = testenv.StartPostgres(t)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, c.pg.DSN("postgres"))

@@ -1,0 +1,156 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fluxcode/fluxcode/internal/testenv"
+)
+
+// pgFailoverKeys is the handful of keys under load through the failover, each its own user.
+const pgFailoverKeys = 3
+
+// TestClusterPostgresFailover (issue 15, must-show 6): the state host runs a PostgreSQL
+// primary with a synchronous streaming standby, and every node's DATABASE_URL names both
+// hosts with target_session_attrs=read-write. Under steady load the primary is stopped
+// and, a few seconds later, the standby promoted:
+//
+//   - while no server accepts writes, a key no node has seen is refused at once with the
+//     documented database error (503 overloaded_error, x-should-retry: true), answered
+//     before the promotion, not held until a database comes back; every other answer is
+//     complete or that same error;
+//   - after the promotion every node serves the new key again by itself (no restart, no
+//     configuration change);
+//   - every completed answer, before, during and after the switch, is in the ledger of the
+//     promoted server exactly once, and each balance fell by exactly its charges.
+func TestClusterPostgresFailover(t *testing.T) {
+	var pair *testenv.PostgresPair
+	c := startConfigured(&cluster{t: t, bin: buildFluxcode(t),
+		startPostgres: func(c *cluster) *testenv.Postgres {
+			pair = testenv.StartPostgresPair(t)
+			return pair.Primary
+		},
+		// The URL replaces the deploy's DATABASE_HOST (empty is unset; both set is refused).
+		nodeEnv: func(c *cluster) map[string]string {
+			return map[string]string{"DATABASE_HOST": "", "DATABASE_URL": fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable&target_session_attrs=read-write",
+				dbUser, c.secrets["POSTGRES_PASSWORD"], pair.Hosts(), dbName)}
+		},
+	})
+	// The harness reads the ledger through the same kind of URL, so it follows the failover.
+	cfg, err := pgxpool.ParseConfig(pair.DSN(dbName) + "&application_name=cluster-harness")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 4
+	if c.db, err = pgxpool.NewWithConfig(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.db.Close)
+
+	nodes := c.liveNodes()
+	var tenants []*tenant
+	for i := range pgFailoverKeys {
+		tenants = append(tenants, c.newTenant(t, fmt.Sprintf("pg-failover-%d", i), accountSpec{}))
+	}
+	fresh := c.newTenant(t, "pg-failover-fresh", accountSpec{}) // used first during the switch
+	client := newClient()
+	warm := make([][]outcome, len(tenants))
+	for i, tn := range tenants {
+		for _, n := range nodes {
+			o := send(context.Background(), client, n.base(), tn.key, quick, 0, nil)
+			if !o.complete {
+				t.Fatalf("warming %s with %s's key: %s", n.name, tn.name, o)
+			}
+			warm[i] = append(warm[i], o)
+		}
+	}
+
+	targets := []string{c.entry}
+	for _, n := range nodes {
+		targets = append(targets, n.base())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	outs := make([][]outcome, len(tenants))
+	var loads sync.WaitGroup
+	for i, tn := range tenants {
+		loads.Add(1)
+		go func() {
+			defer loads.Done()
+			outs[i] = load{workers: len(targets), targets: targets, shape: outageShape}.run(ctx, tn.key)
+		}()
+	}
+	defer func() { cancel(); loads.Wait() }()
+
+	time.Sleep(time.Second)
+	down := time.Now()
+	if err := pair.Primary.Stop(); err != nil {
+		t.Fatalf("stop the primary: %v", err)
+	}
+	time.Sleep(outage / 2)
+	// No server accepts writes: a key no node has cached cannot be checked.
+	var switching []outcome
+	for _, n := range nodes {
+		switching = append(switching, send(context.Background(), client, n.base(), fresh.key, quick, 0, nil))
+	}
+	time.Sleep(outage / 2)
+	promoting := time.Now()
+	if err := pair.Promote(); err != nil {
+		t.Fatalf("promote the standby: %v", err)
+	}
+	promoted := time.Now()
+	for i, o := range switching {
+		if o.status != http.StatusServiceUnavailable || o.errType != "overloaded_error" || o.retry != "true" || o.requestID == "" {
+			t.Errorf("%s, a new key while no database accepts writes: %s (x-should-retry %q); want the node's retryable database 503",
+				nodes[i].name, o, o.retry)
+		}
+		if !o.end.Before(promoting) {
+			t.Errorf("%s held a new key's request until the promotion (%s–%s) instead of failing fast", nodes[i].name,
+				o.start.Format(clock), o.end.Format(clock))
+		}
+	}
+
+	// Every node serves the new key again by itself.
+	var probes []outcome
+	for _, n := range nodes {
+		deadline := time.Now().Add(recoveryBound)
+		for {
+			o := send(context.Background(), client, n.base(), fresh.key, quick, 0, nil)
+			probes = append(probes, o)
+			if o.complete {
+				t.Logf("%s serves a new key %s after the promotion finished", n.name, o.end.Sub(promoted).Round(time.Millisecond))
+				break
+			}
+			c.checkClearError(t, o)
+			if time.Now().After(deadline) {
+				t.Fatalf("%s does not serve a new key %s after the promotion: %s\n%s", n.name, recoveryBound, o, c.pg.LogTail())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	time.Sleep(time.Second)
+	cancel()
+	loads.Wait()
+	for i, tn := range tenants {
+		refused := 0
+		for _, o := range outs[i] {
+			switch {
+			case o.complete:
+			case o.status == http.StatusServiceUnavailable && o.errType == "overloaded_error" && o.retry == "true":
+				refused++
+			default:
+				t.Errorf("%s under load: %s; want a complete answer or the retryable 503", tn.name, o)
+			}
+		}
+		t.Logf("%s: %d requests, %d started during the switch, %d refused with the retryable 503",
+			tn.name, len(outs[i]), countDuring(outs[i], down, promoted), refused)
+		c.checkBilling(t, tn, append(outs[i], warm[i]...), true)
+	}
+	c.checkBilling(t, fresh, append(switching, probes...), true)
+}
