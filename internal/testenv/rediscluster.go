@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,30 +89,116 @@ func (rc *RedisCluster) Command(addr string, args ...string) ([]string, error) {
 	return SentinelCommand(addr, rc.password, args...)
 }
 
-// Masters lists the host:port of the masters that serve slots now, as the first node that
-// answers sees them.
-func (rc *RedisCluster) Masters() ([]string, error) {
+// clusterNode is one line of CLUSTER NODES.
+type clusterNode struct {
+	id, addr, master string // master: the id of a replica's master, "-" for a master
+	flags            []string
+	slots            [][2]int // the ranges a master serves
+}
+
+// view is CLUSTER NODES as the first live node that answers sees it.
+func (rc *RedisCluster) view() ([]clusterNode, error) {
 	var lastErr error
 	for _, r := range rc.nodes {
+		if !r.proc.running() {
+			continue
+		}
 		out, err := rc.Command(r.Addr(), "CLUSTER", "NODES")
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		var masters []string
+		var nodes []clusterNode
 		for _, line := range strings.Split(strings.Join(out, "\n"), "\n") {
 			// <id> <ip:port@cport> <flags> <master> <ping> <pong> <epoch> <link> <slot>...
 			f := strings.Fields(line)
-			if len(f) < 9 || !slices.Contains(strings.Split(f[2], ","), "master") || slices.Contains(strings.Split(f[2], ","), "fail") {
+			if len(f) < 8 {
 				continue
 			}
 			addr, _, _ := strings.Cut(f[1], "@")
-			masters = append(masters, addr)
+			n := clusterNode{id: f[0], addr: addr, master: f[3], flags: strings.Split(f[2], ",")}
+			for _, r := range f[8:] {
+				lo, hi, ok := strings.Cut(r, "-")
+				if !ok {
+					hi = lo
+				}
+				a, err1 := strconv.Atoi(lo)
+				b, err2 := strconv.Atoi(hi)
+				if err1 == nil && err2 == nil {
+					n.slots = append(n.slots, [2]int{a, b})
+				}
+			}
+			nodes = append(nodes, n)
 		}
-		slices.Sort(masters)
-		return masters, nil
+		return nodes, nil
 	}
 	return nil, fmt.Errorf("no cluster node answers CLUSTER NODES: %w", lastErr)
+}
+
+// Masters lists the host:port of the masters that serve slots now, as the first node that
+// answers sees them.
+func (rc *RedisCluster) Masters() ([]string, error) {
+	nodes, err := rc.view()
+	if err != nil {
+		return nil, err
+	}
+	var masters []string
+	for _, n := range nodes {
+		if slices.Contains(n.flags, "master") && !slices.Contains(n.flags, "fail") && len(n.slots) > 0 {
+			masters = append(masters, n.addr)
+		}
+	}
+	slices.Sort(masters)
+	return masters, nil
+}
+
+// MasterOf returns the host:port of the master that serves key's slot, and of its replica.
+func (rc *RedisCluster) MasterOf(key string) (master, replica string, err error) {
+	nodes, err := rc.view()
+	if err != nil {
+		return "", "", err
+	}
+	out, err := rc.Command(nodes[0].addr, "CLUSTER", "KEYSLOT", key)
+	if err != nil {
+		return "", "", err
+	}
+	slot, err := strconv.Atoi(out[0])
+	if err != nil {
+		return "", "", fmt.Errorf("CLUSTER KEYSLOT %s: %w", key, err)
+	}
+	var id string
+	for _, n := range nodes {
+		for _, r := range n.slots {
+			if slot >= r[0] && slot <= r[1] && !slices.Contains(n.flags, "fail") {
+				id, master = n.id, n.addr
+			}
+		}
+	}
+	for _, n := range nodes {
+		if id != "" && n.master == id {
+			replica = n.addr
+		}
+	}
+	if master == "" || replica == "" {
+		return "", "", fmt.Errorf("slot %d of %s: master %q, replica %q", slot, key, master, replica)
+	}
+	return master, replica, nil
+}
+
+// WaitOK waits until the node at addr reports the cluster ok, every slot served.
+func (rc *RedisCluster) WaitOK(addr string, bound time.Duration) error {
+	deadline := time.Now().Add(bound)
+	for {
+		info, err := rc.Command(addr, "CLUSTER", "INFO")
+		text := strings.Join(info, "\n")
+		if err == nil && strings.Contains(text, "cluster_state:ok") && strings.Contains(text, "cluster_slots_ok:16384") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: the cluster is not ok after %s: %v %.200s", addr, bound, err, text)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // waitHealthy waits until every node answers that the cluster is ok with every slot served

@@ -15,6 +15,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	coordredis "github.com/fluxcode/fluxcode/internal/coord/redis"
 	"github.com/fluxcode/fluxcode/internal/secret"
 	"github.com/fluxcode/fluxcode/internal/testenv"
 )
@@ -39,6 +40,31 @@ func TestRedisCluster(t *testing.T) {
 	t.Run("4 a key disabled on node 1 is refused by every node", c.disabledKeyRefused)
 	t.Run("4 an account rate-limited on node 1 is skipped by every node", c.rateLimitedSkipped)
 	t.Run("a thousand users' keys land on every master", func(t *testing.T) { c.thousandUsers(t, rc) })
+	t.Run("the admission master killed under load: the cluster fails over and limits hold", func(t *testing.T) {
+		c.admissionMasterKilled(t, rc)
+	})
+}
+
+// admissionKey is a key of the nodes' admission state (the epoch; internal/coord/redis with
+// the default key prefix): its master holds every slot set.
+const admissionKey = "{" + coordredis.DefaultKeyPrefix + "}:epoch:v2"
+
+// admissionMasterKilled SIGKILLs the master of the admission state under load, as
+// TestSentinelPrimaryKilled does with Sentinel: its replica takes over once the other
+// masters agree (cluster-node-timeout), the nodes follow by themselves, the new master lacks
+// the epoch so the nodes register their requests in flight before anything is admitted, and
+// no account limit is exceeded after the failover; every completed request is billed once.
+func (c *cluster) admissionMasterKilled(t *testing.T, rc *testenv.RedisCluster) {
+	master, replica, err := rc.MasterOf(admissionKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.masterKilledUnderLoad(t, "cluster", replica, rc.Node(master).Kill, func() time.Time {
+		if err := rc.WaitOK(replica, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		return time.Now()
+	})
 }
 
 // manyUsers is how many users thousandUsers serves.

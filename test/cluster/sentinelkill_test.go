@@ -49,8 +49,21 @@ func TestSentinelPrimaryKilled(t *testing.T) {
 	})
 	testenv.WaitSentinels(t, sentinels, masterName, 1)
 
-	tn := c.newTenant(t, "sentinel-kill", accountSpec{concurrency: 4}, accountSpec{concurrency: 4})
-	probe := c.newTenant(t, "sentinel-probe", accountSpec{})
+	c.masterKilledUnderLoad(t, "sentinel", replica.Addr(), master.Kill, func() time.Time {
+		return waitPromoted(t, sentinels, replica.Addr())
+	})
+}
+
+// masterKilledUnderLoad is the scenario of a Redis master killed under load. Long streams
+// keep two accounts of concurrency 4 at their limit, through Caddy and straight to each node;
+// kill ends the master; takenOver waits until the replica at addr serves as the master and
+// returns that moment (the failover). The time from it to each node streaming an answer again
+// is logged against followTarget, then the load goes on until the accounts are full again, and
+// the outcome is checked (checkAfterKill).
+func (c *cluster) masterKilledUnderLoad(t *testing.T, name, replica string, kill func() error, takenOver func() time.Time) {
+	t.Helper()
+	tn := c.newTenant(t, name+"-kill", accountSpec{concurrency: 4}, accountSpec{concurrency: 4})
+	probe := c.newTenant(t, name+"-probe", accountSpec{})
 	targets := []string{c.entry, c.entry, c.entry, c.entry}
 	for _, n := range c.liveNodes() {
 		targets = append(targets, n.base())
@@ -61,27 +74,35 @@ func TestSentinelPrimaryKilled(t *testing.T) {
 	c.checkPeaks(t, tn)
 
 	var killed time.Time
-	answered, sent := c.measureReturn(t, replica.Addr(), probe, func() time.Time {
+	answered, sent := c.measureReturn(t, replica, probe, func() time.Time {
 		killed = time.Now()
-		if err := master.Kill(); err != nil {
+		if err := kill(); err != nil {
 			t.Fatalf("kill the master: %v", err)
 		}
-		promoted := waitPromoted(t, sentinels, replica.Addr())
+		at := takenOver()
 		// From here on the mock's peaks are those after the failover.
 		for _, a := range tn.accounts {
 			c.mock.ResetPeak(a.upstreamKey)
 		}
-		return promoted
+		return at
 	})
 	failedOver := answered[""].at
-	t.Logf("master killed at %s; the Sentinels named the replica %s later", killed.Format(clock), failedOver.Sub(killed).Round(time.Millisecond))
-	c.logReturn(t, "after the master was killed and the Sentinels failed over", answered, followTarget, 0)
+	t.Logf("%s: master killed at %s; the replica %s served as the master %s later", name, killed.Format(clock), replica,
+		failedOver.Sub(killed).Round(time.Millisecond))
+	c.logReturn(t, name+": after the master was killed and the replica took over", answered, followTarget, 0)
 
 	// The load goes on until the accounts are at their limit again, and a while longer.
 	c.waitInFlight(t, tn, 8)
 	time.Sleep(5 * time.Second)
-	outs := stop()
+	c.checkAfterKill(t, tn, probe, stop(), sent, killed, failedOver)
+}
 
+// checkAfterKill checks the outcome of a Redis master killed under load: no corrupt answer,
+// every failure a clear error, some requests sent after the failover served, the accounts at
+// most at their limit (the mock's peaks, reset at the failover) and every completed request
+// of the load and the probes billed once.
+func (c *cluster) checkAfterKill(t *testing.T, tn, probe *tenant, outs, probes []outcome, killed, failedOver time.Time) {
+	t.Helper()
 	served, refused := 0, 0
 	for _, o := range outs {
 		if o.corrupt != "" {
@@ -103,7 +124,7 @@ func TestSentinelPrimaryKilled(t *testing.T) {
 	t.Logf("%d requests sent after the failover were served; %d failed with a clear error while Redis had no master", served, refused)
 	c.checkPeaks(t, tn)
 	c.checkBilling(t, tn, outs, false)
-	c.checkBilling(t, probe, sent, false)
+	c.checkBilling(t, probe, probes, false)
 }
 
 // background runs l with key until the returned stop is called; stop returns every

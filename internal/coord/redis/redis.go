@@ -138,7 +138,10 @@ func New(ctx context.Context, opts Options) (*Coordinator, error) {
 		subs:      make(map[*subscription]struct{}),
 		done:      done,
 	}
-	_, c.sharded = c.client.(*goredis.ClusterClient)
+	if cc, ok := c.client.(*goredis.ClusterClient); ok {
+		c.sharded = true
+		cc.AddHook(topologyHook{cc})
+	}
 	c.hot = newBatcher(c.client, c.opTimeout)
 	if opts.Counter != nil {
 		c.client.AddHook(opts.Counter)
