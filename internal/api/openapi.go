@@ -30,7 +30,7 @@ type docOp struct {
 	pattern string // exactly as in routes(): "METHOD /api/v1/..."
 	summary string
 	access  access
-	query   []string // the query parameters it reads, described in queryDocs
+	query   []string // the query parameters it reads, as keys of queryDocs
 	// body is a zero value of the struct the handler decodes; nil when it reads no body.
 	body         any
 	optionalBody bool // the body may be left out
@@ -46,24 +46,25 @@ var queryDocs = map[string]struct {
 	schema map[string]any
 	desc   string
 }{
-	"page":        {intSchema(1), "page number, from 1"},
-	"page_size":   {map[string]any{"type": "integer", "minimum": 1, "maximum": maxPageSize, "default": defaultPageSize}, "records per page"},
-	"search":      {strSchema(), "case-insensitive substring of the name (a user's e-mail)"},
-	"status":      {enumSchema("active", "disabled", "error"), "only records of this status"},
-	"platform":    {enumSchema("anthropic", "openai", "gemini"), "only records of this platform"},
-	"role":        {enumSchema("admin", "user"), "only users of this role"},
-	"group_id":    {intSchema(1), "only records of this group"},
-	"user_id":     {intSchema(1), "only records of this user"},
-	"key_id":      {intSchema(1), "only ledger rows of this API key"},
-	"account_id":  {intSchema(1), "only ledger rows served by this upstream account"},
-	"model":       {strSchema(), "only ledger rows of this model"},
-	"from":        {strSchema(), "start, inclusive: RFC 3339 or YYYY-MM-DD"},
-	"to":          {strSchema(), "end, exclusive; a date YYYY-MM-DD includes its day"},
-	"actor_id":    {intSchema(1), "only changes made by this user"},
-	"actor":       {strSchema(), "only changes made by this e-mail"},
-	"action":      {strSchema(), `only this action, e.g. "account.update"`},
-	"target_type": {strSchema(), `only changes of this record type, e.g. "account"`},
-	"target_id":   {strSchema(), "only changes of this record"},
+	"page":          {intSchema(1), "page number, from 1"},
+	"page_size":     {map[string]any{"type": "integer", "minimum": 1, "maximum": maxPageSize, "default": defaultPageSize}, "records per page"},
+	"search":        {strSchema(), "case-insensitive substring of the name (a user's e-mail)"},
+	"status":        {enumSchema("active", "disabled", "error"), "only records of this status"},
+	"status/redeem": {enumSchema("active", "disabled", "used"), "only codes of this status (a used code keeps its own)"},
+	"platform":      {enumSchema("anthropic", "openai", "gemini"), "only records of this platform"},
+	"role":          {enumSchema("admin", "user"), "only users of this role"},
+	"group_id":      {intSchema(1), "only records of this group"},
+	"user_id":       {intSchema(1), "only records of this user"},
+	"key_id":        {intSchema(1), "only ledger rows of this API key"},
+	"account_id":    {intSchema(1), "only ledger rows served by this upstream account"},
+	"model":         {strSchema(), "only ledger rows of this model"},
+	"from":          {strSchema(), "start, inclusive: RFC 3339 or YYYY-MM-DD"},
+	"to":            {strSchema(), "end, exclusive; a date YYYY-MM-DD includes its day"},
+	"actor_id":      {intSchema(1), "only changes made by this user"},
+	"actor":         {strSchema(), "only changes made by this e-mail"},
+	"action":        {strSchema(), `only this action, e.g. "account.update"`},
+	"target_type":   {strSchema(), `only changes of this record type, e.g. "account"`},
+	"target_id":     {strSchema(), "only changes of this record"},
 }
 
 func intSchema(min int) map[string]any { return map[string]any{"type": "integer", "minimum": min} }
@@ -116,7 +117,8 @@ func buildOpenAPI(ops []docOp) map[string]any {
 			"description": "The JSON API of the console and of scripts. Sign in with POST /api/v1/auth/login " +
 				"and send the token as `Authorization: Bearer <token>`, or use an admin API key (`fkadmin-...`) as " +
 				"`x-api-key` or Bearer on /api/v1/admin routes. Every error answers with the Error schema; a body " +
-				"field the route does not know is refused with 400 `unknown_field` naming it. Amounts of money are " +
+				"field the route does not know is refused with 400 `unknown_field` naming it (query parameters a route " +
+				"does not read are ignored). Amounts of money are " +
 				"decimal strings of US dollars.",
 		},
 		"servers": []any{map[string]any{"url": "/"}},
@@ -162,7 +164,8 @@ func (sc *schemas) operation(op docOp, method, path string) map[string]any {
 		if !ok {
 			panic("openapi: undescribed query parameter " + q)
 		}
-		params = append(params, map[string]any{"name": q, "in": "query", "schema": d.schema, "description": d.desc})
+		name, _, _ := strings.Cut(q, "/") // "status/redeem": status, as redeem codes read it
+		params = append(params, map[string]any{"name": name, "in": "query", "schema": d.schema, "description": d.desc})
 	}
 	if params != nil {
 		o["parameters"] = params

@@ -95,7 +95,7 @@ func docRoutes() []docOp {
 
 		// Admin: redeem codes.
 		{pattern: "GET /api/v1/admin/redeem-codes", summary: "List redeem codes", access: adminOnly,
-			query: with("search", "status", "group_id"), resp: pageBody[redeemCodeView]{}},
+			query: with("search", "status/redeem", "group_id"), resp: pageBody[redeemCodeView]{}},
 		{pattern: "POST /api/v1/admin/redeem-codes", summary: "Issue a batch of codes; the codes are shown in this answer only",
 			access: adminOnly, body: createRedeemCodesReq{}, status: created, resp: listBody[redeemCodeView]{}},
 		{pattern: "GET /api/v1/admin/redeem-codes/export", summary: "Every redeem code as CSV (without the codes)",

@@ -7,7 +7,6 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -86,6 +85,20 @@ func TestOpenAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("ReadQueryParametersDescribed", func(t *testing.T) {
+		for _, rt := range table {
+			op, ok := described[rt.pattern]
+			if !ok {
+				continue
+			}
+			for _, name := range rt.reads {
+				if !slices.ContainsFunc(op.Parameters, func(p parameter) bool { return p.In == "query" && p.Name == name }) {
+					t.Errorf("%s reads the query parameter %q, which the document does not describe", rt.pattern, name)
+				}
+			}
+		}
+	})
+
 	ids, userToken := populate(t, e)
 	var ak struct{ ID int64 }
 	e.do("POST", "/api/v1/admin/admin-keys", e.adminToken, map[string]any{"name": "doc"}).ok(t, 201, &ak)
@@ -108,6 +121,29 @@ func TestOpenAPI(t *testing.T) {
 				got := call(pattern, op, body)
 				if got.status != 400 || !bytes.Contains(got.body, []byte(`"field":"`+undocumented+`"`)) {
 					t.Errorf("%s with %s: answered %d %s; want 400 unknown_field %q", pattern, body, got.status, got.body, undocumented)
+				}
+			}
+		}
+	})
+
+	t.Run("DescribedQueryParametersRead", func(t *testing.T) {
+		// Every described query parameter is validated, so a value it cannot take shows
+		// the route reads it: the answer is a field error naming it.
+		for pattern, op := range described {
+			for _, p := range op.Parameters {
+				if p.In != "query" {
+					continue
+				}
+				bad := strings.Repeat("x", 1000) // longer than any text filter allows, and no time
+				switch {
+				case len(p.Schema.Enum) > 0:
+					bad = "bogus"
+				case slices.Contains(p.Schema.types(), "integer"):
+					bad = "x"
+				}
+				got := call(pattern+"?"+p.Name+"="+bad, op, nil)
+				if got.status != 400 || !bytes.Contains(got.body, []byte(`"field":"`+p.Name+`"`)) {
+					t.Errorf("%s?%s=%.10s…: answered %d %s; want a field error on %s", pattern, p.Name, bad, got.status, got.body, p.Name)
 				}
 			}
 		}
@@ -143,12 +179,19 @@ type openAPIDoc struct {
 
 type operation struct {
 	Security    []map[string][]string `json:"security"`
+	Parameters  []parameter           `json:"parameters"`
 	RequestBody *struct {
 		Content map[string]struct{ Schema *schema } `json:"content"`
 	} `json:"requestBody"`
 	Responses map[string]struct {
 		Content map[string]struct{ Schema *schema } `json:"content"`
 	} `json:"responses"`
+}
+
+type parameter struct {
+	Name   string  `json:"name"`
+	In     string  `json:"in"`
+	Schema *schema `json:"schema"`
 }
 
 type schema struct {
@@ -397,8 +440,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// tableRoute is one handle(...) line of api.go: its pattern and the handler method it names.
-type tableRoute struct{ pattern, handler string }
+// tableRoute is one handle(...) line of api.go: its pattern, the handler method it names and
+// the query parameters it reads by literal name (see queryReads).
+type tableRoute struct {
+	pattern, handler string
+	reads            []string
+}
 
 // routeTable reads the route table from api.go's source, so the test sees exactly what is
 // routed without the package exporting it.
@@ -408,6 +455,7 @@ func routeTable(t *testing.T) []tableRoute {
 	if err != nil {
 		t.Fatal(err)
 	}
+	funcs := packageFuncs(t)
 	var out []tableRoute
 	ast.Inspect(f, func(n ast.Node) bool {
 		c, ok := n.(*ast.CallExpr)
@@ -422,7 +470,14 @@ func routeTable(t *testing.T) []tableRoute {
 			t.Fatalf("a route pattern that is not a literal: %#v", c.Args[0])
 		}
 		p, _ := strconv.Unquote(lit.Value)
-		out = append(out, tableRoute{pattern: p, handler: handlerName(c.Args[1])})
+		rt := tableRoute{pattern: p, handler: handlerName(c.Args[1])}
+		reads := map[string]bool{}
+		queryReads(c.Args[1], funcs, reads, 0)
+		for name := range reads {
+			rt.reads = append(rt.reads, name)
+		}
+		sort.Strings(rt.reads)
+		out = append(out, rt)
 		return true
 	})
 	if len(out) < 50 {
@@ -457,30 +512,7 @@ func handlerName(e ast.Expr) string {
 // a method it calls (issueKey for createKey), from the package's source.
 func decodedTypes(t *testing.T) map[string]string {
 	t.Helper()
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fset := token.NewFileSet()
-	funcs := map[string]*ast.FuncDecl{}
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		src, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := parser.ParseFile(fset, name, src, parser.SkipObjectResolution)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range f.Decls {
-			if fd, ok := d.(*ast.FuncDecl); ok && fd.Recv != nil {
-				funcs[fd.Name.Name] = fd
-			}
-		}
-	}
+	funcs := packageFuncs(t)
 	var direct func(fd *ast.FuncDecl, depth int) string
 	direct = func(fd *ast.FuncDecl, depth int) string {
 		vars := map[string]string{} // var req T
@@ -519,4 +551,112 @@ func decodedTypes(t *testing.T) map[string]string {
 		out[name] = direct(fd, 0)
 	}
 	return out
+}
+
+// packageFuncs are the package's functions and methods by name, from its source.
+func packageFuncs(t *testing.T) map[string]*ast.FuncDecl {
+	t.Helper()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	funcs := map[string]*ast.FuncDecl{}
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			if fd, ok := d.(*ast.FuncDecl); ok {
+				funcs[fd.Name.Name] = fd
+			}
+		}
+	}
+	return funcs
+}
+
+// queryReads adds the query parameters code reads by literal name: the filters a listRoute
+// offers (and its paging), queryID/queryTime/queryDay's names, Get("name") on a query, in
+// the code and in the package's functions it calls (a few calls deep). Names read through a
+// variable are not seen; the behavioural test covers the described ones.
+func queryReads(code ast.Node, funcs map[string]*ast.FuncDecl, out map[string]bool, depth int) {
+	lit := func(e ast.Expr) (string, bool) {
+		b, ok := e.(*ast.BasicLit)
+		if !ok || b.Kind != token.STRING {
+			return "", false
+		}
+		s, err := strconv.Unquote(b.Value)
+		return s, err == nil
+	}
+	follow := func(name string) {
+		if fd, ok := funcs[name]; ok && depth < 3 && fd.Body != nil {
+			queryReads(fd.Body, funcs, out, depth+1)
+		}
+	}
+	ast.Inspect(code, func(n ast.Node) bool {
+		if sel, ok := n.(*ast.SelectorExpr); ok { // a.handler, called or handed on
+			if id, ok := sel.X.(*ast.Ident); ok && id.Name == "a" {
+				follow(sel.Sel.Name)
+			}
+			return true
+		}
+		c, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		name := ""
+		switch fn := c.Fun.(type) {
+		case *ast.Ident:
+			name = fn.Name
+		case *ast.IndexListExpr: // an explicitly instantiated generic
+			if id, ok := fn.X.(*ast.Ident); ok {
+				name = id.Name
+			}
+		case *ast.SelectorExpr:
+			name = fn.Sel.Name
+			if name == "Get" && len(c.Args) == 1 && isQuery(fn.X) {
+				if s, ok := lit(c.Args[0]); ok {
+					out[s] = true
+				}
+				return true
+			}
+		}
+		switch name {
+		case "listRoute":
+			out["page"], out["page_size"] = true, true
+			for _, arg := range c.Args {
+				if s, ok := lit(arg); ok {
+					out[s] = true
+				}
+			}
+		case "pageParams":
+			out["page"], out["page_size"] = true, true
+		case "queryID", "queryTime", "queryDay":
+			if len(c.Args) > 1 {
+				if s, ok := lit(c.Args[1]); ok {
+					out[s] = true
+				}
+			}
+		default:
+			follow(name)
+		}
+		return true
+	})
+}
+
+// isQuery reports whether e is a request's query: r.URL.Query(), or q as the handlers name it.
+func isQuery(e ast.Expr) bool {
+	if id, ok := e.(*ast.Ident); ok {
+		return id.Name == "q"
+	}
+	c, ok := e.(*ast.CallExpr)
+	if !ok {
+		return false
+	}
+	sel, ok := c.Fun.(*ast.SelectorExpr)
+	return ok && sel.Sel.Name == "Query"
 }
