@@ -69,7 +69,7 @@ rootfs() {
     dir=$(mktemp -d "$cache/$name.XXXXXX")
     # Packages' maintainer scripts must not start services inside the chroot.
     debootstrap --variant=minbase --include="$packages" --cache-dir="$cache/debs" \
-      "$suite" "$dir" "$(mirror)" >"$dir.log" 2>&1 || { tail -n 30 "$dir.log" >&2; die "debootstrap failed (log: $dir.log)"; }
+      "$suite" "$dir" "$(mirror)" >"$dir.log" 2>&1 || { tail -n 30 "$dir.log" >&2; rm -rf "$dir"; die "debootstrap failed (log: $dir.log)"; }
     rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/cache/apt/archives/*.deb \
       "$dir"/var/lib/postgresql/15/main "$dir"/etc/postgresql/15/main
     tar --numeric-owner -C "$dir" -cf "$tarball.tmp" .
@@ -92,34 +92,41 @@ import() {
   docker import --change "LABEL fluxcode.rootfs=$id" --change 'CMD ["bash"]' "$tarball" "$tag" >/dev/null
 }
 
-base=fluxcode-local/debian:$suite
-services=fluxcode-local/debian-services:$suite
-import "$(rootfs base ca-certificates)" "$base"
-# tzdata: PostgreSQL needs the zone database for TZ; wget: the Caddy health check;
-# redis-tools: redis-cli for the Redis health check.
-import "$(rootfs services ca-certificates,tzdata,postgresql-15,redis-server,redis-tools,caddy,wget)" "$services"
+# All in one function, read whole before it runs: editing this file while it runs (a long
+# debootstrap) does not change what the running copy does next.
+main() {
+  local base services s version commit
+  base=fluxcode-local/debian:$suite
+  services=fluxcode-local/debian-services:$suite
+  import "$(rootfs base ca-certificates)" "$base"
+  # tzdata: PostgreSQL needs the zone database for TZ; wget: the Caddy health check;
+  # redis-tools: redis-cli for the Redis health check.
+  import "$(rootfs services ca-certificates,tzdata,postgresql-15,redis-server,redis-tools,caddy,wget)" "$services"
 
-for s in postgres:15 redis:7 caddy:2; do
-  say "build fluxcode-local/$s"
-  build -q --build-arg BASE="$services" -t "fluxcode-local/$s" -f "$here/local-images/${s%%:*}.Dockerfile" "$here/local-images" >/dev/null
-done
+  for s in postgres:15 redis:7 caddy:2; do
+    say "build fluxcode-local/$s"
+    build -q --build-arg BASE="$services" -t "fluxcode-local/$s" -f "$here/local-images/${s%%:*}.Dockerfile" "$here/local-images" >/dev/null
+  done
 
-# FluxCode: compiled here with the flags of the Dockerfile's build stage, taken by its
-# "prebuilt" stage (deploy/prebuilt/ is git-ignored but for its .gitignore).
-version=$(git -C "$root" describe --tags --always --dirty 2>/dev/null || echo dev)
-commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || true)
-say "compile fluxcode $version"
-(cd "$root" && CGO_ENABLED=0 go build -trimpath \
-  -ldflags "-s -w -X github.com/fluxcode/fluxcode/internal/app.Version=${version} -X github.com/fluxcode/fluxcode/internal/app.Commit=${commit}" \
-  -o deploy/prebuilt/fluxcode ./cmd/fluxcode)
-say "build fluxcode-local/fluxcode:latest"
-build -q -f "$here/Dockerfile" --build-arg GO_IMAGE="$base" --build-arg RUNTIME_IMAGE="$base" \
-  --build-arg BINARY_FROM=prebuilt -t fluxcode-local/fluxcode:latest "$root" >/dev/null
+  # FluxCode: compiled here with the flags of the Dockerfile's build stage, taken by its
+  # "prebuilt" stage (deploy/prebuilt/ is git-ignored but for its .gitignore).
+  version=$(git -C "$root" describe --tags --always --dirty 2>/dev/null || echo dev)
+  commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || true)
+  say "compile fluxcode $version"
+  (cd "$root" && CGO_ENABLED=0 go build -trimpath \
+    -ldflags "-s -w -X github.com/fluxcode/fluxcode/internal/app.Version=${version} -X github.com/fluxcode/fluxcode/internal/app.Commit=${commit}" \
+    -o deploy/prebuilt/fluxcode ./cmd/fluxcode)
+  say "build fluxcode-local/fluxcode:latest"
+  build -q -f "$here/Dockerfile" --build-arg GO_IMAGE="$base" --build-arg RUNTIME_IMAGE="$base" \
+    --build-arg BINARY_FROM=prebuilt -t fluxcode-local/fluxcode:latest "$root" >/dev/null
 
-# The image variables of the compose files, for an env file.
-cat <<EOF
+  # The image variables of the compose files, for an env file.
+  cat <<EOF
 FLUXCODE_IMAGE=fluxcode-local/fluxcode:latest
 POSTGRES_IMAGE=fluxcode-local/postgres:15
 REDIS_IMAGE=fluxcode-local/redis:7
 CADDY_IMAGE=fluxcode-local/caddy:2
 EOF
+}
+
+main "$@"

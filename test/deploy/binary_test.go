@@ -79,6 +79,21 @@ func TestDockerfileShape(t *testing.T) {
 	}
 }
 
+func TestLocalImagesCompileAsTheDockerfile(t *testing.T) {
+	// deploy/local-images.sh compiles the binary the "prebuilt" stage takes: it must be the
+	// one the build stage would make.
+	want, pkg := dockerfileBuild(t)
+	src := strings.ReplaceAll(readDeployFile(t, "local-images.sh"), "\\\n", " ")
+	m := regexp.MustCompile(`CGO_ENABLED=0 go build -trimpath\s+-ldflags "([^"]*)"\s+-o deploy/prebuilt/fluxcode (\S+)\)`).FindStringSubmatch(src)
+	if m == nil {
+		t.Fatal(`deploy/local-images.sh has no "CGO_ENABLED=0 go build -trimpath -ldflags "..." -o deploy/prebuilt/fluxcode ./cmd/..." step`)
+	}
+	got := strings.NewReplacer("${version}", testVersion, "${commit}", testCommit).Replace(m[1])
+	if got != want || m[2] != pkg {
+		t.Errorf("local-images.sh builds %s with -ldflags %q; the Dockerfile builds %s with %q", m[2], got, pkg, want)
+	}
+}
+
 func TestDockerfileBuildsAStaticBinaryWithItsVersion(t *testing.T) {
 	bin := fluxcodeBinary(t)
 	f, err := elf.Open(bin)
