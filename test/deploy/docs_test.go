@@ -65,6 +65,14 @@ func knownVariables(t testing.TB) map[string]bool {
 		for n := range composeVariables(t, cf.name) {
 			known[n] = true
 		}
+		// And what the compose files set for their services' own programs (REDISCLI_AUTH).
+		services, _ := rawCompose(t, cf.name)["services"].(map[string]any)
+		for _, svc := range services {
+			env, _ := svc.(map[string]any)["environment"].(map[string]any)
+			for n := range env {
+				known[n] = true
+			}
+		}
 		for n := range readExample(t, cf.example) {
 			known[n] = true
 		}
