@@ -84,6 +84,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		"CLAUDE_OAUTH_AUTHORIZE_URL": mock.URL() + "/oauth/authorize",
 		"CLAUDE_OAUTH_TOKEN_URL":     mock.URL() + "/v1/oauth/token",
 		"CLAUDE_OAUTH_PROFILE_URL":   mock.URL() + "/api/oauth/profile",
+		// And ChatGPT (Codex) sign-ins too.
+		"OPENAI_OAUTH_AUTHORIZE_URL": mock.URL() + "/oauth/authorize",
+		"OPENAI_OAUTH_TOKEN_URL":     mock.URL() + "/oauth/token",
 	}))
 	if err != nil {
 		t.Fatalf("config: %v", err)

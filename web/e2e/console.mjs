@@ -147,7 +147,7 @@ try {
   await admin.fill('#a-base', MOCK)
   await admin.fill('#a-map', 'claude-sonnet-5-5=claude-sonnet-5-5')
   await admin.click('[data-testid=account-form] button[type=submit]')
-  await accRow.locator('td:nth-child(5)', { hasText: '7' }).waitFor()
+  await accRow.locator('td.sched', { hasText: 'Priority 7' }).waitFor()
   check((await admin.locator('#a-key-error').count()) === 0, 'the edit saved the priority without re-entering the key')
 
   // An OpenAI account with an organization: stored with the key (the edit form names the
@@ -166,7 +166,7 @@ try {
   // --- A Claude login onboarded through the mock's OAuth server: start shows the sign-in
   // address; a refused code is reported at the code field in the API's words; after a new
   // start, pasting the address the sign-in lands on creates the account, which can be renewed.
-  const cl = admin.locator('[data-testid=claude-login]')
+  const cl = admin.locator('[data-testid=sub-login]')
   const startLogin = async () => {
     await cl.locator('button[type=submit]').click()
     await admin.locator('#cl-url').waitFor()
@@ -189,8 +189,8 @@ try {
   check(signedIn.status === 302, 'the mock sign-in redirects with the code')
   await admin.fill('#cl-code', signedIn.headers.get('location'))
   await cl.locator('button[type=submit]').click()
-  await admin.locator('[data-testid=claude-login-done]').waitFor()
-  const done = await text(admin, '[data-testid=claude-login-done]')
+  await admin.locator('[data-testid=sub-login-done]').waitFor()
+  const done = await text(admin, '[data-testid=sub-login-done]')
   check(done.includes('claude-sub') && /user-\S+@example\.com/.test(done), 'the finished sign-in names the account and its e-mail: ' + done)
   const clRow = admin.locator('[data-testid=accounts-table] tr', { hasText: 'claude-sub' })
   await clRow.waitFor()
@@ -199,6 +199,26 @@ try {
     clRow.locator('button', { hasText: 'Refresh now' }).click(),
   ])
   check(renewed.status() === 200, 'renewing the login now succeeds: ' + renewed.status())
+
+  // The same form signs in a ChatGPT (Codex) login when the platform is OpenAI: the sign-in
+  // goes to OpenAI's authorize address (here the mock's) and the account id is reported.
+  await admin.selectOption('#cl-platform', 'openai')
+  check((await admin.locator('#cl-kind').count()) === 0, 'a ChatGPT login has one kind only')
+  await admin.fill('#cl-name', 'codex-sub')
+  await admin.fill('#cl-base', MOCK)
+  const codexSignIn = await fetch(await startLogin(), { redirect: 'manual' })
+  check(codexSignIn.status === 302, 'the mock ChatGPT sign-in redirects with the code')
+  await admin.fill('#cl-code', codexSignIn.headers.get('location'))
+  await cl.locator('button[type=submit]').click()
+  await admin.locator('[data-testid=sub-login-done]', { hasText: 'codex-sub' }).waitFor()
+  const codexDone = await text(admin, '[data-testid=sub-login-done]')
+  check(/Account id: \S+/.test(codexDone), 'the finished ChatGPT sign-in names its account id: ' + codexDone)
+  const codexRow = admin.locator('[data-testid=accounts-table] tr', { hasText: 'codex-sub' })
+  await codexRow.locator('small', { hasText: 'openai · oauth' }).waitFor()
+  check(true, 'the ChatGPT login is listed as an OpenAI OAuth account')
+  // At 1280 px the accounts table fits the page: nothing to scroll sideways.
+  const overflow = await admin.evaluate(() => { const w = document.querySelector('.accounts .table-wrap'); return w.scrollWidth - w.clientWidth })
+  check(overflow <= 0, 'the accounts table fits a 1280 px window: ' + overflow + ' px too wide')
 
   // --- A user with a balance.
   await admin.click('nav >> text=Users')

@@ -16,7 +16,7 @@ const en = {
     copied: 'Copied', filter: 'Filter', reset: 'Reset', saved: 'Saved.', id: 'ID', platform: 'Platform',
     concurrency: 'Concurrency', concurrencyHint: '0 means no limit', priority: 'Priority', yes: 'yes', no: 'no',
     email: 'Email', password: 'Password', balance: 'Balance', expires: 'Expires', never: 'never', group: 'Group',
-    confirmTitle: 'Are you sure?', confirm: 'Yes, go ahead', search: 'Search', all: 'all',
+    confirmTitle: 'Are you sure?', confirm: 'Yes, go ahead', search: 'Search', all: 'all', error: 'error',
   },
   login: {
     title: 'Sign in', register: 'Create an account', submit: 'Sign in', submitRegister: 'Register',
@@ -62,7 +62,8 @@ const en = {
     platformNote: 'This key\'s group serves {platform}; these clients can use it:',
   },
   claude: {
-    title: 'New account (Claude sign-in)', intro: 'Start, open the address and sign in with the Claude account; the page then shows a code (or lands on an address): paste it here and finish.',
+    title: 'New account (subscription sign-in)', intro: 'Pick the platform, start, open the address and sign in with the subscription account (Claude, ChatGPT or Google); the page then shows a code (or lands on an address): paste it here and finish.',
+    anthropic: 'Claude (claude.ai)', openai: 'ChatGPT / Codex', gemini: 'Gemini CLI (Google)', accountId: 'Account id: {id}.', project: 'Code Assist project: {id}.',
     kind: 'Login kind', oauth: 'OAuth (renewed automatically)', setupToken: 'Setup token (inference only, one year)',
     start: 'Start sign-in', open: 'Open this address and sign in (valid for {min} min):', openLink: 'Open sign-in page',
     code: 'Code from the sign-in page', codeHint: 'The callback address, or “code#state”', finish: 'Finish and create the account',
@@ -91,6 +92,13 @@ const en = {
     allowUnpriced: 'Serve models without a price at zero cost', model: 'Model', input: 'Input, $ per million tokens', output: 'Output, $ per million tokens',
     cacheRead: 'Cache read, $ per million (optional)', cacheWrite: 'Cache write, $ per million (optional)', add: 'Add a model', remove: 'Remove',
     kept: 'Other LiteLLM fields of an entry are kept as they are.', json: 'As JSON (USD per token)',
+  },
+  tools: {
+    scheduling: 'Scheduling', notSchedulable: 'not schedulable', todayTotal: 'Today / in all', total: 'In all',
+    figures: '{requests} req · {tokens} tok · {cost} · {errors} err', test: 'Test',
+    testOk: 'OK {status} in {ms} ms ({model})', testFailed: 'Failed ({status}) after {ms} ms: {error}',
+    picked: '{n} accounts ticked', pickAll: 'Tick every account on this page', pick: 'Tick {name}',
+    moveTo: 'Move into the groups', move: 'Move',
   },
   access: {
     exclusive: 'Exclusive (only users allowed on it)', exclusiveShort: 'exclusive', allowed: 'Exclusive groups this user may use',
@@ -136,7 +144,7 @@ const zh: Messages = {
     copied: '已复制', filter: '筛选', reset: '重置', saved: '已保存。', id: 'ID', platform: '平台',
     concurrency: '并发数', concurrencyHint: '0 表示不限', priority: '优先级', yes: '是', no: '否',
     email: '邮箱', password: '密码', balance: '余额', expires: '到期', never: '永不', group: '分组',
-    confirmTitle: '确认操作', confirm: '确定', search: '搜索', all: '全部',
+    confirmTitle: '确认操作', confirm: '确定', search: '搜索', all: '全部', error: '出错',
   },
   login: {
     title: '登录', register: '注册账户', submit: '登录', submitRegister: '注册',
@@ -182,7 +190,8 @@ const zh: Messages = {
     platformNote: '此密钥的分组提供 {platform}，以下客户端可以使用：',
   },
   claude: {
-    title: '新建账号（Claude 登录）', intro: '点击开始，打开地址并用 Claude 账号登录；页面随后显示一个代码（或跳转到一个地址）：粘贴到这里并完成。',
+    title: '新建账号（订阅登录）', intro: '选择平台并点击开始，打开地址并用订阅账号（Claude、ChatGPT 或 Google）登录；页面随后显示一个代码（或跳转到一个地址）：粘贴到这里并完成。',
+    anthropic: 'Claude（claude.ai）', openai: 'ChatGPT / Codex', gemini: 'Gemini CLI（Google）', accountId: '账号 ID：{id}。', project: 'Code Assist 项目：{id}。',
     kind: '登录类型', oauth: 'OAuth（自动续期）', setupToken: 'Setup token（仅推理，一年有效）',
     start: '开始登录', open: '打开此地址并登录（{min} 分钟内有效）：', openLink: '打开登录页',
     code: '登录页给出的代码', codeHint: '回调地址，或“code#state”', finish: '完成并创建账号',
@@ -211,6 +220,13 @@ const zh: Messages = {
     allowUnpriced: '无价格的模型按零费用提供', model: '模型', input: '输入（美元 / 百万 Token）', output: '输出（美元 / 百万 Token）',
     cacheRead: '缓存读取（美元 / 百万，可选）', cacheWrite: '缓存写入（美元 / 百万，可选）', add: '添加模型', remove: '移除',
     kept: '条目中的其他 LiteLLM 字段保持不变。', json: 'JSON 形式（美元 / Token）',
+  },
+  tools: {
+    scheduling: '调度', notSchedulable: '不可调度', todayTotal: '今日 / 累计', total: '累计',
+    figures: '{requests} 次 · {tokens} Token · {cost} · {errors} 错误', test: '测试',
+    testOk: '成功 {status}，耗时 {ms} ms（{model}）', testFailed: '失败（{status}），耗时 {ms} ms：{error}',
+    picked: '已勾选 {n} 个账号', pickAll: '勾选本页全部账号', pick: '勾选 {name}',
+    moveTo: '移入分组', move: '移动',
   },
   access: {
     exclusive: '专属（仅允许的用户可用）', exclusiveShort: '专属', allowed: '此用户可用的专属分组',
