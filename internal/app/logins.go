@@ -21,7 +21,11 @@ func (m *Main) loginProviders() []login.Config {
 	openai.AuthorizeURL, openai.TokenURL = m.cfg.OpenAIOAuthAuthorizeURL, m.cfg.OpenAIOAuthTokenURL
 	openai.ClientID, openai.RedirectURI = m.cfg.OpenAIOAuthClientID, m.cfg.OpenAIOAuthRedirectURI
 
-	return []login.Config{claude, openai}
+	google := login.Google(m.cfg.GeminiCodeAssistURL)
+	google.AuthorizeURL, google.TokenURL, google.ProfileURL = m.cfg.GoogleOAuthAuthorizeURL, m.cfg.GoogleOAuthTokenURL, m.cfg.GoogleOAuthUserinfoURL
+	google.ClientID, google.ClientSecret, google.RedirectURI = m.cfg.GoogleOAuthClientID, m.cfg.GoogleOAuthClientSecret, m.cfg.GoogleOAuthRedirectURI
+
+	return []login.Config{claude, openai, google}
 }
 
 // startLogins builds the subscription-login services and starts the background jobs: the

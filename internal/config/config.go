@@ -119,6 +119,15 @@ type Config struct {
 	OpenAIOAuthTokenURL     string
 	OpenAIOAuthClientID     string
 	OpenAIOAuthRedirectURI  string
+	// Google's OAuth endpoints of Gemini CLI logins (GOOGLE_OAUTH_*), and the Code Assist
+	// endpoint their onboarding finds the login's project at.
+	GoogleOAuthAuthorizeURL string
+	GoogleOAuthTokenURL     string
+	GoogleOAuthUserinfoURL  string
+	GoogleOAuthClientID     string
+	GoogleOAuthClientSecret string
+	GoogleOAuthRedirectURI  string
+	GeminiCodeAssistURL     string
 	OAuthRefreshEvery       time.Duration
 	OAuthRefreshBefore      time.Duration
 	OAuthRefreshLockTTL     time.Duration

@@ -68,6 +68,11 @@ var invalidValues = map[string][]string{
 	"OPENAI_OAUTH_AUTHORIZE_URL": {"not a url"},
 	"OPENAI_OAUTH_TOKEN_URL":     {"/relative"},
 	"OPENAI_OAUTH_REDIRECT_URI":  {"urn:x"},
+	"GOOGLE_OAUTH_AUTHORIZE_URL": {"not a url"},
+	"GOOGLE_OAUTH_TOKEN_URL":     {"/relative"},
+	"GOOGLE_OAUTH_USERINFO_URL":  {"h:80"},
+	"GOOGLE_OAUTH_REDIRECT_URI":  {"urn:x"},
+	"GEMINI_CODE_ASSIST_URL":     {"ftp://h/x"},
 	"DATABASE_URL":               {"mysql://u:p@h/db", "not a url", "postgres:///nohost"},
 	"REDIS_URL":                  {"http://h:6379", "h:6379"},
 	"ENCRYPTION_KEY":             {"short", "zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"},
@@ -137,7 +142,7 @@ var freeText = map[string]bool{
 	"NODE_NAME": true, "DATABASE_HOST": true, "DATABASE_USER": true, "DATABASE_PASSWORD": true,
 	"DATABASE_DBNAME": true, "REDIS_HOST": true, "REDIS_PASSWORD": true, "DATA_DIR": true,
 	"REDIS_MASTER_NAME": true, "REDIS_SENTINEL_PASSWORD": true, "CLAUDE_OAUTH_CLIENT_ID": true,
-	"OPENAI_OAUTH_CLIENT_ID": true,
+	"OPENAI_OAUTH_CLIENT_ID": true, "GOOGLE_OAUTH_CLIENT_ID": true, "GOOGLE_OAUTH_CLIENT_SECRET": true,
 }
 
 func TestValidValuesParse(t *testing.T) {

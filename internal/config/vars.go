@@ -13,6 +13,7 @@ import (
 
 	"github.com/fluxcode/fluxcode/internal/gateway"
 	"github.com/fluxcode/fluxcode/internal/login"
+	"github.com/fluxcode/fluxcode/internal/provider/gemini"
 	"github.com/fluxcode/fluxcode/internal/secret"
 )
 
@@ -218,6 +219,26 @@ func Vars() []Var {
 		{Name: "OPENAI_OAUTH_REDIRECT_URI", Default: login.OpenAI().RedirectURI, check: checkHTTPURL,
 			Doc:   "Where ChatGPT's sign-in sends the browser (the Codex CLI's local callback); the operator pastes the URL it lands on.",
 			field: func(c *Config) any { return &c.OpenAIOAuthRedirectURI }},
+		{Name: "GOOGLE_OAUTH_AUTHORIZE_URL", Default: login.Google("").AuthorizeURL, check: checkHTTPURL,
+			Doc:   "Google's OAuth sign-in page, opened by the operator when onboarding a Gemini CLI (Login with Google) login.",
+			field: func(c *Config) any { return &c.GoogleOAuthAuthorizeURL }},
+		{Name: "GOOGLE_OAUTH_TOKEN_URL", Default: login.Google("").TokenURL, check: checkHTTPURL,
+			Doc:   "Google's OAuth token endpoint: code exchange and token refresh of Gemini CLI logins.",
+			field: func(c *Config) any { return &c.GoogleOAuthTokenURL }},
+		{Name: "GOOGLE_OAUTH_USERINFO_URL", Default: login.Google("").ProfileURL, check: checkHTTPURL,
+			Doc:   "Google's userinfo endpoint, read after onboarding to report a Gemini CLI login's e-mail.",
+			field: func(c *Config) any { return &c.GoogleOAuthUserinfoURL }},
+		{Name: "GOOGLE_OAUTH_CLIENT_ID", Default: login.Google("").ClientID, Doc: "OAuth client id of Gemini CLI logins (the Gemini CLI's installed-app client).",
+			field: func(c *Config) any { return &c.GoogleOAuthClientID }},
+		{Name: "GOOGLE_OAUTH_CLIENT_SECRET", Default: login.Google("").ClientSecret, Secret: true,
+			Doc:   "OAuth client secret sent with Google token requests (the Gemini CLI's; Google does not treat an installed app's secret as confidential).",
+			field: func(c *Config) any { return &c.GoogleOAuthClientSecret }},
+		{Name: "GOOGLE_OAUTH_REDIRECT_URI", Default: login.Google("").RedirectURI, check: checkHTTPURL,
+			Doc:   "Where Google's sign-in sends the browser; Code Assist's page shows the code the operator pastes back.",
+			field: func(c *Config) any { return &c.GoogleOAuthRedirectURI }},
+		{Name: "GEMINI_CODE_ASSIST_URL", Default: gemini.DefaultCodeAssistURL, check: checkHTTPURL,
+			Doc:   "Code Assist, where a new Gemini CLI login's Cloud project is found (loadCodeAssist) or created (onboardUser). Accounts send their traffic to their own base URL, Code Assist by default.",
+			field: func(c *Config) any { return &c.GeminiCodeAssistURL }},
 		{Name: "OAUTH_REFRESH_INTERVAL", Default: "1m", Doc: "How often the refresh job (one node of the cluster at a time) looks for logins about to expire.",
 			field: func(c *Config) any { return &c.OAuthRefreshEvery }},
 		{Name: "OAUTH_REFRESH_BEFORE", Default: "10m", Doc: "How long before its access token expires a login is renewed.",
