@@ -141,7 +141,11 @@ func (s *subscription) run(ps *goredis.PubSub) {
 			continue
 		default:
 			// Connection lost or server unreachable: go-redis dials and re-subscribes on
-			// the next Receive; wait a little so a down server is not hammered.
+			// the next Receive; wait a little so a down server is not hammered. On Cluster
+			// the channel's master may have died: look for the one serving it now.
+			if layoutMayHaveChanged(err) {
+				s.c.reloadLayout(s.ctx)
+			}
 			if !sleep(s.ctx, backoff) {
 				return
 			}

@@ -46,6 +46,14 @@ func (h topologyHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) gore
 	}
 }
 
+// reloadLayout asks a Cluster client to read the layout again, for failures the hook does
+// not see: a subscription's connection (go-redis dials it outside the command path).
+func (c *Coordinator) reloadLayout(ctx context.Context) {
+	if cc, ok := c.client.(*goredis.ClusterClient); ok {
+		cc.ReloadState(ctx)
+	}
+}
+
 // layoutMayHaveChanged: the server could not be reached or answered in time (it may be
 // dead, its slots served elsewhere now), or the cluster said it is down (a failover under
 // way). A Redis reply (nil included) or the caller giving up says nothing about the layout.
