@@ -242,3 +242,32 @@ func waitUsage(t *testing.T, e *oaiEnv, account int64) store.Usage {
 	t.Fatalf("no usage recorded for account %d", account)
 	return store.Usage{}
 }
+
+// A ChatGPT login whose refresh token is dead for real: the 401 leads to one refused refresh,
+// the account is in error with OpenAI's reason, and another account serves the request.
+func TestRevokedChatGPTLoginIsMarkedWithTheReason(t *testing.T) {
+	e := codexEnv(t, testConfig())
+	a, l := e.chatgptAccount(t, func(a *store.Account) { a.Priority = 1 })
+	e.chatgptAccount(t, func(a *store.Account) { a.Priority = 2 })
+	e.Mock.ExpireAccess(l.AccessToken)
+	e.Mock.RevokeLogin(l.RefreshToken)
+	if resp := e.do(t, "POST", "/v1/responses", codexCLIBody, codexCLIHeaders(e.oai.Secret)); resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, readBody(t, resp))
+	}
+	got := gatewaytest.Account(t, e.Store, a.ID)
+	if got.Status != store.StatusError || !strings.Contains(got.ErrorMessage, "refresh_token_invalidated") {
+		t.Fatalf("revoked login: status %q, message %q", got.Status, got.ErrorMessage)
+	}
+}
+
+// The model list of a group of ChatGPT logins is the Codex catalogue, in OpenAI's shape.
+func TestModelsOfChatGPTLoginsAreTheCodexCatalogue(t *testing.T) {
+	e := codexEnv(t, testConfig())
+	e.chatgptAccount(t, nil)
+	resp := e.do(t, "GET", "/v1/models", "", bearer(e.oai.Secret))
+	raw := readBody(t, resp)
+	if r := gjson.ParseBytes(raw); resp.StatusCode != 200 || r.Get("object").Str != "list" ||
+		r.Get("data.0.id").Str != mockupstream.DefaultCodexModels[0] || r.Get("data.0.object").Str != "model" {
+		t.Fatalf("models: %d %s", resp.StatusCode, raw)
+	}
+}
