@@ -319,6 +319,19 @@ try {
   const windows = admin.locator('[data-testid=accounts-table] tr', { hasText: 'claude-sub' }).locator('td.windows')
   await windows.locator('span', { hasText: '42%' }).waitFor()
   check((await windows.textContent()).includes('63%'), 'the accounts page shows the login\'s subscription windows: ' + (await windows.textContent()).trim())
+  // Its figures count the request (the ledger is written in the background, hence the reloads).
+  const claudeFigures = admin.locator('[data-testid=accounts-table] tr', { hasText: 'claude-sub' }).locator('[data-testid=figures]')
+  for (let i = 0; i < 20 && !(await claudeFigures.textContent()).includes('Today: 1 req'); i++) {
+    await new Promise((r) => setTimeout(r, 1000))
+    await admin.reload()
+    await claudeFigures.waitFor()
+  }
+  check((await claudeFigures.textContent()).includes('Today: 1 req'), 'the account\'s figures count today\'s request: ' + (await claudeFigures.textContent()).trim())
+  // The test button sends one small request through the account and shows the answer and its latency.
+  const mockRow = admin.locator('[data-testid=accounts-table] tr', { hasText: 'mock-anthropic' })
+  await mockRow.locator('button', { hasText: 'Test' }).click()
+  await mockRow.locator('[data-testid=test-result]').waitFor()
+  check(/^OK 200 in \d+ ms/.test(await text(mockRow, '[data-testid=test-result]')), 'testing an account shows its answer and latency: ' + (await text(mockRow, '[data-testid=test-result]')))
 
   // --- An admin API key: created in the console and shown once; a script then uses it (as
   // Bearer) for the admin API, which the checks below read to see each page's effect.
@@ -360,6 +373,31 @@ try {
   await admin.locator('[data-testid=user-groups] .ok').waitFor()
   const aliceNow = await asAdmin('GET', `/admin/users/${alice.id}`)
   check(JSON.stringify(aliceNow.allowed_group_ids) === JSON.stringify([vip.id]) && aliceNow.rpm_limit === 600, 'the API holds the user\'s allowed group and rate limit: ' + JSON.stringify(aliceNow))
+
+  // --- Bulk changes of ticked accounts: the two OpenAI ones disabled and enabled again, the
+  // API-key account moved into both Anthropic groups.
+  await admin.click('nav >> text=Accounts')
+  const box = (name) => admin.locator('[data-testid=accounts-table] tr', { hasText: name }).locator('input[type=checkbox]')
+  const accountsByName = async () => Object.fromEntries((await asAdmin('GET', '/admin/accounts?page_size=200')).items.map((a) => [a.name, a]))
+  await box('openai-main').check()
+  await box('codex-sub').check()
+  await admin.locator('[data-testid=bulk] button', { hasText: 'Disable' }).click()
+  const codexStatus = admin.locator('[data-testid=accounts-table] tr', { hasText: 'codex-sub' }).locator('td.status')
+  await codexStatus.filter({ hasText: 'disabled' }).waitFor()
+  let accs = await accountsByName()
+  check(accs['openai-main'].status === 'disabled' && accs['codex-sub'].status === 'disabled' && accs['mock-anthropic'].status === 'active', 'a bulk disable changes exactly the ticked accounts')
+  await admin.locator('[data-testid=bulk] button', { hasText: 'Enable' }).click()
+  await codexStatus.filter({ hasText: 'active' }).waitFor()
+  accs = await accountsByName()
+  check(accs['openai-main'].status === 'active' && accs['codex-sub'].status === 'active', 'and a bulk enable turns them back on')
+  await box('openai-main').uncheck()
+  await box('codex-sub').uncheck()
+  await box('mock-anthropic').check()
+  await admin.selectOption('#bulk-groups', [{ label: 'default' }, { label: 'vip' }])
+  await admin.locator('[data-testid=bulk] button[type=submit]').click()
+  await admin.locator('[data-testid=accounts-table] tr', { hasText: 'mock-anthropic' }).locator('td', { hasText: 'default, vip' }).waitFor()
+  accs = await accountsByName()
+  check(JSON.stringify(accs['mock-anthropic'].group_ids) === JSON.stringify([accs['claude-sub'].group_ids[0], vip.id]), 'a bulk move puts the ticked account in the chosen groups: ' + JSON.stringify(accs['mock-anthropic'].group_ids))
 
   // --- Redeem codes: a batch of balance codes and a subscription code, shown once; one is
   // disabled (asked first); the list filters on the server; the export is a CSV.
@@ -413,6 +451,32 @@ try {
   check(true, 'the subscription code shows the new subscription on the dashboard')
   const codes = (await asAdmin('GET', '/admin/redeem-codes')).items
   check(codes.filter((c) => c.used_by === alice.id).length === 2, 'the API records both redemptions against the user')
+
+  // --- A key's policy, set by an admin on the key: another model than the allowed pattern
+  // is refused at the gateway with the policy reason; cleared, the key serves again.
+  const gatewayAsk = () => fetch(BASE + '/v1/messages', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': key, 'anthropic-version': '2023-06-01' },
+    body: JSON.stringify({ model: 'claude-sonnet-5-5', max_tokens: 16, messages: [{ role: 'user', content: 'policy?' }] }),
+  })
+  await admin.click('nav >> text=All API keys')
+  const kRow = admin.locator('[data-testid=keys-table] tr', { hasText: '<img src=x onerror=alert(1)>' })
+  await kRow.locator('button', { hasText: 'Edit' }).click()
+  await admin.fill('#ke-models', 'claude-haiku-*')
+  await admin.fill('#ke-rpm', '100')
+  await admin.click('[data-testid=key-edit] button[type=submit]')
+  await admin.locator('[data-testid=key-edit]').waitFor({ state: 'detached' })
+  const policed = (await asAdmin('GET', `/admin/users/${alice.id}/keys`)).items.find((k) => k.name.startsWith('<img'))
+  check(JSON.stringify(policed.allowed_models) === '["claude-haiku-*"]' && policed.rpm_limit === 100, 'the API holds the key\'s policy: ' + JSON.stringify(policed.allowed_models))
+  const refusedModel = await gatewayAsk()
+  check(refusedModel.status === 403 && refusedModel.headers.get('x-fluxcode-reject') === 'policy', 'the gateway refuses a model outside the key\'s policy: ' + refusedModel.status)
+  await kRow.locator('button', { hasText: 'Edit' }).click()
+  check((await admin.inputValue('#ke-models')) === 'claude-haiku-*', 'the edit form holds the key\'s policy')
+  await admin.fill('#ke-models', '')
+  await admin.click('[data-testid=key-edit] button[type=submit]')
+  await admin.locator('[data-testid=key-edit]').waitFor({ state: 'detached' })
+  const servedAgain = await gatewayAsk()
+  check(servedAgain.status === 200, 'with the policy cleared the key serves again: ' + servedAgain.status)
 
   // --- Model prices: a price override saved in the price table, a bad one refused in the
   // API's words, and unpriced models allowed.

@@ -50,6 +50,8 @@ const en = {
     title: 'API keys', new: 'New key', prefix: 'Key', shownOnce: 'Copy the key now: it is shown only once.',
     edit: 'Edit key “{name}”', adminLimits: 'Status, concurrency and expiry set here are limits the owner cannot lift.',
     lastUsed: 'Last used', expiresAt: 'Expires at (optional)', noGroups: 'No group is open to you yet; ask an administrator.',
+    models: 'Allowed models (one a line; “claude-*” for a prefix; empty: any)', modelsHint: 'Requests for other models are refused.',
+    ips: 'Allowed client addresses (IPs or CIDRs, one a line; empty: any)', ipsHint: 'Behind a proxy the address is read as TRUSTED_PROXIES allows.',
   },
   usage: {
     title: 'Usage', model: 'Model', from: 'From', to: 'To', key: 'Key ID', user: 'User ID', account: 'Account ID',
@@ -178,6 +180,8 @@ const zh: Messages = {
     title: 'API 密钥', new: '新建密钥', prefix: '密钥', shownOnce: '请立即复制密钥：它只显示这一次。',
     edit: '编辑密钥“{name}”', adminLimits: '此处设置的状态、并发数和到期时间是密钥所有者无法解除的限制。',
     lastUsed: '最近使用', expiresAt: '到期时间（可选）', noGroups: '暂无可用分组，请联系管理员。',
+    models: '允许的模型（每行一个；“claude-*”表示前缀；留空为不限）', modelsHint: '请求其他模型将被拒绝。',
+    ips: '允许的客户端地址（IP 或 CIDR，每行一个；留空为不限）', ipsHint: '位于代理之后时，按 TRUSTED_PROXIES 的设置读取地址。',
   },
   usage: {
     title: '用量', model: '模型', from: '开始', to: '结束', key: '密钥 ID', user: '用户 ID', account: '账号 ID',
