@@ -122,6 +122,19 @@ func checkAccountTools(t *testing.T, e *toolsEnv) {
 		if after := e.snapshot(); after != before {
 			t.Errorf("a test changed the stored state:\nbefore %s\nafter  %s", before, after)
 		}
+
+		// A ChatGPT login serves only the Responses API: the test asks in that shape, and reads
+		// the streamed answer as the gateway does.
+		l := e.mock.NewChatGPTLogin("tester@example.com")
+		var chatgpt struct{ ID int64 }
+		e.do("POST", "/api/v1/admin/accounts", e.adminToken, map[string]any{"name": "chatgpt", "platform": "openai",
+			"type": "oauth", "base_url": e.mock.URL(), "credentials": map[string]any{"access_token": l.AccessToken,
+				"extra": map[string]any{"chatgpt_account_id": l.AccountID}}}).ok(t, 201, &chatgpt)
+		e.do("POST", path(chatgpt.ID, "test"), e.adminToken, map[string]any{"model": "gpt-5"}).ok(t, 200, &v)
+		if !v.OK || v.StatusCode != 200 || v.Reply == "" {
+			t.Errorf("test of a ChatGPT login: %+v", v)
+		}
+		e.do("DELETE", fmt.Sprintf("/api/v1/admin/accounts/%d", chatgpt.ID), e.adminToken, nil).ok(t, 204, nil)
 		e.do("POST", path(good, "test"), e.adminToken, map[string]any{"model": strings.Repeat("m", 201)}).
 			wantError(t, 400, "invalid_argument", "model")
 		e.do("POST", path(good, "test"), e.adminToken, map[string]any{"modle": "x"}).

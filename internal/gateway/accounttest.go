@@ -50,8 +50,13 @@ func (g *Gateway) TestAccount(ctx context.Context, acct *store.Account, model st
 	}
 	ctx, cancel := context.WithTimeout(ctx, testTimeout)
 	defer cancel()
-	in, body := testRequest(acct.Platform, res.Model)
-	req, err := prov.NewUpstreamRequest(ctx, provider.OpMessages, provider.Target{Account: acct, Model: res.Model}, in, body)
+	in, body, parsed, why := testRequest(prov, acct, res.Model)
+	if why != "" {
+		res.Error = why
+		return res
+	}
+	target := provider.Target{Account: acct, Model: res.Model}
+	req, err := prov.NewUpstreamRequest(ctx, provider.OpMessages, target, in, body)
 	if err != nil {
 		res.Error = g.testNote(acct, "build the request: "+err.Error())
 		return res
@@ -67,7 +72,12 @@ func (g *Gateway) TestAccount(ctx context.Context, acct *store.Account, model st
 		res.Latency, res.Error = time.Since(start), g.testNote(acct, "no answer: "+err.Error())
 		return res
 	}
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var answerBody io.Reader = resp.Body
+	if ad, ok := prov.(provider.AnswerAdapter); ok && resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		// As the gateway reads it: some logins answer in another shape (a stream, an envelope).
+		answerBody = ad.AdaptAnswer(provider.OpMessages, target, parsed, resp, resp.Body)
+	}
+	answer, err := io.ReadAll(io.LimitReader(answerBody, 1<<20))
 	resp.Body.Close()
 	res.Latency, res.Status = time.Since(start), resp.StatusCode
 	switch {
@@ -77,7 +87,7 @@ func (g *Gateway) TestAccount(ctx context.Context, acct *store.Account, model st
 		f := prov.Classify(resp.StatusCode, resp.Header, answer, g.now())
 		res.Error = accountNote(acct, &f)
 	default:
-		res.OK, res.Reply = true, provider.CleanText(replyText(acct.Platform, answer), 200)
+		res.OK, res.Reply = true, provider.CleanText(replyText(answer), 200)
 	}
 	return res
 }
@@ -101,41 +111,72 @@ func testModel(acct *store.Account, model string) string {
 	return model
 }
 
-// testRequest is a one-line question in the platform's own protocol, asking for a few
-// tokens only.
-func testRequest(platform, model string) (provider.Inbound, []byte) {
+// testRequest is a one-line question asking for a few tokens, in the first of the
+// platform's protocols the account serves (a ChatGPT login serves only the Responses API),
+// parsed as the gateway parses a client's; why says why none fits.
+func testRequest(prov provider.Provider, acct *store.Account, model string) (in provider.Inbound, body []byte, req provider.Request, why string) {
 	const question = "Reply with the single word: ok"
-	in := provider.Inbound{Header: http.Header{}}
-	switch platform {
-	case store.PlatformOpenAI:
-		in.Path = "/v1/chat/completions"
-		return in, fmt.Appendf(nil, `{"model":%q,"max_completion_tokens":16,"messages":[{"role":"user","content":%q}]}`, model, question)
-	case store.PlatformGemini:
-		in.Path = "/v1beta/models/" + model + ":generateContent"
-		return in, fmt.Appendf(nil, `{"contents":[{"role":"user","parts":[{"text":%q}]}],"generationConfig":{"maxOutputTokens":16}}`, question)
+	type candidate struct {
+		path string
+		body []byte
 	}
-	in.Path = "/v1/messages"
-	return in, fmt.Appendf(nil, `{"model":%q,"max_tokens":16,"messages":[{"role":"user","content":%q}]}`, model, question)
+	var cands []candidate
+	switch acct.Platform {
+	case store.PlatformOpenAI:
+		cands = []candidate{
+			{"/v1/chat/completions", fmt.Appendf(nil, `{"model":%q,"max_completion_tokens":16,"messages":[{"role":"user","content":%q}]}`, model, question)},
+			{"/v1/responses", fmt.Appendf(nil, `{"model":%q,"max_output_tokens":16,"input":%q}`, model, question)},
+		}
+	case store.PlatformGemini:
+		cands = []candidate{{"/v1beta/models/" + model + ":generateContent",
+			fmt.Appendf(nil, `{"contents":[{"role":"user","parts":[{"text":%q}]}],"generationConfig":{"maxOutputTokens":16}}`, question)}}
+	default:
+		cands = []candidate{{"/v1/messages",
+			fmt.Appendf(nil, `{"model":%q,"max_tokens":16,"messages":[{"role":"user","content":%q}]}`, model, question)}}
+	}
+	why = "no test request fits the account"
+	for _, c := range cands {
+		in = provider.Inbound{Header: http.Header{}, Path: c.path}
+		r, err := prov.ParseRequest(provider.OpMessages, in, c.body)
+		if err != nil {
+			why = "the test request: " + err.Error()
+			continue
+		}
+		if f, ok := prov.(provider.AccountFilter); ok {
+			if reason := f.Unserved(acct, provider.OpMessages, r); reason != "" {
+				why = reason
+				continue
+			}
+		}
+		return in, c.body, r, ""
+	}
+	return in, nil, provider.Request{}, why
 }
 
-// replyText is the text of a successful answer in the platform's shape.
-func replyText(platform string, body []byte) string {
-	path := "content.#.text"
-	switch platform {
-	case store.PlatformOpenAI:
-		path = "choices.0.message.content"
-	case store.PlatformGemini:
-		path = "candidates.0.content.parts.#.text"
-	}
-	v := gjson.GetBytes(body, path)
-	if v.IsArray() {
-		var parts []string
-		for _, p := range v.Array() {
-			parts = append(parts, p.String())
+// replyPaths are where the platforms' answers hold their text: Anthropic's content blocks,
+// OpenAI's chat choices and responses output, Gemini's candidate parts.
+var replyPaths = []string{"content.#.text", "choices.0.message.content", "output.#.content.#.text",
+	"candidates.0.content.parts.#.text"}
+
+// replyText is the text of a successful answer, whichever of the shapes it has.
+func replyText(body []byte) string {
+	for _, path := range replyPaths {
+		if s := flatten(gjson.GetBytes(body, path)); s != "" {
+			return s
 		}
-		return strings.Join(parts, "")
 	}
-	return v.String()
+	return ""
+}
+
+func flatten(v gjson.Result) string {
+	if !v.IsArray() {
+		return v.String()
+	}
+	var b strings.Builder
+	for _, e := range v.Array() {
+		b.WriteString(flatten(e))
+	}
+	return b.String()
 }
 
 // testNote is an error text cleaned of the account's credentials.
