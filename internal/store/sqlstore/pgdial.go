@@ -350,24 +350,23 @@ func (t deadConnTracer) TraceQueryEnd(ctx context.Context, c *pgx.Conn, d pgx.Tr
 	}
 }
 
-// unreachable reports an error that says the server cannot be reached or is not accepting
-// connections now (as opposed to a wrong password or a bad statement).
+// unreachable reports an error that says the server cannot be reached or does not take this
+// session now (as opposed to a wrong password or a bad statement). With several hosts in the
+// DSN, any host's error that says so counts: another host may be the one to come back.
 func unreachable(err error) bool {
 	var ne net.Error
 	var pe *pgconn.PgError
-	switch {
-	case errors.As(err, &pe):
-		// Class 57P: admin shutdown, crash shutdown, cannot connect now (starting up).
-		return strings.HasPrefix(pe.Code, "57P")
-	case errors.As(err, &ne), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, context.DeadlineExceeded):
-		return true
-	}
-	return false
+	// Class 57P: admin shutdown, crash shutdown, cannot connect now (starting up).
+	return errors.As(err, &pe) && strings.HasPrefix(pe.Code, "57P") ||
+		errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.DeadlineExceeded) ||
+		// A standby where target_session_attrs wants a primary: not yet promoted.
+		errors.Is(err, pgconn.ErrReadOnlyConnection) || errors.Is(err, pgconn.ErrStandbyConnection)
 }
 
-// Unreachable reports whether err says PostgreSQL cannot be reached or does not accept
-// connections now (it is starting up or shutting down): worth retrying.
+// Unreachable reports whether err says PostgreSQL cannot be reached or does not take the
+// session now (it is starting up or shutting down, or is a standby not yet promoted): worth
+// retrying.
 func Unreachable(err error) bool { return unreachable(err) }
 
 // warmConn prepares the statements a request reads before it is answered and runs each once

@@ -3,10 +3,15 @@ package sqlstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/fluxcode/fluxcode/internal/store"
 	"github.com/fluxcode/fluxcode/internal/store/sqlstore"
@@ -98,5 +103,28 @@ func TestPostgresRefusalIsNoOutage(t *testing.T) {
 	_, err := sqlstore.Open(context.Background(), sqlstore.Config{DSN: pg.DSN("missing"), Keys: testKeys(t), Logger: quiet})
 	if err == nil || sqlstore.Unreachable(err) {
 		t.Fatalf("Open of a missing database: %v; want an error that is not unreachable", err)
+	}
+}
+
+// What counts as "not now" (retry, reconnect) and what does not.
+func TestUnreachable(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	for name, c := range map[string]struct {
+		err  error
+		want bool
+	}{
+		"refused":              {refused, true},
+		"starting up":          {&pgconn.PgError{Code: "57P03"}, true},
+		"shutting down":        {fmt.Errorf("query: %w", &pgconn.PgError{Code: "57P01"}), true},
+		"standby, primary off": {errors.Join(refused, pgconn.ErrReadOnlyConnection), true},
+		"standby only":         {pgconn.ErrReadOnlyConnection, true},
+		"wrong password":       {&pgconn.PgError{Code: "28P01"}, false},
+		"no such database":     {&pgconn.PgError{Code: "3D000"}, false},
+		"bad statement":        {&pgconn.PgError{Code: "42601"}, false},
+		"caller gave up":       {context.Canceled, false},
+	} {
+		if got := sqlstore.Unreachable(c.err); got != c.want {
+			t.Errorf("%s: Unreachable(%v) = %v, want %v", name, c.err, got, c.want)
+		}
 	}
 }
