@@ -37,7 +37,7 @@ const (
 	// a new backend's first statements cost tens of milliseconds (its catalog caches are
 	// empty) against a few for a warm one: requests queue briefly for a few warm
 	// connections instead of each starting a cold one.
-	rampConns = 2
+	rampConns = 3
 	rampStep  = 100 * time.Millisecond
 	// parkedFor is how long a warmed connection waits to be taken before it is closed.
 	parkedFor = time.Second
@@ -50,9 +50,9 @@ const (
 // pgx does, at most maxDials at a time. Once a dial finds the server unreachable (refused,
 // starting up, shutting down, timed out), the pool stops dialing: requests that need a new
 // connection fail at once with that error, and one loop per node tries again every
-// reconnectEvery. The connections that get through prepare and run the request path's hot
-// statements (warm) and wait for the next requests (parked); the first one ends the outage,
-// with the pool's size ramped up from rampConns. Connections pooled before the outage, or
+// reconnectEvery. Once one gets through, rampConns connections prepare and run the request
+// path's hot statements (warm) and wait for the next requests (parked); the first one warmed
+// ends the outage, with the pool's size ramped up from rampConns. Connections pooled before the outage, or
 // before any query found its connection dead, are pinged before their next use (gen), so a
 // restart costs one failed query per node, not one per pooled connection.
 type pgDialer struct {
@@ -73,12 +73,18 @@ type pgDialer struct {
 	// dead): a pooled connection opened in an earlier generation is pinged before reuse.
 	gen atomic.Uint64
 
-	mu        sync.Mutex
-	down      bool      // unreachable: requests do not dial, the loop does
-	warming   bool      // an attempt got through and is warming its connection
-	since     time.Time // when the outage began
-	lastErr   error     // why the server is unreachable
-	parked    []parkedConn
+	mu      sync.Mutex
+	down    bool // unreachable: requests do not dial, the loop does
+	warming bool // an attempt got through and is warming its connection
+	// recovering: a warmed connection is ending the outage (resizing the pool).
+	recovering bool
+	since      time.Time // when the outage began
+	lastErr    error     // why the server is unreachable
+	parked     []parkedConn
+	warmingUp  int // connections of a reconnection being opened and warmed beside the first
+	// woken is closed (and replaced) when a connection is parked or a warming one gave up:
+	// requests waiting for one look again.
+	woken     chan struct{}
 	reconnect int // reconnection attempts in flight
 	outages   int // outages so far: a ramp stops when another outage begins
 }
@@ -95,7 +101,8 @@ var (
 
 // openPgPool opens the database/sql pool on pc through a pgDialer.
 func openPgPool(pc *pgx.ConnConfig, maxOpen, maxIdle int, warm func(context.Context, *pgx.Conn) error, log *slog.Logger) *sql.DB {
-	p := &pgDialer{warm: warm, log: log, maxOpen: maxOpen, maxIdle: maxIdle, dials: make(chan struct{}, maxDials)}
+	p := &pgDialer{warm: warm, log: log, maxOpen: maxOpen, maxIdle: maxIdle, dials: make(chan struct{}, maxDials),
+		woken: make(chan struct{})}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	cfg := *pc
 	cfg.Tracer = deadConnTracer{next: pc.Tracer, gen: &p.gen}
@@ -108,20 +115,31 @@ func openPgPool(pc *pgx.ConnConfig, maxOpen, maxIdle int, warm func(context.Cont
 	return p.db
 }
 
-// Connect hands out a parked connection, or dials, or, while the server is unreachable,
-// fails at once.
+// Connect hands out a parked connection, or waits for one being warmed, or dials; while the
+// server is unreachable it fails at once.
 func (p *pgDialer) Connect(ctx context.Context) (driver.Conn, error) {
-	p.mu.Lock()
-	if c := p.takeParked(); c != nil {
+	for {
+		p.mu.Lock()
+		if c := p.takeParked(); c != nil {
+			p.mu.Unlock()
+			return c, nil
+		}
+		if p.down {
+			err := p.lastErr
+			p.mu.Unlock()
+			return nil, fmt.Errorf("postgres unreachable, reconnecting: %w", err)
+		}
+		waiting, woken := p.warmingUp > 0, p.woken
 		p.mu.Unlock()
-		return c, nil
+		if !waiting {
+			break
+		}
+		select {
+		case <-woken:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
-	if p.down {
-		err := p.lastErr
-		p.mu.Unlock()
-		return nil, fmt.Errorf("postgres unreachable, reconnecting: %w", err)
-	}
-	p.mu.Unlock()
 
 	select {
 	case p.dials <- struct{}{}:
@@ -169,12 +187,14 @@ func (p *pgDialer) takeParked() driver.Conn {
 	return nil
 }
 
-// lost starts an outage, and the loop that ends it, unless one is on.
+// lost starts an outage, and the loop that ends it, unless one is on. The idle connections
+// most likely died with the server: they are closed rather than kept (and counted) until a
+// request tries each.
 func (p *pgDialer) lost(err error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.down || p.ctx.Err() != nil {
 		p.lastErr = err
+		p.mu.Unlock()
 		return
 	}
 	p.down, p.since, p.lastErr = true, time.Now(), err
@@ -183,6 +203,8 @@ func (p *pgDialer) lost(err error) {
 	p.log.Warn("database unreachable, reconnecting", "err", err, "every", reconnectEvery)
 	p.wg.Add(1)
 	go p.reconnectLoop()
+	p.mu.Unlock()
+	p.db.SetMaxIdleConns(-1)
 }
 
 // reconnectLoop starts an attempt every reconnectEvery (at most reconnectAttempts in
@@ -211,9 +233,10 @@ func (p *pgDialer) reconnectLoop() {
 	}
 }
 
-// attempt dials once. The first connection that gets through ends the outage once it is
-// warmed and parked; no attempt starts meanwhile, but those already in flight that get
-// through are warmed and parked too (within the ramp's first size).
+// attempt dials once. When the first connection gets through, rampConns-1 more are opened
+// beside it (warmBeside), and requests that find no parked connection wait for those rather
+// than start cold ones; no attempt starts meanwhile. The first of them warmed ends the
+// outage. Attempts already in flight that get through are warmed and parked too.
 func (p *pgDialer) attempt() {
 	defer p.wg.Done()
 	defer func() {
@@ -234,25 +257,53 @@ func (p *pgDialer) attempt() {
 		return
 	}
 	first := p.down && !p.warming
-	p.warming = p.warming || first
-	p.mu.Unlock()
-	connected := time.Now()
-	err = p.warmAndPark(ctx, c)
-	if !first {
-		return
+	beside := min(rampConns, p.maxOpen) - 1
+	if first {
+		p.warming = true
+		p.warmingUp += beside
 	}
-	if err != nil { // lost again while warming: the next attempt will tell
+	p.mu.Unlock()
+	if first {
+		for range beside {
+			p.wg.Add(1)
+			go p.warmBeside()
+		}
+	}
+	if err := p.warmAndPark(ctx, c, began); err != nil && first {
+		// Lost again while warming: unless a connection beside it got through, the next
+		// attempt will tell.
 		p.mu.Lock()
 		p.warming, p.lastErr = false, err
 		p.mu.Unlock()
-		return
 	}
-	p.recovered(connected.Sub(began), time.Since(connected))
 }
 
-// warmAndPark warms c and parks it while the parked and open connections fit in the ramp's
-// first size, else closes it. An error means the connection died meanwhile.
-func (p *pgDialer) warmAndPark(ctx context.Context, c driver.Conn) error {
+// warmBeside opens and warms one more connection beside the first of a reconnection.
+func (p *pgDialer) warmBeside() {
+	defer p.wg.Done()
+	ctx, cancel := context.WithTimeout(p.ctx, reconnectTimeout)
+	defer cancel()
+	began := time.Now()
+	if c, err := p.base.Connect(ctx); err == nil {
+		p.warmAndPark(ctx, c, began)
+	}
+	p.mu.Lock()
+	p.warmingUp--
+	p.wake()
+	p.mu.Unlock()
+}
+
+// wake lets the requests waiting for a parked connection look again. p.mu is held.
+func (p *pgDialer) wake() {
+	close(p.woken)
+	p.woken = make(chan struct{})
+}
+
+// warmAndPark warms c (dialed from began) and parks it while the parked and open connections
+// fit in the ramp's first size, else closes it; the first one warmed ends an outage. An error
+// means the connection died meanwhile.
+func (p *pgDialer) warmAndPark(ctx context.Context, c driver.Conn, began time.Time) error {
+	connected := time.Now()
 	markGen(c, p.gen.Load())
 	pc := c.(*stdlib.Conn).Conn()
 	if err := p.warm(ctx, pc); err != nil {
@@ -262,10 +313,13 @@ func (p *pgDialer) warmAndPark(ctx context.Context, c driver.Conn) error {
 		}
 		p.log.Warn("database reachable again, but preparing the hot statements failed", "err", err)
 	}
+	warmed := time.Now()
+	p.recovered(connected.Sub(began), warmed.Sub(connected))
 	open := p.db.Stats().OpenConnections
 	p.mu.Lock()
 	if p.ctx.Err() == nil && open+len(p.parked) < min(rampConns, p.maxOpen) {
-		p.parked = append(p.parked, parkedConn{c: c, at: time.Now()})
+		p.parked = append(p.parked, parkedConn{c: c, at: warmed})
+		p.wake()
 		c = nil
 	}
 	p.mu.Unlock()
@@ -275,14 +329,23 @@ func (p *pgDialer) warmAndPark(ctx context.Context, c driver.Conn) error {
 	return nil
 }
 
-// recovered ends the outage: the pool, shrunk to rampConns, grows back by doubling every
-// rampStep unless another outage begins.
+// recovered ends an outage (once): the pool, shrunk to rampConns, grows back by doubling
+// every rampStep unless another outage begins (and so do the idle connections it keeps, none
+// during the outage).
 func (p *pgDialer) recovered(connect, warm time.Duration) {
+	p.mu.Lock()
+	if !p.down || p.recovering {
+		p.mu.Unlock()
+		return
+	}
+	p.recovering = true
+	outage := p.outages
+	p.mu.Unlock()
 	size := min(rampConns, p.maxOpen)
 	p.db.SetMaxOpenConns(size)
+	p.db.SetMaxIdleConns(min(size, p.maxIdle))
 	p.mu.Lock()
-	p.down, p.warming = false, false
-	outage := p.outages
+	p.down, p.warming, p.recovering = false, false, false
 	p.log.Info("database reachable again", "outage", time.Since(p.since).Round(time.Millisecond),
 		"connect", connect.Round(time.Millisecond), "warm", warm.Round(time.Millisecond))
 	p.mu.Unlock()
@@ -303,8 +366,8 @@ func (p *pgDialer) recovered(connect, warm time.Duration) {
 			}
 			size = min(2*size, p.maxOpen)
 			p.db.SetMaxOpenConns(size)
+			p.db.SetMaxIdleConns(min(size, p.maxIdle))
 		}
-		p.db.SetMaxIdleConns(p.maxIdle) // SetMaxOpenConns lowered it with the size
 	}()
 }
 
