@@ -90,7 +90,12 @@ func usageRows(t *testing.T, st store.Store, userID int64, want int) []store.Usa
 	for {
 		rows, n, err := st.ListUsage(context.Background(), store.UsageFilter{UserID: userID}, store.Page{Limit: 200})
 		if err != nil {
-			t.Fatal(err)
+			// Right after a database restart the store may need a moment to reconnect.
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
 		}
 		if n >= want || time.Now().After(deadline) {
 			if n != want {

@@ -155,7 +155,12 @@ func rows(t *testing.T, st store.Store, f store.UsageFilter, want int) []store.U
 	for {
 		_, n, err := st.ListUsage(context.Background(), f, store.Page{Limit: 1})
 		if err != nil {
-			t.Fatal(err)
+			// Right after a database restart the store may need a moment to reconnect.
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
 		}
 		if n >= want || time.Now().After(deadline) {
 			if n != want {
