@@ -95,7 +95,7 @@ import() {
 # All in one function, read whole before it runs: editing this file while it runs (a long
 # debootstrap) does not change what the running copy does next.
 main() {
-  local base services s version commit
+  local base services s version commit old
   base=fluxcode-local/debian:$suite
   services=fluxcode-local/debian-services:$suite
   import "$(rootfs base ca-certificates)" "$base"
@@ -117,8 +117,14 @@ main() {
     -ldflags "-s -w -X github.com/fluxcode/fluxcode/internal/app.Version=${version} -X github.com/fluxcode/fluxcode/internal/app.Commit=${commit}" \
     -o deploy/prebuilt/fluxcode ./cmd/fluxcode)
   say "build fluxcode-local/fluxcode:latest"
+  old=$(docker image inspect --format '{{.Id}}' fluxcode-local/fluxcode:latest 2>/dev/null || true)
   build -q -f "$here/Dockerfile" --build-arg GO_IMAGE="$base" --build-arg RUNTIME_IMAGE="$base" \
     --build-arg BINARY_FROM=prebuilt -t fluxcode-local/fluxcode:latest "$root" >/dev/null
+  # Each build of a new binary leaves the previous image untagged: drop it unless a
+  # container still uses it.
+  if [ -n "$old" ] && [ "$old" != "$(docker image inspect --format '{{.Id}}' fluxcode-local/fluxcode:latest)" ]; then
+    docker rmi "$old" >/dev/null 2>&1 || true
+  fi
 
   # The image variables of the compose files, for an env file.
   cat <<EOF

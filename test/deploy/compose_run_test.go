@@ -56,7 +56,9 @@ const (
 
 func TestComposeDeploymentRunsUnderDocker(t *testing.T) {
 	dockerCLI := requireDocker(t)
+	began := time.Now()
 	images := buildLocalImages(t)
+	t.Logf("deploy/local-images.sh took %s", time.Since(began).Round(time.Second))
 	hostIP := dockerHostAddress(t, dockerCLI, images["FLUXCODE_IMAGE"])
 
 	// The example env files, filled in as MULTI_HOST.md §5 says, one per simulated host.
@@ -132,6 +134,7 @@ func TestComposeDeploymentRunsUnderDocker(t *testing.T) {
 	}
 	second := relayedRequest(t, entry, tn.key, app, node)
 	waitBilled(t, entry, admin, tn.userID, []string{first, second}, app, node)
+	t.Logf("the whole run took %s", time.Since(began).Round(time.Second))
 }
 
 // requireDocker returns the docker CLI, failing with what to install when Docker Engine, its
