@@ -62,8 +62,8 @@ func TestComposeDeploymentRunsUnderDocker(t *testing.T) {
 	hostIP := dockerHostAddress(t, dockerCLI, images["FLUXCODE_IMAGE"])
 
 	// The example env files, filled in as MULTI_HOST.md §5 says, one per simulated host.
-	pgPort, redisPort := testenv.FreePort(t), testenv.FreePort(t)
-	httpPort, httpsPort, nodePort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	// Published ports are 0: Docker picks free ones (no race with other programs for a port
+	// chosen beforehand), and the test asks compose which.
 	mock := mockupstream.New(mockupstream.Options{})
 	if err := mock.Start(); err != nil {
 		t.Fatalf("start the mock upstream: %v", err)
@@ -74,13 +74,13 @@ func TestComposeDeploymentRunsUnderDocker(t *testing.T) {
 	infraEnv := filledExample(t, composeFiles[1])
 	maps.Copy(infraEnv, images)
 	maps.Copy(infraEnv, map[string]string{
-		"POSTGRES_BIND_HOST": hostIP, "POSTGRES_EXPOSE_PORT": strconv.Itoa(pgPort),
-		"REDIS_BIND_HOST": hostIP, "REDIS_EXPOSE_PORT": strconv.Itoa(redisPort),
+		"POSTGRES_BIND_HOST": hostIP, "POSTGRES_EXPOSE_PORT": "0",
+		"REDIS_BIND_HOST": hostIP, "REDIS_EXPOSE_PORT": "0",
 	})
-	// What app and node share: where the state host is, the secrets, the mock's relay.
+	// What app and node share: where the state host is (its ports once it runs), the
+	// secrets, the mock's relay.
 	shared := map[string]string{
-		"DATABASE_HOST": "host.docker.internal", "DATABASE_PORT": strconv.Itoa(pgPort),
-		"REDIS_HOST": "host.docker.internal", "REDIS_PORT": strconv.Itoa(redisPort),
+		"DATABASE_HOST": "host.docker.internal", "REDIS_HOST": "host.docker.internal",
 		"UPSTREAM_ALLOWED_NETWORKS": hostIP + "/32",
 		"DATABASE_MAX_OPEN_CONNS":   "5", "DATABASE_MAX_IDLE_CONNS": "2",
 	}
@@ -88,14 +88,14 @@ func TestComposeDeploymentRunsUnderDocker(t *testing.T) {
 	maps.Copy(appEnv, images)
 	maps.Copy(appEnv, shared)
 	maps.Copy(appEnv, map[string]string{
-		"HTTP_PORT": strconv.Itoa(httpPort), "HTTPS_PORT": strconv.Itoa(httpsPort), "CADDY_ADDRESS": "",
+		"HTTP_PORT": "0", "HTTPS_PORT": "0", "CADDY_ADDRESS": "",
 		"CADDY_HEALTH_INTERVAL": "1s", "NODE_NAME": "entry",
 	})
 	nodeEnv := filledExample(t, composeFiles[3])
 	maps.Copy(nodeEnv, images)
 	maps.Copy(nodeEnv, shared)
 	maps.Copy(nodeEnv, map[string]string{
-		"NODE_BIND_HOST": hostIP, "NODE_PORT": strconv.Itoa(nodePort), "NODE_NAME": "node1",
+		"NODE_BIND_HOST": hostIP, "NODE_PORT": "0", "NODE_NAME": "node1",
 		// Caddy's requests come from the app's compose network.
 		"TRUSTED_PROXIES": appEnv["APP_NETWORK_SUBNET"],
 	})
@@ -111,8 +111,13 @@ func TestComposeDeploymentRunsUnderDocker(t *testing.T) {
 
 	// §5.2 and §5.3: the state host, then the entry host; health through Caddy.
 	infra.up(t)
+	for _, p := range []*project{app, node} {
+		p.env["DATABASE_PORT"] = infra.port(t, "postgres", 5432)
+		p.env["REDIS_PORT"] = infra.port(t, "redis", 6379)
+		p.writeEnv(t)
+	}
 	app.up(t)
-	entry := "http://127.0.0.1:" + strconv.Itoa(httpPort)
+	entry := "http://127.0.0.1:" + app.port(t, "caddy", 80)
 	retryUntil(t, "/health through Caddy", func() error { return wantStatus(entry+"/health", http.StatusOK) }, app)
 
 	// A relayed request through Caddy, billed once in PostgreSQL.
@@ -123,9 +128,10 @@ func TestComposeDeploymentRunsUnderDocker(t *testing.T) {
 
 	// §5.4: a node on its own "host", added to Caddy's upstream list (mode B).
 	node.up(t)
-	app.env["FLUXCODE_UPSTREAMS"] = "to fluxcode:8080 host.docker.internal:" + strconv.Itoa(nodePort)
+	app.env["FLUXCODE_UPSTREAMS"] = "to fluxcode:8080 host.docker.internal:" + node.port(t, "fluxcode", 8080)
 	app.writeEnv(t)
 	app.up(t, "caddy")
+	entry = "http://127.0.0.1:" + app.port(t, "caddy", 80) // a new container, a new port
 	// With the entry host's own FluxCode stopped (docker stop, so that compose leaves Caddy
 	// alone), only the new node can answer.
 	entryNode := strings.TrimSpace(app.compose(t, "ps", "-q", "fluxcode"))
@@ -294,6 +300,17 @@ func (p *project) compose(t *testing.T, args ...string) string {
 func (p *project) up(t *testing.T, services ...string) {
 	t.Helper()
 	p.compose(t, append([]string{"up", "-d", "--no-build", "--wait"}, services...)...)
+}
+
+// port is the host port Docker published for a service's container port.
+func (p *project) port(t *testing.T, service string, container int) string {
+	t.Helper()
+	out := strings.TrimSpace(p.compose(t, "port", service, strconv.Itoa(container)))
+	_, port, err := net.SplitHostPort(out)
+	if err != nil || port == "0" {
+		t.Fatalf("%s: the published port of %s:%d: %q", p.name, service, container, out)
+	}
+	return port
 }
 
 func (p *project) down(t *testing.T) {
