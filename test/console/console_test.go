@@ -87,6 +87,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		// And ChatGPT (Codex) sign-ins too.
 		"OPENAI_OAUTH_AUTHORIZE_URL": mock.URL() + "/oauth/authorize",
 		"OPENAI_OAUTH_TOKEN_URL":     mock.URL() + "/oauth/token",
+		// And Gemini CLI (Google) sign-ins, with Code Assist's project discovery.
+		"GOOGLE_OAUTH_AUTHORIZE_URL": mock.URL() + "/o/oauth2/v2/auth",
+		"GOOGLE_OAUTH_TOKEN_URL":     mock.URL() + "/token",
+		"GOOGLE_OAUTH_USERINFO_URL":  mock.URL() + "/oauth2/v2/userinfo",
+		"GEMINI_CODE_ASSIST_URL":     mock.URL(),
 	}))
 	if err != nil {
 		t.Fatalf("config: %v", err)

@@ -167,11 +167,11 @@ try {
   // address; a refused code is reported at the code field in the API's words; after a new
   // start, pasting the address the sign-in lands on creates the account, which can be renewed.
   const cl = admin.locator('[data-testid=sub-login]')
-  const startLogin = async () => {
+  const startLogin = async (authorize = '/oauth/authorize') => {
     await cl.locator('button[type=submit]').click()
     await admin.locator('#cl-url').waitFor()
     const url = await admin.inputValue('#cl-url')
-    check(url.startsWith(MOCK + '/oauth/authorize?') && url.includes('code_challenge='), 'the sign-in starts at the OAuth server: ' + url)
+    check(url.startsWith(MOCK + authorize + '?') && url.includes('code_challenge='), 'the sign-in starts at the OAuth server: ' + url)
     return url
   }
   await admin.fill('#cl-name', 'claude-sub')
@@ -216,6 +216,21 @@ try {
   const codexRow = admin.locator('[data-testid=accounts-table] tr', { hasText: 'codex-sub' })
   await codexRow.locator('small', { hasText: 'openai · oauth' }).waitFor()
   check(true, 'the ChatGPT login is listed as an OpenAI OAuth account')
+
+  // And a Gemini CLI login when the platform is Gemini: Google's sign-in (the mock's), then
+  // Code Assist finds or makes the login's project, which the finished sign-in reports.
+  await admin.selectOption('#cl-platform', 'gemini')
+  await admin.fill('#cl-name', 'gemini-cli')
+  await admin.fill('#cl-base', MOCK)
+  const googleSignIn = await fetch((await startLogin('/o/oauth2/v2/auth')) + '&login_hint=ada%40example.com', { redirect: 'manual' })
+  check(googleSignIn.status === 302, 'the mock Google sign-in redirects with the code')
+  await admin.fill('#cl-code', googleSignIn.headers.get('location'))
+  await cl.locator('button[type=submit]').click()
+  await admin.locator('[data-testid=sub-login-done]', { hasText: 'gemini-cli' }).waitFor()
+  const geminiDone = await text(admin, '[data-testid=sub-login-done]')
+  check(geminiDone.includes('ada@example.com') && /Code Assist project: \S+/.test(geminiDone), 'the finished Gemini CLI sign-in names its e-mail and project: ' + geminiDone)
+  await admin.locator('[data-testid=accounts-table] tr', { hasText: 'gemini-cli' }).locator('small', { hasText: 'gemini · oauth' }).waitFor()
+  check(true, 'the Gemini CLI login is listed as a Gemini OAuth account')
   // At 1280 px the accounts table fits the page: nothing to scroll sideways.
   const overflow = await admin.evaluate(() => { const w = document.querySelector('.accounts .table-wrap'); return w.scrollWidth - w.clientWidth })
   check(overflow <= 0, 'the accounts table fits a 1280 px window: ' + overflow + ' px too wide')
