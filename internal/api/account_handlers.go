@@ -261,6 +261,7 @@ func (a *api) createAccount(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	a.identifyLogin(acc)
 	if err := a.store.CreateAccount(ctx, acc); err != nil {
 		a.writeError(w, r, nameConflict(err))
 		return

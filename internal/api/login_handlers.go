@@ -283,6 +283,30 @@ func (a *api) renewAtCreation(ctx context.Context, acc *store.Account) error {
 	return nil
 }
 
+// identifyLogin fills the extra values a login's own access token names and the admin left
+// out: a ChatGPT access token (a JWT) carries its account id, which the Codex backend needs,
+// so tokens pasted from a Codex CLI's auth.json work as they are.
+func (a *api) identifyLogin(acc *store.Account) {
+	if acc.Type != store.AccountTypeOAuth || a.logins == nil {
+		return
+	}
+	p, ok := a.logins.Providers.ForPlatform(acc.Platform)
+	if !ok || p.Client.Config().Identify == nil {
+		return
+	}
+	tok := login.Token{AccessToken: acc.Credentials.AccessToken}
+	if p.Client.Config().Identify(nil, &tok) != nil {
+		return
+	}
+	missing := map[string]string{}
+	for k, v := range tok.Extra {
+		if acc.Credentials.Extra[k] == "" {
+			missing[k] = v
+		}
+	}
+	acc.Credentials.Extra = login.MergeExtra(acc.Credentials.Extra, missing)
+}
+
 // publicExtra is the part of a login's extra values shown to the operator: identifiers, never
 // tokens.
 func publicExtra(extra map[string]string) map[string]string {
