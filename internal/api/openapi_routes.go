@@ -141,7 +141,7 @@ func docRoutes() []docOp {
 				"Nothing is billed, no ledger row is written and the account's health marks are left alone."},
 		{pattern: "GET /api/v1/admin/accounts/{id}/stats", summary: "An account's figures today (UTC) and in total",
 			access: adminOnly, resp: accountStatsView{},
-			desc: "requests, tokens and cost from the ledger (served requests); errors counts failed upstream attempts."},
+			desc: "requests, tokens and cost from the ledger (served requests); errors counts failed upstream attempts (before the answer, or an error mid-stream)."},
 		{pattern: "GET /api/v1/admin/accounts/stats", summary: "Every account's figures today (UTC) and in total",
 			access: adminOnly, resp: listBody[accountStatsView]{}},
 		{pattern: "POST /api/v1/admin/accounts/bulk", summary: "Enable, disable or move several accounts at once",

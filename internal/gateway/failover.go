@@ -297,6 +297,8 @@ const verifyTimeout = 15 * time.Second
 // event. A refusal's confirming call runs in the background: the client's stream ends with
 // the error event at once instead of waiting up to verifyTimeout for it.
 func (c *call) markMidStream(acct *store.Account, f *provider.Failure) {
+	c.g.accountErrs.add(c.start, acct.ID) // the account failed this request, though it was billed
+
 	if f.Mark.Kind != provider.MarkVerify {
 		c.markAccount(acct, f, nil)
 		return
