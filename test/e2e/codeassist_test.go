@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 	"google.golang.org/genai"
@@ -147,5 +148,68 @@ func TestCodeAssistCLIShapes(t *testing.T) {
 		if r.Partial || r.InputTokens != u.Input || r.OutputTokens != u.Output || r.Cost <= 0 {
 			t.Errorf("row %+v; the mock reported %+v", r, u)
 		}
+	}
+}
+
+// TestCodeAssistFailoverPerClass: a Google login's failures are Google's, read as for API
+// keys: a refusal is confirmed with loadCodeAssist (a login that still works keeps no mark,
+// a revoked one is the error state), a 429 rests the account for the RetryInfo delay, a 503
+// for the overload cooldown; each time the client is served by the group's other account.
+// The admin's account test reads the login's answer unwrapped.
+func TestCodeAssistFailoverPerClass(t *testing.T) {
+	cfg := config()
+	cfg.OverloadCooldown = 7 * time.Minute
+	for _, tc := range []struct {
+		name   string
+		script mockupstream.Script
+		check  func(a *store.Account, sent time.Time) bool
+	}{
+		{"RefusedOnce", mockupstream.Script{Fail: &mockupstream.Failure{Status: 403}, FailTimes: 1},
+			func(a *store.Account, _ time.Time) bool {
+				return a.Available(time.Now()) && a.Status == store.StatusActive
+			}},
+		{"Revoked", mockupstream.Script{Revoked: true},
+			func(a *store.Account, _ time.Time) bool {
+				return a.Status == store.StatusError && strings.Contains(a.ErrorMessage, "401")
+			}},
+		{"ResourceExhausted", mockupstream.Script{Fail: &mockupstream.Failure{Status: 429, RetryAfter: 37 * time.Second}, FailTimes: 1},
+			func(a *store.Account, sent time.Time) bool {
+				return gatewaytest.Near(a.RateLimitedUntil, sent.Add(37*time.Second), 3*time.Second)
+			}},
+		{"Unavailable", mockupstream.Script{Fail: &mockupstream.Failure{Status: 503}, FailTimes: 1},
+			func(a *store.Account, sent time.Time) bool {
+				return gatewaytest.Near(a.OverloadedUntil, sent.Add(7*time.Minute), 3*time.Second)
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, ten := geminiSingle(t, cfg, gatewaytest.TenantOptions{})
+			first, l := c.googleLoginAccount(t, "first@example.com", []int64{ten.Group.ID})
+			c.geminiAccount(t, "up-second", []int64{ten.Group.ID}, func(a *store.Account) { a.Priority = first.Priority + 10 })
+			if err := c.Mock.SetScript(l.AccessToken, tc.script); err != nil {
+				t.Fatal(err)
+			}
+			sent := time.Now()
+			if _, err := genaiClient(t, c.nodes[0], ten.Secret, nil).Models.GenerateContent(context.Background(), geminiModel, genai.Text("x"), nil); err != nil {
+				t.Fatalf("the SDK saw an error: %v", err)
+			}
+			if c.Mock.Stats(l.AccessToken).Requests == 0 || c.Mock.Stats("up-second").Requests != 1 {
+				t.Fatal("not served by the second account after the login failed")
+			}
+			a, err := c.Store.GetAccount(context.Background(), first.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(a, sent) {
+				t.Errorf("account after %s: status %q %q, rate limited %v, overloaded %v", tc.name, a.Status, a.ErrorMessage, a.RateLimitedUntil, a.OverloadedUntil)
+			}
+		})
+	}
+	c, ten := geminiSingle(t, cfg, gatewaytest.TenantOptions{})
+	acct, l := c.googleLoginAccount(t, "tested@example.com", []int64{ten.Group.ID})
+	if err := c.Mock.SetScript(l.AccessToken, mockupstream.Script{Events: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if res := c.nodes[0].Gateway.TestAccount(context.Background(), acct, ""); !res.OK || res.Reply != mockupstream.ReplyText(3) {
+		t.Fatalf("account test: %+v", res)
 	}
 }
