@@ -258,6 +258,8 @@ func Vars() []Var {
 			gateway: func(g *gateway.Config) any { return &g.SubscriptionPausePercent }},
 		{Name: "GATEWAY_STICKY_TTL", Doc: "How long a conversation stays on the account that served it.",
 			gateway: func(g *gateway.Config) any { return &g.StickyTTL }},
+		{Name: "GATEWAY_ANSWER_TTL", Doc: "How long a stored OpenAI response stays bound to the account that holds it, so a request continuing it (previous_response_id) goes there.",
+			gateway: func(g *gateway.Config) any { return &g.AnswerTTL }},
 		{Name: "GATEWAY_MAX_ACCOUNT_SWITCHES", Min: 0, Max: 50, Doc: "Other accounts tried after a failure, before the first byte.",
 			gateway: func(g *gateway.Config) any { return &g.MaxAccountSwitches }},
 		{Name: "GATEWAY_WAIT_QUEUE_MAX", Min: 0, Max: 1000000, Doc: "Requests that may wait for a concurrency slot per user or key; 0 = refuse at once.",

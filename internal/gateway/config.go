@@ -12,6 +12,10 @@ type Config struct {
 	// StickyTTL is how long a conversation stays bound to the account that served it.
 	// Default 1h.
 	StickyTTL time.Duration
+	// AnswerTTL is how long a stored upstream answer (an OpenAI response that a later
+	// request continues by previous_response_id) stays bound to the account that holds it.
+	// Default 24h.
+	AnswerTTL time.Duration
 	// MaxAccountSwitches is how many other accounts are tried after a failure before the
 	// first byte reaches the client. Default 3; 0 means a failure is final.
 	MaxAccountSwitches int
@@ -98,6 +102,7 @@ type Config struct {
 func Default() Config {
 	return Config{
 		StickyTTL:          time.Hour,
+		AnswerTTL:          24 * time.Hour,
 		MaxAccountSwitches: 3,
 		WaitQueueMax:       100,
 		WaitTimeout:        30 * time.Second,
@@ -132,6 +137,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	fill(&c.StickyTTL, d.StickyTTL)
+	fill(&c.AnswerTTL, d.AnswerTTL)
 	fill(&c.WaitTimeout, d.WaitTimeout)
 	fill(&c.PingInterval, d.PingInterval)
 	fill(&c.SlotTTL, d.SlotTTL)

@@ -30,6 +30,9 @@ type result struct {
 	// tail is the end of a complete answer, held back until its ledger row is committed;
 	// nil when nothing is held (not billed, or the answer did not end normally).
 	tail []byte
+	// answerSession is the session of a later request continuing this answer, bound to
+	// account once the answer is billed (bindAnswer); "" for none.
+	answerSession string
 }
 
 var (

@@ -214,6 +214,7 @@ func (g *Gateway) serveMessages(c *call) {
 		// next request on seeing the end finds its slots free.
 		commit := c.bill(res)
 		c.releaseHeld()
+		c.bindAnswer(res)
 		c.awaitCommit(commit)
 		c.sendTail(res)
 		c.countTokens(res)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluxcode/fluxcode/internal/coord"
 	"github.com/fluxcode/fluxcode/internal/gateway"
 	"github.com/fluxcode/fluxcode/internal/gateway/gatewaytest"
 	"github.com/fluxcode/fluxcode/internal/invalidate"
@@ -29,9 +30,12 @@ type oaiEnv struct {
 	oai, anth *gatewaytest.Tenant
 }
 
-func newOAIEnv(t *testing.T) *oaiEnv {
+func newOAIEnv(t *testing.T) *oaiEnv { t.Helper(); return newOAIEnvOn(t, nil) }
+
+// newOAIEnvOn is newOAIEnv on coordinator co (nil: an in-process one).
+func newOAIEnvOn(t *testing.T, co coord.Coordinator) *oaiEnv {
 	t.Helper()
-	d := gatewaytest.NewDeps(t, gatewaytest.Deps{Providers: []provider.Provider{anthropic.New(), openai.New()}})
+	d := gatewaytest.NewDeps(t, gatewaytest.Deps{Coord: co, Providers: []provider.Provider{anthropic.New(), openai.New()}})
 	e := &oaiEnv{Deps: d, tap: gatewaytest.NewTap(t, d.Mock)}
 	e.node = gatewaytest.Start(t, d, testConfig(), "n1", nil)
 	g := &store.Group{Name: "openai-group", Platform: store.PlatformOpenAI, BillingType: store.BillingBalance,

@@ -100,6 +100,9 @@ func (c *call) relayJSON(at *attempt, res *result, resp *http.Response, body io.
 		res.usage = c.prov.JSONUsage(kept.Bytes())
 	}
 	res.partial = broke || overflow || c.gone.Load() || (arr != nil && arr.Failed())
+	if cs, ok := c.prov.(provider.Continuations); ok && meter && !broke && !overflow {
+		res.answerSession = cs.AnswerSession(c.req, kept.Bytes())
+	}
 	if res.partial && c.outcome == outcomeOK {
 		c.outcome = outcomePartial
 	}

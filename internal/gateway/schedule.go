@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"cmp"
+	"context"
 	"slices"
 	"strconv"
 	"time"
@@ -147,5 +148,25 @@ func (c *call) session() (string, time.Duration) {
 	if c.req.Session == "" || c.op != provider.OpMessages {
 		return "", 0
 	}
+	if c.req.Continues {
+		return stickyKey(c.auth.Group.ID, c.req.Session), c.g.cfg.AnswerTTL
+	}
 	return stickyKey(c.auth.Group.ID, c.req.Session), c.g.cfg.StickyTTL
+}
+
+// bindAnswer binds the session of a later request continuing this answer
+// (provider.Continuations) to the account that gave it: the upstream keeps the answer with
+// that account alone. It runs before the answer's end reaches the client, so that the
+// client's next request, on any node, finds the binding.
+func (c *call) bindAnswer(res *result) {
+	if res.answerSession == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), storeTimeout)
+	defer cancel()
+	key := stickyKey(c.auth.Group.ID, res.answerSession)
+	if err := c.g.coord.StickySet(ctx, key, res.account.ID, c.g.cfg.AnswerTTL); err != nil {
+		c.g.log.WarnContext(c.ctx(), "binding an answer to its account failed; a request continuing it may go to another",
+			"account", res.account.ID, "err", err)
+	}
 }

@@ -84,6 +84,9 @@ func (c *call) relayStream(at *attempt, res *result, resp *http.Response, body i
 	res.usage = meter.Usage()
 	ended := errors.Is(err, io.EOF) && meter.Complete()
 	res.partial = !ended || sawError || c.gone.Load()
+	if sm, ok := meter.(provider.SessionMeter); ok && ended && !sawError {
+		res.answerSession = sm.AnswerSession()
+	}
 	if res.partial && end != nil {
 		c.send(at, end) // the upstream went wrong after its end event: nothing to hold back
 		end = nil

@@ -92,6 +92,10 @@ type Request struct {
 	// Session identifies a conversation for sticky scheduling, already hashed to a short
 	// fixed-size string; empty means the request carries nothing to stick on.
 	Session string
+	// Continues is true when Session names a stored upstream answer the request continues
+	// (OpenAI's previous_response_id): the upstream keeps it with one account alone, so its
+	// binding lives as long as answers are bound (see Continuations), not a conversation's.
+	Continues bool
 	// Variant is the provider's own note on the wire format of the request, for a provider
 	// that serves several under one operation (OpenAI's chat completions and responses, and
 	// whether the client asked for the usage its stream must carry). The gateway reads
@@ -335,6 +339,22 @@ type Meter interface {
 	Usage() Usage
 	// Complete reports whether the stream's normal end (e.g. message_stop) was seen.
 	Complete() bool
+}
+
+// Continuations is implemented by a provider whose upstream keeps answers, per account, for
+// a later request to continue (OpenAI stores responses; previous_response_id continues one).
+// The gateway binds the session such a later request carries (Request.Session, Continues)
+// to the account that gave the answer, in the sticky map every node reads.
+type Continuations interface {
+	// AnswerSession returns that session for a complete non-streamed answer to req; "" when
+	// no request can continue it.
+	AnswerSession(req Request, body []byte) string
+}
+
+// SessionMeter is a Meter that reads the same session from a complete stream's events.
+type SessionMeter interface {
+	Meter
+	AnswerSession() string
 }
 
 // KeyOf returns the API key a request carries in the first of places that holds one, or "".

@@ -76,13 +76,14 @@ const (
 func isChat(path string) bool { return path == pathChat }
 
 // ParseRequest implements provider.Provider. Like Anthropic's, it reads the few top-level
-// members it needs in one pass and refuses a body with a key twice. previous_response_id,
-// store and everything else go upstream as the client wrote them.
+// members it needs in one pass and refuses a body with a key twice. A previous_response_id
+// makes the response it names the session; it, store and everything else go upstream as the
+// client wrote them.
 func (*Provider) ParseRequest(op provider.Operation, in provider.Inbound, body []byte) (provider.Request, error) {
 	if op != provider.OpMessages {
 		return provider.Request{}, nil
 	}
-	var model, stream, streamOptions, cacheKey, instructions, messages, input gjson.Result
+	var model, stream, streamOptions, cacheKey, previous, instructions, messages, input gjson.Result
 	err := provider.ReadObject(body, func(m provider.Member) error {
 		switch m.Key {
 		case "model":
@@ -93,6 +94,8 @@ func (*Provider) ParseRequest(op provider.Operation, in provider.Inbound, body [
 			streamOptions = m.Value
 		case "prompt_cache_key":
 			cacheKey = m.Value
+		case "previous_response_id":
+			previous = m.Value
 		case "instructions":
 			instructions = m.Value
 		case "messages":
@@ -132,8 +135,36 @@ func (*Provider) ParseRequest(op provider.Operation, in provider.Inbound, body [
 			second = input.Get("0")
 		}
 	}
+	if previous.Type == gjson.String && previous.Str != "" {
+		// The upstream keeps the response continued with the account that produced it: the
+		// request goes where that response's binding (AnswerSession) points.
+		req.Session, req.Continues = responseSession(previous.Str), true
+		return req, nil
+	}
 	req.Session = sessionOf(in.Header, cacheKey, first, second)
 	return req, nil
+}
+
+// responseSession is the sticky session of a request continuing response id.
+func responseSession(id string) string { return hashSession("r:", id) }
+
+// storedSession is the session of a later request continuing response r, "" when the
+// upstream does not keep it (the client asked for store false) or it has no id.
+func storedSession(r gjson.Result) string {
+	id := r.Get("id")
+	if id.Type != gjson.String || id.Str == "" || r.Get("store").Type == gjson.False {
+		return ""
+	}
+	return responseSession(id.Str)
+}
+
+// AnswerSession implements provider.Continuations: a Responses answer is continued by
+// previous_response_id; a chat completion never is.
+func (*Provider) AnswerSession(req provider.Request, body []byte) string {
+	if req.Variant != variantResponses {
+		return ""
+	}
+	return storedSession(gjson.ParseBytes(body))
 }
 
 // sessionOf derives the sticky-session identity of a request: Codex's session header (sent

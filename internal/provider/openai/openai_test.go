@@ -108,6 +108,42 @@ func TestSession(t *testing.T) {
 	}
 }
 
+// TestAnswerSession: a request continuing a response (previous_response_id) carries the
+// session its answer reported, JSON or streamed, whatever else the request names; a response
+// the upstream does not keep (store false) and a chat completion report none.
+func TestAnswerSession(t *testing.T) {
+	p := New()
+	req, err := p.ParseRequest(provider.OpMessages, inbound("/v1/responses", http.Header{"Session-Id": {"s-1"}}),
+		[]byte(`{"model":"m","input":"next","prompt_cache_key":"k","previous_response_id":"resp_1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !req.Continues || req.Session == "" {
+		t.Fatalf("continuing request: %+v", req)
+	}
+	responses := provider.Request{Variant: variantResponses}
+	if got := p.AnswerSession(responses, []byte(`{"id":"resp_1","object":"response","store":true}`)); got != req.Session {
+		t.Errorf("JSON answer's session %q, want the continuing request's %q", got, req.Session)
+	}
+	m := p.NewRequestMeter(responses).(provider.SessionMeter)
+	m.Event([]byte("response.completed"), []byte(`{"type":"response.completed","response":{"id":"resp_1","usage":{"input_tokens":1}}}`))
+	if got := m.AnswerSession(); got != req.Session {
+		t.Errorf("stream's session %q, want %q", got, req.Session)
+	}
+	for name, c := range map[string]struct {
+		req  provider.Request
+		body string
+	}{
+		"store false": {responses, `{"id":"resp_2","object":"response","store":false}`},
+		"no id":       {responses, `{"object":"response"}`},
+		"chat":        {provider.Request{Variant: variantChat}, `{"id":"chatcmpl-1","object":"chat.completion"}`},
+	} {
+		if got := p.AnswerSession(c.req, []byte(c.body)); got != "" {
+			t.Errorf("%s: session %q, want none", name, got)
+		}
+	}
+}
+
 func account() *store.Account {
 	return &store.Account{ID: 7, Platform: store.PlatformOpenAI, Type: store.AccountTypeAPIKey,
 		BaseURL: "https://up.example/v1/", Credentials: store.Credentials{APIKey: "sk-account",

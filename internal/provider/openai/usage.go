@@ -30,6 +30,7 @@ func (*Provider) NewRequestMeter(req provider.Request) provider.Meter {
 type responsesMeter struct {
 	usage    provider.Usage
 	complete bool
+	session  string // of a request continuing the completed response (storedSession)
 }
 
 func (m *responsesMeter) Event(name, data []byte) bool {
@@ -38,7 +39,9 @@ func (m *responsesMeter) Event(name, data []byte) bool {
 	}
 	switch string(name) {
 	case "response.completed", "response.incomplete":
-		m.usage = tokensOf(gjson.GetBytes(data, "response.usage"))
+		r := gjson.GetBytes(data, "response")
+		m.usage = tokensOf(r.Get("usage"))
+		m.session = storedSession(r)
 		m.complete = true
 	case "response.failed":
 		if u := gjson.GetBytes(data, "response.usage"); u.IsObject() {
@@ -53,6 +56,9 @@ func (m *responsesMeter) Event(name, data []byte) bool {
 
 func (m *responsesMeter) Usage() provider.Usage { return m.usage }
 func (m *responsesMeter) Complete() bool        { return m.complete }
+
+// AnswerSession implements provider.SessionMeter.
+func (m *responsesMeter) AnswerSession() string { return m.session }
 
 // chatMeter reads a Chat Completions stream: unnamed data-only chunks, then "data: [DONE]".
 // Usage comes in a chunk of its own with "choices":[] before [DONE], and only when the
