@@ -16,7 +16,7 @@ const en = {
     copied: 'Copied', filter: 'Filter', reset: 'Reset', saved: 'Saved.', id: 'ID', platform: 'Platform',
     concurrency: 'Concurrency', concurrencyHint: '0 means no limit', priority: 'Priority', yes: 'yes', no: 'no',
     email: 'Email', password: 'Password', balance: 'Balance', expires: 'Expires', never: 'never', group: 'Group',
-    confirmTitle: 'Are you sure?', confirm: 'Yes, go ahead', search: 'Search', all: 'all', error: 'error',
+    confirmTitle: 'Are you sure?', confirm: 'Yes, go ahead', search: 'Search', all: 'all', error: 'error', used: 'used', expired: 'expired',
   },
   login: {
     title: 'Sign in', register: 'Create an account', submit: 'Sign in', submitRegister: 'Register',
@@ -146,7 +146,7 @@ const zh: Messages = {
     copied: '已复制', filter: '筛选', reset: '重置', saved: '已保存。', id: 'ID', platform: '平台',
     concurrency: '并发数', concurrencyHint: '0 表示不限', priority: '优先级', yes: '是', no: '否',
     email: '邮箱', password: '密码', balance: '余额', expires: '到期', never: '永不', group: '分组',
-    confirmTitle: '确认操作', confirm: '确定', search: '搜索', all: '全部', error: '出错',
+    confirmTitle: '确认操作', confirm: '确定', search: '搜索', all: '全部', error: '出错', used: '已使用', expired: '已过期',
   },
   login: {
     title: '登录', register: '注册账户', submit: '登录', submitRegister: '注册',
