@@ -11,6 +11,7 @@ import (
 
 	"github.com/fluxcode/fluxcode/internal/gateway"
 	"github.com/fluxcode/fluxcode/internal/gateway/gatewaytest"
+	"github.com/fluxcode/fluxcode/internal/invalidate"
 	"github.com/fluxcode/fluxcode/internal/login"
 	"github.com/fluxcode/fluxcode/internal/mockupstream"
 	"github.com/fluxcode/fluxcode/internal/provider"
@@ -151,13 +152,13 @@ func TestResponsesJSONClientServedFromCodexStream(t *testing.T) {
 // with the reason; with an API-key account beside them, that account serves it.
 func TestChatCompletionsSkipChatGPTLogins(t *testing.T) {
 	e := codexEnv(t, testConfig())
-	e.chatgptAccount(t, nil)
+	_, l := e.chatgptAccount(t, nil)
 	resp := e.do(t, "POST", "/v1/chat/completions", oaiChat, bearer(e.oai.Secret))
 	raw := readBody(t, resp)
 	if _, msg, _ := openAIError(t, raw); resp.StatusCode != 400 || !strings.Contains(msg, "Responses API") {
 		t.Fatalf("chat on ChatGPT logins only: %d %s", resp.StatusCode, raw)
 	}
-	gatewaytest.NewAccount(t, e.Deps, "sk-platform", []int64{e.oai.Group.ID}, func(a *store.Account) {
+	platform := gatewaytest.NewAccount(t, e.Deps, "sk-platform", []int64{e.oai.Group.ID}, func(a *store.Account) {
 		a.Platform, a.Priority = store.PlatformOpenAI, 99
 	})
 	if resp := e.do(t, "POST", "/v1/chat/completions", oaiChat, bearer(e.oai.Secret)); resp.StatusCode != 200 {
@@ -165,6 +166,25 @@ func TestChatCompletionsSkipChatGPTLogins(t *testing.T) {
 	}
 	if e.Mock.Stats("sk-platform").Completed != 1 {
 		t.Fatal("the API-key account did not serve the chat request")
+	}
+	// The API-key account rate-limited: the ChatGPT login still does not serve chat, and the
+	// refusal is the retryable one for no available account.
+	until := time.Now().Add(time.Hour)
+	if err := e.Store.MarkAccount(context.Background(), platform.ID, store.AccountMark{RateLimitedUntil: &until}); err != nil {
+		t.Fatal(err)
+	}
+	if err := invalidate.Publish(context.Background(), e.Coord, invalidate.Account, platform.ID); err != nil {
+		t.Fatal(err)
+	}
+	var resp2 *http.Response
+	for range 100 { // the node drops its copy of the account on the invalidation
+		if resp2 = e.do(t, "POST", "/v1/chat/completions", oaiChat, bearer(e.oai.Secret)); resp2.StatusCode != 200 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if raw := readBody(t, resp2); resp2.StatusCode != 503 || e.Mock.Stats(l.AccessToken).Requests != 0 {
+		t.Fatalf("chat with the API-key account rate-limited: %d %s", resp2.StatusCode, raw)
 	}
 }
 

@@ -114,7 +114,7 @@ func (c *call) candidates(tried map[int64]bool) (ranked []Candidate, keep []int6
 		}
 		pool[i] = Candidate{Account: a, InFlight: inFlight, LastUsed: lastUsed}
 	}
-	ranked, err = c.keepServed(Rank(pool, c.prov.Platform(), c.req.Model, now, tried), tried)
+	ranked, err = c.keepServed(Rank(pool, c.prov.Platform(), c.req.Model, now, tried), accts, tried)
 	if err != nil {
 		return nil, nil, err
 	}
