@@ -2,6 +2,8 @@ package mockupstream
 
 import (
 	"crypto/rand"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -336,4 +338,49 @@ const googleUnauthenticated = "Request had invalid authentication credentials. E
 // newProjectID makes a project id of the shape Code Assist gives free-tier users.
 func newProjectID() string {
 	return "mock-project-" + strings.ToLower(rand.Text()[:10])
+}
+
+// serveGoogleControl answers the Google part of the control API; false when op is not one:
+//
+//	GET  /_mock/google/stats              GoogleStats
+//	POST /_mock/google/login?email=E      a signed-in, onboarded login: {"login":Login,"project":P}
+//	POST /_mock/google/user?email=E       body CodeAssistUser: what Code Assist knows of E
+//	POST /_mock/google/expire?token=T     access token T expires now
+//	POST /_mock/google/revoke?token=R     refresh token R is revoked (invalid_grant)
+//	POST /_mock/google/ttl?d=D            access tokens issued from now live D
+func (s *Server) serveGoogleControl(w http.ResponseWriter, r *http.Request, op string) bool {
+	q := r.URL.Query()
+	ok := map[string]bool{"ok": true}
+	switch r.Method + " " + op {
+	case "GET google/stats":
+		controlJSON(w, s.GoogleStats())
+	case "POST google/login":
+		l := s.NewGoogleLogin(q.Get("email"))
+		controlJSON(w, map[string]any{"login": l, "project": s.CodeAssistUser(q.Get("email")).Project})
+	case "POST google/user":
+		var u CodeAssistUser
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&u); err != nil {
+			controlError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
+			return true
+		}
+		s.SetCodeAssistUser(q.Get("email"), u)
+		controlJSON(w, ok)
+	case "POST google/expire":
+		s.ExpireGoogleAccess(q.Get("token"))
+		controlJSON(w, ok)
+	case "POST google/revoke":
+		s.RevokeGoogleLogin(q.Get("token"))
+		controlJSON(w, ok)
+	case "POST google/ttl":
+		d, err := parseDuration(q.Get("d"))
+		if err != nil {
+			controlError(w, http.StatusBadRequest, fmt.Errorf("d: %w", err))
+			return true
+		}
+		s.SetGoogleAccessTTL(d)
+		controlJSON(w, ok)
+	default:
+		return false
+	}
+	return true
 }

@@ -145,3 +145,41 @@ func TestCodeAssistExistingProject(t *testing.T) {
 		t.Fatalf("unknown token: %d", status)
 	}
 }
+
+// TestGoogleControl: the Google login server driven over HTTP, as cmd/mockupstream's users
+// do: a login created, its token expired, the counters read.
+func TestGoogleControl(t *testing.T) {
+	s := mustStart(t, Options{})
+	post := func(path, body string) []byte {
+		resp, err := http.Post(s.URL()+"/_mock/google/"+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := readAll(t, resp)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
+		}
+		return b
+	}
+	post("user?email=corp%40example.com", `{"tier":"standard-tier","project":"acme","onboarded":true}`)
+	b := post("login?email=corp%40example.com", "")
+	token := gjson.GetBytes(b, "login.access_token").Str
+	if gjson.GetBytes(b, "project").Str != "acme" || token == "" {
+		t.Fatalf("login: %s", b)
+	}
+	gen := `{"model":"m","project":"acme","request":{"contents":[{"parts":[{"text":"hi"}]}]}}`
+	if status, _ := googlePost(t, s, "/v1internal:generateContent", token, gen); status != 200 {
+		t.Fatalf("generate: %d", status)
+	}
+	post("expire?token="+url.QueryEscape(token), "")
+	if status, _ := googlePost(t, s, "/v1internal:generateContent", token, gen); status != 401 {
+		t.Fatalf("expired: %d", status)
+	}
+	resp, err := http.Get(s.URL() + "/_mock/google/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := readAll(t, resp); !json.Valid(b) || !strings.Contains(string(b), `"refresh_calls":0`) {
+		t.Fatalf("stats: %s", b)
+	}
+}

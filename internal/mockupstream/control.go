@@ -52,6 +52,7 @@ type RecordedRequestJSON struct {
 //	POST   /_mock/oauth/revoke?token=R    refresh token R is revoked (real invalid_grant)
 //	POST   /_mock/oauth/hold, /release    refresh grants wait / go through
 //	POST   /_mock/oauth/ttl?d=D           access tokens issued from now live D
+//	GET    /_mock/google/...              Google's login server and Code Assist (codeassist_oauth.go)
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	key := q.Get("key")
@@ -168,6 +169,9 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		s.SetAccessTTL(d)
 		controlJSON(w, map[string]bool{"ok": true})
 	default:
+		if s.serveGoogleControl(w, r, op) {
+			return
+		}
 		controlError(w, http.StatusNotFound, fmt.Errorf("no control endpoint %s %s", r.Method, r.URL.Path))
 	}
 }

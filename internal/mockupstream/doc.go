@@ -106,7 +106,8 @@
 // new access token (3599 s), and a revoked refresh token is invalid_grant. An expired
 // access token is 401 UNAUTHENTICATED; a request naming another user's project is 403.
 // Tests sign users in directly (NewGoogleLogin), shape them (SetCodeAssistUser), expire
-// tokens (ExpireGoogleAccess), revoke logins (RevokeGoogleLogin) and read GoogleStats.
+// tokens (ExpireGoogleAccess), revoke logins (RevokeGoogleLogin) and read GoogleStats; over
+// HTTP under /_mock/google/.
 //
 // # Scripts
 //
