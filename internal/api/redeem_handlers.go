@@ -28,33 +28,55 @@ const (
 	redeemThrottleKey = "redeem:user:"
 )
 
+// redeemWorth is what a code gives, as every view of a code shows it.
+type redeemWorth struct {
+	Kind        string `json:"kind"`
+	Amount      *money `json:"amount,omitempty"`
+	Concurrency int    `json:"concurrency,omitempty"`
+	GroupID     int64  `json:"group_id,omitempty"`
+	Days        int    `json:"days,omitempty"`
+}
+
+func viewWorth(c *store.RedeemCode) redeemWorth {
+	w := redeemWorth{Kind: c.Kind, Concurrency: c.Concurrency, GroupID: c.GroupID, Days: c.Days}
+	if c.Kind == store.RedeemBalance {
+		m := money(c.Amount)
+		w.Amount = &m
+	}
+	return w
+}
+
 type redeemCodeView struct {
 	ID int64 `json:"id"`
 	// Code is the code itself, present only in the answer that created it.
-	Code        string     `json:"code,omitempty"`
-	Prefix      string     `json:"prefix"`
-	Kind        string     `json:"kind"`
-	Amount      *money     `json:"amount,omitempty"`
-	Concurrency int        `json:"concurrency,omitempty"`
-	GroupID     int64      `json:"group_id,omitempty"`
-	Days        int        `json:"days,omitempty"`
-	Note        string     `json:"note"`
-	Status      string     `json:"status"`
-	CreatedBy   int64      `json:"created_by"`
-	UsedBy      int64      `json:"used_by,omitempty"`
-	UsedAt      *time.Time `json:"used_at,omitempty"`
-	CreatedAt   time.Time  `json:"created_at"`
+	Code   string `json:"code,omitempty"`
+	Prefix string `json:"prefix"`
+	redeemWorth
+	Note      string     `json:"note"`
+	Status    string     `json:"status"`
+	CreatedBy int64      `json:"created_by"`
+	UsedBy    int64      `json:"used_by,omitempty"`
+	UsedAt    *time.Time `json:"used_at,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
 }
 
 func viewRedeemCode(c *store.RedeemCode) redeemCodeView {
-	v := redeemCodeView{ID: c.ID, Prefix: c.Prefix, Kind: c.Kind, Concurrency: c.Concurrency, GroupID: c.GroupID,
-		Days: c.Days, Note: c.Note, Status: c.Status, CreatedBy: c.CreatedBy, UsedBy: c.UsedBy, UsedAt: c.UsedAt,
-		CreatedAt: c.CreatedAt}
-	if c.Kind == store.RedeemBalance {
-		m := money(c.Amount)
-		v.Amount = &m
-	}
-	return v
+	return redeemCodeView{ID: c.ID, Prefix: c.Prefix, redeemWorth: viewWorth(c), Note: c.Note, Status: c.Status,
+		CreatedBy: c.CreatedBy, UsedBy: c.UsedBy, UsedAt: c.UsedAt, CreatedAt: c.CreatedAt}
+}
+
+// redeemedCodeView is a code as the user who spent it sees it: what it gave. The admin's
+// note, who issued the code and its status in the admins' lists are the admins' business.
+type redeemedCodeView struct {
+	ID     int64  `json:"id"`
+	Prefix string `json:"prefix"`
+	redeemWorth
+	UsedBy int64      `json:"used_by,omitempty"`
+	UsedAt *time.Time `json:"used_at,omitempty"`
+}
+
+func viewRedeemedCode(c *store.RedeemCode) redeemedCodeView {
+	return redeemedCodeView{ID: c.ID, Prefix: c.Prefix, redeemWorth: viewWorth(c), UsedBy: c.UsedBy, UsedAt: c.UsedAt}
 }
 
 type createRedeemCodesReq struct {
@@ -231,7 +253,7 @@ type redeemReq struct {
 // redeemedBody is what a redemption gave: the code, the user as they are now and, for a
 // subscription code, the subscription.
 type redeemedBody struct {
-	Code         redeemCodeView    `json:"redeemed"`
+	Code         redeemedCodeView  `json:"redeemed"`
 	User         userView          `json:"user"`
 	Subscription *subscriptionView `json:"subscription,omitempty"`
 }
@@ -274,7 +296,7 @@ func (a *api) redeem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.publish(ctx, invalidate.User, u.ID)
-	body := redeemedBody{Code: viewRedeemCode(c)}
+	body := redeemedBody{Code: viewRedeemedCode(c)}
 	fresh, err := a.store.GetUser(ctx, u.ID)
 	if err != nil {
 		a.writeError(w, r, err)

@@ -88,9 +88,15 @@ func checkRedeemCodes(t *testing.T, e *env) {
 	}
 
 	var got redeemedBody
-	e.redeem(token, "  "+codes[0].Code+" ").ok(t, 200, &got)
+	answer := e.redeem(token, "  "+codes[0].Code+" ")
+	answer.ok(t, 200, &got)
 	if got.User.ID != uid || got.User.Balance != "1.500000000" || got.Redeemed.ID != codes[0].ID || got.Redeemed.UsedBy != uid {
 		t.Fatalf("redeem answered %+v", got)
+	}
+	// The admin's note (and who issued the code) is not the user's to see.
+	if bytes.Contains(answer.body, []byte("promo")) || bytes.Contains(answer.body, []byte(`"note"`)) ||
+		bytes.Contains(answer.body, []byte(`"created_by"`)) {
+		t.Fatalf("the user's redeem answer shows admin fields: %s", answer.body)
 	}
 	e.wantMessage(fmt.Sprintf("user:%d", uid))
 	e.redeem(token, codes[0].Code).wantError(t, 400, "invalid_argument", "code")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/fluxcode/fluxcode/internal/secret"
@@ -68,7 +69,7 @@ func (a *api) loginSucceeded(ctx context.Context, at *loginAttempt) {
 // expires anyway.
 func (a *api) takeBack(ctx context.Context, key string, n int64) {
 	if _, err := a.coord.Incr(context.WithoutCancel(ctx), key, -n, a.loginWindow); err != nil {
-		a.log.WarnContext(ctx, "take back a throttle count", "err", err)
+		a.log.WarnContext(ctx, "take back a throttle count", "throttle", throttleName(key), "err", err)
 	}
 }
 
@@ -77,6 +78,15 @@ func (a *api) takeBack(ctx context.Context, key string, n int64) {
 func throttleKey(prefix, v string) string {
 	sum := sha256.Sum256([]byte(prefix + v))
 	return prefix + hex.EncodeToString(sum[:16])
+}
+
+// throttleName is the counter a throttle key belongs to (its prefix, "redeem:user"), for
+// logs: the hashed rest names one user or address and says nothing to a reader.
+func throttleName(key string) string {
+	if i := strings.LastIndexByte(key, ':'); i > 0 {
+		return key[:i]
+	}
+	return key
 }
 
 // addressBucket is the unit an address is throttled by: an IPv4 address, or the /64 of an
