@@ -54,6 +54,8 @@ const (
 	runModel      = "claude-sonnet-5-5"
 )
 
+// TestComposeDeploymentRunsUnderDocker (issue 15, must-show 5): the compose deployment
+// serves and bills a request through Caddy, and a node joins by the upstream list.
 func TestComposeDeploymentRunsUnderDocker(t *testing.T) {
 	dockerCLI := requireDocker(t)
 	began := time.Now()

@@ -1,6 +1,7 @@
 // Package deploy tests the files in deploy/: the compose files are loaded with the Compose
-// specification's own loader, the Caddyfile is adapted and run by the real Caddy binary in
-// front of small HTTP servers, and the docs are checked against both.
+// specification's own loader (and run under Docker Engine: compose_run_test.go), the
+// Caddyfile is adapted and run by the real Caddy binary in front of small HTTP servers, and
+// the docs are checked against both.
 package deploy
 
 import (
