@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,5 +133,21 @@ func (p *PostgresPair) Promote() error {
 	if !done {
 		return fmt.Errorf("the standby did not finish its promotion within 60s\n%s", p.Standby.LogTail())
 	}
+	return nil
+}
+
+// Kill ends the server and its backends with SIGKILL, as a crash or a pulled plug would:
+// nothing is flushed or handed to a standby, clients see their connections reset.
+func (p *Postgres) Kill() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	proc := p.proc
+	if proc.cmd == nil || proc.hasExited() {
+		return nil
+	}
+	if err := syscall.Kill(-proc.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill postgres: %w", err)
+	}
+	<-proc.exited
 	return nil
 }

@@ -18,8 +18,8 @@ const pgFailoverKeys = 3
 
 // TestClusterPostgresFailover (issue 15, must-show 6): the state host runs a PostgreSQL
 // primary with a synchronous streaming standby, and every node's DATABASE_URL names both
-// hosts with target_session_attrs=read-write. Under steady load the primary is stopped
-// and, a few seconds later, the standby promoted:
+// hosts with target_session_attrs=read-write. Under steady load the primary is killed
+// (SIGKILL, as a crash) and, a few seconds later, the standby promoted:
 //
 //   - while no server accepts writes, a key no node has seen is refused at once with the
 //     documented database error (503 overloaded_error, x-should-retry: true), answered
@@ -89,8 +89,8 @@ func TestClusterPostgresFailover(t *testing.T) {
 
 	time.Sleep(time.Second)
 	down := time.Now()
-	if err := pair.Primary.Stop(); err != nil {
-		t.Fatalf("stop the primary: %v", err)
+	if err := pair.Primary.Kill(); err != nil {
+		t.Fatalf("kill the primary: %v", err)
 	}
 	time.Sleep(outage / 2)
 	// No server accepts writes: a key no node has cached cannot be checked.
