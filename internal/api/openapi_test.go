@@ -402,6 +402,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // the query parameters it reads by literal name (see queryReads).
 type tableRoute struct {
 	pattern, handler string
+	access           string // accessOf the handler
 	reads            []string
 }
 
@@ -428,7 +429,7 @@ func routeTable(t *testing.T) []tableRoute {
 			t.Fatalf("a route pattern that is not a literal: %#v", c.Args[0])
 		}
 		p, _ := strconv.Unquote(lit.Value)
-		rt := tableRoute{pattern: p, handler: handlerName(c.Args[1])}
+		rt := tableRoute{pattern: p, handler: handlerName(c.Args[1]), access: accessOf(c.Args[1])}
 		reads := map[string]bool{}
 		queryReads(c.Args[1], funcs, reads, 0)
 		for name := range reads {
