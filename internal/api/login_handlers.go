@@ -162,6 +162,11 @@ func (a *api) finishSubscriptionLogin(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, login.ErrInvalidGrant):
 		a.writeError(w, r, invalid("code", "the sign-in refused the code: %s", err.Error()))
 		return
+	case errors.Is(err, login.ErrDiscovery):
+		// Its reason is for the operator (a login that needs a project of its own).
+		a.log.WarnContext(ctx, "setting up a new login failed", "provider", cfg.Name, "err", err)
+		a.writeError(w, r, newError(kindUnavailable, "%s; start again", provider.CleanText(err.Error(), 400)))
+		return
 	case err != nil:
 		a.log.WarnContext(ctx, "exchanging a sign-in code failed", "err", err)
 		a.writeError(w, r, newError(kindUnavailable, "the sign-in's token endpoint could not be reached; start again"))

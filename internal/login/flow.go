@@ -17,6 +17,10 @@ import (
 // FlowTTL is how long a started sign-in may take to finish.
 const FlowTTL = 15 * time.Minute
 
+// ErrDiscovery: the code was exchanged, but what the provider must tell about the login
+// after it (a Code Assist project) could not be learnt; the error says why.
+var ErrDiscovery = errors.New("the sign-in succeeded, but the login could not be set up")
+
 // ErrFlowUnknown: the state names no pending flow (never started, expired, or finished).
 var ErrFlowUnknown = errors.New("no pending sign-in with this state (expired, already finished, or never started)")
 
@@ -138,7 +142,7 @@ func (f *Flows) Finish(ctx context.Context, code, state string) (Finished, error
 		return Finished{}, err
 	}
 	if err := f.client.Discover(ctx, &tok); err != nil {
-		return Finished{}, fmt.Errorf("login: %s sign-in exchanged, but discovery failed: %w", f.client.cfg.Name, err)
+		return Finished{}, fmt.Errorf("login: %w: %w", ErrDiscovery, err)
 	}
 	return Finished{Kind: kind, Token: tok}, nil
 }

@@ -2,9 +2,13 @@ package login
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"net/http"
+	"strings"
 	"testing"
 
+	"github.com/fluxcode/fluxcode/internal/coord/memory"
 	"github.com/fluxcode/fluxcode/internal/mockupstream"
 )
 
@@ -39,5 +43,39 @@ func TestOpenAISignInAndRotation(t *testing.T) {
 	m.RevokeLogin(next.RefreshToken)
 	if _, err := c.Refresh(ctx, next.RefreshToken); !errors.Is(err, ErrInvalidGrant) {
 		t.Fatalf("revoked refresh token: %v", err)
+	}
+}
+
+// A sign-in whose code is exchanged but whose discovery fails is ErrDiscovery, with the
+// provider's reason, so the operator learns why (not that an endpoint was unreachable).
+func TestDiscoveryFailureSaysWhy(t *testing.T) {
+	m := mockupstream.New(mockupstream.Options{})
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	cfg := OpenAI()
+	cfg.AuthorizeURL, cfg.TokenURL = m.URL()+"/oauth/authorize", m.URL()+"/oauth/token"
+	cfg.Discover = func(context.Context, *Client, *Token) error {
+		return errors.New("this login needs a project of its own")
+	}
+	f := NewFlows(NewClient(cfg, nil, nil), memory.New(), func(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] })
+	st, err := f.Start(context.Background(), KindOAuth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(st.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	code, state, err := ParseCode(resp.Header.Get("Location"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.Finish(context.Background(), code, state)
+	if !errors.Is(err, ErrDiscovery) || !strings.Contains(err.Error(), "a project of its own") {
+		t.Fatalf("finish: %v", err)
 	}
 }
