@@ -355,7 +355,7 @@ try {
   await admin.click('[data-testid=admin-key-create] button[type=submit]')
   const adminKey = (await admin.locator('[data-testid=new-admin-key]').textContent()).trim()
   check(adminKey.startsWith('fkadmin-'), 'a new admin API key is shown once')
-  await admin.locator('[data-testid=admin-keys-table] tr', { hasText: 'ci-script' }).waitFor()
+  await admin.locator('[data-testid=admin-keys-table] tr', { hasText: 'ci-script' }).filter({ hasText: ADMIN_EMAIL }).waitFor()
   const asAdmin = (method, path, body) => apiCall(method, path, adminKey, body)
   check((await asAdmin('GET', '/admin/admin-keys')).items.some((k) => k.name === 'ci-script' && k.status === 'active'), 'the admin API key works as Bearer and lists itself')
 
@@ -466,6 +466,9 @@ try {
   check(true, 'the subscription code shows the new subscription on the dashboard')
   const codes = (await asAdmin('GET', '/admin/redeem-codes')).items
   check(codes.filter((c) => c.used_by === alice.id).length === 2, 'the API records both redemptions against the user')
+  await admin.reload() // the admin is still on the code list, read before the redemptions
+  await admin.locator('[data-testid=redeem-table] tr', { hasText: 'vip, 7 days' }).filter({ hasText: USER_EMAIL }).waitFor()
+  check(true, 'and the code list names who redeemed each')
 
   // --- A key's policy, set by an admin on the key: another model than the allowed pattern
   // is refused at the gateway with the policy reason; cleared, the key serves again.

@@ -54,3 +54,15 @@ export function useList<T, F extends Record<string, string> = Record<string, str
   const remove = async (url: string, question: string) => (await confirmAction(question)) && act(() => api('DELETE', url))
   return { list, rowError, load, act, toggle, remove, filters }
 }
+
+// useUserEmails names users by e-mail on admin pages that hold only their ids (the first 200
+// users; any other stays "#id").
+export function useUserEmails() {
+  const emails = ref<Record<number, string>>({})
+  async function loadEmails() {
+    const p = await api<Page<{ id: number; email: string }>>('GET', '/admin/users?page_size=200')
+    emails.value = Object.fromEntries(p.items.map((u) => [u.id, u.email]))
+  }
+  const email = (id?: number) => (id && emails.value[id]) || '#' + id
+  return { loadEmails, email }
+}
