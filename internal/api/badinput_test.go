@@ -8,9 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/fluxcode/fluxcode/internal/api"
-	"github.com/fluxcode/fluxcode/internal/login"
 )
 
 // route is one route of the table, with ids of records that exist.
@@ -110,14 +107,7 @@ func populate(t *testing.T, e *env) (ids map[string]int64, userToken string) {
 
 // Must-show 4: bad input is answered with the documented error and changes nothing.
 func TestBadInputChangesNothing(t *testing.T) {
-	e := newEnv(t, func(o *api.Options) {
-		o.Registration = func() bool { return true }
-		reg, err := login.NewRegistry([]login.Config{login.Claude()}, nil, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.Logins = &api.Logins{Providers: reg}
-	})
+	e := newEnv(t, everyRoute(t))
 	ids, userToken := populate(t, e)
 	user, admin, writes, optional := routes(t, ids)
 	before := e.snapshot()

@@ -20,6 +20,19 @@ import (
 	"github.com/fluxcode/fluxcode/internal/login"
 )
 
+// everyRoute opens every route: registration on, and a login provider with nothing behind
+// it (the login routes decode before they sign in anywhere).
+func everyRoute(t *testing.T) func(*api.Options) {
+	return func(o *api.Options) {
+		o.Registration = func() bool { return true }
+		reg, err := login.NewRegistry([]login.Config{login.Claude()}, nil, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Logins = &api.Logins{Providers: reg}
+	}
+}
+
 // undocumented is a body field no route knows.
 const undocumented = "zz_undocumented"
 
@@ -28,15 +41,7 @@ const undocumented = "zz_undocumented"
 // described field is accepted, with the type described, and a field not described is
 // refused; every GET answer fits its described schema.
 func TestOpenAPI(t *testing.T) {
-	e := newEnv(t, func(o *api.Options) {
-		o.Registration = func() bool { return true }
-		// The login routes decode before they sign in anywhere: a provider, nothing behind it.
-		reg, err := login.NewRegistry([]login.Config{login.Claude()}, nil, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.Logins = &api.Logins{Providers: reg}
-	})
+	e := newEnv(t, everyRoute(t))
 	r := e.do("GET", "/api/v1/openapi.json", "", nil)
 	var doc openAPIDoc
 	r.ok(t, 200, &doc)
