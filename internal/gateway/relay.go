@@ -92,6 +92,12 @@ func (c *call) relayJSON(at *attempt, res *result, resp *http.Response, body io.
 			break
 		}
 	}
+	if el := arrayError(arr); el != nil {
+		// The upstream's own error element: the account is marked as for an error event
+		// of a stream; the client has the element as it came.
+		f := c.prov.ClassifyEvent(el, c.g.now())
+		c.markMidStream(res.account, &f)
+	}
 	broke := !errors.Is(err, io.EOF)
 	if broke && !c.gone.Load() {
 		c.endBroken(at, arr, end, err)
@@ -109,6 +115,14 @@ func (c *call) relayJSON(at *attempt, res *result, resp *http.Response, body io.
 	if !broke {
 		res.tail = end
 	}
+}
+
+// arrayError is the upstream's own error element of an array stream, or nil.
+func arrayError(arr provider.ArrayEnd) []byte {
+	if arr == nil {
+		return nil
+	}
+	return arr.ErrorElement()
 }
 
 // endBroken ends a JSON answer the upstream broke off, for a client still there. An array

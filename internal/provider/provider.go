@@ -283,6 +283,9 @@ type ArrayEnd interface {
 	// Failed reports whether an element read so far is the upstream's report of an error:
 	// the answer is then billed as partial, like a stream with an error event.
 	Failed() bool
+	// ErrorElement returns that element once it has been read whole, else nil: the gateway
+	// reads it with ClassifyEvent and marks the account as for a stream's error event.
+	ErrorElement() []byte
 }
 
 // Filter is implemented by a Meter that keeps some upstream events from the client: events

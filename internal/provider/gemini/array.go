@@ -48,10 +48,22 @@ type arrayEnd struct {
 	key             [len("error")]byte
 	keyLen          int
 	failed          bool
+	// errElem is the upstream's error element, from its first key on while it is read
+	// (capturing) and whole once it closed; dropped past errorElementMax bytes.
+	errElem   []byte
+	capturing bool
 }
+
+// errorElementMax bounds the error element kept for classifying: Google's errors are a few
+// hundred bytes, and a misbehaving upstream must not make the gateway buffer megabytes.
+const errorElementMax = 64 << 10
 
 // Add implements provider.ArrayEnd.
 func (a *arrayEnd) Add(p []byte) {
+	from := -1 // where in p the error element being captured resumes
+	if a.capturing {
+		from = 0
+	}
 	for i := 0; i < len(p) && a.pos != posDone; i++ {
 		b := p[i]
 		if a.inString {
@@ -65,7 +77,10 @@ func (a *arrayEnd) Add(p []byte) {
 				a.inString = false
 				if a.inKey {
 					a.inKey = false
-					a.failed = a.failed || string(a.key[:max(a.keyLen, 0)]) == "error"
+					if !a.failed && string(a.key[:max(a.keyLen, 0)]) == "error" {
+						a.failed, a.capturing = true, true
+						a.errElem, from = append(a.errElem[:0], `{"error"`...), i+1
+					}
 				}
 			default:
 				j := bytes.IndexAny(p[i:], `"\`)
@@ -98,6 +113,10 @@ func (a *arrayEnd) Add(p []byte) {
 			switch {
 			case a.depth == 1:
 				a.pos = posAfter
+				if a.capturing {
+					a.capture(p[from : i+1])
+					a.capturing = false
+				}
 			case a.depth < 1:
 				a.pos = posDone
 			}
@@ -112,6 +131,29 @@ func (a *arrayEnd) Add(p []byte) {
 			a.value()
 		}
 	}
+	if a.capturing {
+		a.capture(p[from:])
+	}
+}
+
+// capture adds part of the error element to errElem, or drops it past errorElementMax.
+func (a *arrayEnd) capture(part []byte) {
+	if a.errElem == nil {
+		return
+	}
+	if len(a.errElem)+len(part) > errorElementMax {
+		a.errElem = nil
+		return
+	}
+	a.errElem = append(a.errElem, part...)
+}
+
+// ErrorElement implements provider.ArrayEnd.
+func (a *arrayEnd) ErrorElement() []byte {
+	if a.capturing {
+		return nil
+	}
+	return a.errElem
 }
 
 // keep adds part of an element's first key to key.

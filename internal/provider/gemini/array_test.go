@@ -82,6 +82,32 @@ func TestArrayEnd(t *testing.T) {
 			}
 		}
 	}
+	// Its content is kept for marking the account, however the bytes were split, and only
+	// once the element has closed.
+	for _, c := range []struct{ in, want string }{
+		{`[{"candidates":[]}` + "\n,\r\n" + `{ "error" : {"code":429,"message":"q\"}","status":"RESOURCE_EXHAUSTED"}}` + "\n]",
+			`{"code":429,"message":"q\"}","status":"RESOURCE_EXHAUSTED"}`},
+		{`[{"error":{"code":503,"status":"UNAVAILABLE"}},{"error":{"code":429}}]`, `{"code":503,"status":"UNAVAILABLE"}`},
+		{`[{"error":{"code":503,"status":"UNAV`, ""},
+		{`[{"candidates":[{"error":{"code":1}}]}]`, ""},
+	} {
+		for split := 0; split <= len(c.in); split++ {
+			a := New().NewArrayEnd(provider.Request{Variant: variantArray})
+			a.Add([]byte(c.in[:split]))
+			a.Add([]byte(c.in[split:]))
+			el := a.ErrorElement()
+			if c.want == "" {
+				if el != nil {
+					t.Fatalf("%q split at %d: error element %q, want none", c.in, split, el)
+				}
+				continue
+			}
+			var got struct{ Error json.RawMessage }
+			if err := json.Unmarshal(el, &got); err != nil || string(got.Error) != c.want {
+				t.Fatalf("%q split at %d: error element %q, want the error %s", c.in, split, el, c.want)
+			}
+		}
+	}
 	if New().NewArrayEnd(provider.Request{Stream: true}) != nil {
 		t.Error("an SSE stream got an array end")
 	}
