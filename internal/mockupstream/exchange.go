@@ -42,6 +42,7 @@ type exchange struct {
 	st    *keyState
 	n     uint64 // request number, shared by the request and message ids
 	entry LogEntry
+	left  bool // out of the peak count (leave)
 }
 
 // serveAPI authenticates, counts and records a provider request, then hands it to handle.
@@ -105,6 +106,7 @@ func (s *Server) recordRequest(e *exchange, body []byte) {
 // finish books the exchange. The log entry and counters come before the in-flight count
 // falls, so that once WaitIdle returns, every answer a client has read is in the log.
 func (e *exchange) finish() {
+	e.leave()
 	if e.entry.Aborted {
 		e.st.aborted.Add(1)
 	}
@@ -112,6 +114,17 @@ func (e *exchange) finish() {
 		e.s.appendLog(e.entry)
 	}
 	e.st.end()
+}
+
+// leave takes the exchange out of the peak count once its last bytes are about to be
+// written: a client that read the whole answer may send its next request before this
+// handler returns, and those are not two requests at once. The in-flight count (WaitIdle)
+// still falls only in finish, after the log entry.
+func (e *exchange) leave() {
+	if !e.left {
+		e.left = true
+		e.st.leave()
+	}
 }
 
 // holdModels waits while the key's script holds model-list answers; false when the peer
@@ -241,6 +254,7 @@ func (e *exchange) generate(body []byte, req genRequest, answer func(pc *pacer, 
 // writeOK writes a complete JSON answer; false when it did not reach the peer.
 func (e *exchange) writeOK(b []byte) bool {
 	e.entry.Status = http.StatusOK
+	e.leave()
 	if writeJSONBytes(e.w, http.StatusOK, b) != nil {
 		e.entry.Aborted = true
 		return false
@@ -334,6 +348,9 @@ func (e *exchange) stream(pc *pacer, p plan, sr streamer, contentType string) {
 		if e.r.Context().Err() != nil {
 			e.entry.Aborted = true
 			return
+		}
+		if i == last {
+			e.leave()
 		}
 		if _, err := e.w.Write(ev); err != nil || flush(e.w) != nil {
 			e.entry.Aborted = true

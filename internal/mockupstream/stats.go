@@ -69,7 +69,10 @@ type RecordedRequest struct {
 // that answering never waits on a lock; mu guards only the script and the request ring.
 type keyState struct {
 	requests, inFlight, peak, errors, failures, completed, aborted atomic.Int64
-	input, output, cache5m, cache1h, cacheRead                     atomic.Int64
+	// active is what the peak counts: inFlight less the exchanges whose last bytes were
+	// already handed to the connection (see exchange.leave).
+	active                                     atomic.Int64
+	input, output, cache5m, cache1h, cacheRead atomic.Int64
 
 	mu       sync.Mutex
 	own      bool // the script was set for this key (not inherited from the default)
@@ -101,7 +104,8 @@ func (st *keyState) releaseModels() {
 
 func (st *keyState) begin() {
 	st.requests.Add(1)
-	n := st.inFlight.Add(1)
+	st.inFlight.Add(1)
+	n := st.active.Add(1)
 	for {
 		p := st.peak.Load()
 		if n <= p || st.peak.CompareAndSwap(p, n) {
@@ -111,6 +115,8 @@ func (st *keyState) begin() {
 }
 
 func (st *keyState) end() { st.inFlight.Add(-1) }
+
+func (st *keyState) leave() { st.active.Add(-1) }
 
 func (st *keyState) addUsage(u Usage) {
 	st.completed.Add(1)
@@ -143,7 +149,7 @@ func (st *keyState) resetCounters() {
 		&st.aborted, &st.input, &st.output, &st.cache5m, &st.cache1h, &st.cacheRead} {
 		c.Store(0)
 	}
-	st.peak.Store(st.inFlight.Load())
+	st.peak.Store(st.active.Load())
 }
 
 // takeFailure decides whether this request fails by the key's script, using up one of
