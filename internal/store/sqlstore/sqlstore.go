@@ -79,7 +79,7 @@ type DB struct {
 	tempFile string // set for ":memory:": removed on Close
 	// checkpoint copies SQLite's WAL into the database file (nil on PostgreSQL).
 	checkpoint *checkpointer
-	applied  []string
+	applied    []string
 
 	statements statementCounter // PostgreSQL only
 
