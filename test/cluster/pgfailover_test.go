@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -54,38 +53,11 @@ func TestClusterPostgresFailover(t *testing.T) {
 	t.Cleanup(c.db.Close)
 
 	nodes := c.liveNodes()
-	var tenants []*tenant
-	for i := range pgFailoverKeys {
-		tenants = append(tenants, c.newTenant(t, fmt.Sprintf("pg-failover-%d", i), accountSpec{}))
-	}
+	tenants := c.newTenants(t, "pg-failover", pgFailoverKeys)
 	fresh := c.newTenant(t, "pg-failover-fresh", accountSpec{}) // used first during the switch
 	client := newClient()
-	warm := make([][]outcome, len(tenants))
-	for i, tn := range tenants {
-		for _, n := range nodes {
-			o := send(context.Background(), client, n.base(), tn.key, quick, 0, nil)
-			if !o.complete {
-				t.Fatalf("warming %s with %s's key: %s", n.name, tn.name, o)
-			}
-			warm[i] = append(warm[i], o)
-		}
-	}
-
-	targets := []string{c.entry}
-	for _, n := range nodes {
-		targets = append(targets, n.base())
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	outs := make([][]outcome, len(tenants))
-	var loads sync.WaitGroup
-	for i, tn := range tenants {
-		loads.Add(1)
-		go func() {
-			defer loads.Done()
-			outs[i] = load{workers: len(targets), targets: targets, shape: outageShape}.run(ctx, tn.key)
-		}()
-	}
-	defer func() { cancel(); loads.Wait() }()
+	known := c.loadKnownKeys(t, client, nodes, tenants, 1)
+	defer known.stop()
 
 	time.Sleep(time.Second)
 	down := time.Now()
@@ -135,11 +107,11 @@ func TestClusterPostgresFailover(t *testing.T) {
 	}
 
 	time.Sleep(time.Second)
-	cancel()
-	loads.Wait()
+	known.stop()
 	for i, tn := range tenants {
+		outs := known.outs[i]
 		refused := 0
-		for _, o := range outs[i] {
+		for _, o := range outs {
 			switch {
 			case o.complete:
 			case o.status == http.StatusServiceUnavailable && o.errType == "overloaded_error" && o.retry == "true":
@@ -149,8 +121,8 @@ func TestClusterPostgresFailover(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %d requests, %d started during the switch, %d refused with the retryable 503",
-			tn.name, len(outs[i]), countDuring(outs[i], down, promoted), refused)
-		c.checkBilling(t, tn, append(outs[i], warm[i]...), true)
+			tn.name, len(outs), countDuring(outs, down, promoted), refused)
+		c.checkBilling(t, tn, append(outs, known.warm[i]...), true)
 	}
 	c.checkBilling(t, fresh, append(switching, probes...), true)
 }

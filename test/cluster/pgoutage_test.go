@@ -46,42 +46,15 @@ var recoveryProbe = shape{stream: true, events: 1}
 //     the node's own pool got through again (its log), and the host's load average.
 func (c *cluster) postgresRestartKnownKeys(t *testing.T) {
 	nodes := c.liveNodes()
-	var tenants []*tenant
-	for i := range pgOutageKeys {
-		tenants = append(tenants, c.newTenant(t, fmt.Sprintf("pg-known-%d", i), accountSpec{}))
-	}
+	tenants := c.newTenants(t, "pg-known", pgOutageKeys)
 	// Never used before the outage: no node has it cached.
 	fresh := c.newTenant(t, "pg-fresh", accountSpec{})
 	c.conns.reset()
 
-	// Every node learns every key.
+	// Every node learns every key; then each is under load, twice through Caddy.
 	client := newClient()
-	warm := make([][]outcome, len(tenants))
-	for i, tn := range tenants {
-		for _, n := range nodes {
-			o := send(context.Background(), client, n.base(), tn.key, quick, 0, nil)
-			if !o.complete {
-				t.Fatalf("warming %s with %s's key: %s", n.name, tn.name, o)
-			}
-			warm[i] = append(warm[i], o)
-		}
-	}
-
-	targets := []string{c.entry, c.entry}
-	for _, n := range nodes {
-		targets = append(targets, n.base())
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	outs := make([][]outcome, len(tenants))
-	var loads sync.WaitGroup
-	for i, tn := range tenants {
-		loads.Add(1)
-		go func() {
-			defer loads.Done()
-			outs[i] = load{workers: len(targets), targets: targets, shape: outageShape}.run(ctx, tn.key)
-		}()
-	}
-	defer func() { cancel(); loads.Wait() }()
+	known := c.loadKnownKeys(t, client, nodes, tenants, 2)
+	defer known.stop()
 
 	time.Sleep(time.Second)
 	down := time.Now()
@@ -178,15 +151,15 @@ func (c *cluster) postgresRestartKnownKeys(t *testing.T) {
 	// Load continues a moment after the recovery, then the known keys must have been
 	// served throughout.
 	time.Sleep(time.Second)
-	cancel()
-	loads.Wait()
+	known.stop()
 	during := 0
 	for i, tn := range tenants {
-		n := countDuring(outs[i], down, back)
+		outs := known.outs[i]
+		n := countDuring(outs, down, back)
 		during += n
-		t.Logf("%s: %d requests, %d of them started while PostgreSQL was down", tn.name, len(outs[i]), n)
-		requireComplete(t, outs[i])
-		c.checkBilling(t, tn, append(outs[i], warm[i]...), true)
+		t.Logf("%s: %d requests, %d of them started while PostgreSQL was down", tn.name, len(outs), n)
+		requireComplete(t, outs)
+		c.checkBilling(t, tn, append(outs, known.warm[i]...), true)
 	}
 	if during == 0 {
 		t.Errorf("no request of a known key was sent while PostgreSQL was down")
