@@ -71,15 +71,9 @@ func (c *cluster) chatgptSignInAcrossNodes(t *testing.T) {
 		u.Query().Get("redirect_uri") != "http://localhost:1455/auth/callback" || !strings.Contains(u.Query().Get("scope"), "offline_access") {
 		t.Fatalf("auth URL %q", st.AuthURL)
 	}
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noRedirect.Get(st.AuthURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	callback := resp.Header.Get("Location") // the CLI's localhost page the browser could not open
-	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(callback, "http://localhost:1455/auth/callback?") {
-		t.Fatalf("authorize: %d %q", resp.StatusCode, callback)
+	callback := authorizeCallback(t, st.AuthURL) // the CLI's localhost page the browser could not open
+	if !strings.HasPrefix(callback, "http://localhost:1455/auth/callback?") {
+		t.Fatalf("authorize: redirected to %q, want the CLI's localhost callback", callback)
 	}
 	var out struct {
 		Account struct {

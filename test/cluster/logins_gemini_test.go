@@ -99,19 +99,9 @@ type googleFinished struct {
 
 func (c *cluster) googleSignInAcrossNodes(t *testing.T) {
 	tn := c.newGeminiTenant(t, "gsignin")
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	// consent opens the sign-in page as the operator's browser would, signed in as email.
-	consent := func(authURL, email string) *url.URL {
-		resp, err := noRedirect.Get(authURL + "&login_hint=" + url.QueryEscape(email))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		loc, err := url.Parse(resp.Header.Get("Location"))
-		if resp.StatusCode != http.StatusFound || err != nil {
-			t.Fatalf("authorize: %d %q", resp.StatusCode, resp.Header.Get("Location"))
-		}
-		return loc
+	consent := func(authURL, email string) string {
+		return authorizeCallback(t, authURL+"&login_hint="+url.QueryEscape(email))
 	}
 	n1, n2, n3 := c.nodes[0].base()+"/api/v1", c.nodes[1].base()+"/api/v1", c.nodes[2].base()+"/api/v1"
 	var st struct {
@@ -127,7 +117,7 @@ func (c *cluster) googleSignInAcrossNodes(t *testing.T) {
 		t.Fatalf("auth URL %s", st.AuthURL)
 	}
 	callback := consent(st.AuthURL, "ada@example.com")
-	finish := map[string]any{"code": callback.String(), "name": "ada-google", "base_url": c.mock.URL(), "group_ids": []int64{tn.groupID}}
+	finish := map[string]any{"code": callback, "name": "ada-google", "base_url": c.mock.URL(), "group_ids": []int64{tn.groupID}}
 	var out googleFinished
 	testenv.MustCallJSON(t, "POST", n2+"/admin/logins/gemini/finish", c.admin, finish, http.StatusCreated, &out)
 	project := c.mock.CodeAssistUser("ada@example.com").Project
@@ -167,7 +157,7 @@ func (c *cluster) googleSignInAcrossNodes(t *testing.T) {
 	// state pasted on node 3; no onboarding.
 	c.mock.SetCodeAssistUser("corp@example.com", mockupstream.CodeAssistUser{Tier: mockupstream.TierStandard, Project: "acme-prod", Onboarded: true})
 	testenv.MustCallJSON(t, "POST", n2+"/admin/logins/gemini/start", c.admin, map[string]string{}, http.StatusOK, &st)
-	code := consent(st.AuthURL, "corp@example.com").Query().Get("code")
+	code := mustQuery(t, consent(st.AuthURL, "corp@example.com")).Get("code")
 	out = googleFinished{}
 	testenv.MustCallJSON(t, "POST", n3+"/admin/logins/gemini/finish", c.admin, map[string]any{"code": code, "state": st.State,
 		"name": "corp-google", "base_url": c.mock.URL()}, http.StatusCreated, &out)

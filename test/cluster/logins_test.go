@@ -50,19 +50,6 @@ func TestClusterLogins(t *testing.T) {
 
 func (c *cluster) signInAcrossNodes(t *testing.T) {
 	tn := c.newTenant(t, "signin")
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	authorize := func(authURL string) *url.URL {
-		resp, err := noRedirect.Get(authURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		loc, err := url.Parse(resp.Header.Get("Location"))
-		if resp.StatusCode != http.StatusFound || err != nil {
-			t.Fatalf("authorize: %d %q", resp.StatusCode, resp.Header.Get("Location"))
-		}
-		return loc
-	}
 	type finished struct {
 		Account struct {
 			ID               int64    `json:"id"`
@@ -84,9 +71,9 @@ func (c *cluster) signInAcrossNodes(t *testing.T) {
 		State   string `json:"state"`
 	}
 	testenv.MustCallJSON(t, "POST", n1+"/admin/logins/claude/start", c.admin, map[string]string{"kind": "oauth"}, http.StatusOK, &st)
-	callback := authorize(st.AuthURL)
+	callback := authorizeCallback(t, st.AuthURL)
 	var out finished
-	finish := map[string]any{"code": callback.String(), "name": "max-login", "base_url": c.mock.URL(), "group_ids": []int64{tn.groupID}}
+	finish := map[string]any{"code": callback, "name": "max-login", "base_url": c.mock.URL(), "group_ids": []int64{tn.groupID}}
 	testenv.MustCallJSON(t, "POST", n2+"/admin/logins/claude/finish", c.admin, finish, http.StatusCreated, &out)
 	if out.Account.Type != store.AccountTypeOAuth || out.Login.Email == "" || out.Login.Plan != "claude_max" ||
 		!out.Check.OK || !strings.Contains(strings.Join(out.Account.CredentialFields, ","), "refresh_token") {
@@ -105,13 +92,32 @@ func (c *cluster) signInAcrossNodes(t *testing.T) {
 
 	// A setup token: started on node 2, Claude's "code#state" pasted on node 3.
 	testenv.MustCallJSON(t, "POST", n2+"/admin/logins/claude/start", c.admin, map[string]string{"kind": "setup_token"}, http.StatusOK, &st)
-	q := authorize(st.AuthURL).Query()
+	q := mustQuery(t, authorizeCallback(t, st.AuthURL))
 	finish = map[string]any{"code": q.Get("code") + "#" + q.Get("state"), "name": "setup-token", "base_url": c.mock.URL()}
 	out = finished{}
 	testenv.MustCallJSON(t, "POST", n3+"/admin/logins/claude/finish", c.admin, finish, http.StatusCreated, &out)
 	if out.Login.Kind != "setup_token" || strings.Contains(strings.Join(out.Account.CredentialFields, ","), "refresh_token") || !out.Check.OK {
 		t.Fatalf("setup token: %+v", out)
 	}
+}
+
+// authorizeCallback opens a login's authorization URL as the operator's browser would,
+// without following the provider's (the mock's) answer, and returns where it redirects, as
+// the provider wrote it: the callback URL, carrying the code, that the operator pastes back
+// on a node. It fails t unless the answer is a redirect (302) to a URL.
+func authorizeCallback(t *testing.T, authURL string) string {
+	t.Helper()
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if _, err := url.Parse(loc); resp.StatusCode != http.StatusFound || err != nil {
+		t.Fatalf("authorize: %d %q", resp.StatusCode, loc)
+	}
+	return loc
 }
 
 // loginAccount creates, through node 1, an OAuth account holding a fresh login of the mock
