@@ -94,7 +94,7 @@ type Slots interface {
 }
 
 // Scheduler takes everything one request needs to use an account in a single atomic step,
-// so that a relayed request costs the backend one call to start (and one ReleaseSlots to end)
+// so that a relayed request costs the backend one call to start (and one ReleaseAndBind to end)
 // however many limits and bindings are involved: the session binding is read, an account is
 // chosen among candidates ranked by the caller, the slots are taken and the binding is set or
 // refreshed, all at once (one round trip on Redis; issue 5).
@@ -118,6 +118,18 @@ type Scheduler interface {
 	// EpochPollInterval). ttl, and SessionTTL when Session is set, must be
 	// positive. A failed call may or may not have taken the slots; they expire after ttl.
 	AcquireAccount(ctx context.Context, holder string, ttl time.Duration, req AccountReq) (AccountGrant, error)
+	// ReleaseAndBind ends a request in one call: holder leaves each set of keys, as
+	// ReleaseSlots, and when bind.Key is not "" the key is bound to bind.AccountID for
+	// bind.TTL (positive), as StickySet — an answer the upstream keeps with one account
+	// costs no round trip of its own. A failed call may have done either part, or none.
+	ReleaseAndBind(ctx context.Context, holder string, keys []string, bind Binding) error
+}
+
+// Binding is a sticky binding made by ReleaseAndBind.
+type Binding struct {
+	Key       string // "" for none
+	AccountID int64
+	TTL       time.Duration
 }
 
 // AccountReq is what one request asks AcquireAccount for.

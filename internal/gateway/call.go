@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fluxcode/fluxcode/internal/coord"
 	"github.com/fluxcode/fluxcode/internal/httpx"
 	"github.com/fluxcode/fluxcode/internal/provider"
 	"github.com/fluxcode/fluxcode/internal/store"
@@ -107,9 +108,13 @@ func takeKey(places []provider.KeyPlace, r *http.Request) (string, provider.KeyP
 }
 
 // releaseHeld gives back every slot the request holds (one coordinator call).
-func (c *call) releaseHeld() {
-	if len(c.held) > 0 {
-		c.g.releaseSlots(c.id, c.held)
+func (c *call) releaseHeld() { c.releaseHeldAndBind(coord.Binding{}) }
+
+// releaseHeldAndBind gives back every slot the request holds and makes bind, in one
+// coordinator call.
+func (c *call) releaseHeldAndBind(bind coord.Binding) {
+	if len(c.held) > 0 || bind.Key != "" {
+		c.g.releaseAndBind(c.id, c.held, bind)
 		c.held = nil
 	}
 }

@@ -1,6 +1,8 @@
 package gateway_test
 
 import (
+	"github.com/tidwall/gjson"
+
 	"context"
 	"net/http"
 	"strings"
@@ -70,6 +72,55 @@ func TestTwoRedisRoundTripsPerRequest(t *testing.T) {
 		}
 	}
 	for _, key := range []string{gateway.UserSlotKey(ten.User.ID), gateway.KeySlotKey(ten.Key.ID)} {
+		if n, err := co.SlotCount(context.Background(), key); err != nil || n != 0 {
+			t.Errorf("%s holds %d slots after every request ended (%v)", key, n, err)
+		}
+	}
+}
+
+// TestStoredResponseCostsTwoRedisRoundTrips: an OpenAI answer the upstream keeps (store is
+// on by default) is bound to its account in the same call that releases the slots, so it
+// costs Redis no more than any request (TestResponseChainStaysOnItsAccount shows the binding
+// is found).
+func TestStoredResponseCostsTwoRedisRoundTrips(t *testing.T) {
+	r := testenv.StartRedis(t)
+	var counter redis.CommandCounter
+	co, err := redis.New(context.Background(), redis.Options{URL: r.URL(), Counter: &counter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { co.Close() })
+	cfg := testConfig()
+	cfg.SlotTTL = time.Hour // as in TestTwoRedisRoundTripsPerRequest: only requests talk to Redis
+	cfg.BillNotifyInterval = time.Hour
+	e := newOAIEnvWith(t, co, cfg, gatewaytest.TenantOptions{UserConcurrency: 10, KeyConcurrency: 10})
+	e.account(t, "oa-a", 10)
+	e.account(t, "oa-b", 20)
+
+	send := func(body string) string {
+		t.Helper()
+		resp := e.do(t, http.MethodPost, "/v1/responses", body, bearer(e.oai.Secret))
+		b := readBody(t, resp)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
+		return gjson.GetBytes(b, "id").Str
+	}
+	send(`{"model":"gpt-6-sol","input":"warm up"}`) // loads the scripts and the caches
+	counter.Reset()
+	id := send(`{"model":"gpt-6-sol","input":"hello"}`)
+	if got := counter.RoundTrips(); got != 2 {
+		t.Errorf("a stored answer: %d Redis round trips, want 2 (acquire; release and bind)", got)
+	}
+	if id == "" {
+		t.Fatal("the answer has no id")
+	}
+	counter.Reset()
+	send(`{"model":"gpt-6-sol","input":"next","previous_response_id":"` + id + `"}`)
+	if got := counter.RoundTrips(); got != 2 {
+		t.Errorf("a continuing request: %d Redis round trips, want 2", got)
+	}
+	for _, key := range []string{gateway.UserSlotKey(e.oai.User.ID), gateway.KeySlotKey(e.oai.Key.ID)} {
 		if n, err := co.SlotCount(context.Background(), key); err != nil || n != 0 {
 			t.Errorf("%s holds %d slots after every request ended (%v)", key, n, err)
 		}

@@ -31,7 +31,7 @@ type result struct {
 	// nil when nothing is held (not billed, or the answer did not end normally).
 	tail []byte
 	// answerSession is the session of a later request continuing this answer, bound to
-	// account once the answer is billed (bindAnswer); "" for none.
+	// account once the answer is billed (answerBinding); "" for none.
 	answerSession string
 }
 

@@ -213,8 +213,7 @@ func (g *Gateway) serveMessages(c *call) {
 		// the database) overlap instead of following each other, and a client that sends its
 		// next request on seeing the end finds its slots free.
 		commit := c.bill(res)
-		c.releaseHeld()
-		c.bindAnswer(res)
+		c.releaseHeldAndBind(c.answerBinding(res))
 		c.awaitCommit(commit)
 		c.sendTail(res)
 		c.countTokens(res)

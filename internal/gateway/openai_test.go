@@ -35,15 +35,23 @@ func newOAIEnv(t *testing.T) *oaiEnv { t.Helper(); return newOAIEnvOn(t, nil) }
 // newOAIEnvOn is newOAIEnv on coordinator co (nil: an in-process one).
 func newOAIEnvOn(t *testing.T, co coord.Coordinator) *oaiEnv {
 	t.Helper()
+	return newOAIEnvWith(t, co, testConfig(), gatewaytest.TenantOptions{})
+}
+
+// newOAIEnvWith is newOAIEnvOn with the node's configuration and the OpenAI tenant's options
+// (its Group is the OpenAI group's).
+func newOAIEnvWith(t *testing.T, co coord.Coordinator, cfg gateway.Config, opts gatewaytest.TenantOptions) *oaiEnv {
+	t.Helper()
 	d := gatewaytest.NewDeps(t, gatewaytest.Deps{Coord: co, Providers: []provider.Provider{anthropic.New(), openai.New()}})
 	e := &oaiEnv{Deps: d, tap: gatewaytest.NewTap(t, d.Mock)}
-	e.node = gatewaytest.Start(t, d, testConfig(), "n1", nil)
+	e.node = gatewaytest.Start(t, d, cfg, "n1", nil)
 	g := &store.Group{Name: "openai-group", Platform: store.PlatformOpenAI, BillingType: store.BillingBalance,
 		RateMultiplierPPM: 1_000_000, Status: store.StatusActive}
 	if err := d.Store.CreateGroup(context.Background(), g); err != nil {
 		t.Fatal(err)
 	}
-	e.oai = gatewaytest.NewTenant(t, d, gatewaytest.TenantOptions{Group: g})
+	opts.Group = g
+	e.oai = gatewaytest.NewTenant(t, d, opts)
 	e.anth = gatewaytest.NewTenant(t, d, gatewaytest.TenantOptions{})
 	return e
 }

@@ -2,11 +2,11 @@ package gateway
 
 import (
 	"cmp"
-	"context"
 	"slices"
 	"strconv"
 	"time"
 
+	"github.com/fluxcode/fluxcode/internal/coord"
 	"github.com/fluxcode/fluxcode/internal/provider"
 	"github.com/fluxcode/fluxcode/internal/store"
 )
@@ -154,19 +154,15 @@ func (c *call) session() (string, time.Duration) {
 	return stickyKey(c.auth.Group.ID, c.req.Session), c.g.cfg.StickyTTL
 }
 
-// bindAnswer binds the session of a later request continuing this answer
+// answerBinding is the binding of the session of a later request continuing this answer
 // (provider.Continuations) to the account that gave it: the upstream keeps the answer with
-// that account alone. It runs before the answer's end reaches the client, so that the
-// client's next request, on any node, finds the binding.
-func (c *call) bindAnswer(res *result) {
+// that account alone. It is made with the slots' release, before the answer's end reaches
+// the client, so that the client's next request, on any node, finds it. Zero for an answer
+// nothing continues.
+func (c *call) answerBinding(res *result) coord.Binding {
 	if res.answerSession == "" {
-		return
+		return coord.Binding{}
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), storeTimeout)
-	defer cancel()
-	key := stickyKey(c.auth.Group.ID, res.answerSession)
-	if err := c.g.coord.StickySet(ctx, key, res.account.ID, c.g.cfg.AnswerTTL); err != nil {
-		c.g.log.WarnContext(c.ctx(), "binding an answer to its account failed; a request continuing it may go to another",
-			"account", res.account.ID, "err", err)
-	}
+	return coord.Binding{Key: stickyKey(c.auth.Group.ID, res.answerSession), AccountID: res.account.ID,
+		TTL: c.g.cfg.AnswerTTL}
 }

@@ -306,13 +306,26 @@ func (g *Gateway) retryReleases(ctx context.Context) {
 // client must not leave its slots to the TTL. A release that fails is retried by the
 // heartbeat.
 func (g *Gateway) releaseSlots(holder string, keys []string) {
+	g.releaseAndBind(holder, keys, coord.Binding{})
+}
+
+// releaseAndBind gives back slots of holder and makes bind (when its Key is set) in the same
+// coordinator call. A failed release is retried by the heartbeat; a failed binding is not:
+// it only loses a later request its account (see bindAnswer).
+func (g *Gateway) releaseAndBind(holder string, keys []string, bind coord.Binding) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	err := g.coord.ReleaseSlots(ctx, holder, keys...)
+	err := g.coord.ReleaseAndBind(ctx, holder, keys, bind)
 	g.slots.remove(holder, keys)
 	if err != nil {
-		g.log.Warn("slot release failed; retrying until the coordinator answers", "err", err)
-		g.slots.failedRelease(holder, keys)
+		if bind.Key != "" {
+			g.log.Warn("binding an answer to its account failed; a request continuing it may go to another",
+				"account", bind.AccountID, "err", err)
+		}
+		if len(keys) > 0 {
+			g.log.Warn("slot release failed; retrying until the coordinator answers", "err", err)
+			g.slots.failedRelease(holder, keys)
+		}
 	}
 }
 

@@ -227,6 +227,44 @@ func testAccounts(t *testing.T, fresh func(*testing.T) coord.Coordinator) {
 		})
 	})
 
+	t.Run("ReleaseAndBindFreesSlotsAndBinds", func(t *testing.T) {
+		c := fresh(t)
+		base := []coord.SlotReq{{Key: "user", Limit: 1}}
+		if got, _ := grantOf(t, c, "me", coord.AccountReq{Base: base, Accounts: accounts(1, 1)}); got != 1 {
+			t.Fatalf("granted %d, want 1", got)
+		}
+		bind(t, c, "answer", 9) // replaced, whatever it was
+		if err := c.ReleaseAndBind(ctx, "me", []string{"user", acctKey(1)},
+			coord.Binding{Key: "answer", AccountID: 1, TTL: shortTTL}); err != nil {
+			t.Fatal(err)
+		}
+		wantCount(t, c, "user", 0)
+		wantCount(t, c, acctKey(1), 0)
+		wantSticky(t, c, "answer", 1)
+		// The binding lasts its own TTL, not the session's.
+		Eventually(t, "the binding expires after its ttl", func() bool {
+			id, err := c.StickyGet(ctx, "answer")
+			return err == nil && id == 0
+		})
+		// Without a binding it is a release; with no keys, a binding.
+		if got, _ := grantOf(t, c, "you", coord.AccountReq{Base: base, Accounts: accounts(1, 1)}); got != 1 {
+			t.Fatalf("granted %d after the release, want 1", got)
+		}
+		if err := c.ReleaseAndBind(ctx, "you", []string{"user", acctKey(1)}, coord.Binding{}); err != nil {
+			t.Fatal(err)
+		}
+		wantCount(t, c, "user", 0)
+		wantSticky(t, c, "answer", 0)
+		if err := c.ReleaseAndBind(ctx, "nobody", nil, coord.Binding{Key: "alone", AccountID: 4, TTL: longTTL}); err != nil {
+			t.Fatal(err)
+		}
+		wantSticky(t, c, "alone", 4)
+		if err := c.ReleaseAndBind(ctx, "nobody", nil, coord.Binding{Key: "alone", AccountID: 5}); err == nil {
+			t.Fatal("a binding without a ttl accepted")
+		}
+		wantSticky(t, c, "alone", 4)
+	})
+
 	t.Run("BadTTLRefused", func(t *testing.T) {
 		c := fresh(t)
 		if _, err := c.AcquireAccount(ctx, "me", 0, coord.AccountReq{Accounts: accounts(1, 1)}); err == nil {

@@ -143,6 +143,22 @@ func (c *Coordinator) ReleaseSlots(ctx context.Context, holder string, keys ...s
 	return nil
 }
 
+// ReleaseAndBind releases holder's slots in keys, then binds bind.Key when set.
+func (c *Coordinator) ReleaseAndBind(ctx context.Context, holder string, keys []string, bind coord.Binding) error {
+	if bind.Key != "" {
+		if err := checkTTL("release and bind", bind.TTL); err != nil {
+			return err
+		}
+	}
+	if err := c.ReleaseSlots(ctx, holder, keys...); err != nil {
+		return err
+	}
+	if bind.Key == "" {
+		return nil
+	}
+	return c.StickySet(ctx, bind.Key, bind.AccountID, bind.TTL)
+}
+
 // RefreshSlots extends each live (key, holder); an expired holder stays gone, because its
 // place may already be taken. Under another epoch than the caller's, it registers every pair
 // again, and the recovery window closes as soon as it has lasted coord.MinRecoveryWindow.

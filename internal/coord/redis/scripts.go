@@ -259,6 +259,16 @@ end
 return 0
 `)
 
+// releaseBindScript: KEYS are slot sets, then the sticky key; ARGV[1] holder, ARGV[2] the
+// account id, ARGV[3] the binding's ttl ms.
+var releaseBindScript = goredis.NewScript(`
+for i = 1, #KEYS - 1 do
+  redis.call('ZREM', KEYS[i], ARGV[1])
+end
+redis.call('SET', KEYS[#KEYS], ARGV[2], 'PX', ARGV[3])
+return 0
+`)
+
 // refreshScript: KEYS[i] a slot set, then the epoch, then the members; ARGV[1] ttl ms,
 // ARGV[2] the caller's epoch, ARGV[3] the node, ARGV[4] n, ARGV[4+i] the holder of KEYS[i]
 // (i <= n), then the members the node knows. Under the caller's epoch it extends live holders

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/fluxcode/fluxcode/internal/coord"
@@ -57,6 +58,29 @@ func (c *Coordinator) ReleaseSlots(ctx context.Context, holder string, keys ...s
 	defer cancel()
 	if err := c.hot.run(ctx, releaseScript, rkeys, holder).Err(); err != nil {
 		return unavailable("release slots", err)
+	}
+	return nil
+}
+
+// ReleaseAndBind runs the release and, when bind.Key is set, the binding in one script:
+// one round trip, batched with other requests' like ReleaseSlots.
+func (c *Coordinator) ReleaseAndBind(ctx context.Context, holder string, keys []string, bind coord.Binding) error {
+	if bind.Key == "" {
+		return c.ReleaseSlots(ctx, holder, keys...)
+	}
+	ms, err := millis("release and bind", bind.TTL)
+	if err != nil {
+		return err
+	}
+	rkeys := make([]string, len(keys)+1)
+	for i, k := range keys {
+		rkeys[i] = c.slotKey(k)
+	}
+	rkeys[len(keys)] = c.stickyKey(bind.Key)
+	ctx, cancel := c.op(ctx)
+	defer cancel()
+	if err := c.hot.run(ctx, releaseBindScript, rkeys, holder, strconv.FormatInt(bind.AccountID, 10), ms).Err(); err != nil {
+		return unavailable("release and bind", err)
 	}
 	return nil
 }
