@@ -27,6 +27,7 @@ func OpenStore(ctx context.Context, cfg config.Config, keys *secret.Keys, logger
 		Driver:       sqlstore.DriverSQLite,
 		MaxOpenConns: cfg.DatabaseMaxOpenConns,
 		MaxIdleConns: cfg.DatabaseMaxIdleConns,
+		SQLiteSync:   cfg.SQLiteSynchronous,
 		Keys:         keys,
 		Logger:       logger,
 	}

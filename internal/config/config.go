@@ -132,6 +132,9 @@ type Config struct {
 	OAuthRefreshBefore      time.Duration
 	OAuthRefreshLockTTL     time.Duration
 
+	// SQLiteSynchronous is SQLite's synchronous setting (sqlstore.SyncFull or SyncNormal).
+	SQLiteSynchronous string
+
 	// JobsInterval is the period of the maintenance jobs (package jobs); LedgerRetentionDays
 	// the age past which ledger rows are deleted, 0 = never.
 	JobsInterval        time.Duration

@@ -146,6 +146,9 @@ func Vars() []Var {
 		// Data and secrets.
 		{Name: "DATA_DIR", Default: "./data", Doc: "Directory for the SQLite database and the generated encryption key (single node).",
 			field: func(c *Config) any { return &c.DataDir }},
+		{Name: "SQLITE_SYNCHRONOUS", Default: "full", Enum: []string{"full", "normal"},
+			Doc:   "Single node: full syncs every ledger commit to disk, so an answer its client saw complete stays billed through a power loss; normal syncs only at checkpoints (a process kill still loses nothing, a power loss or OS crash may lose the last commits) and saves one disk sync per commit.",
+			field: func(c *Config) any { return &c.SQLiteSynchronous }},
 		{Name: "ENCRYPTION_KEY", Secret: true, File: true, check: checkMasterKey,
 			Doc:   "32 bytes as 64 hex characters (openssl rand -hex 32): seals upstream credentials, proxy passwords, TOTP secrets and the API key hash key. Single node: generated into DATA_DIR/encryption.key when unset. Cluster: required, the same on every node.",
 			field: func(c *Config) any { return &c.EncryptionKey }},

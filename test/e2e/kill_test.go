@@ -17,6 +17,7 @@ import (
 	"github.com/fluxcode/fluxcode/internal/gateway/gatewaytest"
 	"github.com/fluxcode/fluxcode/internal/mockupstream"
 	"github.com/fluxcode/fluxcode/internal/store"
+	"github.com/fluxcode/fluxcode/internal/store/sqlstore"
 )
 
 // TestKilledNodeLosesNoCompletedRequest is invariant 3 against the worst end a node can
@@ -25,8 +26,15 @@ import (
 // (message_stop, or the whole JSON body) is in the ledger, exactly once, the moment the node
 // is dead: nothing it had only queued can still arrive. The balance fell by exactly what the
 // ledger charges. On both shapes: a single node on SQLite, a node on PostgreSQL and Redis.
+// SQLite also with SQLITE_SYNCHRONOUS=normal: syncing only at checkpoints gives up commits
+// to a power loss or an operating-system crash, never to the process being killed.
 func TestKilledNodeLosesNoCompletedRequest(t *testing.T) {
 	t.Run("OneNodeSQLite", func(t *testing.T) { killMidFlow(t, sqliteFile(t)) })
+	t.Run("OneNodeSQLiteSynchronousNormal", func(t *testing.T) {
+		c := sqliteFile(t)
+		c.nodeEnv = map[string]string{"SQLITE_SYNCHRONOUS": sqlstore.SyncNormal}
+		killMidFlow(t, c)
+	})
 	t.Run("PostgresRedis", func(t *testing.T) { killMidFlow(t, shared(t, 1, config())) }) // node 1 only seeds
 }
 

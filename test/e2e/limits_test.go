@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"strings"
@@ -132,9 +133,11 @@ var listening = regexp.MustCompile(`^listening (\S+)$`)
 func startNodeProcess(t *testing.T, c *cluster, slotTTL time.Duration) *nodeProcess {
 	t.Helper()
 	bin := testenv.BuildBinary(t, "github.com/fluxcode/fluxcode/test/e2e/gwnode")
-	p := testenv.StartProcess(t, bin, testenv.ProcessOptions{InheritEnv: true, Env: map[string]string{
+	env := map[string]string{
 		"GWNODE_LISTEN": "127.0.0.1:0", "DATABASE_URL": c.dsn, "REDIS_URL": c.redisURL,
 		"ENCRYPTION_KEY": c.master, "GATEWAY_SLOT_TTL": slotTTL.String(),
-	}})
+	}
+	maps.Copy(env, c.nodeEnv)
+	p := testenv.StartProcess(t, bin, testenv.ProcessOptions{InheritEnv: true, Env: env})
 	return &nodeProcess{Process: p, url: "http://" + p.WaitLine(t, listening)[1]}
 }

@@ -43,6 +43,8 @@ type cluster struct {
 	clock             *gatewaytest.Clock
 	// For clusters on PostgreSQL and Redis: where they are.
 	dsn, redisURL, master string
+	// nodeEnv is added to the environment of node processes (startNodeProcess).
+	nodeEnv map[string]string
 }
 
 // single starts one node on SQLite and the in-process coordinator.

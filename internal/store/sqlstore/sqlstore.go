@@ -40,6 +40,18 @@ const (
 	sqliteBusyTimeout = 10 * time.Second
 )
 
+// SQLite synchronous settings (Config.SQLiteSync).
+const (
+	// SyncFull syncs the WAL to disk at every commit: a committed ledger row survives a
+	// process kill, an operating-system crash and a power loss. The default.
+	SyncFull = "full"
+	// SyncNormal syncs only at checkpoints: a committed row survives the process being
+	// killed (the WAL is in the operating system's cache), but an operating-system crash or
+	// a power loss may lose the commits since the last checkpoint — answers whose clients
+	// saw them complete, unbilled. It saves one sync per ledger commit.
+	SyncNormal = "normal"
+)
+
 // Config says which database to open and how.
 type Config struct {
 	// Driver is DriverSQLite or DriverPostgres; empty means: guess from DSN
@@ -55,6 +67,9 @@ type Config struct {
 	MaxOpenConns int
 	// MaxIdleConns bounds idle connections kept open. 0 = min(10, MaxOpenConns).
 	MaxIdleConns int
+	// SQLiteSync is SQLite's synchronous setting: SyncFull (also when empty) or SyncNormal.
+	// See SyncNormal for what it gives up.
+	SQLiteSync string
 	// Keys seals account credentials and proxy passwords. Required.
 	Keys *secret.Keys
 	// Now is the clock for timestamps. nil = time.Now.
@@ -122,7 +137,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		d.pg = true
 		err = d.openPostgres(cfg.DSN, maxOpen, maxIdle)
 	case DriverSQLite, "sqlite3":
-		err = d.openSQLite(ctx, cfg.DSN, maxOpen, maxIdle)
+		err = d.openSQLite(ctx, cfg.DSN, cfg.SQLiteSync, maxOpen, maxIdle)
 	default:
 		err = fmt.Errorf("sqlstore: unknown driver %q (want %s or %s)", driver, DriverSQLite, DriverPostgres)
 	}
@@ -164,10 +179,19 @@ func (d *DB) openPostgres(dsn string, maxOpen, maxIdle int) error {
 	return nil
 }
 
-func (d *DB) openSQLite(ctx context.Context, dsn string, maxOpen, maxIdle int) error {
+func (d *DB) openSQLite(ctx context.Context, dsn, syncMode string, maxOpen, maxIdle int) error {
 	path, err := sqlitePath(dsn)
 	if err != nil {
 		return err
+	}
+	var sync string
+	switch syncMode {
+	case "", SyncFull:
+		sync = "FULL"
+	case SyncNormal:
+		sync = "NORMAL"
+	default:
+		return fmt.Errorf("sqlstore: SQLite synchronous setting %q (want %s or %s)", syncMode, SyncFull, SyncNormal)
 	}
 	if path == ":memory:" {
 		f, err := os.CreateTemp("", "fluxcode-*.db")
@@ -187,7 +211,7 @@ func (d *DB) openSQLite(ctx context.Context, dsn string, maxOpen, maxIdle int) e
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "synchronous("+sync+")")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Set("_txlock", "immediate")
 	base := "file:" + (&url.URL{Path: path}).EscapedPath()

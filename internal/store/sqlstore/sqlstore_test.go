@@ -434,3 +434,29 @@ func TestSQLiteWriterNeverCheckpoints(t *testing.T) {
 		t.Fatalf("the writer's wal_autocheckpoint = %d pages, want 0 (off)", pages)
 	}
 }
+
+// SQLite syncs every commit by default (SyncFull: a billed answer survives a power loss);
+// SyncNormal is the operator's explicit choice to sync only at checkpoints. The writer is
+// the connection that commits the ledger.
+func TestSQLiteSynchronousSetting(t *testing.T) {
+	for _, c := range []struct {
+		setting string
+		want    int // PRAGMA synchronous: 1 NORMAL, 2 FULL
+	}{{"", 2}, {sqlstore.SyncFull, 2}, {sqlstore.SyncNormal, 1}} {
+		t.Run("setting="+c.setting, func(t *testing.T) {
+			db, err := sqlstore.Open(t.Context(), sqlstore.Config{DSN: sqliteDSN(t), Keys: testKeys(t), SQLiteSync: c.setting, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			var got int
+			must(t, db.RawDB().QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&got))
+			if got != c.want {
+				t.Fatalf("the writer's synchronous = %d, want %d", got, c.want)
+			}
+		})
+	}
+	if _, err := sqlstore.Open(t.Context(), sqlstore.Config{DSN: sqliteDSN(t), Keys: testKeys(t), SQLiteSync: "off", Logger: quiet}); err == nil {
+		t.Fatal("synchronous=off accepted: a power loss could corrupt the database")
+	}
+}

@@ -49,7 +49,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	st, err := sqlstore.Open(ctx, sqlstore.Config{DSN: os.Getenv("DATABASE_URL"), Keys: keys, Logger: log})
+	st, err := sqlstore.Open(ctx, sqlstore.Config{DSN: os.Getenv("DATABASE_URL"), Keys: keys, Logger: log,
+		SQLiteSync: os.Getenv("SQLITE_SYNCHRONOUS")})
 	if err != nil {
 		return err
 	}
