@@ -84,7 +84,7 @@ type lab struct {
 	mock, bare        *child
 	mockURL           string
 	pg                *testenv.Postgres
-	fastStorage       bool              // also run PGRedisFast
+	fastStorage       bool              // also run SQLiteNormal and PGRedisFast
 	fastPG            *testenv.Postgres // its PostgreSQL
 	redis             []*testenv.Redis
 	caddy             *testenv.Caddy
@@ -220,6 +220,12 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 	if err := l.deploy(report.SQLite, "sk-bench-sqlite", 1, append(common, "DATA_DIR="+sqliteDir)); err != nil {
 		return err
 	}
+	if l.fastStorage {
+		if err := l.deploy(report.SQLiteNormal, "sk-bench-sqlite-normal", 1, append(common,
+			"DATA_DIR="+filepath.Join(l.dir, "sqlite-normal-data"), "SQLITE_SYNCHRONOUS=normal")); err != nil {
+			return err
+		}
+	}
 	if err := l.deploy(report.PGRedis, "sk-bench-pg", 1, append(common, "DATA_DIR="+filepath.Join(l.dir, "pg-data"),
 		"DATABASE_URL="+l.pg.DSN("fluxcode_one"), "REDIS_URL="+l.redis[0].URL())); err != nil {
 		return err
@@ -269,7 +275,10 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 		t := &target{name: name, url: d.urls[0], keys: keys, self: d.nodes, settle: 300 * time.Millisecond, deployment: d}
 		switch name {
 		case report.SQLite:
-			t.desc = "the fluxcode binary, single node: SQLite in DATA_DIR, in-process coordination → mock"
+			t.desc = "the fluxcode binary, single node: SQLite in DATA_DIR (SQLITE_SYNCHRONOUS=full, the default: the WAL synced at every ledger commit), in-process coordination → mock"
+		case report.SQLiteNormal:
+			t.extra = true
+			t.desc = "extra, not judged: fluxcode-sqlite with SQLITE_SYNCHRONOUS=normal — SQLite syncs its WAL only at checkpoints, not at each ledger commit (a power loss may lose the last commits; a killed process loses nothing); the difference to fluxcode-sqlite is the commit's sync"
 		case report.PGRedis:
 			t.desc = fmt.Sprintf("the fluxcode binary, one node → PostgreSQL %s (own server, durable defaults: fsync, synchronous_commit on) + Redis (own server, appendonly, appendfsync everysec) → mock", "15")
 			t.pgPid, t.redisPid, t.redisAddr = pgPid, l.redis[0].Pid(), l.redis[0].Addr()
@@ -315,7 +324,7 @@ func (l *lab) start(ctx context.Context, logf func(string, ...any)) error {
 // deploymentNames are the FluxCode deployments started, in run order.
 func (l *lab) deploymentNames() []string {
 	if l.fastStorage {
-		return []string{report.SQLite, report.PGRedis, report.PGRedisFast, report.TwoNodes}
+		return []string{report.SQLite, report.SQLiteNormal, report.PGRedis, report.PGRedisFast, report.TwoNodes}
 	}
 	return []string{report.SQLite, report.PGRedis, report.TwoNodes}
 }

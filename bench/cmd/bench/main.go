@@ -80,7 +80,7 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.out, "out", "", "results directory (default bench/results in the module)")
 	fs.StringVar(&o.model, "model", "claude-sonnet-5-5", "model named in every request")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, server logs)")
-	fs.BoolVar(&o.fastStorage, "fast-storage", true, "also measure fluxcode-pg-redis on fsync-off PostgreSQL and non-persistent Redis (an extra, never judged)")
+	fs.BoolVar(&o.fastStorage, "fast-storage", true, "also measure fluxcode-sqlite with SQLITE_SYNCHRONOUS=normal and fluxcode-pg-redis on fsync-off PostgreSQL and non-persistent Redis (extras, never judged)")
 	fs.StringVar(&o.render, "render", "", "measure nothing: re-render the results.json in this directory (tables, chart, README)")
 	if err := fs.Parse(args); err != nil {
 		return o, err

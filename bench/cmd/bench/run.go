@@ -166,18 +166,22 @@ func measureAll(ctx context.Context, l *lab, o options, outDir string, logf func
 			"Redis and Caddy. The two-node figures show the cost of the extra hop and coordination, not scaling.",
 		"Every FluxCode node ran with PPROF_ADDR (Go's profiler on a loopback listener of its own, idle "+
 			"unless a profile is taken); the CPU profiles are of the measured nodes themselves, under a "+
-			"separate c=32 JSON load after the rounds.")
+			"separate c=32 load of each route and shape after the rounds.")
 
 	if o.profile {
 		for _, name := range []string{report.PGRedis, report.SQLite} {
-			p, err := l.profile(ctx, r, l.target(name), o.profileFor, outDir)
-			if err != nil {
-				res.Notes = append(res.Notes, fmt.Sprintf("profile of %s failed: %v", name, err))
-				logf("profile %s: %v", name, err)
-				continue
+			for _, protocol := range o.protocols {
+				for _, stream := range []bool{false, true} {
+					p, err := l.profile(ctx, r, l.target(name), protocol, stream, o.profileFor, outDir)
+					if err != nil {
+						res.Notes = append(res.Notes, fmt.Sprintf("profile of %s (%s, %s) failed: %v", name, protocol, shapeName(stream), err))
+						logf("profile %s %s %s: %v", name, protocol, shapeName(stream), err)
+						continue
+					}
+					res.Profiles = append(res.Profiles, p)
+					logf("profiled %s %s %s", name, protocol, shapeName(stream))
+				}
 			}
-			res.Profiles = append(res.Profiles, p)
-			logf("profiled %s", name)
 		}
 	}
 	res.Profiles = append(res.Profiles, heaps...)
@@ -268,11 +272,13 @@ func ledgerNotes(ctx context.Context, l *lab) []string {
 	return notes
 }
 
-// profile captures a CPU profile of a FluxCode target under c=32 JSON load, from the
-// profiler (PPROF_ADDR) of the deployment's first node: the very process that was measured.
-func (l *lab) profile(ctx context.Context, r *runner, t *target, length time.Duration, outDir string) (report.Profile, error) {
+// profile captures a CPU profile of a FluxCode target under c=32 load of one route and
+// shape, from the profiler (PPROF_ADDR) of the deployment's first node: the very process
+// that was measured.
+func (l *lab) profile(ctx context.Context, r *runner, t *target, protocol string, stream bool, length time.Duration, outDir string) (report.Profile, error) {
 	warm := time.Second
-	loadCmd := exec.CommandContext(ctx, r.loadgen, "-url", t.url, "-key", t.keys[load.Anthropic], "-model", r.models[load.Anthropic], "-c", "32",
+	loadCmd := exec.CommandContext(ctx, r.loadgen, "-url", t.url, "-protocol", protocol, "-key", t.keys[protocol],
+		"-model", r.models[protocol], "-c", "32", fmt.Sprintf("-stream=%t", stream),
 		"-warmup", warm.String(), "-duration", (length + time.Second).String())
 	loadCmd.Stdout = io.Discard
 	if err := loadCmd.Start(); err != nil {
@@ -280,19 +286,23 @@ func (l *lab) profile(ctx context.Context, r *runner, t *target, length time.Dur
 	}
 	defer func() { _ = loadCmd.Wait() }()
 	time.Sleep(warm)
+	label := protocol + "-" + shapeName(stream)
+	if protocol == load.Anthropic && !stream {
+		label = "" // the headline profile keeps its name: cpu-<target>.pprof
+	}
 	return saveProfile(ctx, t, report.CPUProfile, fmt.Sprintf("profile?seconds=%d", int(length.Seconds())),
-		"c=32, JSON", outDir)
+		fmt.Sprintf("c=32, %s, %s", protocol, shapeName(stream)), label, outDir)
 }
 
 // heapProfile captures the heap in use (after a collection) of a FluxCode target's first
 // node; the harness takes it while the slow streams of the memory figures are open.
 func heapProfile(ctx context.Context, t *target, outDir string) (report.Profile, error) {
-	return saveProfile(ctx, t, report.HeapProfile, "heap?gc=1", "streams open", outDir)
+	return saveProfile(ctx, t, report.HeapProfile, "heap?gc=1", "streams open", "", outDir)
 }
 
 // saveProfile fetches /debug/pprof/<query> from the first node of t's deployment, writes it
-// to outDir as <kind>-<target>.pprof and summarises it.
-func saveProfile(ctx context.Context, t *target, kind, query, when, outDir string) (report.Profile, error) {
+// to outDir as <kind>-<target>[-<label>].pprof and summarises it.
+func saveProfile(ctx context.Context, t *target, kind, query, when, label, outDir string) (report.Profile, error) {
 	d := t.deployment
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.pprofAddrs[0]+"/debug/pprof/"+query, nil)
 	if err != nil {
@@ -311,6 +321,9 @@ func saveProfile(ctx context.Context, t *target, kind, query, when, outDir strin
 		return report.Profile{}, fmt.Errorf("fetch %s profile: %s: %s", kind, resp.Status, data)
 	}
 	file := kind + "-" + t.name + ".pprof"
+	if label != "" {
+		file = kind + "-" + t.name + "-" + label + ".pprof"
+	}
 	path := filepath.Join(outDir, file)
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		return report.Profile{}, err

@@ -15,10 +15,13 @@ import (
 
 // Target names, in the order they are run and shown.
 const (
-	Mock    = "mock"
-	Bare    = "bare-proxy"
-	SQLite  = "fluxcode-sqlite"
-	PGRedis = "fluxcode-pg-redis"
+	Mock   = "mock"
+	Bare   = "bare-proxy"
+	SQLite = "fluxcode-sqlite"
+	// SQLiteNormal is SQLite with SQLITE_SYNCHRONOUS=normal (no sync at each ledger
+	// commit, which a power loss may cost): a labelled extra, never judged.
+	SQLiteNormal = "fluxcode-sqlite-normal"
+	PGRedis      = "fluxcode-pg-redis"
 	// PGRedisFast is PGRedis on storage no operator runs (PostgreSQL without fsync or
 	// synchronous commit, Redis without persistence): a labelled extra that separates the
 	// durable commit's cost from the request path's, never judged.
