@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -171,7 +172,7 @@ func (d *DB) placeholders(from, n int) string {
 		if i > 0 {
 			b = append(b, ", "...)
 		}
-		b = fmt.Appendf(b, "$%d", from+i)
+		b = strconv.AppendInt(append(b, '$'), int64(from+i), 10) // per ledger row: no fmt
 	}
 	return string(b)
 }
