@@ -53,7 +53,7 @@ func writeResults(root, resultsDir, dir string, res *report.Results) error {
 	if filepath.Clean(resultsDir) != filepath.Join(root, "bench", "results") {
 		return nil
 	}
-	fromReadme := res.Summary("results/latest.md", "results/"+rel+"/chart.png", "")
+	fromReadme := res.Pointer("results/latest.md")
 	if err := updateBetween(filepath.Join(root, "bench", "README.md"), latestBegin, latestEnd, fromReadme); err != nil {
 		return err
 	}

@@ -142,6 +142,25 @@ func (r *Results) Summary(latest, chart, howto string) string {
 	return b.String()
 }
 
+// Pointer renders what bench/README.md says of the latest run: which run it was and how it
+// fared, with a link to latest.md (at path latest) for every figure, so that the how-to does
+// not repeat the results.
+func (r *Results) Pointer(latest string) string {
+	met, missed := 0, 0
+	for _, v := range r.Verdicts {
+		switch {
+		case strings.HasPrefix(v.Measured, "not measured"):
+		case v.Met:
+			met++
+		default:
+			missed++
+		}
+	}
+	return fmt.Sprintf("Latest run: %s mode, %s, commit %s, %s, %d cores: %d goals met, %d missed. Every verdict, "+
+		"table, counter and profile: [%s](%s); the verdicts and the c=32 rows are also in the repository's "+
+		"README (Performance).\n", r.Mode, r.Date, r.Machine.Commit, r.Machine.CPU, r.Machine.Cores, met, missed, latest, latest)
+}
+
 func seeHowto(path string) string {
 	if path == "" {
 		return ""

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image/color"
 	"image/png"
 	"math"
@@ -278,6 +279,32 @@ func TestSummary(t *testing.T) {
 	}
 	if strings.Contains(md, "\n#") {
 		t.Errorf("Summary has a heading of its own (the README's section heading stands outside the markers):\n%s", md)
+	}
+}
+
+// TestPointer: bench/README.md names the run and counts its verdicts, and leaves every
+// figure to latest.md.
+func TestPointer(t *testing.T) {
+	r := sample()
+	met, missed := 0, 0
+	for _, v := range r.Verdicts {
+		switch {
+		case strings.HasPrefix(v.Measured, "not measured"): // neither
+		case v.Met:
+			met++
+		default:
+			missed++
+		}
+	}
+	md := r.Pointer("results/latest.md")
+	if want := fmt.Sprintf("%d goals met, %d missed", met, missed); !strings.Contains(md, want) {
+		t.Errorf("Pointer lacks %q:\n%s", want, md)
+	}
+	if !strings.Contains(md, "[results/latest.md](results/latest.md)") || strings.Contains(md, "|") {
+		t.Errorf("Pointer should link latest.md and hold no table:\n%s", md)
+	}
+	if met == 0 || missed == 0 {
+		t.Fatalf("the sample should have met and missed goals (met %d, missed %d)", met, missed)
 	}
 }
 
