@@ -16,24 +16,31 @@ import (
 	"github.com/fluxcode/fluxcode/internal/testenv"
 )
 
+// countedRedis is a coordinator on a fresh Redis whose round trips counter counts, and a
+// configuration under which nothing but requests talks to Redis while counting: no
+// heartbeat, no billing notification (its invalidations are
+// TestChargedUserRefusedOnOtherNode's subject).
+func countedRedis(t *testing.T) (*redis.Coordinator, *redis.CommandCounter, gateway.Config) {
+	t.Helper()
+	counter := new(redis.CommandCounter)
+	co, err := redis.New(context.Background(), redis.Options{URL: testenv.StartRedis(t).URL(), Counter: counter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { co.Close() })
+	cfg := testConfig()
+	cfg.SlotTTL = time.Hour
+	cfg.BillNotifyInterval = time.Hour
+	return co, counter, cfg
+}
+
 // TestTwoRedisRoundTripsPerRequest: on a real Redis, a billed request costs the node one
 // call to start (binding, account choice and the user's, key's and account's slots) and one
 // release, whether it opens a session, continues one or streams (issue 5: at most 3 on the
 // hot path).
 func TestTwoRedisRoundTripsPerRequest(t *testing.T) {
-	r := testenv.StartRedis(t)
-	var counter redis.CommandCounter
-	co, err := redis.New(context.Background(), redis.Options{URL: r.URL(), Counter: &counter})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { co.Close() })
+	co, counter, cfg := countedRedis(t)
 	d := gatewaytest.NewDeps(t, gatewaytest.Deps{Coord: co})
-	cfg := testConfig()
-	// Nothing but requests may talk to Redis while counting: no heartbeat, no billing notification
-	// (its invalidations are TestChargedUserRefusedOnOtherNode's subject).
-	cfg.SlotTTL = time.Hour
-	cfg.BillNotifyInterval = time.Hour
 	node := gatewaytest.Start(t, d, cfg, "n1", nil)
 	ten := gatewaytest.NewTenant(t, d, gatewaytest.TenantOptions{UserConcurrency: 10, KeyConcurrency: 10})
 	gatewaytest.NewAccount(t, d, "up-a", []int64{ten.Group.ID}, func(a *store.Account) { a.Concurrency = 10 })
@@ -83,16 +90,7 @@ func TestTwoRedisRoundTripsPerRequest(t *testing.T) {
 // costs Redis no more than any request (TestResponseChainStaysOnItsAccount shows the binding
 // is found).
 func TestStoredResponseCostsTwoRedisRoundTrips(t *testing.T) {
-	r := testenv.StartRedis(t)
-	var counter redis.CommandCounter
-	co, err := redis.New(context.Background(), redis.Options{URL: r.URL(), Counter: &counter})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { co.Close() })
-	cfg := testConfig()
-	cfg.SlotTTL = time.Hour // as in TestTwoRedisRoundTripsPerRequest: only requests talk to Redis
-	cfg.BillNotifyInterval = time.Hour
+	co, counter, cfg := countedRedis(t)
 	e := newOAIEnvWith(t, co, cfg, gatewaytest.TenantOptions{UserConcurrency: 10, KeyConcurrency: 10})
 	e.account(t, "oa-a", 10)
 	e.account(t, "oa-b", 20)
