@@ -38,9 +38,11 @@ var testModels = map[string]string{
 const testTimeout = 60 * time.Second
 
 // TestAccount sends one small request through the account the way a client request goes:
-// the account's provider, credentials, base URL and proxy, and the gateway's dial guard.
-// It is the admin's look at the account, not traffic: nothing is billed, no ledger row is
-// written, no slot is taken and the account is not marked, whatever the answer.
+// the account's provider, credentials, base URL and proxy, and the gateway's dial guard. A
+// login whose access token is refused (401) is renewed and tried once more, as a client
+// request's would be. It is the admin's look at the account, not traffic: nothing is
+// billed, no ledger row is written, no slot is taken and the account is not marked,
+// whatever the answer.
 func (g *Gateway) TestAccount(ctx context.Context, acct *store.Account, model string) AccountTest {
 	res := AccountTest{Model: testModel(acct, model)}
 	prov := g.providerOf(acct.Platform)
@@ -50,6 +52,20 @@ func (g *Gateway) TestAccount(ctx context.Context, acct *store.Account, model st
 	}
 	ctx, cancel := context.WithTimeout(ctx, testTimeout)
 	defer cancel()
+	res = g.testOnce(ctx, prov, acct, res)
+	if res.Status == http.StatusUnauthorized && g.logins != nil && g.logins.Renews(acct) {
+		fresh, err := g.logins.Refresh(ctx, acct)
+		if err != nil {
+			res.Error = g.testNote(acct, "the access token was refused and renewing the login failed: "+err.Error())
+			return res
+		}
+		res = g.testOnce(ctx, prov, fresh, AccountTest{Model: res.Model})
+	}
+	return res
+}
+
+// testOnce sends the test request through acct once.
+func (g *Gateway) testOnce(ctx context.Context, prov provider.Provider, acct *store.Account, res AccountTest) AccountTest {
 	in, body, parsed, why := testRequest(prov, acct, res.Model)
 	if why != "" {
 		res.Error = why

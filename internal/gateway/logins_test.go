@@ -72,6 +72,42 @@ func TestExpiredLoginIsRenewedOnceAndRetried(t *testing.T) {
 	}
 }
 
+// The admin's account test meets an expired access token as a client request does: the
+// login is renewed once and the test goes through with the new token.
+func TestAccountTestRenewsAnExpiredLogin(t *testing.T) {
+	e := loginEnv(t, testConfig())
+	a, l := e.loginAccount(t, nil)
+	e.Mock.ExpireAccess(l.AccessToken)
+	res := e.node.Gateway.TestAccount(t.Context(), gatewaytest.Account(t, e.Store, a.ID), "")
+	if !res.OK || res.Status != 200 {
+		t.Fatalf("test of an expired login: %+v", res)
+	}
+	if st := e.Mock.OAuthStats(); st.RefreshCalls != 1 {
+		t.Fatalf("token endpoint saw %+v, want one refresh", st)
+	}
+	got := gatewaytest.Account(t, e.Store, a.ID)
+	if got.CredentialsVersion != 1 || got.Credentials.AccessToken == l.AccessToken || got.Status != store.StatusActive {
+		t.Fatalf("account after the test: version %d, status %q, token renewed %v", got.CredentialsVersion, got.Status,
+			got.Credentials.AccessToken != l.AccessToken)
+	}
+	if n := e.Mock.Stats(got.Credentials.AccessToken).Completed; n != 1 {
+		t.Fatalf("%d answers with the renewed token, want the test's one", n)
+	}
+
+	// A login whose renewal is refused: the test says so, and the refused refresh token puts
+	// the account in error, as it would for a client's request.
+	b, lb := e.loginAccount(t, nil)
+	e.Mock.ExpireAccess(lb.AccessToken)
+	e.Mock.RevokeLogin(lb.RefreshToken)
+	res = e.node.Gateway.TestAccount(t.Context(), gatewaytest.Account(t, e.Store, b.ID), "")
+	if res.OK || res.Status != 401 || !strings.Contains(res.Error, "renewing the login failed") {
+		t.Fatalf("test of a login whose renewal is refused: %+v", res)
+	}
+	if got := gatewaytest.Account(t, e.Store, b.ID); got.Status != store.StatusError || !strings.Contains(got.ErrorMessage, "invalid_grant") {
+		t.Fatalf("revoked login after the test: status %q, message %q", got.Status, got.ErrorMessage)
+	}
+}
+
 // A login whose refresh token is dead: the 401 leads to one refused refresh, the account is
 // in error with the reason, and the request fails over to another account.
 func TestRevokedLoginIsMarkedWithTheReason(t *testing.T) {
