@@ -311,7 +311,7 @@ func (g *Gateway) releaseSlots(holder string, keys []string) {
 
 // releaseAndBind gives back slots of holder and makes bind (when its Key is set) in the same
 // coordinator call. A failed release is retried by the heartbeat; a failed binding is not:
-// it only loses a later request its account (see bindAnswer).
+// it only loses a later request its account (see answerBinding).
 func (g *Gateway) releaseAndBind(holder string, keys []string, bind coord.Binding) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
