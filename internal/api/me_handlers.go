@@ -137,7 +137,7 @@ func (a *api) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) listMySubscriptions(w http.ResponseWriter, r *http.Request) {
-	listRoute(a, ofUser(a.store.ListSubscriptions, currentUser(r.Context()).ID), viewSubscription)(w, r)
+	listRoute(a, ofUser(a.store.ListSubscriptions, currentUser(r.Context()).ID), a.viewSubscription)(w, r)
 }
 
 // listUsableGroups lists the groups the user may bind a key to.

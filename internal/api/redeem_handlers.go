@@ -309,7 +309,7 @@ func (a *api) redeem(w http.ResponseWriter, r *http.Request) {
 			a.writeError(w, r, err)
 			return
 		}
-		sv := viewSubscription(s)
+		sv := a.viewSubscription(s)
 		body.Subscription = &sv
 	}
 	writeJSON(w, http.StatusOK, body)

@@ -31,7 +31,7 @@ func (a *api) listUserSubscriptions(w http.ResponseWriter, r *http.Request) {
 
 // writeSubscriptions answers with a page of userID's subscriptions (0: everyone's).
 func (a *api) writeSubscriptions(w http.ResponseWriter, r *http.Request, userID int64) {
-	listRoute(a, ofUser(a.store.ListSubscriptions, userID), viewSubscription)(w, r)
+	listRoute(a, ofUser(a.store.ListSubscriptions, userID), a.viewSubscription)(w, r)
 }
 
 type assignSubscriptionReq struct {
@@ -79,7 +79,7 @@ func (a *api) assignSubscription(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.publish(ctx, invalidate.User, u.ID)
-	writeJSON(w, http.StatusCreated, viewSubscription(s))
+	writeJSON(w, http.StatusCreated, a.viewSubscription(s))
 }
 
 // subscriptionEnd takes exactly one of an end time or a number of days from start, and
@@ -173,7 +173,7 @@ func (a *api) updateSubscription(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, viewSubscription(fresh))
+	writeJSON(w, http.StatusOK, a.viewSubscription(fresh))
 }
 
 func (a *api) revokeSubscription(w http.ResponseWriter, r *http.Request) {

@@ -213,8 +213,14 @@ type subscriptionView struct {
 	UpdatedAt    time.Time `json:"updated_at"`
 }
 
-func viewSubscription(s *store.Subscription) subscriptionView {
-	return subscriptionView{ID: s.ID, UserID: s.UserID, GroupID: s.GroupID, Status: s.Status,
+// viewSubscription shows an active subscription past its end as expired: admission refuses
+// it from ExpiresAt on, while the expiry job marks it only on its next run (JOBS_INTERVAL).
+func (a *api) viewSubscription(s *store.Subscription) subscriptionView {
+	status := s.Status
+	if status == store.StatusActive && !s.ExpiresAt.After(a.now()) {
+		status = store.StatusExpired
+	}
+	return subscriptionView{ID: s.ID, UserID: s.UserID, GroupID: s.GroupID, Status: status,
 		StartsAt: s.StartsAt, ExpiresAt: s.ExpiresAt, DailyUsed: money(s.DailyUsed), DailyStart: s.DailyStart,
 		WeeklyUsed: money(s.WeeklyUsed), WeeklyStart: s.WeeklyStart, MonthlyUsed: money(s.MonthlyUsed),
 		MonthlyStart: s.MonthlyStart, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
