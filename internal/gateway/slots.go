@@ -51,12 +51,18 @@ type slotBook struct {
 	// registering is set while the heartbeat registers every held slot (beginRegistration):
 	// a grant that arrives meanwhile is not recorded (admit), so no registration can miss one.
 	registering bool
+	// regSeq counts the registrations begun. A release that overlaps one may reach the
+	// coordinator before the registration does, which then registers the released slot again
+	// (live or not, under a new epoch): again holds such releases for the heartbeat to send
+	// once more when the registration is done (releaseMark, removeAfter).
+	regSeq int
+	again  map[string][]string // holder → slot keys
 }
 
 func newSlotBook() *slotBook {
 	return &slotBook{held: make(map[string]map[string]struct{}), inFlight: make(map[int64]int),
 		lastUsed: make(map[int64]time.Time), freed: make(chan struct{}), unreleased: make(map[string][]string),
-		stale: make(chan struct{}, 1)}
+		stale: make(chan struct{}, 1), again: make(map[string][]string)}
 }
 
 // knownEpoch is the epoch every held slot is registered under.
@@ -128,6 +134,30 @@ func (b *slotBook) add(holder string, keys []string) {
 	}
 }
 
+// releaseMark is taken just before a release is sent: which registrations it may overlap.
+func (b *slotBook) releaseMark() (seq int, registering bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.regSeq, b.registering
+}
+
+// removeAfter forgets holder's keys once their release (marked by releaseMark) is done, and
+// reports whether the caller must send the release once more now: a registration overlapped
+// it and has already ended, so it may have registered the slots again after the release
+// reached the coordinator. A registration still under way takes the release into again, and
+// the heartbeat sends it after the registration.
+func (b *slotBook) removeAfter(holder string, keys []string, seq int, wasRegistering bool) (resend bool) {
+	b.mu.Lock()
+	overlapped := wasRegistering || b.regSeq != seq || b.registering
+	toHeartbeat := overlapped && b.registering
+	if toHeartbeat {
+		b.again[holder] = appendMissing(b.again[holder], keys)
+	}
+	b.mu.Unlock()
+	b.remove(holder, keys)
+	return overlapped && !toHeartbeat
+}
+
 func (b *slotBook) remove(holder string, keys []string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -147,18 +177,23 @@ func (b *slotBook) remove(holder string, keys []string) {
 func (b *slotBook) beginRegistration() []coord.Held {
 	b.mu.Lock()
 	b.registering = true
+	b.regSeq++
 	b.mu.Unlock()
 	return b.all()
 }
 
-// endRegistration accepts grants again, under epoch when it is not "".
-func (b *slotBook) endRegistration(epoch string) {
+// endRegistration accepts grants again, under epoch when it is not "", and returns the
+// releases that overlapped the registration: they must be sent once more.
+func (b *slotBook) endRegistration(epoch string) map[string][]string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.registering = false
 	if epoch != "" {
 		b.epoch = epoch
 	}
+	again := b.again
+	b.again = make(map[string][]string)
+	return again
 }
 
 // admit records the slots of a grant made under epoch, and reports true, when they are
@@ -265,7 +300,9 @@ func (g *Gateway) heartbeat(ctx context.Context) {
 			// not known's: held must then be complete.
 			held = g.slots.beginRegistration()
 			cur, err = g.coord.RefreshSlots(ctx, g.cfg.SlotTTL, known, held)
-			g.slots.endRegistration(cur)
+			for holder, keys := range g.slots.endRegistration(cur) {
+				g.releaseAgain(holder, keys)
+			}
 		}
 		if err != nil {
 			if ctx.Err() == nil && !failing {
@@ -315,8 +352,11 @@ func (g *Gateway) releaseSlots(holder string, keys []string) {
 func (g *Gateway) releaseAndBind(holder string, keys []string, bind coord.Binding) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
+	seq, registering := g.slots.releaseMark()
 	err := g.coord.ReleaseAndBind(ctx, holder, keys, bind)
-	g.slots.remove(holder, keys)
+	if g.slots.removeAfter(holder, keys, seq, registering) && err == nil {
+		g.releaseAgain(holder, keys)
+	}
 	if err != nil {
 		if bind.Key != "" {
 			g.log.Warn("binding an answer to its account failed; a request continuing it may go to another",
@@ -326,6 +366,19 @@ func (g *Gateway) releaseAndBind(holder string, keys []string, bind coord.Bindin
 			g.log.Warn("slot release failed; retrying until the coordinator answers", "err", err)
 			g.slots.failedRelease(holder, keys)
 		}
+	}
+}
+
+// releaseAgain sends a release that a registration of this node's slots may have undone; a
+// failure leaves it to the heartbeat's retries.
+func (g *Gateway) releaseAgain(holder string, keys []string) {
+	if len(keys) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := g.coord.ReleaseSlots(ctx, holder, keys...); err != nil {
+		g.slots.failedRelease(holder, keys)
 	}
 }
 
