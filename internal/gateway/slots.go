@@ -148,19 +148,18 @@ func (b *slotBook) releaseMark() (seq int, registering bool) {
 // the heartbeat sends it after the registration.
 func (b *slotBook) removeAfter(holder string, keys []string, seq int, wasRegistering bool) (resend bool) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	overlapped := wasRegistering || b.regSeq != seq || b.registering
 	toHeartbeat := overlapped && b.registering
 	if toHeartbeat {
 		b.again[holder] = appendMissing(b.again[holder], keys)
 	}
-	b.mu.Unlock()
-	b.remove(holder, keys)
+	b.removeLocked(holder, keys)
 	return overlapped && !toHeartbeat
 }
 
-func (b *slotBook) remove(holder string, keys []string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// removeLocked forgets holder's keys and wakes local waiters; b.mu is held.
+func (b *slotBook) removeLocked(holder string, keys []string) {
 	if m := b.held[holder]; m != nil {
 		for _, k := range keys {
 			delete(m, k)

@@ -12,18 +12,26 @@ import (
 	"github.com/fluxcode/fluxcode/internal/mockupstream"
 )
 
+// openAIOnMock is the ChatGPT login configuration pointed at a started mock's OAuth
+// endpoints; the mock closes with the test.
+func openAIOnMock(t *testing.T) (*mockupstream.Server, Config) {
+	t.Helper()
+	m := mockupstream.New(mockupstream.Options{})
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	cfg := OpenAI()
+	cfg.AuthorizeURL, cfg.TokenURL = m.URL()+"/oauth/authorize", m.URL()+"/oauth/token"
+	return m, cfg
+}
+
 // TestOpenAISignInAndRotation: the ChatGPT sign-in (form-encoded exchange, no state) names
 // the ChatGPT account, e-mail and plan from the id_token; a refresh keeps naming them; the
 // rotated-away refresh token (OpenAI's 401 refresh_token_reused) and a revoked one are
 // ErrInvalidGrant, so the refresher's rules for a dead token apply to ChatGPT logins too.
 func TestOpenAISignInAndRotation(t *testing.T) {
-	m := mockupstream.New(mockupstream.Options{})
-	if err := m.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	cfg := OpenAI()
-	cfg.AuthorizeURL, cfg.TokenURL = m.URL()+"/oauth/authorize", m.URL()+"/oauth/token"
+	m, cfg := openAIOnMock(t)
 	c := NewClient(cfg, nil, nil)
 	ctx := context.Background()
 
@@ -49,13 +57,7 @@ func TestOpenAISignInAndRotation(t *testing.T) {
 // A sign-in whose code is exchanged but whose discovery fails is ErrDiscovery, with the
 // provider's reason, so the operator learns why (not that an endpoint was unreachable).
 func TestDiscoveryFailureSaysWhy(t *testing.T) {
-	m := mockupstream.New(mockupstream.Options{})
-	if err := m.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	cfg := OpenAI()
-	cfg.AuthorizeURL, cfg.TokenURL = m.URL()+"/oauth/authorize", m.URL()+"/oauth/token"
+	_, cfg := openAIOnMock(t)
 	cfg.Discover = func(context.Context, *Client, *Token) error {
 		return errors.New("this login needs a project of its own")
 	}

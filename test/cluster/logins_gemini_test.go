@@ -28,17 +28,14 @@ import (
 // the refused requests retried, none failing; the refresh job renews a login near expiry and
 // keeps Google's refresh token, which does not rotate.
 func TestClusterLoginsGemini(t *testing.T) {
-	c := startConfigured(&cluster{t: t, bin: buildFluxcode(t), nodeEnv: func(c *cluster) map[string]string {
-		m := c.mock.URL()
+	c := startLoginCluster(t, func(m string) map[string]string {
 		return map[string]string{
 			"GOOGLE_OAUTH_AUTHORIZE_URL": m + "/o/oauth2/v2/auth",
 			"GOOGLE_OAUTH_TOKEN_URL":     m + "/token",
 			"GOOGLE_OAUTH_USERINFO_URL":  m + "/oauth2/v2/userinfo",
 			"GEMINI_CODE_ASSIST_URL":     m,
-			"OAUTH_REFRESH_INTERVAL":     "300ms",
-			"OAUTH_REFRESH_BEFORE":       "10m",
 		}
-	}})
+	})
 	t.Run("a sign-in started on node 1 finishes on node 2 and onboards the user", c.googleSignInAcrossNodes)
 	t.Run("an access token expiring mid-traffic is renewed once and the requests retried", c.googleExpiresMidTraffic)
 	t.Run("the refresh job renews a login near expiry and keeps its refresh token", c.googleRenewedByJob)

@@ -26,19 +26,16 @@ const refreshLockTTL = 3 * time.Second
 // load is renewed by one refresh call and every node switches to the new token; a revoked
 // login is marked with the reason; a node killed while renewing costs no login.
 func TestClusterLogins(t *testing.T) {
-	c := startConfigured(&cluster{t: t, bin: buildFluxcode(t), nodeEnv: func(c *cluster) map[string]string {
-		m := c.mock.URL()
+	c := startLoginCluster(t, func(m string) map[string]string {
 		return map[string]string{
 			"CLAUDE_OAUTH_AUTHORIZE_URL": m + "/oauth/authorize",
 			"CLAUDE_OAUTH_TOKEN_URL":     m + "/v1/oauth/token",
 			"CLAUDE_OAUTH_PROFILE_URL":   m + "/api/oauth/profile",
 			"OPENAI_OAUTH_AUTHORIZE_URL": m + "/oauth/authorize",
 			"OPENAI_OAUTH_TOKEN_URL":     m + "/oauth/token",
-			"OAUTH_REFRESH_INTERVAL":     "300ms",
-			"OAUTH_REFRESH_BEFORE":       "10m",
 			"OAUTH_REFRESH_LOCK_TTL":     refreshLockTTL.String(),
 		}
-	}})
+	})
 	t.Run("a sign-in started on node 1 finishes on node 2", c.signInAcrossNodes)
 	t.Run("a login near expiry under load is renewed once and every node uses the new token", c.renewUnderLoad)
 	t.Run("a revoked login is marked in error with the reason", c.revokedLogin)
@@ -46,6 +43,17 @@ func TestClusterLogins(t *testing.T) {
 	t.Run("a ChatGPT sign-in started on node 1 finishes on node 2 and serves Codex through every node", c.chatgptSignInAcrossNodes)
 	t.Run("a ChatGPT login near expiry under load is renewed once and every node uses the new token", c.chatgptRenewUnderLoad)
 	t.Run("a node killed while renewing costs no login", c.renewerKilled)
+}
+
+// startLoginCluster starts the cluster of the login tests: every node signs in against the
+// mock (endpoints(mock URL) names where) and runs the refresh job every 300 ms for logins
+// that expire within 10 minutes.
+func startLoginCluster(t *testing.T, endpoints func(mock string) map[string]string) *cluster {
+	return startConfigured(&cluster{t: t, bin: buildFluxcode(t), nodeEnv: func(c *cluster) map[string]string {
+		env := endpoints(c.mock.URL())
+		env["OAUTH_REFRESH_INTERVAL"], env["OAUTH_REFRESH_BEFORE"] = "300ms", "10m"
+		return env
+	}})
 }
 
 func (c *cluster) signInAcrossNodes(t *testing.T) {
